@@ -1,0 +1,259 @@
+import PSPCodec
+
+/// What the simulated cardholder and bank do in one payment session.
+public enum SessionScript: Equatable, Sendable {
+    case approve
+    /// Apollo: approve less than requested.
+    case partial(amount: UInt32)
+    case decline(reason: UInt8)
+    /// The cardholder aborts on the terminal after the card was read.
+    case cancel
+    /// Nobody taps: the terminal waits until the host cancels or its card-detect timeout.
+    case noCard
+}
+
+/// A card as the simulated terminal reports it: only masked data, as a real terminal does.
+public struct SimCard: Equatable, Sendable {
+    public var maskedPAN: String
+    public var hash: [UInt8]
+    public var brand: String
+    public init(maskedPAN: String = "476173******0119", hash: [UInt8] = [0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07, 0x18],
+                brand: String = "VISA") {
+        self.maskedPAN = maskedPAN; self.hash = hash; self.brand = brand
+    }
+}
+
+/// One scripted session: behaviour plus the card tapped.
+public struct ScriptedSession: Equatable, Sendable {
+    public var script: SessionScript
+    public var card: SimCard
+    public init(_ script: SessionScript, card: SimCard = SimCard()) { self.script = script; self.card = card }
+}
+
+/// When a fault fires.
+public enum SimTrigger: Equatable, Sendable {
+    /// Right after the nth approval (1-based) is sent.
+    case approved(Int)
+    /// Right after the nth Card Read is sent.
+    case cardRead(Int)
+    /// On receipt of the nth command with this name (Payter's name, e.g. "CommitSession").
+    case command(String, Int)
+    /// After the nth frame from the host.
+    case frames(Int)
+}
+
+/// A misbehaviour of the terminal or its cable.
+public enum SimFault: Equatable, Sendable {
+    /// Write `count` random bytes on the line.
+    case garbage(count: Int)
+    /// Corrupt the checksum of the next frame sent.
+    case corruptNext
+    /// Terminal reboots: PSP state back to OFFLINE, card in progress lost, approved sessions kept.
+    case reset
+    /// Cable pulled for this long (the pty or TCP connection disappears), then plugged back.
+    case unplug(milliseconds: Int)
+    /// Ignore the next `count` commands with this name.
+    case silent(command: String, count: Int)
+}
+
+/// A fault armed for a trigger.
+public struct ArmedFault: Equatable, Sendable {
+    public var fault: SimFault
+    public var trigger: SimTrigger
+    public init(_ fault: SimFault, on trigger: SimTrigger) { self.fault = fault; self.trigger = trigger }
+}
+
+/// Everything that makes one simulated run: the terminal model and its script.
+public struct SimScenario: Equatable, Sendable {
+    public var family: SimFamily = .apollo
+    /// Preamble the terminal sends (Apollo 0xAA; P6X configurable).
+    public var preamble: UInt8 = PSPConstants.apolloPreamble
+    public var magic: UInt8 = PSPConstants.magic
+    public var headers: PSPHeaderMap = .standard
+    /// Answer Start Session with an immediate Result (the docs do not say whether terminals do).
+    public var startResult = true
+    /// Milliseconds from Start Session to the card tap.
+    public var tapDelay = 150
+    /// Milliseconds from Auth Session to the bank's answer.
+    public var authDelay = 100
+    /// Per-command answer delay in milliseconds, by command name.
+    public var delays: [String: Int] = [:]
+    /// Write every frame one byte at a time, 1 ms apart, to exercise reassembly.
+    public var splitBytes = false
+    /// Card-detect timeout: with no tap, the scan ends with Session Cancelled.
+    public var cardDetectMilliseconds = 60_000
+    /// TCP only: close the connection after this much silence from the host (Apollo: 20 s).
+    public var idleCloseMilliseconds: Int? = nil
+    public var sessions: [ScriptedSession] = []
+    /// What happens once the scripted sessions are used up.
+    public var fallback = ScriptedSession(.approve)
+    public var faults: [ArmedFault] = []
+    public var identity = TerminalIdentity(layout: .apollo, serialNumber: "APO-SIM-000123", model: "Apollo Max",
+                                           firmware: "sim/1.0", applications: ["psp/3.0"])
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    /// Scenario defaults for a family: P6X uses another preamble and its fixed Request Ids layout.
+    public static func defaults(for family: SimFamily) -> SimScenario {
+        var s = SimScenario()
+        s.family = family
+        if family == .p6x {
+            s.preamble = 0x55
+            s.identity = TerminalIdentity(layout: .p6x, serialNumber: "P68-SIM-0042", firmware: "P6X-SIM 2.4",
+                                          simSerial: "8931440000000000042", samSerials: ["0102030405060708"],
+                                          macAddress: "00:1a:2b:3c:4d:5e")
+        }
+        return s
+    }
+}
+
+/// Terminal models the simulator plays.
+public enum SimFamily: String, Sendable {
+    case apollo, p6x
+}
+
+/// Errors in scenario text, with the line they came from.
+public struct ScenarioError: Error, Equatable, CustomStringConvertible {
+    public var line: Int
+    public var message: String
+    public var description: String { line > 0 ? "line \(line): \(message)" : message }
+}
+
+/// Scenario text: one directive per line, `#` comments. The same directives work as
+/// command-line flags (`--session approve`, `--fault "reset on approved 1"`).
+///
+///     family apollo|p6x
+///     preamble 0x55            magic 0x3C
+///     session approve|decline [reason=N]|partial amount=N|cancel|nocard [card=MASKED] [hash=HEX]
+///     fallback <session spec>
+///     delay <Command> <ms>     tap-delay <ms>     auth-delay <ms>
+///     start-result on|off      split on|off       card-detect <ms>     idle-close <ms>
+///     fault garbage N|corrupt|reset|unplug MS|silent <Command> N  on approved N|cardread N|command <Command> N|frames N
+///     seed N
+public enum ScenarioParser {
+    public static func parse(_ text: String, into s: inout SimScenario) throws(ScenarioError) {
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
+            guard !words.isEmpty else { continue }
+            do throws(ScenarioError) { try apply(words, to: &s) } catch { throw ScenarioError(line: i + 1, message: error.message) }
+        }
+    }
+
+    /// Applies one directive, given as words.
+    public static func apply(_ w: [String], to s: inout SimScenario) throws(ScenarioError) {
+        func fail(_ m: String) -> ScenarioError { ScenarioError(line: 0, message: m) }
+        func int(_ x: String?) throws(ScenarioError) -> Int {
+            guard let x, let v = x.hasPrefix("0x") ? Int(x.dropFirst(2), radix: 16) : Int(x), v >= 0 else {
+                throw fail("expected a number, got \(x ?? "nothing")")
+            }
+            return v
+        }
+        func onOff(_ x: String?) throws(ScenarioError) -> Bool {
+            switch x { case "on": return true; case "off": return false; default: throw fail("expected on or off") }
+        }
+        switch w[0] {
+        case "family":
+            guard w.count == 2, let f = SimFamily(rawValue: w[1]) else { throw fail("family is apollo or p6x") }
+            let keep = s.sessions, faults = s.faults
+            s = SimScenario.defaults(for: f)
+            s.sessions = keep; s.faults = faults
+        case "preamble": s.preamble = UInt8(clamping: try int(w.count > 1 ? w[1] : nil))
+        case "magic": s.magic = UInt8(clamping: try int(w.count > 1 ? w[1] : nil))
+        case "session": s.sessions.append(try session(Array(w.dropFirst())))
+        case "fallback": s.fallback = try session(Array(w.dropFirst()))
+        case "delay":
+            guard w.count == 3 else { throw fail("delay <Command> <ms>") }
+            s.delays[w[1]] = try int(w[2])
+        case "tap-delay": s.tapDelay = try int(w.count > 1 ? w[1] : nil)
+        case "auth-delay": s.authDelay = try int(w.count > 1 ? w[1] : nil)
+        case "card-detect": s.cardDetectMilliseconds = try int(w.count > 1 ? w[1] : nil)
+        case "idle-close": s.idleCloseMilliseconds = try int(w.count > 1 ? w[1] : nil)
+        case "start-result": s.startResult = try onOff(w.count > 1 ? w[1] : nil)
+        case "split": s.splitBytes = try onOff(w.count > 1 ? w[1] : nil)
+        case "seed": s.seed = UInt64(try int(w.count > 1 ? w[1] : nil))
+        case "fault": s.faults.append(try fault(Array(w.dropFirst())))
+        default: throw fail("unknown directive \(w[0])")
+        }
+    }
+
+    static func session(_ w: [String]) throws(ScenarioError) -> ScriptedSession {
+        func fail(_ m: String) -> ScenarioError { ScenarioError(line: 0, message: m) }
+        guard let kind = w.first else { throw fail("session needs a kind") }
+        var opts: [String: String] = [:]
+        for kv in w.dropFirst() {
+            let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw fail("expected key=value, got \(kv)") }
+            opts[parts[0]] = parts[1]
+        }
+        var card = SimCard()
+        if let c = opts.removeValue(forKey: "card") { card.maskedPAN = PANMask.mask(c) }
+        if let h = opts.removeValue(forKey: "hash") {
+            guard let b = hexBytes(h), !b.isEmpty else { throw fail("hash must be hex") }
+            card.hash = b
+        }
+        let script: SessionScript
+        switch kind {
+        case "approve": script = .approve
+        case "decline":
+            let r = opts.removeValue(forKey: "reason") ?? "9"
+            guard let v = UInt8(r) else { throw fail("reason must be 0-255") }
+            script = .decline(reason: v)
+        case "partial":
+            guard let a = opts.removeValue(forKey: "amount"), let v = UInt32(a) else { throw fail("partial needs amount=N") }
+            script = .partial(amount: v)
+        case "cancel": script = .cancel
+        case "nocard": script = .noCard
+        default: throw fail("unknown session kind \(kind)")
+        }
+        if let k = opts.keys.first { throw fail("unknown session option \(k)") }
+        return ScriptedSession(script, card: card)
+    }
+
+    static func fault(_ w: [String]) throws(ScenarioError) -> ArmedFault {
+        func fail(_ m: String) -> ScenarioError { ScenarioError(line: 0, message: m) }
+        guard let on = w.firstIndex(of: "on") else { throw fail("fault needs 'on <trigger>'") }
+        let f = Array(w[..<on]), t = Array(w[(on + 1)...])
+        let fault: SimFault
+        switch (f.first, f.count) {
+        case ("garbage", 2): guard let n = Int(f[1]), n > 0 else { throw fail("garbage N") }; fault = .garbage(count: n)
+        case ("corrupt", 1): fault = .corruptNext
+        case ("reset", 1): fault = .reset
+        case ("unplug", 2): guard let n = Int(f[1]), n >= 0 else { throw fail("unplug MS") }; fault = .unplug(milliseconds: n)
+        case ("silent", 3): guard let n = Int(f[2]), n > 0 else { throw fail("silent <Command> N") }; fault = .silent(command: f[1], count: n)
+        default: throw fail("unknown fault \(f.joined(separator: " "))")
+        }
+        let n = t.last.flatMap { Int($0) } ?? 1
+        let trigger: SimTrigger
+        switch t.first {
+        case "approved": trigger = .approved(n)
+        case "cardread": trigger = .cardRead(n)
+        case "frames": trigger = .frames(n)
+        case "command":
+            guard t.count >= 2 else { throw fail("command <Command> [N]") }
+            trigger = .command(t[1], t.count >= 3 ? n : 1)
+        default: throw fail("unknown trigger \(t.joined(separator: " "))")
+        }
+        return ArmedFault(fault, on: trigger)
+    }
+}
+
+func hexBytes(_ s: String) -> [UInt8]? {
+    var out: [UInt8] = []
+    var it = s.utf8.makeIterator()
+    while let a = it.next() {
+        guard let b = it.next(), let hi = hexNibble(a), let lo = hexNibble(b) else { return nil }
+        out.append(hi << 4 | lo)
+    }
+    return out
+}
+
+func hexNibble(_ c: UInt8) -> UInt8? {
+    switch c {
+    case 0x30...0x39: return c - 0x30
+    case 0x41...0x46: return c - 0x37
+    case 0x61...0x66: return c - 0x57
+    default: return nil
+    }
+}

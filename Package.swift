@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+// paybridge: bridges a card payment terminal on an EV charger to the charging platform.
+// No package dependencies by design: Glibc, the Swift stdlib and (later) C system libraries only.
+import PackageDescription
+
+
+let package = Package(
+    name: "paybridge",
+    products: [
+        .executable(name: "paybridged", targets: ["paybridged"]),
+        .executable(name: "paybridgectl", targets: ["paybridgectl"]),
+        .executable(name: "terminal-sim", targets: ["terminal-sim"]),
+        .executable(name: "psp-bench", targets: ["psp-bench"]),
+    ],
+    targets: [
+        // Pure: monotonic instants, no clock reads.
+        .target(name: "Timebase"),
+        // Thin typed wrappers over Glibc: fds, termios, poll, sockets, ptys, child processes.
+        .target(name: "Platform", dependencies: ["Timebase"]),
+        // Pure: PSP frames and messages, bytes in, values out.
+        // Pure: a tiny ordered JSON writer for records, logs and the technicians' tool.
+        .target(name: "JSONLines"),
+        .target(name: "PSPCodec", dependencies: ["JSONLines"]),
+        // Pure: the PSP link state machine (bring-up, correlation, timeouts, keep-alive, recovery).
+        .target(name: "PSPLink", dependencies: ["PSPCodec", "Timebase"]),
+        // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
+        .target(name: "Transport", dependencies: ["Platform", "Timebase"]),
+        // Shell: runs a PSPLink over a Transport on the event loop.
+        .target(name: "PSPTerminal", dependencies: ["PSPLink", "PSPCodec", "Transport", "Platform", "Timebase"]),
+        // The simulated terminal: scenario-driven PSP terminal (library + executable).
+        .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines"],
+                path: "HardwareSim/TerminalSim"),
+        .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
+                          path: "HardwareSim/terminal-sim"),
+        .executableTarget(name: "paybridged", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
+        .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "Platform", "Timebase"]),
+        .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"]),
+        .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
+        .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

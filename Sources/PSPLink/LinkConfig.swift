@@ -1,0 +1,107 @@
+import PSPCodec
+
+/// Terminal families speaking PSP.
+public enum TerminalFamily: String, Sendable {
+    /// P66, P66S, P68: RS-232, configurable preamble and magic, List Sessions.
+    case p6x
+    /// Apollo, Apollo Max, Apollo Polar: TCP 3201 or USB-C serial, extended format, detailed codes.
+    case apollo
+}
+
+/// How the link reaches the terminal; decides keep-alive and recovery behaviour.
+public enum LinkTransportKind: String, Sendable {
+    case serial, tcp
+}
+
+/// Per-command response timeouts (Payter's TIMEOUTS table).
+public struct LinkTimeouts: Equatable, Sendable {
+    /// "Anything else": 10 s on P6X, 5 s on Apollo.
+    public var general: Duration
+    /// Auth Session: 30 s on P6X, 3 min 30 s on Apollo (three PIN attempts).
+    public var auth: Duration
+    /// Commit and Void: 60 s on both.
+    public var commitVoid: Duration
+    /// Start Session / Read Card until a card is read: the terminal's card-detect timeout (60 s default) plus margin.
+    public var cardDetect: Duration
+    /// Get Receipt: 15 s.
+    public var receipt: Duration
+    /// How long to wait for the optional immediate Result to Start Session / Read Card before
+    /// treating the command as accepted (the docs do not say whether a Result is sent).
+    public var startResultGrace: Duration
+    /// Interval between Synchronize polls while bringing the link up.
+    public var synchronizeInterval: Duration
+    /// Idle time after which a Get Status is sent: well inside the Apollo's 20 s idle close,
+    /// and on serial the way a dead or reset terminal is noticed.
+    public var keepAlive: Duration
+    /// Silence with a partial frame buffered after which the partial frame is discarded.
+    public var interByte: Duration
+
+    public static func defaults(for family: TerminalFamily) -> LinkTimeouts {
+        LinkTimeouts(general: family == .apollo ? .seconds(5) : .seconds(10),
+                     auth: family == .apollo ? .seconds(210) : .seconds(30),
+                     commitVoid: .seconds(60), cardDetect: .seconds(65), receipt: .seconds(15),
+                     startResultGrace: .seconds(1), synchronizeInterval: .seconds(1),
+                     keepAlive: .seconds(10), interByte: .milliseconds(500))
+    }
+}
+
+/// Everything the link needs to know about the terminal and the wire. Ambiguities in
+/// Payter's docs are settings here, with the reading we believe most likely as default.
+public struct PSPLinkConfig: Equatable, Sendable {
+    public var family: TerminalFamily
+    public var transport: LinkTransportKind
+    /// Protocol version sent in Protocol (0x13); 3 is the only current one.
+    public var protocolVersion: UInt8 = 3
+    /// Options for Protocol; nil = do not send Protocol (version 3, no options assumed).
+    public var protocolOptions: ProtocolOptions?
+    /// Setup: lifetime of an approved session on the terminal, and the action when it expires.
+    /// Void, and long enough for the longest charge plus the offline commit window.
+    public var sessionTimeoutSeconds: UInt32 = 48 * 3600
+    public var sessionTimeoutAction: SessionTimeoutAction = .void
+    /// Preamble and magic we send.
+    public var hostPreamble: UInt8 = PSPConstants.hostPreamble
+    public var hostMagic: UInt8 = PSPConstants.magic
+    /// What we accept as preamble and magic.
+    public var acceptPreamble: BytePolicy
+    public var acceptMagic: BytePolicy
+    public var headers: PSPHeaderMap = .standard
+    /// Card-hash DOL tags in order of preference.
+    public var cardHashTags: [UInt32] = DOLTag.cardHashCandidates
+    public var timeouts: LinkTimeouts
+    /// Resends of an idempotent request after a timeout (Get Status, Enable, Setup, …).
+    /// Session commands (Start, Auth, Commit, Void, Cancel) are never resent by the link: the
+    /// payment engine decides, because a lost answer does not mean a lost command.
+    public var maxRetries: Int = 2
+    /// Requests waiting behind the outstanding one.
+    public var maxQueuedRequests: Int = 16
+    /// Ask the terminal for its serial numbers after every bring-up (technicians' inventory).
+    public var requestIdentity: Bool = true
+
+    public init(family: TerminalFamily, transport: LinkTransportKind) {
+        self.family = family
+        self.transport = transport
+        self.timeouts = .defaults(for: family)
+        switch family {
+        case .apollo:
+            acceptPreamble = .only(PSPConstants.apolloPreamble)
+            acceptMagic = .only(PSPConstants.magic)
+            protocolOptions = [.transactionEvents, .authorizationDOL, .detailedResults]
+        case .p6x:
+            // P6X preamble and magic are configurable on the terminal: accept any.
+            acceptPreamble = .any
+            acceptMagic = .any
+            protocolOptions = [.transactionEvents, .authorizationDOL]
+        }
+    }
+
+    /// The largest length field we send in the given format.
+    func maxSendLength(_ format: PSPFrameFormat) -> Int {
+        if format == .extended { return PSPLimits.maxExtendedLength }
+        return protocolVersion >= 3 ? PSPLimits.maxNormalLength : PSPLimits.maxLegacyLengthSent
+    }
+
+    func maxAcceptLength(_ format: PSPFrameFormat) -> Int {
+        if format == .extended { return PSPLimits.maxExtendedLength }
+        return protocolVersion >= 3 ? PSPLimits.maxNormalLength : PSPLimits.maxLegacyLengthAccepted
+    }
+}

@@ -1,0 +1,509 @@
+import PSPCodec
+import Timebase
+
+/// Identifies a request submitted to the link.
+public struct RequestID: Hashable, Sendable, CustomStringConvertible {
+    public let value: UInt64
+    public var description: String { "#\(value)" }
+}
+
+/// How a submitted request ended.
+public enum RequestOutcome: Equatable, Sendable {
+    /// The terminal answered with a Result.
+    case result(PSPResult)
+    /// The terminal answered with a specific response (status, session outcome, card read, …).
+    case response(TerminalMessage)
+    /// Start Session / Read Card: no Result came within the grace period; the terminal is taken to be scanning.
+    case assumedAccepted
+    /// No answer within the command's timeout (after retries, for idempotent commands).
+    case timedOut
+    /// The link went down or the terminal reset while the request was queued or outstanding.
+    case linkLost
+    /// The link is not up; nothing was sent.
+    case notReady
+    /// Too many requests waiting; nothing was sent.
+    case queueFull
+    /// The command does not fit a frame; nothing was sent.
+    case encodingFailed(PSPMessageError)
+}
+
+/// Link phases.
+public enum LinkPhase: String, Sendable {
+    /// No transport.
+    case down
+    /// Polling with Synchronize until the terminal echoes it.
+    case synchronizing
+    /// Protocol, Setup, Enable in turn.
+    case configuring
+    /// Enabled; session commands accepted.
+    case ready
+}
+
+/// What the link reports to the layer above, in the order it happened.
+public enum LinkEvent: Equatable, Sendable {
+    /// Bring-up finished: the terminal is ENABLED.
+    case up
+    /// The link is no longer usable; the reason is for the log and the technicians.
+    case down(reason: String)
+    /// The terminal lost its PSP state (power cycle, reboot, TCP idle close): sessions in
+    /// WAIT_CARD/WAIT_AUTH are gone; approved sessions stay on the terminal to commit or void.
+    case terminalReset
+    case terminalState(TerminalState)
+    case identity(TerminalIdentity)
+    case completed(RequestID, HostCommand, RequestOutcome)
+    /// An unsolicited message or a session event (Card Read, Approved, Declined, Cancelled,
+    /// Partially Approved, Transaction Event, UI Event, Update Session Result).
+    case message(TerminalMessage)
+    /// Bytes discarded while resynchronising.
+    case malformed(MalformedKind, skipped: Int)
+    /// A frame with a good checksum whose payload does not fit its header's layout.
+    case undecodable(header: UInt8, error: PSPMessageError)
+}
+
+/// What the shell must do for the link.
+public enum LinkEffect: Equatable, Sendable {
+    case write([UInt8])
+    case event(LinkEvent)
+    /// Close and reopen the transport (TCP: Payter recommends a reconnect after a response timeout).
+    case resetTransport(reason: String)
+}
+
+/// Counters a technician can read.
+public struct LinkCounters: Equatable, Sendable {
+    public var framesSent = 0
+    public var framesReceived = 0
+    public var undecodable = 0
+    public var unexpected = 0
+    public var timeouts = 0
+    public var retries = 0
+    public var terminalResets = 0
+    public var bringUps = 0
+    public var malformed = MalformedCounters()
+}
+
+/// The PSP link state machine. Pure: bytes, time and commands in; writes, events and
+/// transport resets out. One request is outstanding at a time because PSP has no
+/// correlation ids: a response belongs to the request in flight.
+public struct PSPLinkCore: Sendable {
+    public let config: PSPLinkConfig
+    public private(set) var phase: LinkPhase = .down
+    /// Last known (or inferred) terminal state.
+    public private(set) var terminalState: TerminalState?
+    public private(set) var format: PSPFrameFormat = .normal
+    public private(set) var counters = LinkCounters()
+
+    struct Request: Sendable {
+        var id: RequestID
+        var command: HostCommand
+        var internalStep: Bool
+        var attempts = 0
+        var deadline: Instant = .zero
+        /// Start Session / Read Card: when the optional Result stops being waited for.
+        var graceDeadline: Instant?
+    }
+
+    var decoder: PSPFrameDecoder
+    var outstanding: Request?
+    var queue: [Request] = []
+    var nextID: UInt64 = 1
+    var lastSend: Instant = .zero
+    var lastByte: Instant = .zero
+    var syncDue: Instant?
+    var configSteps: [HostCommand] = []
+    var statusCheckDue: Instant?
+
+    public init(config: PSPLinkConfig) {
+        self.config = config
+        decoder = PSPFrameDecoder(options: PSPDecoderOptions(format: .normal, preamble: config.acceptPreamble,
+                                                             magic: config.acceptMagic,
+                                                             maxLength: config.maxAcceptLength(.normal)))
+    }
+
+    // MARK: inputs
+
+    /// The transport connected (or a serial device opened): start bring-up.
+    public mutating func transportUp(now: Instant) -> [LinkEffect] {
+        var fx: [LinkEffect] = []
+        restartBringUp(now: now, &fx)
+        return fx
+    }
+
+    /// The transport failed or closed.
+    public mutating func transportDown(reason: String, now: Instant) -> [LinkEffect] {
+        var fx: [LinkEffect] = []
+        let wasUp = phase != .down
+        failAll(&fx)
+        phase = .down
+        terminalState = nil
+        syncDue = nil
+        statusCheckDue = nil
+        setFormat(.normal)
+        decoder.reset()
+        if wasUp { fx.append(.event(.down(reason: reason))) }
+        return fx
+    }
+
+    /// Bytes received from the transport.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, now: Instant) -> [LinkEffect] {
+        var fx: [LinkEffect] = []
+        guard phase != .down else { return fx }
+        lastByte = now
+        decoder.append(bytes)
+        drainDecoder(now: now, &fx)
+        return fx
+    }
+
+    public mutating func receive(_ bytes: [UInt8], now: Instant) -> [LinkEffect] {
+        bytes.withUnsafeBytes { receive($0, now: now) }
+    }
+
+    /// Submits a command. The outcome arrives as `.completed` (maybe in the returned effects).
+    public mutating func submit(_ command: HostCommand, now: Instant) -> (RequestID, [LinkEffect]) {
+        let id = RequestID(value: nextID)
+        nextID += 1
+        var fx: [LinkEffect] = []
+        if phase != .ready {
+            fx.append(.event(.completed(id, command, .notReady)))
+        } else if queue.count >= config.maxQueuedRequests {
+            fx.append(.event(.completed(id, command, .queueFull)))
+        } else {
+            queue.append(Request(id: id, command: command, internalStep: false))
+            pump(now: now, &fx)
+        }
+        return (id, fx)
+    }
+
+    /// Time passed: fire whatever is due.
+    public mutating func tick(now: Instant) -> [LinkEffect] {
+        var fx: [LinkEffect] = []
+        guard phase != .down else { return fx }
+        if decoder.bufferedCount > 0, now >= lastByte + config.timeouts.interByte {
+            for e in decoder.flushStale() { handleDecodeEvent(e, now: now, &fx) }
+        }
+        if let r = outstanding {
+            if let g = r.graceDeadline, now >= g {
+                // No immediate Result to Start Session / Read Card: the terminal is scanning.
+                outstanding = nil
+                if terminalState == .enabled { setState(.waitCard, &fx) }
+                fx.append(.event(.completed(r.id, r.command, .assumedAccepted)))
+            } else if now >= r.deadline {
+                counters.timeouts += 1
+                if isIdempotent(r.command) && r.attempts <= config.maxRetries {
+                    counters.retries += 1
+                    outstanding = nil
+                    send(r, now: now, &fx)
+                } else {
+                    outstanding = nil
+                    requestTimedOut(r, now: now, &fx)
+                }
+            }
+        }
+        pump(now: now, &fx)
+        return fx
+    }
+
+    /// The earliest instant at which `tick` has something to do.
+    public var nextDeadline: Instant? {
+        guard phase != .down else { return nil }
+        var d: [Instant] = []
+        if decoder.bufferedCount > 0 { d.append(lastByte + config.timeouts.interByte) }
+        if let r = outstanding {
+            d.append(r.deadline)
+            if let g = r.graceDeadline { d.append(g) }
+        } else {
+            if phase == .synchronizing, let s = syncDue { d.append(s) }
+            if phase == .ready {
+                if let s = statusCheckDue { d.append(s) }
+                d.append(lastSend + config.timeouts.keepAlive)
+            }
+        }
+        return d.min()
+    }
+
+    // MARK: internals
+
+    mutating func restartBringUp(now: Instant, _ fx: inout [LinkEffect]) {
+        failAll(&fx)
+        phase = .synchronizing
+        setFormat(.normal)
+        configSteps = []
+        statusCheckDue = nil
+        syncDue = now
+        counters.bringUps += 1
+        pump(now: now, &fx)
+    }
+
+    mutating func setFormat(_ f: PSPFrameFormat) {
+        format = f
+        decoder.options.format = f
+        decoder.options.maxLength = config.maxAcceptLength(f)
+    }
+
+    mutating func setState(_ s: TerminalState, _ fx: inout [LinkEffect]) {
+        guard s != terminalState else { return }
+        terminalState = s
+        fx.append(.event(.terminalState(s)))
+    }
+
+    mutating func failAll(_ fx: inout [LinkEffect]) {
+        if let r = outstanding, !r.internalStep { fx.append(.event(.completed(r.id, r.command, .linkLost))) }
+        outstanding = nil
+        for r in queue where !r.internalStep { fx.append(.event(.completed(r.id, r.command, .linkLost))) }
+        queue.removeAll()
+    }
+
+    func isIdempotent(_ c: HostCommand) -> Bool {
+        switch c {
+        case .synchronize, .getStatus, .requestIDs, .enable, .disable, .setup, .protocolSetup, .listSessions, .getReceipt:
+            return true
+        default:
+            return false
+        }
+    }
+
+    func timeout(for c: HostCommand) -> Duration {
+        let t = config.timeouts
+        switch c {
+        case .authSession: return t.auth
+        case .commitSession, .voidSession: return t.commitVoid
+        case .startSession, .readCard: return t.cardDetect
+        case .getReceipt: return t.receipt
+        case .synchronize: return t.synchronizeInterval
+        default: return t.general
+        }
+    }
+
+    /// Sends the next queued request when none is outstanding, or a keep-alive when idle.
+    mutating func pump(now: Instant, _ fx: inout [LinkEffect]) {
+        guard outstanding == nil else { return }
+        switch phase {
+        case .down:
+            return
+        case .synchronizing:
+            if let due = syncDue, now >= due {
+                syncDue = nil
+                send(Request(id: RequestID(value: 0), command: .synchronize, internalStep: true), now: now, &fx)
+            }
+        case .configuring:
+            if let step = configSteps.first {
+                send(Request(id: RequestID(value: 0), command: step, internalStep: true), now: now, &fx)
+            }
+        case .ready:
+            if !queue.isEmpty {
+                let r = queue.removeFirst()
+                send(r, now: now, &fx)
+            } else if let due = statusCheckDue, now >= due {
+                statusCheckDue = nil
+                send(Request(id: RequestID(value: 0), command: .getStatus, internalStep: true), now: now, &fx)
+            } else if now >= lastSend + config.timeouts.keepAlive {
+                send(Request(id: RequestID(value: 0), command: .getStatus, internalStep: true), now: now, &fx)
+            }
+        }
+    }
+
+    mutating func send(_ request: Request, now: Instant, _ fx: inout [LinkEffect]) {
+        var r = request
+        let (header, payload) = r.command.encode(headers: config.headers)
+        var bytes: [UInt8] = []
+        do {
+            try PSPFrameEncoder.encode(header: header, payload: payload, preamble: config.hostPreamble, magic: config.hostMagic,
+                                       format: format, maxLength: config.maxSendLength(format), into: &bytes)
+        } catch {
+            if !r.internalStep { fx.append(.event(.completed(r.id, r.command, .encodingFailed(error)))) }
+            return
+        }
+        r.attempts += 1
+        r.deadline = now + timeout(for: r.command)
+        switch r.command {
+        case .startSession, .readCard: r.graceDeadline = now + config.timeouts.startResultGrace
+        default: r.graceDeadline = nil
+        }
+        outstanding = r
+        lastSend = now
+        counters.framesSent += 1
+        fx.append(.write(bytes))
+    }
+
+    mutating func requestTimedOut(_ r: Request, now: Instant, _ fx: inout [LinkEffect]) {
+        if r.internalStep {
+            switch phase {
+            case .synchronizing:
+                // Keep polling: a terminal that is booting answers eventually.
+                syncDue = now
+            case .configuring:
+                restartBringUp(now: now + config.timeouts.synchronizeInterval, &fx)
+                syncDue = now + config.timeouts.synchronizeInterval
+            case .ready:
+                // Get Status went unanswered: the terminal is gone or wedged.
+                fx.append(.resetTransport(reason: "no answer to \(r.command.name)"))
+            case .down:
+                break
+            }
+            return
+        }
+        fx.append(.event(.completed(r.id, r.command, .timedOut)))
+        if config.transport == .tcp {
+            fx.append(.resetTransport(reason: "no answer to \(r.command.name)"))
+        } else {
+            statusCheckDue = now
+        }
+    }
+
+    mutating func drainDecoder(now: Instant, _ fx: inout [LinkEffect]) {
+        while let e = decoder.next() {
+            handleDecodeEvent(e, now: now, &fx)
+            // A Protocol answer may switch the format; the decoder already uses the new one.
+        }
+        counters.malformed = decoder.counters
+    }
+
+    mutating func handleDecodeEvent(_ e: PSPDecodeEvent, now: Instant, _ fx: inout [LinkEffect]) {
+        switch e {
+        case let .malformed(kind, skipped):
+            counters.malformed = decoder.counters
+            fx.append(.event(.malformed(kind, skipped: skipped)))
+        case .frame(let f):
+            counters.framesReceived += 1
+            let expectStatus: Bool
+            if case .getStatus = outstanding?.command { expectStatus = true } else { expectStatus = false }
+            let ctx = TerminalDecodeContext(zeroHeader: expectStatus ? .status : .result,
+                                            wideDOLLength: format == .extended,
+                                            identityLayout: config.family == .apollo ? .apollo : .p6x)
+            do {
+                let m = try TerminalMessage.decode(header: f.header, payload: f.payload, context: ctx)
+                handle(m, now: now, &fx)
+            } catch {
+                counters.undecodable += 1
+                fx.append(.event(.undecodable(header: f.header, error: error)))
+                // A garbled answer still answers: complete the request rather than wait for its timeout.
+                if let r = outstanding, answers(f.header, r.command) {
+                    outstanding = nil
+                    if r.internalStep { restartAfterFailedStep(now: now, &fx) } else {
+                        fx.append(.event(.completed(r.id, r.command, .result(.notOK(ResultReason.malformed)))))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a frame with `header` is the answer to `command` (by header alone).
+    func answers(_ header: UInt8, _ command: HostCommand) -> Bool {
+        switch command {
+        case .synchronize: return header == 0x24
+        case .requestIDs: return header == 0x27 || header == 0x00
+        case .listSessions: return header == 0x30 || header == 0x00
+        case .authSession: return [0x31, 0x32, 0x33, 0x35, 0x00].contains(header)
+        case .cancelSession: return header == 0x33 || header == 0x00
+        case .updateSession: return header == 0x43 || header == 0x00
+        case .getReceipt: return header == 0x45 || header == 0x00
+        case .startSession, .readCard: return header == 0x00 || header == 0x34 || header == 0x40
+        default: return header == 0x00
+        }
+    }
+
+    mutating func handle(_ m: TerminalMessage, now: Instant, _ fx: inout [LinkEffect]) {
+        trackState(m, &fx)
+        let isSessionEvent: Bool
+        switch m {
+        case .cardRead, .propCardRead, .sessionApproved, .sessionDeclined, .sessionCancelled,
+             .sessionPartiallyApproved, .transactionEvent, .uiEvent, .updateSessionResult:
+            isSessionEvent = true
+        default:
+            isSessionEvent = false
+        }
+        if let r = outstanding, answers(m.header, r.command), !(m.header == 0x38) {
+            outstanding = nil
+            if r.internalStep {
+                internalAnswered(r, m, now: now, &fx)
+            } else {
+                if isSessionEvent { fx.append(.event(.message(m))) }
+                let outcome: RequestOutcome
+                if case .result(let res) = m { outcome = .result(res) } else { outcome = .response(m) }
+                fx.append(.event(.completed(r.id, r.command, outcome)))
+                if case .result(let res) = m, !res.ok {
+                    // Not OK can mean the terminal silently reset: ask for its state soon.
+                    statusCheckDue = now
+                }
+                if case .result(let res) = m, res.ok {
+                    switch r.command {
+                    case .startSession, .readCard: setState(.waitCard, &fx)
+                    case .enable: setState(.enabled, &fx)
+                    case .disable: setState(.disabled, &fx)
+                    default: break
+                    }
+                }
+            }
+            pump(now: now, &fx)
+            return
+        }
+        if isSessionEvent {
+            fx.append(.event(.message(m)))
+        } else {
+            counters.unexpected += 1
+        }
+        pump(now: now, &fx)
+    }
+
+    mutating func trackState(_ m: TerminalMessage, _ fx: inout [LinkEffect]) {
+        switch m {
+        case .cardRead, .propCardRead: setState(.waitAuth, &fx)
+        case .sessionApproved, .sessionDeclined, .sessionCancelled, .sessionPartiallyApproved:
+            if terminalState == .waitAuth || terminalState == .waitCard { setState(.enabled, &fx) }
+        default: break
+        }
+    }
+
+    mutating func restartAfterFailedStep(now: Instant, _ fx: inout [LinkEffect]) {
+        restartBringUp(now: now, &fx)
+        syncDue = now + config.timeouts.synchronizeInterval
+    }
+
+    mutating func internalAnswered(_ r: Request, _ m: TerminalMessage, now: Instant, _ fx: inout [LinkEffect]) {
+        switch (r.command, m) {
+        case (.synchronize, .synchronize):
+            setState(.online, &fx)
+            phase = .configuring
+            configSteps = []
+            if let o = config.protocolOptions { configSteps.append(.protocolSetup(version: config.protocolVersion, options: o)) }
+            configSteps.append(.setup(sessionTimeoutSeconds: config.sessionTimeoutSeconds, action: config.sessionTimeoutAction))
+            configSteps.append(.enable)
+        case (.getStatus, .status(let s)):
+            if let st = s.state { setState(st, &fx) }
+            if phase == .ready, s.state == .offline || s.state == .online {
+                // The terminal lost its PSP state under us.
+                counters.terminalResets += 1
+                fx.append(.event(.terminalReset))
+                restartBringUp(now: now, &fx)
+                return
+            }
+        case (.requestIDs, .identity(let id)):
+            fx.append(.event(.identity(id)))
+        case (.requestIDs, _):
+            break
+        case (_, .result(let res)) where phase == .configuring:
+            guard res.ok else {
+                restartAfterFailedStep(now: now, &fx)
+                return
+            }
+            configSteps.removeFirst()
+            switch r.command {
+            case .protocolSetup(_, let o):
+                // The Protocol answer itself is in the normal format; everything after follows the option.
+                if o.contains(.extendedFormat) { setFormat(.extended) }
+            case .setup: setState(.disabled, &fx)
+            case .enable: setState(.enabled, &fx)
+            default: break
+            }
+            if configSteps.isEmpty {
+                phase = .ready
+                lastSend = now
+                fx.append(.event(.up))
+                if config.requestIdentity {
+                    queue.insert(Request(id: RequestID(value: 0), command: .requestIDs, internalStep: true), at: 0)
+                }
+            }
+        default:
+            counters.unexpected += 1
+        }
+    }
+}
