@@ -1,0 +1,79 @@
+import PSPCodec
+import PSPLink
+import Platform
+import Timebase
+import Transport
+
+/// Runs the pure `PSPLinkCore` over a `TerminalConnection` on an event loop: the only
+/// place where PSP meets file descriptors and the clock. It applies the core's effects in
+/// order (writes, events, transport resets) and keeps one timer at the core's next deadline.
+public final class PSPLinkDriver {
+    public private(set) var core: PSPLinkCore
+    public let connection: TerminalConnection
+    /// Every link event, in order, on the loop thread.
+    public var onEvent: (LinkEvent) -> Void
+
+    let loop: EventLoop
+    var timer: TimerToken?
+    var timerAt: Instant?
+
+    public init(loop: EventLoop, endpoint: Endpoint, config: PSPLinkConfig, backoff: Backoff = Backoff(),
+                onEvent: @escaping (LinkEvent) -> Void = { _ in }) {
+        self.loop = loop
+        self.core = PSPLinkCore(config: config)
+        self.connection = TerminalConnection(loop: loop, endpoint: endpoint, backoff: backoff)
+        self.onEvent = onEvent
+        connection.onUp = { [unowned self] in self.apply(self.core.transportUp(now: MonotonicClock.now())) }
+        connection.onBytes = { [unowned self] bytes in self.apply(self.core.receive(bytes, now: MonotonicClock.now())) }
+        connection.onDown = { [unowned self] reason in
+            self.apply(self.core.transportDown(reason: reason, now: MonotonicClock.now()))
+        }
+    }
+
+    /// Opens the transport and starts bring-up (retrying until it works).
+    public func start() { connection.start() }
+
+    /// Closes the transport; outstanding requests complete as `linkLost`.
+    public func stop() {
+        connection.stop()
+        apply(core.transportDown(reason: "stopped", now: MonotonicClock.now()))
+    }
+
+    /// Submits a command; its outcome arrives as `.completed` through `onEvent`.
+    @discardableResult
+    public func submit(_ command: HostCommand) -> RequestID {
+        let (id, fx) = core.submit(command, now: MonotonicClock.now())
+        apply(fx)
+        return id
+    }
+
+    func apply(_ effects: [LinkEffect]) {
+        for e in effects {
+            switch e {
+            case .write(let bytes): connection.write(bytes)
+            case .event(let ev): onEvent(ev)
+            case .resetTransport(let reason):
+                connection.reset(reason: reason)
+            }
+        }
+        rearm()
+    }
+
+    /// One timer, at the core's earliest deadline; rescheduled only when that moves.
+    func rearm() {
+        let next = core.nextDeadline
+        guard next != timerAt else { return }
+        if let t = timer { loop.cancel(t) }
+        timer = nil
+        timerAt = next
+        if let next {
+            // A deadline the core failed to consume must not become a busy loop.
+            let floor = MonotonicClock.now() + .milliseconds(1)
+            timer = loop.schedule(at: max(next, floor)) { [unowned self] in
+                self.timer = nil
+                self.timerAt = nil
+                self.apply(self.core.tick(now: MonotonicClock.now()))
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+import Glibc
+import Platform
+import Timebase
+
+/// Where the terminal is.
+public enum Endpoint: Equatable, Sendable, CustomStringConvertible {
+    /// A serial device (RS-232 P6X, an Apollo on a USB-C serial adapter, a pty in tests).
+    case serial(path: String, settings: LineSettings)
+    /// An Apollo on the network (the terminal is the server; port 3201 by default).
+    case tcp(host: String, port: UInt16)
+
+    public var description: String {
+        switch self {
+        case let .serial(path, s): return "\(path) \(s)"
+        case let .tcp(host, port): return "\(host):\(port)"
+        }
+    }
+}
+
+/// Limits of the connection layer.
+public enum TransportLimits {
+    /// One read's worth of bytes; a PSP frame is at most 258 bytes in normal format.
+    public static let readChunk = 4096
+    /// How long a write may wait for the line before the link is declared broken.
+    public static let writeTimeout: Duration = .seconds(2)
+    /// Connecting to an Apollo over the LAN: a terminal that does not answer in this time is down.
+    public static let connectTimeout: Duration = .seconds(3)
+}
+
+/// Counters a technician can read.
+public struct ConnectionCounters: Equatable, Sendable {
+    public var opens = 0
+    public var openFailures = 0
+    public var hangUps = 0
+    public var bytesIn = 0
+    public var bytesOut = 0
+}
+
+/// A byte stream to the terminal that reopens itself. Serial and TCP look the same above
+/// this: `onUp`, `onBytes`, `onDown`. Hang-ups (EIO, POLLHUP, EOF) and open failures are
+/// retried with capped exponential backoff, so an unplugged and replugged terminal resumes
+/// without a restart. Runs on the caller's event loop; never blocks on a read.
+public final class TerminalConnection {
+    public let endpoint: Endpoint
+    public private(set) var counters = ConnectionCounters()
+    public private(set) var isOpen = false
+    /// The last reason the connection went down or failed to open, for status displays.
+    public private(set) var lastError: String?
+
+    public var onUp: () -> Void = {}
+    public var onBytes: (UnsafeRawBufferPointer) -> Void = { _ in }
+    public var onDown: (String) -> Void = { _ in }
+
+    let loop: EventLoop
+    var fd: FileDescriptor?
+    var watch: WatchToken?
+    var retryTimer: TimerToken?
+    var backoff: Backoff
+    var rng: SeededGenerator
+    var stopped = true
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: TransportLimits.readChunk, alignment: 1)
+
+    public init(loop: EventLoop, endpoint: Endpoint, backoff: Backoff = Backoff(), seed: UInt64 = 0x7E5D) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.backoff = backoff
+        self.rng = SeededGenerator(seed: seed)
+    }
+
+    deinit {
+        closeFD()
+        buffer.deallocate()
+    }
+
+    /// Starts opening; keeps retrying until `stop`.
+    public func start() {
+        stopped = false
+        attemptOpen()
+    }
+
+    /// Closes and stops retrying.
+    public func stop() {
+        stopped = true
+        if let t = retryTimer { loop.cancel(t); retryTimer = nil }
+        if isOpen { closeFD(); isOpen = false }
+    }
+
+    /// Drops the connection and reopens after backoff (the link asked for a reset).
+    public func reset(reason: String) {
+        guard isOpen else { return }
+        wentDown(reason)
+    }
+
+    /// Writes a whole frame. A failure takes the connection down; the caller learns through `onDown`.
+    public func write(_ bytes: [UInt8]) {
+        guard let fd, isOpen else { return }
+        do {
+            try fd.writeAll(bytes, timeout: TransportLimits.writeTimeout)
+            counters.bytesOut += bytes.count
+        } catch {
+            wentDown("write: \(error)")
+        }
+    }
+
+    func attemptOpen() {
+        retryTimer = nil
+        guard !stopped, !isOpen else { return }
+        do {
+            let newFD = try openEndpoint()
+            fd = newFD
+            isOpen = true
+            counters.opens += 1
+            backoff.reset()
+            lastError = nil
+            watch = loop.watch(newFD, read: true, write: false) { [unowned self] ev in self.readable(ev) }
+            onUp()
+        } catch {
+            counters.openFailures += 1
+            lastError = "\(error)"
+            scheduleRetry()
+        }
+    }
+
+    func openEndpoint() throws -> FileDescriptor {
+        switch endpoint {
+        case let .serial(path, settings):
+            return try SerialPort.open(path: path, settings: settings)
+        case let .tcp(host, port):
+            return try TCP.connect(host: host, port: port, timeout: TransportLimits.connectTimeout)
+        }
+    }
+
+    func scheduleRetry() {
+        guard !stopped else { return }
+        let delay = backoff.next(random: Double(rng.next() >> 11) / Double(1 << 53))
+        retryTimer = loop.schedule(at: MonotonicClock.now() + delay) { [unowned self] in self.attemptOpen() }
+    }
+
+    func readable(_ ev: PollEvents) {
+        guard let fd else { return }
+        // Drain what is there; a hang-up with bytes still queued delivers them first.
+        while isOpen {
+            do {
+                switch try fd.read(into: buffer) {
+                case .bytes(let n):
+                    counters.bytesIn += n
+                    onBytes(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                case .wouldBlock:
+                    if ev.contains(.hangUp) || ev.contains(.error) { wentDown("hang-up") }
+                    return
+                case .endOfFile:
+                    wentDown(endpointIsTCP ? "connection closed by the terminal" : "end of file")
+                    return
+                }
+            } catch {
+                wentDown(error.errno == EIO ? "hang-up (EIO): device gone" : "\(error)")
+                return
+            }
+        }
+    }
+
+    var endpointIsTCP: Bool { if case .tcp = endpoint { return true } else { return false } }
+
+    func wentDown(_ reason: String) {
+        guard isOpen else { return }
+        counters.hangUps += 1
+        lastError = reason
+        closeFD()
+        isOpen = false
+        onDown(reason)
+        scheduleRetry()
+    }
+
+    func closeFD() {
+        if let w = watch { loop.unwatch(w); watch = nil }
+        if let fd {
+            if case .serial = endpoint { SerialPort.close(fd) } else { fd.close() }
+        }
+        fd = nil
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+import Platform
+import PSPCodec
+import PSPLink
+import PSPTerminal
+import Timebase
+import Transport
+
+/// A real `terminal-sim` process, built next to the test bundle.
+final class SimProcess {
+    let process: ChildProcess
+    let recordPath: String
+    /// "device PATH" or "listening HOST:PORT".
+    let announcement: String
+
+    init(_ arguments: [String], name: String = #function) throws {
+        let dir = ChildProcess.executableDirectory()
+        let exe = dir + "/terminal-sim"
+        guard FileManager.default.isExecutableFile(atPath: exe) else { throw HarnessError("\(exe) not built") }
+        recordPath = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID().uuidString).jsonl").path
+        process = try ChildProcess.spawn(exe, arguments + ["--record", recordPath])
+        guard let line = try process.readLine(timeout: .seconds(10)) else { throw HarnessError("terminal-sim said nothing") }
+        announcement = line
+    }
+
+    deinit {
+        process.terminate()
+        try? FileManager.default.removeItem(atPath: recordPath)
+    }
+
+    var devicePath: String { String(announcement.dropFirst("device ".count)) }
+    var port: UInt16 { UInt16(announcement.split(separator: ":").last!)! }
+
+    /// The simulator's own record of what happened, one object per line.
+    func records() -> [[String: Any]] {
+        guard let text = try? String(contentsOfFile: recordPath, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    func records(_ event: String) -> [[String: Any]] { records().filter { $0["event"] as? String == event } }
+
+    func control(_ line: String) throws { try process.writeLine(line) }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// The host side: the real link driver on a real event loop, recording every event.
+final class Host {
+    let loop: EventLoop
+    let driver: PSPLinkDriver
+    var events: [LinkEvent] = []
+
+    init(_ endpoint: Endpoint, family: TerminalFamily, configure: (inout PSPLinkConfig) -> Void = { _ in }) throws {
+        loop = try EventLoop()
+        var config = PSPLinkConfig(family: family, transport: { if case .tcp = endpoint { return .tcp } else { return .serial } }())
+        // Short timers so recovery happens within a test's patience.
+        config.timeouts.keepAlive = .milliseconds(700)
+        config.timeouts.general = .seconds(2)
+        configure(&config)
+        driver = PSPLinkDriver(loop: loop, endpoint: endpoint, config: config,
+                               backoff: Backoff(initial: .milliseconds(100), cap: .milliseconds(500)))
+        driver.onEvent = { [unowned self] e in self.events.append(e) }
+        driver.start()
+    }
+
+    deinit {
+        driver.onEvent = { _ in }
+        driver.stop()
+    }
+
+    /// Runs the loop until `condition` holds or `timeout` passes.
+    @discardableResult
+    func run(timeout: Duration = .seconds(10), until condition: (Host) -> Bool) throws -> Bool {
+        try loop.run(until: { condition(self) }, deadline: MonotonicClock.now() + timeout)
+    }
+
+    var isUp: Bool { driver.core.phase == .ready }
+
+    func messages() -> [TerminalMessage] { events.compactMap { if case .message(let m) = $0 { return m } else { return nil } } }
+
+    func request(_ c: HostCommand, timeout: Duration = .seconds(10)) throws -> RequestOutcome? {
+        let id = driver.submit(c)
+        func outcome() -> RequestOutcome? {
+            for e in events { if case let .completed(i, _, o) = e, i == id { return o } }
+            return nil
+        }
+        try run(timeout: timeout) { _ in outcome() != nil }
+        return outcome()
+    }
+
+    /// Start → tap → Auth; returns the session outcome.
+    func pay(amount: UInt32) throws -> TerminalMessage? {
+        let before = messages().count
+        let start = try request(.startSession(StartSession(amount: amount, reference: 42)))
+        switch start {
+        case .result(let r)? where r.ok: break
+        case .assumedAccepted?, .response(.cardRead)?: break
+        default: return nil
+        }
+        try run { h in h.messages().dropFirst(before).contains { if case .cardRead = $0 { return true }; return false } }
+        guard case .response(let m)? = try request(.authSession) else { return nil }
+        return m
+    }
+}
