@@ -28,13 +28,15 @@ let package = Package(
         // Shell: runs a PSPLink over a Transport on the event loop.
         .target(name: "PSPTerminal", dependencies: ["PSPLink", "PSPCodec", "Transport", "Platform", "Timebase"]),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
-        .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines"],
+        .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
-        .executableTarget(name: "paybridged", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .executableTarget(name: "paybridged", dependencies: ["TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
-        .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "Platform", "Timebase"]),
+        // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
+        .target(name: "CAllocCounter"),
+        .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "Platform", "Timebase", "CAllocCounter"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),

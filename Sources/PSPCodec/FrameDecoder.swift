@@ -91,6 +91,9 @@ public struct PSPFrameDecoder: Sendable {
         didSet { if options.format != oldValue.format { options.maxLength = PSPDecoderOptions(format: options.format).maxLength } }
     }
     public private(set) var counters = MalformedCounters()
+    /// Bytes consumed (returned in frames or discarded) since creation: lets a caller map
+    /// events back to offsets in its input.
+    public private(set) var consumed = 0
 
     @usableFromInline var buffer: [UInt8] = []
     @usableFromInline var start = 0
@@ -128,14 +131,17 @@ public struct PSPFrameDecoder: Sendable {
     }
 
     /// The next event, or nil when more bytes are needed.
-    public mutating func next() -> PSPDecodeEvent? {
+    public mutating func next() -> PSPDecodeEvent? { next(endingEpisodeWhenWaiting: true) }
+
+    mutating func next(endingEpisodeWhenWaiting: Bool) -> PSPDecodeEvent? {
         let prefix = options.format.prefixSize
+        func waiting() -> PSPDecodeEvent? { endingEpisodeWhenWaiting ? endSkipEpisode() : nil }
         while true {
             let available = buffer.count - start
-            guard available > 0 else { return endSkipEpisode() }
+            guard available > 0 else { return waiting() }
             let first = buffer[start]
             guard options.preamble.accepts(first) else { drop(.noPreamble); continue }
-            guard available >= prefix else { return endSkipEpisode() }
+            guard available >= prefix else { return waiting() }
             let length: Int
             if options.format == .normal {
                 length = Int(buffer[start + 1])
@@ -148,7 +154,7 @@ public struct PSPFrameDecoder: Sendable {
             if length > options.maxLength { drop(.lengthTooLong); continue }
             if available > prefix, !options.magic.accepts(buffer[start + prefix]) { drop(.badMagic); continue }
             let total = prefix + length + 1
-            guard available >= total else { return endSkipEpisode() }
+            guard available >= total else { return waiting() }
             let end = start + total - 1
             let sum = buffer.withUnsafeBufferPointer { p -> UInt8 in
                 var s: UInt8 = 0
@@ -161,6 +167,7 @@ public struct PSPFrameDecoder: Sendable {
             let frame = PSPFrame(preamble: first, magic: buffer[start + prefix], header: buffer[start + prefix + 1],
                                  payload: buffer[(start + prefix + 2)..<end], format: options.format)
             start += total
+            consumed += total
             counters.countFrame()
             return .frame(frame)
         }
@@ -171,8 +178,9 @@ public struct PSPFrameDecoder: Sendable {
     /// and report the rest as truncated. Returns every event produced.
     public mutating func flushStale() -> [PSPDecodeEvent] {
         var out: [PSPDecodeEvent] = []
+        // One episode for the whole stale tail, unless a frame turns up inside it.
         while true {
-            while let e = next() { out.append(e) }
+            while let e = next(endingEpisodeWhenWaiting: false) { out.append(e) }
             guard bufferedCount > 0 else { break }
             drop(.truncated)
         }
@@ -192,6 +200,7 @@ public struct PSPFrameDecoder: Sendable {
         if skipKind == nil { skipKind = kind }
         skipped += 1
         start += 1
+        consumed += 1
     }
 
     mutating func endSkipEpisode() -> PSPDecodeEvent? {

@@ -1,0 +1,42 @@
+import Glibc
+
+/// Log levels with their sd-daemon priority prefixes, so journald keeps the level.
+enum LogLevel: Int, Comparable {
+    case error = 3, warning = 4, info = 6, debug = 7
+
+    static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+
+    init?(name: String) {
+        switch name {
+        case "error": self = .error
+        case "warning": self = .warning
+        case "info": self = .info
+        case "debug": self = .debug
+        default: return nil
+        }
+    }
+}
+
+/// Standard-error logging, one line per event. Callers pass only masked card data
+/// (the codec's `CardData` masks); nothing here formats raw payloads.
+enum Log {
+    nonisolated(unsafe) static var threshold = LogLevel.info
+
+    static func write(_ level: LogLevel, _ message: String) {
+        guard level <= threshold else { return }
+        var bytes = Array("<\(level.rawValue)>\(message)\n".utf8)
+        // One write per line so concurrent writers (the simulator in the demo) do not interleave mid-line.
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
+        bytes.removeAll()
+    }
+
+    static func error(_ m: String) { write(.error, m) }
+    static func warning(_ m: String) { write(.warning, m) }
+    static func info(_ m: String) { write(.info, m) }
+    static func debug(_ m: String) { write(.debug, m) }
+}
