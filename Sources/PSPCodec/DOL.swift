@@ -51,6 +51,7 @@ public enum BERTLV {
     public static func parse(_ data: ArraySlice<UInt8>) throws(PSPMessageError) -> [TLV] {
         var r = ByteReader(data)
         var out: [TLV] = []
+        out.reserveCapacity(8)
         while !r.isAtEnd {
             // Some encoders pad DOL data with 0x00 or 0xFF between objects (ISO 7816-4 allows it).
             if let b = r.bytes.first, b == 0x00 || b == 0xFF { _ = try r.u8("padding"); continue }
@@ -74,7 +75,8 @@ public enum BERTLV {
                 guard n >= 1 && n <= 2 else { throw .invalid(field: "length form") }
                 for _ in 0..<n { length = length << 8 | Int(try r.u8("length")) }
             }
-            out.append(TLV(tag: tag, value: Array(try r.take(length, "value of \(hexString(TLV(tag: tag, value: []).tagBytes))"))))
+            // A fixed field name: building the tag's hex here would allocate on every TLV of every frame.
+            out.append(TLV(tag: tag, value: Array(try r.take(length, "TLV value"))))
         }
         return out
     }
