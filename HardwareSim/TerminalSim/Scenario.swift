@@ -238,22 +238,3 @@ public enum ScenarioParser {
         return ArmedFault(fault, on: trigger)
     }
 }
-
-func hexBytes(_ s: String) -> [UInt8]? {
-    var out: [UInt8] = []
-    var it = s.utf8.makeIterator()
-    while let a = it.next() {
-        guard let b = it.next(), let hi = hexNibble(a), let lo = hexNibble(b) else { return nil }
-        out.append(hi << 4 | lo)
-    }
-    return out
-}
-
-func hexNibble(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 0x30...0x39: return c - 0x30
-    case 0x41...0x46: return c - 0x37
-    case 0x61...0x66: return c - 0x57
-    default: return nil
-    }
-}

@@ -55,17 +55,7 @@ public enum BERTLV {
         while !r.isAtEnd {
             // Some encoders pad DOL data with 0x00 or 0xFF between objects (ISO 7816-4 allows it).
             if let b = r.bytes.first, b == 0x00 || b == 0xFF { _ = try r.u8("padding"); continue }
-            var tag = UInt32(try r.u8("tag"))
-            if tag & 0x1F == 0x1F {
-                var n = 1
-                while true {
-                    let b = try r.u8("tag")
-                    tag = tag << 8 | UInt32(b)
-                    n += 1
-                    guard n <= maxTagBytes else { throw .invalid(field: "tag length") }
-                    if b & 0x80 == 0 { break }
-                }
-            }
+            let tag = try readTag(&r)
             let l0 = try r.u8("length")
             var length = 0
             if l0 < 0x80 {
@@ -79,6 +69,20 @@ public enum BERTLV {
             out.append(TLV(tag: tag, value: Array(try r.take(length, "TLV value"))))
         }
         return out
+    }
+
+    /// One BER tag: a low-five-bits-all-set first byte continues while bit 8 is set.
+    static func readTag(_ r: inout ByteReader) throws(PSPMessageError) -> UInt32 {
+        var tag = UInt32(try r.u8("tag"))
+        guard tag & 0x1F == 0x1F else { return tag }
+        var n = 1
+        while true {
+            let b = try r.u8("tag")
+            tag = tag << 8 | UInt32(b)
+            n += 1
+            guard n <= maxTagBytes else { throw .invalid(field: "tag length") }
+            if b & 0x80 == 0 { return tag }
+        }
     }
 
     public static func encode(_ items: [TLV]) -> [UInt8] {
@@ -101,18 +105,7 @@ public enum BERTLV {
         var r = ByteReader(data)
         var out: [UInt32] = []
         while !r.isAtEnd {
-            var tag = UInt32(try r.u8("tag"))
-            if tag & 0x1F == 0x1F {
-                var n = 1
-                while true {
-                    let b = try r.u8("tag")
-                    tag = tag << 8 | UInt32(b)
-                    n += 1
-                    guard n <= maxTagBytes else { throw .invalid(field: "tag length") }
-                    if b & 0x80 == 0 { break }
-                }
-            }
-            out.append(tag)
+            out.append(try readTag(&r))
         }
         return out
     }

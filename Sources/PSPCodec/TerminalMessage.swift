@@ -268,7 +268,8 @@ public enum TerminalMessage: Equatable, Sendable {
     }
 }
 
-func hexBytes(_ s: String) -> [UInt8]? {
+/// Bytes from hex text (either case); nil on an odd length or a non-hex character.
+public func hexBytes(_ s: String) -> [UInt8]? {
     let u = Array(s.utf8)
     guard u.count % 2 == 0 else { return nil }
     var out: [UInt8] = []
