@@ -72,6 +72,9 @@ public struct SimScenario: Equatable, Sendable {
     public var headers: PSPHeaderMap = .standard
     /// Answer Start Session with an immediate Result (the docs do not say whether terminals do).
     public var startResult = true
+    /// PSP protocol version the terminal speaks: 1 and 2 are legacy P6X with 36-byte frames;
+    /// a Protocol command asking for another version is refused.
+    public var protocolVersion: UInt8 = 3
     /// Milliseconds from Start Session to the card tap.
     public var tapDelay = 150
     /// Milliseconds from Auth Session to the bank's answer.
@@ -130,7 +133,7 @@ public struct ScenarioError: Error, Equatable, CustomStringConvertible {
 ///     delay <Command> <ms>     tap-delay <ms>     auth-delay <ms>
 ///     start-result on|off      split on|off       card-detect <ms>     idle-close <ms>
 ///     fault garbage N|corrupt|reset|unplug MS|silent <Command> N  on approved N|cardread N|command <Command> N|frames N
-///     seed N
+///     seed N                   protocol-version 1|2|3
 public enum ScenarioParser {
     public static func parse(_ text: String, into s: inout SimScenario) throws(ScenarioError) {
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -173,6 +176,10 @@ public enum ScenarioParser {
         case "start-result": s.startResult = try onOff(w.count > 1 ? w[1] : nil)
         case "split": s.splitBytes = try onOff(w.count > 1 ? w[1] : nil)
         case "seed": s.seed = UInt64(try int(w.count > 1 ? w[1] : nil))
+        case "protocol-version":
+            let v = try int(w.count > 1 ? w[1] : nil)
+            guard (1...3).contains(v) else { throw fail("protocol-version is 1, 2 or 3") }
+            s.protocolVersion = UInt8(v)
         case "fault": s.faults.append(try fault(Array(w.dropFirst())))
         default: throw fail("unknown directive \(w[0])")
         }

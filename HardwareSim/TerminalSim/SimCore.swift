@@ -58,6 +58,7 @@ public struct TerminalSimCore: Sendable {
         self.scenario = scenario
         faults = scenario.faults
         rng = SeededGenerator(seed: scenario.seed)
+        if scenario.protocolVersion < 3 { decoder.options.maxLength = PSPLimits.maxLegacyLengthAccepted }
         nextSessionID = 1000 + UInt32(truncatingIfNeeded: rng.next() % 8000)
     }
 
@@ -194,8 +195,9 @@ public struct TerminalSimCore: Sendable {
             respond(.synchronize, now: now, delay: delay, &fx)
         case .getStatus:
             respond(.status(TerminalStatus(state, transactionRunning: state == .waitCard)), now: now, delay: delay, &fx)
-        case let .protocolSetup(_, o):
+        case let .protocolSetup(version, o):
             guard state == .online else { return respond(wrongState, now: now, delay: delay, &fx) }
+            guard version == scenario.protocolVersion else { return respond(notOK(ResultReason.malformed), now: now, delay: delay, &fx) }
             var accepted = o
             if scenario.family == .p6x { accepted.subtract([.extendedFormat, .detailedResults, .declinedDOL]) }
             options = accepted

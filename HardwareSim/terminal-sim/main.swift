@@ -10,7 +10,7 @@ let usage = """
 usage: terminal-sim (--pty [--link PATH] | --device PATH [--line "57600 8N1"] | --tcp PORT [--host ADDR])
                     [--family apollo|p6x] [--scenario FILE] [--session SPEC]... [--fallback SPEC]
                     [--fault SPEC]... [--record FILE] [--seed N] [--split] [--no-start-result]
-                    [--idle-close MS] [--preamble BYTE] [--magic BYTE] [--tap-delay MS] [--auth-delay MS]
+                    [--idle-close MS] [--preamble BYTE] [--magic BYTE] [--protocol-version 1|2|3] [--tap-delay MS] [--auth-delay MS]
 
 Prints "device PATH" or "listening HOST:PORT" on standard output when ready (again after a replug).
 Standard input takes controls: tap | reset | garbage N | unplug MS | sessions | quit.
@@ -87,6 +87,7 @@ struct Options {
             case "--idle-close": directive(["idle-close", take(a)])
             case "--preamble": directive(["preamble", take(a)])
             case "--magic": directive(["magic", take(a)])
+            case "--protocol-version": directive(["protocol-version", take(a)])
             case "--tap-delay": directive(["tap-delay", take(a)])
             case "--auth-delay": directive(["auth-delay", take(a)])
             case "--help", "-h": say(usage); exit(0)

@@ -73,6 +73,23 @@ func pay(_ w: inout LinkWorld, amount: UInt32 = 5000) -> TerminalMessage? {
         #expect(w.recorded("committed").first?["amount"] == .int(1234))
     }
 
+    @Test func legacyProtocolVersionIsNegotiatedAndItsFrameLimitKept() {
+        var s = SimScenario.defaults(for: .p6x)
+        s.protocolVersion = 2
+        var c = PSPLinkConfig(family: .p6x, transport: .serial)
+        c.protocolVersion = 2
+        var w = LinkWorld(link: c, sim: s)
+        w.connect()
+        #expect(w.run { $0.isUp })
+        // A UI request longer than 36 bytes cannot be sent under version 2.
+        let long = HostCommand.uiRequest([UIField("type", "template"), UIField("template", "a-rather-long-screen-name")])
+        guard case .encodingFailed? = w.request(long) else { Issue.record("oversize frame sent"); return }
+        // A terminal speaking version 3 only refuses Protocol v2: the link keeps retrying, never up.
+        var w3 = LinkWorld(link: c, sim: SimScenario.defaults(for: .p6x))
+        w3.connect()
+        #expect(!w3.run(within: .seconds(10)) { $0.isUp })
+    }
+
     @Test func keepAliveRunsWellInsideTheIdleClose() {
         var w = apolloWorld { $0.idleCloseMilliseconds = 20_000 }
         #expect(w.run { $0.isUp })
