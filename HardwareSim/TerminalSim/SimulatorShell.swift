@@ -38,6 +38,9 @@ public final class SimulatorShell {
     public var onRecord: (JSON) -> Void = { _ in }
     /// Whether to read operator controls from standard input.
     public var readsStandardInput = true
+    /// Exit when standard input reaches end of file: a test harness that dies (and so closes
+    /// our stdin pipe) must not leave a simulator behind holding its output open.
+    public var exitsWhenStandardInputCloses = false
 
     public init(loop: EventLoop, mode: SimLine, scenario: SimScenario, record: String?) throws {
         self.loop = loop
@@ -152,7 +155,8 @@ public final class SimulatorShell {
         case .bytes(let b)?: chunk = b
         case .wouldBlock?: return
         default:
-            // Standard input closed: keep running (tests may close it); stop watching it.
+            // Standard input closed: stop watching it, and stop altogether when asked to.
+            if exitsWhenStandardInputCloses { exit(0) }
             if let w = stdinWatch { loop.unwatch(w); stdinWatch = nil }
             return
         }

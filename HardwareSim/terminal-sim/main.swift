@@ -10,7 +10,8 @@ let usage = """
 usage: terminal-sim (--pty [--link PATH] | --device PATH [--line "57600 8N1"] | --tcp PORT [--host ADDR])
                     [--family apollo|p6x] [--scenario FILE] [--session SPEC]... [--fallback SPEC]
                     [--fault SPEC]... [--record FILE] [--seed N] [--split] [--no-start-result]
-                    [--idle-close MS] [--preamble BYTE] [--magic BYTE] [--protocol-version 1|2|3] [--tap-delay MS] [--auth-delay MS]
+                    [--idle-close MS] [--preamble BYTE] [--magic BYTE] [--protocol-version 1|2|3]
+                    [--exit-with-stdin] [--tap-delay MS] [--auth-delay MS]
 
 Prints "device PATH" or "listening HOST:PORT" on standard output when ready (again after a replug).
 Standard input takes controls: tap | reset | garbage N | unplug MS | sessions | quit.
@@ -38,6 +39,7 @@ struct Options {
     var mode: Mode
     var scenario: SimScenario
     var record: String?
+    var exitWithStdin = false
 
     static func parse(_ arguments: [String]) -> Options {
         var args = arguments
@@ -49,6 +51,7 @@ struct Options {
         var line = LineSettings.psp
         var tcpHost = "127.0.0.1"
         var tcpPort: UInt16?
+        var exitWithStdin = false
 
         func take(_ flag: String) -> String {
             guard !args.isEmpty else { fail("\(flag) needs a value\n\(usage)") }
@@ -88,6 +91,7 @@ struct Options {
             case "--preamble": directive(["preamble", take(a)])
             case "--magic": directive(["magic", take(a)])
             case "--protocol-version": directive(["protocol-version", take(a)])
+            case "--exit-with-stdin": exitWithStdin = true
             case "--tap-delay": directive(["tap-delay", take(a)])
             case "--auth-delay": directive(["auth-delay", take(a)])
             case "--help", "-h": say(usage); exit(0)
@@ -101,7 +105,7 @@ struct Options {
         if case .tcp = mode, scenario.idleCloseMilliseconds == nil, scenario.family == .apollo {
             scenario.idleCloseMilliseconds = 20_000
         }
-        return Options(mode: mode, scenario: scenario, record: record)
+        return Options(mode: mode, scenario: scenario, record: record, exitWithStdin: exitWithStdin)
     }
 }
 
@@ -112,6 +116,7 @@ do {
     let sim = try SimulatorShell(loop: loop, mode: options.mode, scenario: options.scenario, record: options.record)
     sim.announce = say
     sim.log = log
+    sim.exitsWhenStandardInputCloses = options.exitWithStdin
     try loop.onSignal(SIGTERM) { exit(0) }
     try loop.onSignal(SIGINT) { exit(0) }
     try sim.start()

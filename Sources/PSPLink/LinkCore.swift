@@ -222,13 +222,15 @@ public struct PSPLinkCore: Sendable {
 
     // MARK: internals
 
-    mutating func restartBringUp(now: Instant, _ fx: inout [LinkEffect]) {
+    /// Starts bring-up again: the first Synchronize goes out at `syncAt` (now, or after a pause
+    /// when the terminal refused a step, so a terminal that keeps refusing is not hammered).
+    mutating func restartBringUp(now: Instant, syncAt: Instant? = nil, _ fx: inout [LinkEffect]) {
         failAll(&fx)
         phase = .synchronizing
         setFormat(.normal)
         configSteps = []
         statusCheckDue = nil
-        syncDue = now
+        syncDue = syncAt ?? now
         counters.bringUps += 1
         pump(now: now, &fx)
     }
@@ -331,8 +333,7 @@ public struct PSPLinkCore: Sendable {
                 // Keep polling: a terminal that is booting answers eventually.
                 syncDue = now
             case .configuring:
-                restartBringUp(now: now + config.timeouts.synchronizeInterval, &fx)
-                syncDue = now + config.timeouts.synchronizeInterval
+                restartBringUp(now: now, syncAt: now + config.timeouts.synchronizeInterval, &fx)
             case .ready:
                 // Get Status went unanswered: the terminal is gone or wedged.
                 fx.append(.resetTransport(reason: "no answer to \(r.command.name)"))
@@ -454,8 +455,7 @@ public struct PSPLinkCore: Sendable {
     }
 
     mutating func restartAfterFailedStep(now: Instant, _ fx: inout [LinkEffect]) {
-        restartBringUp(now: now, &fx)
-        syncDue = now + config.timeouts.synchronizeInterval
+        restartBringUp(now: now, syncAt: now + config.timeouts.synchronizeInterval, &fx)
     }
 
     mutating func internalAnswered(_ r: Request, _ m: TerminalMessage, now: Instant, _ fx: inout [LinkEffect]) {

@@ -19,7 +19,7 @@ final class SimProcess {
         let exe = dir + "/terminal-sim"
         guard FileManager.default.isExecutableFile(atPath: exe) else { throw HarnessError("\(exe) not built") }
         recordPath = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID().uuidString).jsonl").path
-        process = try ChildProcess.spawn(exe, arguments + ["--record", recordPath])
+        process = try ChildProcess.spawn(exe, arguments + ["--record", recordPath, "--exit-with-stdin"])
         guard let line = try process.readLine(timeout: .seconds(10)) else { throw HarnessError("terminal-sim said nothing") }
         announcement = line
     }
