@@ -26,6 +26,37 @@ public enum TCP {
         }
     }
 
+    /// Starts a connection without waiting for the handshake, so an event loop can keep
+    /// serving its other fds and timers: watch the fd for writability, then `finishConnect`.
+    /// Uses the resolver's first address (terminals are configured by IP address).
+    public static func startConnect(host: String, port: UInt16) throws(SystemError) -> (fd: FileDescriptor, connected: Bool) {
+        let label = "connect \(host) port \(port)"
+        return try withAddresses(host: host, port: port, passive: false) { (addresses) throws(SystemError) in
+            guard let address = addresses.first?.pointee else { throw SystemError(call: label, errno: EADDRNOTAVAIL) }
+            let fd = try Socket.open(family: address.ai_family, protocol: address.ai_protocol)
+            if Glibc.connect(fd.rawValue, address.ai_addr, address.ai_addrlen) == 0 {
+                do throws(SystemError) { try Socket.configureStream(fd) } catch { fd.close(); throw error }
+                return (fd, true)
+            }
+            let code = Glibc.errno
+            // EINTR: the handshake carries on in the kernel, exactly like EINPROGRESS.
+            guard code == EINPROGRESS || code == EINTR else {
+                fd.close()
+                trapOnBug(label, code)
+                throw SystemError(call: label, errno: code)
+            }
+            return (fd, false)
+        }
+    }
+
+    /// Completes a connection begun by `startConnect` once its fd polled writable: reads the
+    /// handshake's outcome (SO_ERROR) and sets the stream options. The caller closes the fd on error.
+    public static func finishConnect(_ fd: FileDescriptor, label: String) throws(SystemError) {
+        let code = try Socket.intOption(fd, SOL_SOCKET, SO_ERROR, "SO_ERROR")
+        if code != 0 { throw SystemError(call: label, errno: code) }
+        try Socket.configureStream(fd)
+    }
+
     private static func connect(_ address: addrinfo, deadline: Instant, label: String) throws(SystemError) -> FileDescriptor {
         let fd = try Socket.open(family: address.ai_family, protocol: address.ai_protocol)
         do throws(SystemError) {

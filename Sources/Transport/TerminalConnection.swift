@@ -55,6 +55,8 @@ public final class TerminalConnection {
     var fd: FileDescriptor?
     var watch: WatchToken?
     var retryTimer: TimerToken?
+    /// A TCP handshake in progress: its fd (watched for writability) and its deadline timer.
+    var connecting: (fd: FileDescriptor, watch: WatchToken, timer: TimerToken)?
     var backoff: Backoff
     var rng: SeededGenerator
     var stopped = true
@@ -68,6 +70,7 @@ public final class TerminalConnection {
     }
 
     deinit {
+        abandonConnect()
         closeFD()
         buffer.deallocate()
     }
@@ -82,6 +85,7 @@ public final class TerminalConnection {
     public func stop() {
         stopped = true
         if let t = retryTimer { loop.cancel(t); retryTimer = nil }
+        abandonConnect()
         if isOpen { closeFD(); isOpen = false }
     }
 
@@ -104,30 +108,64 @@ public final class TerminalConnection {
 
     func attemptOpen() {
         retryTimer = nil
-        guard !stopped, !isOpen else { return }
+        guard !stopped, !isOpen, connecting == nil else { return }
         do {
-            let newFD = try openEndpoint()
-            fd = newFD
-            isOpen = true
-            counters.opens += 1
-            backoff.reset()
-            lastError = nil
-            watch = loop.watch(newFD, read: true, write: false) { [unowned self] ev in self.readable(ev) }
-            onUp()
+            switch endpoint {
+            case let .serial(path, settings):
+                opened(try SerialPort.open(path: path, settings: settings))
+            case let .tcp(host, port):
+                // Never wait for a handshake inside the loop: watch for writability instead.
+                let (newFD, done) = try TCP.startConnect(host: host, port: port)
+                if done { opened(newFD); return }
+                let label = "connect \(host) port \(port)"
+                let w = loop.watch(newFD, read: false, write: true) { [unowned self] _ in self.handshakeEnded(label) }
+                let t = loop.schedule(at: MonotonicClock.now() + TransportLimits.connectTimeout) { [unowned self] in
+                    self.abandonConnect()
+                    self.failedToOpen("\(label): no answer within \(TransportLimits.connectTimeout)")
+                }
+                connecting = (newFD, w, t)
+            }
         } catch {
-            counters.openFailures += 1
-            lastError = "\(error)"
-            scheduleRetry()
+            failedToOpen("\(error)")
         }
     }
 
-    func openEndpoint() throws -> FileDescriptor {
-        switch endpoint {
-        case let .serial(path, settings):
-            return try SerialPort.open(path: path, settings: settings)
-        case let .tcp(host, port):
-            return try TCP.connect(host: host, port: port, timeout: TransportLimits.connectTimeout)
+    func handshakeEnded(_ label: String) {
+        guard let c = connecting else { return }
+        loop.unwatch(c.watch)
+        loop.cancel(c.timer)
+        connecting = nil
+        do {
+            try TCP.finishConnect(c.fd, label: label)
+            opened(c.fd)
+        } catch {
+            c.fd.close()
+            failedToOpen("\(error)")
         }
+    }
+
+    func abandonConnect() {
+        guard let c = connecting else { return }
+        loop.unwatch(c.watch)
+        loop.cancel(c.timer)
+        c.fd.close()
+        connecting = nil
+    }
+
+    func opened(_ newFD: FileDescriptor) {
+        fd = newFD
+        isOpen = true
+        counters.opens += 1
+        backoff.reset()
+        lastError = nil
+        watch = loop.watch(newFD, read: true, write: false) { [unowned self] ev in self.readable(ev) }
+        onUp()
+    }
+
+    func failedToOpen(_ reason: String) {
+        counters.openFailures += 1
+        lastError = reason
+        scheduleRetry()
     }
 
     func scheduleRetry() {

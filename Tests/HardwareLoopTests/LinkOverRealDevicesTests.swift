@@ -119,6 +119,20 @@ func tempLink() -> String { FileManager.default.temporaryDirectory.appendingPath
         #expect(host.driver.connection.counters.opens == 1, "the terminal closed an idle connection")
     }
 
+    @Test func keepsRetryingUntilTheTerminalListens() throws {
+        // A free port: bind, read it back, release it.
+        let probe = try TCPListener.listen(port: 0)
+        let port = probe.port
+        probe.close()
+        let host = try Host(.tcp(host: "127.0.0.1", port: port), family: .apollo)
+        try host.run(timeout: .milliseconds(1500)) { _ in false }
+        #expect(!host.isUp)
+        #expect(host.driver.connection.counters.openFailures >= 2, "refused connects are retried with backoff")
+        let sim = try SimProcess(["--tcp", String(port)])
+        #expect(sim.port == port)
+        #expect(try host.run { $0.isUp })
+    }
+
     @Test func reconnectsAfterTheTerminalDropsTheConnection() throws {
         let sim = try SimProcess(["--tcp", "0", "--fault", "unplug 500 on approved 1"])
         let host = try Host(tcpEndpoint(sim), family: .apollo)
