@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "paybridgectl", targets: ["paybridgectl"]),
         .executable(name: "terminal-sim", targets: ["terminal-sim"]),
         .executable(name: "psp-bench", targets: ["psp-bench"]),
+        .executable(name: "engine-sim", targets: ["engine-sim"]),
     ],
     targets: [
         // Pure: monotonic instants, no clock reads.
@@ -23,6 +24,8 @@ let package = Package(
         .target(name: "PSPCodec", dependencies: ["JSONLines"]),
         // Pure: the PSP link state machine (bring-up, correlation, timeouts, keep-alive, recovery).
         .target(name: "PSPLink", dependencies: ["PSPCodec", "Timebase"]),
+        // Pure: the payment engine (sessions, tariff, write-ahead entries, recovery).
+        .target(name: "PaymentEngine", dependencies: ["Timebase"]),
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
         .target(name: "Transport", dependencies: ["Platform", "Timebase"]),
         // Shell: runs a PSPLink over a Transport on the event loop.
@@ -30,6 +33,9 @@ let package = Package(
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
         .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
+        // The deterministic simulation of the payment engine with its terminal, cloud, EVs and crashes.
+        .target(name: "EngineSimulation", dependencies: ["PaymentEngine", "Timebase"], path: "HardwareSim/EngineSimulation"),
+        .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
         .executableTarget(name: "paybridged", dependencies: ["TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
@@ -37,6 +43,7 @@ let package = Package(
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
         .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "Platform", "Timebase", "CAllocCounter"]),
+        .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "Timebase"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),

@@ -1,0 +1,640 @@
+import Timebase
+
+/// Settings of the payment engine; every limit has a name.
+public struct EngineConfig: Equatable, Sendable {
+    /// Connectors on this charger (1…`maxConnectors`).
+    public var connectors: Int = 1
+    /// A charger has a handful of connectors; more in a configuration is a typo.
+    public static let maxConnectors = 8
+    /// Amount reserved on the card (minor units) before the driver charges.
+    public var preauthAmount: Int64 = 5000
+    public var tariff = Tariff(currency: "EUR", startFee: 0, energyPricePerKWh: 40_000, timePricePerMinute: 0)
+    /// Approved but not plugged in within this time: the reservation is released.
+    public var plugInTimeout: Duration = .seconds(300)
+    /// How long the cloud has to decide on a card before the offline policy applies.
+    public var decisionTimeout: Duration = .seconds(10)
+    public var offlinePolicy: OfflinePolicy = .allow
+    /// Persist the meter after this much more energy (Wh) …
+    public var meterPersistWh: Int64 = 100
+    /// … or this much time, whichever comes first: a crash loses at most this much billing.
+    public var meterPersistInterval: Duration = .seconds(60)
+    /// Resend an unanswered capture or release this often while the terminal is up.
+    public var retryInterval: Duration = .seconds(15)
+    /// Refusals of a capture or release (other than "not found") before a person must look.
+    public var maxRefusals = 20
+    /// Pause before offering the terminal for the next card.
+    public var rearmDelay: Duration = .milliseconds(500)
+
+    public init() {}
+}
+
+/// What the engine asks the shell to do, in order. A `persist` must be durable (fdatasync
+/// returned) before any effect after it is carried out: that ordering is the money guarantee.
+public enum EngineEffect: Equatable, Sendable {
+    case persist(LedgerEntry)
+    case terminal(CommandID, TerminalCommand)
+    case relay(connector: Int, close: Bool)
+    /// Ask the cloud whether this card may charge here; the answer comes back as `.cloud`.
+    case askCloud(SessionKey, CardIdentity, connector: Int)
+    /// A line for the log and the technicians (card data masked only).
+    case notice(String)
+}
+
+/// Inputs to the engine.
+public enum EngineInput: Equatable, Sendable {
+    case terminal(TerminalInput)
+    case plug(connector: Int, pluggedIn: Bool)
+    /// The connector's energy register, cumulative Wh.
+    case meter(connector: Int, registerWh: Int64)
+    case cloud(SessionKey, CardDecision)
+    case relay(connector: Int, RelayFeedback)
+    case operatorStop(connector: Int)
+    case fault(connector: Int, String)
+    /// Stop: open relays, stop taking cards, leave open sessions to recovery.
+    case shutdown
+    /// The ledger cannot write: stop taking payments and open every relay; a restart recovers.
+    case ledgerFailed(String)
+    /// Storage is full or over budget (`true`) or has room again (`false`): no new sessions while full.
+    case storageFull(Bool)
+}
+
+/// One payment session as the engine tracks it.
+public struct Session: Equatable, Sendable {
+    public enum Phase: Equatable, Sendable {
+        /// Card read; waiting for the cloud's decision until the deadline.
+        case deciding(deadline: Instant)
+        /// Auth sent; waiting for the bank's answer.
+        case authorising
+        /// Auth went unanswered: an approval may exist on the terminal.
+        case authUnknown
+        /// Approved; waiting for the driver to plug in until the deadline.
+        case awaitingPlug(deadline: Instant)
+        case charging
+        /// Capture or release requested; waiting for the terminal.
+        case disposing
+    }
+    public enum Disposition: Equatable, Sendable { case capture(Int64), release }
+
+    public var key: SessionKey
+    public var connector: Int
+    public var card: CardIdentity
+    public var tariff: Tariff
+    public var phase: Phase
+    public var requested: Int64
+    public var terminalRef: UInt32?
+    public var authorised: Int64 = 0
+    public var registerStartWh: Int64?
+    public var energyWh: Int64 = 0
+    /// Charging seconds accumulated before `chargingSince` (recovered sessions).
+    public var secondsBefore: Int64 = 0
+    public var chargingSince: Instant?
+    public var persistedWh: Int64 = 0
+    public var persistedAt: Instant = .zero
+    public var disposition: Disposition?
+    public var pending: CommandID?
+    public var nextRetry: Instant?
+    public var refusals = 0
+    /// An earlier capture/release attempt went unanswered: "not found" now may mean it worked.
+    public var attemptUnknown = false
+
+    func seconds(at now: Instant) -> Int64 {
+        guard let since = chargingSince else { return secondsBefore }
+        return secondsBefore + max(0, (now - since).nanosecondsClamped / 1_000_000_000)
+    }
+}
+
+/// The payment engine for one charger: one terminal, a few connectors. Pure: inputs and
+/// time in, effects out. The terminal runs one payment flow at a time; each connector has
+/// at most one session; approved sessions outlive the flow that created them.
+public struct PaymentEngine: Sendable {
+    public let config: EngineConfig
+
+    enum Flow: Equatable, Sendable {
+        case unavailable
+        case idle(rearmAt: Instant)
+        case arming(CommandID)
+        case armed
+        /// A card is on the terminal for this session (deciding or authorising).
+        case presented(SessionKey)
+        /// Dropping a card (tap-to-stop, refusal) or the armed scan.
+        case cancelling
+    }
+
+    struct Connector: Equatable, Sendable {
+        var plugged = false
+        var relayClosed = false
+        var welded = false
+        var session: SessionKey?
+        var registerWh: Int64?
+    }
+
+    public internal(set) var sessions: [SessionKey: Session] = [:]
+    var connectors: [Connector]
+    var flow: Flow = .unavailable
+    var terminalCanList = false
+    var nextKey: SessionKey = 1
+    var nextCommand: CommandID = 1
+    var shuttingDown = false
+    var ledgerBroken = false
+    var storageFull = false
+    /// Sessions whose approval may exist on the terminal: resolved by `listOpen` when possible.
+    var listPending: CommandID?
+
+    public init(config: EngineConfig) {
+        self.config = config
+        connectors = Array(repeating: Connector(), count: max(1, min(config.connectors, EngineConfig.maxConnectors)))
+    }
+
+    /// Whether new payments are taken at all.
+    public var acceptingPayments: Bool { !shuttingDown && !ledgerBroken && !storageFull }
+
+    /// The relay each connector was last told to be in (closed = true).
+    public var relayCommands: [Bool] { connectors.map(\.relayClosed) }
+
+    // MARK: inputs
+
+    public mutating func handle(_ input: EngineInput, at now: Moment) -> [EngineEffect] {
+        var fx: [EngineEffect] = []
+        switch input {
+        case .terminal(let t): terminalInput(t, now, &fx)
+        case let .plug(c, plugged): plug(c, plugged, now, &fx)
+        case let .meter(c, register): meter(c, register, now, &fx)
+        case let .cloud(key, decision): decided(key, decision, now, &fx)
+        case let .relay(c, feedback): relayFeedback(c, feedback, now, &fx)
+        case .operatorStop(let c):
+            if let k = chargingSession(on: c) { stop(k, .operatorCommand, now, &fx) }
+            else if let k = connectors[safe: c]?.session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
+        case let .fault(c, reason):
+            fx.append(.notice("connector \(c) fault: \(reason)"))
+            if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
+        case .shutdown:
+            shuttingDown = true
+            for (i, c) in connectors.enumerated() where c.relayClosed { openRelay(i, &fx) }
+            for k in sessions.keys.sorted() where sessions[k]?.phase == .charging {
+                if let s = sessions[k] {
+                    fx.append(.persist(.stopped(k, reason: .shutdown, energyWh: s.energyWh, seconds: s.seconds(at: now.monotonic), at: now.wallMillis)))
+                    sessions[k]?.phase = .disposing
+                    sessions[k]?.secondsBefore = s.seconds(at: now.monotonic)
+                    sessions[k]?.chargingSince = nil
+                }
+            }
+            dropCard(now, &fx)
+        case .ledgerFailed(let why):
+            ledgerBroken = true
+            fx.append(.notice("ledger failed (\(why)): no new payments; relays open; restart to recover"))
+            for (i, c) in connectors.enumerated() where c.relayClosed { openRelay(i, &fx) }
+            dropCard(now, &fx)
+        case .storageFull(let full):
+            storageFull = full
+            if full { fx.append(.notice("storage full: refusing new sessions")) }
+        }
+        fx += rearmIfDue(now)
+        return fx
+    }
+
+    /// Time passed: deadlines, retries, periodic meter persistence.
+    public mutating func tick(at now: Moment) -> [EngineEffect] {
+        var fx: [EngineEffect] = []
+        for k in sessions.keys.sorted() {
+            guard let s = sessions[k] else { continue }
+            switch s.phase {
+            case .deciding(let deadline) where now.monotonic >= deadline:
+                fx.append(.notice("no card decision from the cloud in time: offline policy \(config.offlinePolicy.rawValue)"))
+                decided(k, CardDecision(allowed: config.offlinePolicy == .allow), now, &fx)
+            case .awaitingPlug(let deadline) where now.monotonic >= deadline:
+                fx.append(.notice("session \(k): no plug-in within \(config.plugInTimeout); releasing the reservation"))
+                dispose(k, .release, now, &fx)
+            case .charging:
+                account(k, now, &fx)
+            case .disposing:
+                if let due = s.nextRetry, now.monotonic >= due, s.pending == nil { sendDisposition(k, now, &fx) }
+            default: break
+            }
+        }
+        fx += rearmIfDue(now)
+        return fx
+    }
+
+    /// The next instant `tick` has work.
+    public var nextDeadline: Instant? {
+        var d: [Instant] = []
+        for s in sessions.values {
+            switch s.phase {
+            case .deciding(let t), .awaitingPlug(let t): d.append(t)
+            case .charging: d.append(s.persistedAt + config.meterPersistInterval)
+            case .disposing: if s.pending == nil, let r = s.nextRetry { d.append(r) }
+            default: break
+            }
+        }
+        if case .idle(let at) = flow, acceptingPayments, freeConnector() != nil { d.append(at) }
+        return d.min()
+    }
+
+    // MARK: terminal
+
+    mutating func terminalInput(_ t: TerminalInput, _ now: Moment, _ fx: inout [EngineEffect]) {
+        switch t {
+        case .ready(let canList):
+            terminalCanList = canList
+            if flow == .unavailable { flow = .idle(rearmAt: now.monotonic) }
+            // Everything that waited for the terminal goes now.
+            for k in sessions.keys.sorted() where sessions[k]?.phase == .disposing && sessions[k]?.pending == nil {
+                sendDisposition(k, now, &fx)
+            }
+            resolveUnknownAuths(now, &fx)
+        case .unavailable:
+            flow = .unavailable
+            listPending = nil
+            for k in sessions.keys.sorted() {
+                guard var s = sessions[k] else { continue }
+                s.pending = nil
+                if case .deciding = s.phase { sessions[k] = nil; continue }   // nothing irreversible yet
+                if s.phase == .authorising { s.phase = .authUnknown }
+                sessions[k] = s
+            }
+            releaseConnectorsOfDroppedSessions()
+        case .cardRead(let card):
+            cardRead(card, now, &fx)
+        case let .approved(ref, amount, pspRef):
+            approved(ref, amount, pspRef, now, &fx)
+        case .declined(let reason):
+            if case .presented(let k) = flow, let s = sessions[k] {
+                if s.phase == .authorising || s.phase == .authUnknown {
+                    fx.append(.persist(.declined(k, reason: reason, at: now.wallMillis)))
+                }
+                close(k)
+                fx.append(.notice("session \(k) declined"))
+            }
+            flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
+        case .cancelled:
+            if case .presented(let k) = flow, let s = sessions[k] {
+                if s.phase == .authorising || s.phase == .authUnknown { fx.append(.persist(.abandoned(k, at: now.wallMillis))) }
+                close(k)
+            }
+            flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
+        case let .completed(id, command, outcome):
+            completed(id, command, outcome, now, &fx)
+        case .openSessions(let refs):
+            listPending = nil
+            orphans(refs, now, &fx)
+        }
+    }
+
+    mutating func cardRead(_ card: CardIdentity, _ now: Moment, _ fx: inout [EngineEffect]) {
+        // Tap to stop: the same card as a running or waiting session.
+        if let k = sessions.values.filter({ $0.card.hash == card.hash && !card.hash.isEmpty })
+            .first(where: { $0.phase == .charging || { if case .awaitingPlug = $0.phase { return true }; return false }($0) })?.key {
+            fx.append(.notice("tap to stop: session \(k)"))
+            dropCard(now, &fx)
+            if sessions[k]?.phase == .charging { stop(k, .tapToStop, now, &fx) } else { dispose(k, .release, now, &fx) }
+            return
+        }
+        guard acceptingPayments, let c = freeConnector() else {
+            fx.append(.notice("card refused: \(acceptingPayments ? "no free connector" : "not taking payments")"))
+            dropCard(now, &fx)
+            return
+        }
+        let k = nextKey
+        nextKey += 1
+        sessions[k] = Session(key: k, connector: c, card: card, tariff: config.tariff,
+                              phase: .deciding(deadline: now.monotonic + config.decisionTimeout), requested: config.preauthAmount)
+        connectors[c].session = k
+        flow = .presented(k)
+        fx.append(.notice("card \(card.maskedPAN) for connector \(c): asking the cloud"))
+        fx.append(.askCloud(k, card, connector: c))
+    }
+
+    mutating func decided(_ k: SessionKey, _ d: CardDecision, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard var s = sessions[k], case .deciding = s.phase, flow == .presented(k) else { return }
+        guard d.allowed, acceptingPayments else {
+            fx.append(.notice("session \(k): card not allowed here"))
+            close(k)
+            dropCard(now, &fx)
+            return
+        }
+        if let t = d.tariff { s.tariff = t }
+        if let m = d.maxAmount, m > 0, m < s.requested { s.requested = m }
+        s.phase = .authorising
+        sessions[k] = s
+        // Durable before Auth: after a crash we must know an approval may exist.
+        fx.append(.persist(.authRequested(k, connector: s.connector, amount: s.requested, card: s.card, tariff: s.tariff, at: now.wallMillis)))
+        fx.append(command(.authorise))
+    }
+
+    mutating func approved(_ ref: UInt32, _ amount: Int64, _ pspRef: [UInt8], _ now: Moment, _ fx: inout [EngineEffect]) {
+        var key: SessionKey?
+        if case .presented(let k) = flow, let s = sessions[k], s.phase == .authorising || s.phase == .authUnknown { key = k }
+        if key == nil, let k = sessions.values.filter({ $0.phase == .authUnknown }).map(\.key).min() { key = k }
+        guard let k = key, var s = sessions[k] else {
+            // An approval nobody asked for (a late answer after a restart): never charge on it.
+            let orphan = nextKey
+            nextKey += 1
+            fx.append(.notice("unexpected approval \(ref): releasing it"))
+            fx.append(.persist(.approved(orphan, terminalRef: ref, authorised: amount, pspRef: pspRef, at: now.wallMillis)))
+            sessions[orphan] = Session(key: orphan, connector: -1, card: CardIdentity(maskedPAN: "", hash: []), tariff: config.tariff,
+                                       phase: .disposing, requested: amount, terminalRef: ref, authorised: amount)
+            dispose(orphan, .release, now, &fx)
+            return
+        }
+        if flow == .presented(k) { flow = .idle(rearmAt: now.monotonic + config.rearmDelay) }
+        s.terminalRef = ref
+        // Never capture more than both the bank approved and we asked for.
+        s.authorised = max(0, s.requested > 0 ? min(amount, s.requested) : amount)
+        s.phase = .awaitingPlug(deadline: now.monotonic + config.plugInTimeout)
+        sessions[k] = s
+        fx.append(.persist(.approved(k, terminalRef: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
+        fx.append(.notice("session \(k) approved for \(s.authorised) (terminal ref \(ref))"))
+        if connectors[s.connector].plugged { startCharging(k, now, &fx) }
+    }
+
+    mutating func completed(_ id: CommandID, _ command: TerminalCommand, _ outcome: CommandOutcome, _ now: Moment, _ fx: inout [EngineEffect]) {
+        switch command {
+        case .arm:
+            guard flow == .arming(id) else { return }
+            flow = outcome == .ok ? .armed : .idle(rearmAt: now.monotonic + config.retryInterval)
+        case .cancel:
+            if flow == .cancelling { flow = .idle(rearmAt: now.monotonic + config.rearmDelay) }
+        case .authorise:
+            guard outcome != .ok else { return }
+            // The outcome event (approved/declined/cancelled) did not come: the approval may exist.
+            if case .presented(let k) = flow, sessions[k]?.phase == .authorising {
+                if outcome == .notSent || outcome == .refused(notFound: false) || outcome == .refused(notFound: true) {
+                    fx.append(.persist(.abandoned(k, at: now.wallMillis)))
+                    close(k)
+                } else {
+                    sessions[k]?.phase = .authUnknown
+                }
+                flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
+                resolveUnknownAuths(now, &fx)
+            }
+        case .listOpen:
+            if outcome != .ok, listPending == id { listPending = nil }
+        case .capture, .release:
+            guard let k = sessions.values.first(where: { $0.pending == id })?.key, var s = sessions[k] else { return }
+            s.pending = nil
+            switch outcome {
+            case .ok:
+                sessions[k] = s
+                if case .capture(let amount) = s.disposition {
+                    fx.append(.persist(.captured(k, amount: amount, at: now.wallMillis)))
+                    fx.append(.notice("session \(k) settled: \(amount) captured"))
+                } else {
+                    fx.append(.persist(.voided(k, at: now.wallMillis)))
+                    fx.append(.notice("session \(k) voided"))
+                }
+                close(k)
+            case .refused(notFound: true):
+                sessions[k] = s
+                let what = s.disposition == .release ? "release" : "capture"
+                let note = s.attemptUnknown
+                    ? "\(what) answered 'session not found' after an unanswered attempt: it most likely succeeded; check with the acquirer"
+                    : "terminal does not know session \(s.terminalRef ?? 0) for \(what): released by the terminal or lost; check with the acquirer"
+                fx.append(.persist(.needsReconciliation(k, note: note)))
+                fx.append(.notice("session \(k) needs reconciliation: \(note)"))
+                close(k)
+            case .refused(notFound: false):
+                s.refusals += 1
+                if s.refusals >= config.maxRefusals {
+                    sessions[k] = s
+                    let note = "terminal refused \(s.refusals) times"
+                    fx.append(.persist(.needsReconciliation(k, note: note)))
+                    close(k)
+                } else {
+                    s.nextRetry = now.monotonic + config.retryInterval
+                    sessions[k] = s
+                }
+            case .unknown:
+                s.attemptUnknown = true
+                s.nextRetry = now.monotonic + config.retryInterval
+                sessions[k] = s
+            case .notSent:
+                s.nextRetry = now.monotonic + config.retryInterval
+                sessions[k] = s
+            }
+        }
+    }
+
+    /// Approvals that may exist without our record of them: list them where the terminal can,
+    /// else hand them to a person. The terminal's own session timeout (Setup, action void) is the backstop.
+    mutating func resolveUnknownAuths(_ now: Moment, _ fx: inout [EngineEffect]) {
+        let unknown = sessions.values.filter { $0.phase == .authUnknown }.map(\.key).sorted()
+        guard !unknown.isEmpty, flow != .unavailable else { return }
+        if terminalCanList {
+            if listPending == nil {
+                let (id, e) = commandWithID(.listOpen)
+                listPending = id
+                fx.append(e)
+            }
+        } else {
+            for k in unknown {
+                let note = "authorisation went unanswered and this terminal cannot list its sessions; the terminal releases it at its session timeout"
+                fx.append(.persist(.needsReconciliation(k, note: note)))
+                fx.append(.notice("session \(k) needs reconciliation: \(note)"))
+                close(k)
+            }
+        }
+    }
+
+    /// Open sessions on the terminal that we hold no approval for are released; sessions whose
+    /// authorisation went unanswered and are not among them were never approved.
+    mutating func orphans(_ refs: [UInt32], _ now: Moment, _ fx: inout [EngineEffect]) {
+        let known = Set(sessions.values.compactMap(\.terminalRef))
+        var unknownAuths = sessions.values.filter { $0.phase == .authUnknown }.map(\.key).sorted()
+        for ref in refs.sorted() where !known.contains(ref) {
+            let k: SessionKey
+            if !unknownAuths.isEmpty { k = unknownAuths.removeFirst() } else { k = nextKey; nextKey += 1 }
+            fx.append(.notice("terminal holds session \(ref) we never charged on: releasing it"))
+            fx.append(.persist(.approved(k, terminalRef: ref, authorised: 0, pspRef: [], at: now.wallMillis)))
+            var s = sessions[k] ?? Session(key: k, connector: -1, card: CardIdentity(maskedPAN: "", hash: []), tariff: config.tariff,
+                                           phase: .disposing, requested: 0)
+            s.terminalRef = ref
+            sessions[k] = s
+            if s.connector >= 0, connectors[safe: s.connector]?.session == k { connectors[s.connector].session = nil }
+            sessions[k]?.connector = -1
+            dispose(k, .release, now, &fx)
+        }
+        for k in unknownAuths {
+            fx.append(.persist(.abandoned(k, at: now.wallMillis)))
+            close(k)
+        }
+    }
+
+    // MARK: connector
+
+    mutating func plug(_ c: Int, _ plugged: Bool, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard connectors.indices.contains(c) else { return }
+        connectors[c].plugged = plugged
+        if plugged {
+            if let k = connectors[c].session, case .awaitingPlug = sessions[k]?.phase { startCharging(k, now, &fx) }
+        } else if let k = chargingSession(on: c) {
+            stop(k, .unplugged, now, &fx)
+        }
+    }
+
+    mutating func startCharging(_ k: SessionKey, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard var s = sessions[k], !ledgerBroken, !shuttingDown, !connectors[s.connector].welded else { return }
+        s.phase = .charging
+        s.registerStartWh = connectors[s.connector].registerWh
+        s.chargingSince = now.monotonic
+        s.persistedAt = now.monotonic
+        sessions[k] = s
+        // Durable before the relay closes: the approval record is already ahead of this one.
+        fx.append(.persist(.charging(k, at: now.wallMillis)))
+        connectors[s.connector].relayClosed = true
+        fx.append(.relay(connector: s.connector, close: true))
+        fx.append(.notice("session \(k) charging on connector \(s.connector)"))
+    }
+
+    mutating func meter(_ c: Int, _ register: Int64, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard connectors.indices.contains(c) else { return }
+        connectors[c].registerWh = register
+        guard let k = chargingSession(on: c), var s = sessions[k] else { return }
+        if s.registerStartWh == nil { s.registerStartWh = register }
+        // A register that runs backwards (meter swapped or reset) never reduces what was delivered.
+        s.energyWh = max(s.energyWh, register - (s.registerStartWh ?? register))
+        sessions[k] = s
+        account(k, now, &fx)
+    }
+
+    /// Cost cap and periodic persistence for a charging session.
+    mutating func account(_ k: SessionKey, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard let s = sessions[k], s.phase == .charging else { return }
+        let seconds = s.seconds(at: now.monotonic)
+        let meter = CostMeter(tariff: s.tariff, authorised: s.authorised)
+        if meter.reachedCap(energyWh: s.energyWh, seconds: seconds) {
+            stop(k, .costLimit, now, &fx)
+            return
+        }
+        if s.energyWh - s.persistedWh >= config.meterPersistWh || now.monotonic >= s.persistedAt + config.meterPersistInterval {
+            sessions[k]?.persistedWh = s.energyWh
+            sessions[k]?.persistedAt = now.monotonic
+            fx.append(.persist(.meter(k, energyWh: s.energyWh, seconds: seconds)))
+        }
+    }
+
+    mutating func relayFeedback(_ c: Int, _ f: RelayFeedback, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard connectors.indices.contains(c) else { return }
+        switch f {
+        case .closed, .opened: break
+        case .refusedToClose:
+            fx.append(.notice("connector \(c): relay did not close"))
+            if let k = chargingSession(on: c) { stop(k, .relayRefused, now, &fx) }
+        case .welded:
+            connectors[c].welded = true
+            fx.append(.notice("connector \(c): relay welded: connector out of service"))
+        }
+    }
+
+    // MARK: stopping and disposing
+
+    mutating func stop(_ k: SessionKey, _ reason: StopReason, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard var s = sessions[k], s.phase == .charging else { return }
+        openRelay(s.connector, &fx)
+        let seconds = s.seconds(at: now.monotonic)
+        s.secondsBefore = seconds
+        s.chargingSince = nil
+        sessions[k] = s
+        fx.append(.persist(.stopped(k, reason: reason, energyWh: s.energyWh, seconds: seconds, at: now.wallMillis)))
+        fx.append(.notice("session \(k) stopped: \(reason)"))
+        if reason == .relayRefused || (s.energyWh == 0 && seconds == 0) {
+            dispose(k, .release, now, &fx)
+        } else {
+            let amount = CostMeter(tariff: s.tariff, authorised: s.authorised).capture(energyWh: s.energyWh, seconds: seconds)
+            dispose(k, amount > 0 ? .capture(amount) : .release, now, &fx)
+        }
+    }
+
+    mutating func dispose(_ k: SessionKey, _ d: Session.Disposition, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard var s = sessions[k] else { return }
+        s.phase = .disposing
+        s.disposition = d
+        sessions[k] = s
+        if s.connector >= 0, connectors[s.connector].session == k { connectors[s.connector].session = nil }
+        switch d {
+        case .capture(let amount): fx.append(.persist(.captureRequested(k, amount: amount)))
+        case .release: fx.append(.persist(.voidRequested(k)))
+        }
+        sendDisposition(k, now, &fx)
+    }
+
+    mutating func sendDisposition(_ k: SessionKey, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard var s = sessions[k], let d = s.disposition, let ref = s.terminalRef, s.pending == nil else { return }
+        guard flow != .unavailable else { s.nextRetry = nil; sessions[k] = s; return }
+        let cmd: TerminalCommand
+        switch d {
+        case .capture(let amount): cmd = .capture(terminalRef: ref, amount: amount)
+        case .release: cmd = .release(terminalRef: ref)
+        }
+        let (id, e) = commandWithID(cmd)
+        s.pending = id
+        s.nextRetry = now.monotonic + config.retryInterval
+        sessions[k] = s
+        fx.append(e)
+    }
+
+    // MARK: helpers
+
+    mutating func rearmIfDue(_ now: Moment) -> [EngineEffect] {
+        guard case .idle(let at) = flow, now.monotonic >= at, acceptingPayments, freeConnector() != nil else { return [] }
+        let (id, e) = commandWithID(.arm(amount: config.preauthAmount, reference: UInt32(truncatingIfNeeded: nextKey)))
+        flow = .arming(id)
+        return [e]
+    }
+
+    /// Takes the card off the terminal (or stops the scan) if one is there.
+    mutating func dropCard(_ now: Moment, _ fx: inout [EngineEffect]) {
+        switch flow {
+        case .presented(let k):
+            if let s = sessions[k], s.phase == .authorising {
+                // Auth is out: its answer decides; cancelling now could race an approval.
+                return
+            }
+            close(k)
+            flow = .cancelling
+            fx.append(command(.cancel))
+        case .armed, .arming:
+            flow = .cancelling
+            fx.append(command(.cancel))
+        default: break
+        }
+    }
+
+    mutating func openRelay(_ c: Int, _ fx: inout [EngineEffect]) {
+        guard connectors.indices.contains(c) else { return }
+        connectors[c].relayClosed = false
+        fx.append(.relay(connector: c, close: false))
+    }
+
+    mutating func close(_ k: SessionKey) {
+        if let s = sessions[k], s.connector >= 0, connectors[safe: s.connector]?.session == k { connectors[s.connector].session = nil }
+        sessions[k] = nil
+    }
+
+    mutating func releaseConnectorsOfDroppedSessions() {
+        for i in connectors.indices { if let k = connectors[i].session, sessions[k] == nil { connectors[i].session = nil } }
+    }
+
+    func chargingSession(on c: Int) -> SessionKey? {
+        guard let k = connectors[safe: c]?.session, sessions[k]?.phase == .charging else { return nil }
+        return k
+    }
+
+    /// A connector that can take a new session: no session, not welded. Plugged-in ones first
+    /// (plug in, then tap), else the lowest-numbered one (tap, then plug in).
+    func freeConnector() -> Int? {
+        let free = connectors.indices.filter { connectors[$0].session == nil && !connectors[$0].welded }
+        return free.first { connectors[$0].plugged } ?? free.first
+    }
+
+    mutating func command(_ c: TerminalCommand) -> EngineEffect { commandWithID(c).1 }
+
+    mutating func commandWithID(_ c: TerminalCommand) -> (CommandID, EngineEffect) {
+        let id = nextCommand
+        nextCommand += 1
+        return (id, .terminal(id, c))
+    }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}

@@ -1,0 +1,153 @@
+/// The money facts the engine writes ahead. Each one is durable before the effect it
+/// justifies: `authRequested` before Auth is sent, `charging` before the relay closes,
+/// `captureRequested`/`voidRequested` before the terminal is told to capture or release.
+public enum LedgerEntry: Equatable, Sendable {
+    case authRequested(SessionKey, connector: Int, amount: Int64, card: CardIdentity, tariff: Tariff, at: Int64)
+    case approved(SessionKey, terminalRef: UInt32, authorised: Int64, pspRef: [UInt8], at: Int64)
+    case declined(SessionKey, reason: UInt8?, at: Int64)
+    /// The flow ended without an approval (cancelled, refused by the cloud, card removed).
+    case abandoned(SessionKey, at: Int64)
+    case charging(SessionKey, at: Int64)
+    /// Energy (Wh) and charging time (s) delivered so far: the capture is computed from the last one.
+    case meter(SessionKey, energyWh: Int64, seconds: Int64)
+    case stopped(SessionKey, reason: StopReason, energyWh: Int64, seconds: Int64, at: Int64)
+    case captureRequested(SessionKey, amount: Int64)
+    case captured(SessionKey, amount: Int64, at: Int64)
+    case voidRequested(SessionKey)
+    case voided(SessionKey, at: Int64)
+    /// The terminal cannot tell what happened: a person must look. The session is closed for the engine.
+    case needsReconciliation(SessionKey, note: String)
+
+    /// The ledger's record kind for this entry.
+    public var kind: UInt16 {
+        switch self {
+        case .authRequested: return 1
+        case .approved: return 2
+        case .declined: return 3
+        case .abandoned: return 4
+        case .charging: return 5
+        case .meter: return 6
+        case .stopped: return 7
+        case .captureRequested: return 8
+        case .captured: return 9
+        case .voidRequested: return 10
+        case .voided: return 11
+        case .needsReconciliation: return 12
+        }
+    }
+
+    public var session: SessionKey {
+        switch self {
+        case .authRequested(let k, _, _, _, _, _), .approved(let k, _, _, _, _), .declined(let k, _, _), .abandoned(let k, _),
+             .charging(let k, _), .meter(let k, _, _), .stopped(let k, _, _, _, _), .captureRequested(let k, _),
+             .captured(let k, _, _), .voidRequested(let k), .voided(let k, _), .needsReconciliation(let k, _):
+            return k
+        }
+    }
+
+    /// Whether this entry ends the session for the engine (nothing left to do with the terminal).
+    public var closesSession: Bool {
+        switch self {
+        case .declined, .abandoned, .captured, .voided, .needsReconciliation: return true
+        default: return false
+        }
+    }
+
+    // MARK: binary form (big-endian; strings and byte strings length-prefixed)
+
+    public func encodeBody() -> [UInt8] {
+        var w = EntryWriter()
+        w.u64(session)
+        switch self {
+        case let .authRequested(_, connector, amount, card, tariff, at):
+            w.u8(UInt8(clamping: connector)); w.i64(amount)
+            w.string(card.maskedPAN); w.bytes(card.hash); w.string(card.brand)
+            w.string(tariff.currency); w.i64(tariff.startFee); w.i64(tariff.energyPricePerKWh); w.i64(tariff.timePricePerMinute)
+            w.i64(at)
+        case let .approved(_, ref, authorised, pspRef, at): w.u32(ref); w.i64(authorised); w.bytes(pspRef); w.i64(at)
+        case let .declined(_, reason, at): w.u8(reason == nil ? 0 : 1); w.u8(reason ?? 0); w.i64(at)
+        case let .abandoned(_, at), let .charging(_, at), let .voided(_, at): w.i64(at)
+        case let .meter(_, e, s): w.i64(e); w.i64(s)
+        case let .stopped(_, reason, e, s, at): w.u8(reason.rawValue); w.i64(e); w.i64(s); w.i64(at)
+        case let .captureRequested(_, amount): w.i64(amount)
+        case let .captured(_, amount, at): w.i64(amount); w.i64(at)
+        case .voidRequested: break
+        case let .needsReconciliation(_, note): w.string(note)
+        }
+        return w.out
+    }
+
+    public static func decode(kind: UInt16, body: [UInt8]) throws(EntryDecodeError) -> LedgerEntry {
+        var r = EntryReader(body)
+        let k = try r.u64()
+        switch kind {
+        case 1:
+            let connector = Int(try r.u8()), amount = try r.i64()
+            let card = CardIdentity(maskedPAN: try r.string(), hash: try r.bytes(), brand: try r.string())
+            let tariff = Tariff(currency: try r.string(), startFee: try r.i64(), energyPricePerKWh: try r.i64(), timePricePerMinute: try r.i64())
+            return .authRequested(k, connector: connector, amount: amount, card: card, tariff: tariff, at: try r.i64())
+        case 2: return .approved(k, terminalRef: try r.u32(), authorised: try r.i64(), pspRef: try r.bytes(), at: try r.i64())
+        case 3:
+            let has = try r.u8(), reason = try r.u8()
+            return .declined(k, reason: has == 1 ? reason : nil, at: try r.i64())
+        case 4: return .abandoned(k, at: try r.i64())
+        case 5: return .charging(k, at: try r.i64())
+        case 6: return .meter(k, energyWh: try r.i64(), seconds: try r.i64())
+        case 7:
+            guard let reason = StopReason(rawValue: try r.u8()) else { throw .badValue("stop reason") }
+            return .stopped(k, reason: reason, energyWh: try r.i64(), seconds: try r.i64(), at: try r.i64())
+        case 8: return .captureRequested(k, amount: try r.i64())
+        case 9: return .captured(k, amount: try r.i64(), at: try r.i64())
+        case 10: return .voidRequested(k)
+        case 11: return .voided(k, at: try r.i64())
+        case 12: return .needsReconciliation(k, note: try r.string())
+        default: throw .unknownKind(kind)
+        }
+    }
+}
+
+/// A ledger record the engine cannot read: a newer format, or a bug. Recovery reports it.
+public enum EntryDecodeError: Error, Equatable, Sendable {
+    case unknownKind(UInt16)
+    case truncated
+    case badValue(String)
+}
+
+struct EntryWriter {
+    var out: [UInt8] = []
+    mutating func u8(_ v: UInt8) { out.append(v) }
+    mutating func u32(_ v: UInt32) { for s in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
+    mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+    mutating func bytes(_ b: [UInt8]) { u32(UInt32(b.count)); out.append(contentsOf: b) }
+    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+}
+
+struct EntryReader {
+    let data: [UInt8]
+    var at = 0
+    init(_ d: [UInt8]) { data = d }
+    mutating func u8() throws(EntryDecodeError) -> UInt8 {
+        guard at < data.count else { throw .truncated }
+        defer { at += 1 }
+        return data[at]
+    }
+    mutating func u32() throws(EntryDecodeError) -> UInt32 {
+        var v: UInt32 = 0
+        for _ in 0..<4 { v = v << 8 | UInt32(try u8()) }
+        return v
+    }
+    mutating func u64() throws(EntryDecodeError) -> UInt64 {
+        var v: UInt64 = 0
+        for _ in 0..<8 { v = v << 8 | UInt64(try u8()) }
+        return v
+    }
+    mutating func i64() throws(EntryDecodeError) -> Int64 { Int64(bitPattern: try u64()) }
+    mutating func bytes() throws(EntryDecodeError) -> [UInt8] {
+        let n = Int(try u32())
+        guard n <= data.count - at else { throw .truncated }
+        defer { at += n }
+        return Array(data[at..<(at + n)])
+    }
+    mutating func string() throws(EntryDecodeError) -> String { String(decoding: try bytes(), as: UTF8.self) }
+}

@@ -1,0 +1,100 @@
+import Timebase
+
+/// What recovery found in the ledger, for the log and the technicians.
+public struct EngineRecovery: Equatable, Sendable {
+    public var sessionsReplayed = 0
+    public var openSessions = 0
+    public var toRelease = 0
+    public var toCapture = 0
+    public var authorisationsInDoubt = 0
+}
+
+extension PaymentEngine {
+    /// Rebuilds the engine from the ledger after a restart (or a crash at any point) and returns
+    /// the effects that finish what was interrupted. Relays are open when the daemon starts.
+    ///
+    /// - approved, never charged → release;
+    /// - charging, not stopped → stop with the last durable meter reading and capture its cost;
+    /// - stopped, no request → capture or release as computed;
+    /// - capture or release requested, unanswered → resend the same command (the terminal
+    ///   takes a session's capture once: a repeat is answered "not found", never captured twice);
+    /// - authorisation requested, no outcome → the approval may exist: listed where the terminal
+    ///   can, else handed to reconciliation.
+    public static func recover(config: EngineConfig, entries: [LedgerEntry], at now: Moment) -> (PaymentEngine, [EngineEffect], EngineRecovery) {
+        var engine = PaymentEngine(config: config)
+        var report = EngineRecovery()
+        var order: [SessionKey] = []
+        var closed = Set<SessionKey>()
+        var maxKey: SessionKey = 0
+        for e in entries {
+            let k = e.session
+            maxKey = max(maxKey, k)
+            if closed.contains(k) { continue }
+            if e.closesSession {
+                closed.insert(k)
+                engine.sessions[k] = nil
+                continue
+            }
+            if engine.sessions[k] == nil {
+                order.append(k)
+                engine.sessions[k] = Session(key: k, connector: -1, card: CardIdentity(maskedPAN: "", hash: []), tariff: config.tariff,
+                                             phase: .authUnknown, requested: 0)
+            }
+            var s = engine.sessions[k]!
+            switch e {
+            case let .authRequested(_, connector, amount, card, tariff, _):
+                s.connector = connector; s.requested = amount; s.card = card; s.tariff = tariff; s.phase = .authUnknown
+            case let .approved(_, ref, authorised, _, _):
+                s.terminalRef = ref; s.authorised = authorised
+                s.phase = .awaitingPlug(deadline: now.monotonic)
+            case .charging:
+                s.phase = .charging
+            case let .meter(_, energy, seconds):
+                s.energyWh = energy; s.secondsBefore = seconds; s.persistedWh = energy
+            case let .stopped(_, _, energy, seconds, _):
+                s.energyWh = energy; s.secondsBefore = seconds
+                s.phase = .disposing
+            case .captureRequested(_, let amount):
+                s.disposition = .capture(amount); s.phase = .disposing
+                // It may have been sent: a "not found" answer then means it most likely worked.
+                s.attemptUnknown = true
+            case .voidRequested:
+                s.disposition = .release; s.phase = .disposing; s.attemptUnknown = true
+            default: break
+            }
+            engine.sessions[k] = s
+        }
+        report.sessionsReplayed = Set(entries.map(\.session)).count
+        engine.nextKey = maxKey + 1
+        engine.flow = .unavailable
+        var fx: [EngineEffect] = []
+        for k in order {
+            guard let s = engine.sessions[k] else { continue }
+            report.openSessions += 1
+            switch s.phase {
+            case .awaitingPlug, .deciding:
+                // Approved but the driver never charged before the restart: release.
+                report.toRelease += 1
+                engine.dispose(k, .release, now, &fx)
+            case .charging:
+                report.toCapture += 1
+                fx.append(.persist(.stopped(k, reason: .recovery, energyWh: s.energyWh, seconds: s.secondsBefore, at: now.wallMillis)))
+                engine.sessions[k]?.phase = .disposing
+                let amount = CostMeter(tariff: s.tariff, authorised: s.authorised).capture(energyWh: s.energyWh, seconds: s.secondsBefore)
+                engine.dispose(k, amount > 0 ? .capture(amount) : .release, now, &fx)
+            case .disposing where s.disposition == nil:
+                let amount = CostMeter(tariff: s.tariff, authorised: s.authorised).capture(energyWh: s.energyWh, seconds: s.secondsBefore)
+                if amount > 0 { report.toCapture += 1 } else { report.toRelease += 1 }
+                engine.dispose(k, amount > 0 ? .capture(amount) : .release, now, &fx)
+            case .disposing:
+                if case .capture = s.disposition { report.toCapture += 1 } else { report.toRelease += 1 }
+                engine.sessions[k]?.nextRetry = now.monotonic
+            case .authUnknown, .authorising:
+                engine.sessions[k]?.phase = .authUnknown
+                report.authorisationsInDoubt += 1
+            }
+        }
+        for (i, _) in engine.connectors.enumerated() { engine.connectors[i].session = nil }
+        return (engine, fx, report)
+    }
+}

@@ -1,0 +1,115 @@
+import Timebase
+
+/// The engine's own name for a payment session (one card on one connector), assigned in order
+/// and kept in the ledger; the terminal's session reference is a separate field.
+public typealias SessionKey = UInt64
+
+/// The card facts the bridge may keep (PCI DSS): masked number, terminal card hash, brand,
+/// payment reference. Protocol-neutral: PSP and ZVT both map into it.
+public struct CardIdentity: Equatable, Sendable {
+    public var maskedPAN: String
+    /// The terminal's card hash: how tap-to-stop recognises the same card.
+    public var hash: [UInt8]
+    public var brand: String
+
+    public init(maskedPAN: String, hash: [UInt8], brand: String = "") {
+        self.maskedPAN = maskedPAN; self.hash = hash; self.brand = brand
+    }
+}
+
+/// Why charging stopped.
+public enum StopReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case tapToStop = 1, unplugged, costLimit, operatorCommand, fault, shutdown, recovery, relayRefused
+
+    public var description: String {
+        switch self {
+        case .tapToStop: return "tap to stop"
+        case .unplugged: return "unplugged"
+        case .costLimit: return "cost limit reached"
+        case .operatorCommand: return "operator"
+        case .fault: return "fault"
+        case .shutdown: return "shutdown"
+        case .recovery: return "recovered after restart"
+        case .relayRefused: return "relay refused to close"
+        }
+    }
+}
+
+/// The instant of an input: monotonic for deadlines (immune to clock steps), wall-clock
+/// milliseconds for what is recorded and reported.
+public struct Moment: Equatable, Sendable {
+    public var monotonic: Instant
+    public var wallMillis: Int64
+    public init(monotonic: Instant, wallMillis: Int64) { self.monotonic = monotonic; self.wallMillis = wallMillis }
+}
+
+/// Identifies a command the engine gave the terminal, to match its outcome.
+public typealias CommandID = UInt64
+
+/// Protocol-neutral terminal commands.
+public enum TerminalCommand: Equatable, Sendable {
+    /// Reserve: start a payment flow for `amount` and wait for a card (PSP Start Session, ZVT reservation).
+    case arm(amount: Int64, reference: UInt32)
+    /// Authorise the card just read for the armed amount.
+    case authorise
+    /// Drop the card just read or stop waiting for one.
+    case cancel
+    /// Capture `amount` of an approved session.
+    case capture(terminalRef: UInt32, amount: Int64)
+    /// Release an approved session's reservation.
+    case release(terminalRef: UInt32)
+    /// Ask which approved sessions the terminal still holds (P6X List Sessions); not all terminals can.
+    case listOpen
+}
+
+/// How a terminal command ended, as far as the link can tell.
+public enum CommandOutcome: Equatable, Sendable {
+    case ok
+    /// The terminal refused; `notFound` when it says it does not know the session.
+    case refused(notFound: Bool)
+    /// No answer (timeout, link lost): the command may or may not have taken effect.
+    case unknown
+    /// Never sent (link not up).
+    case notSent
+}
+
+/// Protocol-neutral inputs from the terminal.
+public enum TerminalInput: Equatable, Sendable {
+    /// The link is up and the terminal accepts commands. `canList` when it supports `listOpen`.
+    case ready(canList: Bool)
+    case unavailable
+    case cardRead(CardIdentity)
+    case approved(terminalRef: UInt32, amount: Int64, pspRef: [UInt8])
+    case declined(reason: UInt8?)
+    case cancelled
+    case completed(CommandID, TerminalCommand, CommandOutcome)
+    case openSessions([UInt32])
+}
+
+/// What the cloud said about a card.
+public struct CardDecision: Equatable, Sendable {
+    public var allowed: Bool
+    /// A tariff for this session (from the cloud's answer), else the configured one.
+    public var tariff: Tariff?
+    /// A lower pre-authorisation amount, if the cloud wants one.
+    public var maxAmount: Int64?
+    public init(allowed: Bool, tariff: Tariff? = nil, maxAmount: Int64? = nil) {
+        self.allowed = allowed; self.tariff = tariff; self.maxAmount = maxAmount
+    }
+}
+
+/// What the offline policy does when the cloud does not answer a card decision in time.
+public enum OfflinePolicy: String, Sendable {
+    /// Authorise with the default pre-authorisation (the terminal still asks the bank).
+    case allow
+    case deny
+}
+
+/// Relay feedback.
+public enum RelayFeedback: Equatable, Sendable {
+    case closed, opened
+    /// The relay did not close (contactor fault): the session ends without energy.
+    case refusedToClose
+    /// The relay did not open: a safety fault; the engine stops taking sessions on this connector.
+    case welded
+}
