@@ -12,6 +12,8 @@ let package = Package(
         .executable(name: "terminal-sim", targets: ["terminal-sim"]),
         .executable(name: "psp-bench", targets: ["psp-bench"]),
         .executable(name: "engine-sim", targets: ["engine-sim"]),
+        .executable(name: "ledger-bench", targets: ["ledger-bench"]),
+        .executable(name: "ledger-torture", targets: ["ledger-torture"]),
     ],
     targets: [
         // Pure: monotonic instants, no clock reads.
@@ -29,7 +31,9 @@ let package = Package(
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
         .target(name: "Transport", dependencies: ["Platform", "Timebase"]),
         // Shell: runs a PSPLink over a Transport on the event loop.
-        .target(name: "PSPTerminal", dependencies: ["PSPLink", "PSPCodec", "Transport", "Platform", "Timebase"]),
+        .target(name: "PSPTerminal", dependencies: ["PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
+        // Shell: the engine's effects carried out in order against the ledger, link, relays and card decider.
+        .target(name: "Station", dependencies: ["PaymentEngine", "Ledger", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
         .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
@@ -38,16 +42,22 @@ let package = Package(
         .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
-        .executableTarget(name: "paybridged", dependencies: ["TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .executableTarget(name: "paybridged", dependencies: ["Station", "Ledger", "PaymentEngine", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
         .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "Platform", "Timebase", "CAllocCounter"]),
+        // Shell: the durable write-ahead ledger (checksummed segment files, group commit, recovery, compaction).
+        .target(name: "Ledger", dependencies: ["Platform", "Timebase"]),
+        .executableTarget(name: "ledger-bench", dependencies: ["Ledger", "Platform", "Timebase"]),
+        // Appends records durably and prints each acknowledged sequence: the kill -9 and power-cut tests run it.
+        .executableTarget(name: "ledger-torture", dependencies: ["Ledger", "Platform"]),
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "Timebase"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
     ],
     swiftLanguageModes: [.v6]

@@ -34,10 +34,12 @@ public struct InvariantViolation: Error, CustomStringConvertible {
 
 /// Counts for the summary line.
 public struct SimulationSummary: Sendable, CustomStringConvertible {
+    /// Card sessions the engine took on (cards refused for want of a free connector not counted).
+    public var sessions = 0
     public var approvals = 0, committed = 0, voided = 0, voidedByTerminalTimeout = 0, declined = 0
     public var crashes = 0, linkDrops = 0, reconciliations = 0, cards = 0, steps = 0
     public var description: String {
-        "cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) linkDrops=\(linkDrops) steps=\(steps)"
+        "sessions=\(sessions) cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) linkDrops=\(linkDrops) steps=\(steps)"
     }
 }
 
@@ -145,7 +147,7 @@ public struct EngineWorld {
             advance(to: item.at)
             step += 1
             try dispatch(item.event)
-            if summary.cards >= settings.sessions && quiet() { break }
+            if summary.sessions >= settings.sessions && quiet() { break }
         }
         try settle()
         summary.steps = step
@@ -177,11 +179,11 @@ public struct EngineWorld {
         switch e {
         case .tap(let card):
             // Drivers keep coming until enough sessions started.
-            if summary.cards < settings.sessions { schedule(.tap(nextCard()), after: ms(20_000...400_000)) }
+            if summary.sessions < settings.sessions { schedule(.tap(nextCard()), after: ms(20_000...400_000)) }
             // Sometimes a charging driver taps again to stop instead.
             if percent(settings.tapToStopPercent), let (_, c) = chargingCard.first(where: { _ in true }) {
                 try presentCard(c)
-            } else if summary.cards < settings.sessions {
+            } else if summary.sessions < settings.sessions {
                 sessionsStarted += 1
                 try presentCard(card)
             }
@@ -293,6 +295,7 @@ public struct EngineWorld {
                     relayClosed[c] = false
                 }
             case let .askCloud(key, card, _):
+                summary.sessions += 1
                 if percent(settings.cloudDownPercent) { continue }   // no answer: the engine's deadline decides
                 let allowed = !percent(settings.cloudRefusePercent)
                 _ = card

@@ -24,6 +24,10 @@ public struct EngineConfig: Equatable, Sendable {
     public var maxRefusals = 20
     /// Pause before offering the terminal for the next card.
     public var rearmDelay: Duration = .milliseconds(500)
+    /// Keep the terminal scanning while every connector is busy, so a driver can tap the same
+    /// card again to stop (on a one-connector charger that is the only way to tap to stop).
+    /// Other cards are refused while no connector is free.
+    public var scanForTapToStop = true
 
     public init() {}
 }
@@ -56,6 +60,8 @@ public enum EngineInput: Equatable, Sendable {
     case ledgerFailed(String)
     /// Storage is full or over budget (`true`) or has room again (`false`): no new sessions while full.
     case storageFull(Bool)
+    /// Take new card sessions (`true`, the default) or only finish the open ones (`false`).
+    case acceptNewSessions(Bool)
 }
 
 /// One payment session as the engine tracks it.
@@ -72,6 +78,8 @@ public struct Session: Equatable, Sendable {
         case charging
         /// Capture or release requested; waiting for the terminal.
         case disposing
+        /// The ledger failed: nothing more is done until a restart recovers the session from disk.
+        case frozen
     }
     public enum Disposition: Equatable, Sendable { case capture(Int64), release }
 
@@ -122,6 +130,9 @@ public struct PaymentEngine: Sendable {
 
     struct Connector: Equatable, Sendable {
         var plugged = false
+        /// A session ended with its car still plugged in: the connector is not offered again
+        /// until that car leaves, or the next driver's approval would charge it.
+        var awaitingUnplug = false
         var relayClosed = false
         var welded = false
         var session: SessionKey?
@@ -137,8 +148,11 @@ public struct PaymentEngine: Sendable {
     var shuttingDown = false
     var ledgerBroken = false
     var storageFull = false
+    var paused = false
     /// Sessions whose approval may exist on the terminal: resolved by `listOpen` when possible.
     var listPending: CommandID?
+    /// When to ask again after a listing went unanswered.
+    var listRetryAt: Instant?
 
     public init(config: EngineConfig) {
         self.config = config
@@ -146,7 +160,7 @@ public struct PaymentEngine: Sendable {
     }
 
     /// Whether new payments are taken at all.
-    public var acceptingPayments: Bool { !shuttingDown && !ledgerBroken && !storageFull }
+    public var acceptingPayments: Bool { !shuttingDown && !ledgerBroken && !storageFull && !paused }
 
     /// The relay each connector was last told to be in (closed = true).
     public var relayCommands: [Bool] { connectors.map(\.relayClosed) }
@@ -167,6 +181,7 @@ public struct PaymentEngine: Sendable {
         case let .fault(c, reason):
             fx.append(.notice("connector \(c) fault: \(reason)"))
             if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
+            else if let k = connectors[safe: c]?.session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
         case .shutdown:
             shuttingDown = true
             for (i, c) in connectors.enumerated() where c.relayClosed { openRelay(i, &fx) }
@@ -183,10 +198,23 @@ public struct PaymentEngine: Sendable {
             ledgerBroken = true
             fx.append(.notice("ledger failed (\(why)): no new payments; relays open; restart to recover"))
             for (i, c) in connectors.enumerated() where c.relayClosed { openRelay(i, &fx) }
+            // Nothing more can be written: freeze every session as it is on disk; recovery finishes them.
+            for k in sessions.keys.sorted() {
+                guard var s = sessions[k] else { continue }
+                s.secondsBefore = s.seconds(at: now.monotonic)
+                s.chargingSince = nil
+                s.phase = .frozen
+                s.pending = nil
+                s.nextRetry = nil
+                sessions[k] = s
+            }
             dropCard(now, &fx)
         case .storageFull(let full):
             storageFull = full
             if full { fx.append(.notice("storage full: refusing new sessions")) }
+        case .acceptNewSessions(let on):
+            paused = !on
+            if paused { dropCard(now, &fx) }
         }
         fx += rearmIfDue(now)
         return fx
@@ -211,6 +239,10 @@ public struct PaymentEngine: Sendable {
             default: break
             }
         }
+        if let at = listRetryAt, now.monotonic >= at {
+            listRetryAt = nil
+            resolveUnknownAuths(now, &fx)
+        }
         fx += rearmIfDue(now)
         return fx
     }
@@ -226,7 +258,8 @@ public struct PaymentEngine: Sendable {
             default: break
             }
         }
-        if case .idle(let at) = flow, acceptingPayments, freeConnector() != nil { d.append(at) }
+        if case .idle(let at) = flow, wantsCards { d.append(at) }
+        if let at = listRetryAt { d.append(at) }
         return d.min()
     }
 
@@ -241,12 +274,15 @@ public struct PaymentEngine: Sendable {
             for k in sessions.keys.sorted() where sessions[k]?.phase == .disposing && sessions[k]?.pending == nil {
                 sendDisposition(k, now, &fx)
             }
+            listRetryAt = nil
             resolveUnknownAuths(now, &fx)
         case .unavailable:
             flow = .unavailable
             listPending = nil
             for k in sessions.keys.sorted() {
                 guard var s = sessions[k] else { continue }
+                // A capture or release in flight may have reached the terminal.
+                if s.pending != nil { s.attemptUnknown = true }
                 s.pending = nil
                 if case .deciding = s.phase { sessions[k] = nil; continue }   // nothing irreversible yet
                 if s.phase == .authorising { s.phase = .authUnknown }
@@ -337,6 +373,17 @@ public struct PaymentEngine: Sendable {
             return
         }
         if flow == .presented(k) { flow = .idle(rearmAt: now.monotonic + config.rearmDelay) }
+        if s.connector < 0 || connectors[safe: s.connector]?.session != k {
+            // An approval for a session that lost its connector (a restart in between): the
+            // driver has gone; never charge on it.
+            s.terminalRef = ref
+            s.authorised = max(0, amount)
+            sessions[k] = s
+            fx.append(.persist(.approved(k, terminalRef: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
+            fx.append(.notice("session \(k): approval \(ref) arrived after its connector was given up: releasing it"))
+            dispose(k, .release, now, &fx)
+            return
+        }
         s.terminalRef = ref
         // Never capture more than both the bank approved and we asked for.
         s.authorised = max(0, s.requested > 0 ? min(amount, s.requested) : amount)
@@ -368,7 +415,10 @@ public struct PaymentEngine: Sendable {
                 resolveUnknownAuths(now, &fx)
             }
         case .listOpen:
-            if outcome != .ok, listPending == id { listPending = nil }
+            if outcome != .ok, listPending == id {
+                listPending = nil
+                listRetryAt = now.monotonic + config.retryInterval
+            }
         case .capture, .release:
             guard let k = sessions.values.first(where: { $0.pending == id })?.key, var s = sessions[k] else { return }
             s.pending = nil
@@ -464,6 +514,7 @@ public struct PaymentEngine: Sendable {
     mutating func plug(_ c: Int, _ plugged: Bool, _ now: Moment, _ fx: inout [EngineEffect]) {
         guard connectors.indices.contains(c) else { return }
         connectors[c].plugged = plugged
+        if !plugged { connectors[c].awaitingUnplug = false }
         if plugged {
             if let k = connectors[c].session, case .awaitingPlug = sessions[k]?.phase { startCharging(k, now, &fx) }
         } else if let k = chargingSession(on: c) {
@@ -490,8 +541,10 @@ public struct PaymentEngine: Sendable {
         connectors[c].registerWh = register
         guard let k = chargingSession(on: c), var s = sessions[k] else { return }
         if s.registerStartWh == nil { s.registerStartWh = register }
-        // A register that runs backwards (meter swapped or reset) never reduces what was delivered.
-        s.energyWh = max(s.energyWh, register - (s.registerStartWh ?? register))
+        // A register that runs backwards (meter swapped or reset) never reduces what was delivered;
+        // an absurd reading (the difference overflows) is ignored.
+        let (delta, overflow) = register.subtractingReportingOverflow(s.registerStartWh ?? register)
+        if !overflow { s.energyWh = max(s.energyWh, delta) }
         sessions[k] = s
         account(k, now, &fx)
     }
@@ -536,12 +589,7 @@ public struct PaymentEngine: Sendable {
         sessions[k] = s
         fx.append(.persist(.stopped(k, reason: reason, energyWh: s.energyWh, seconds: seconds, at: now.wallMillis)))
         fx.append(.notice("session \(k) stopped: \(reason)"))
-        if reason == .relayRefused || (s.energyWh == 0 && seconds == 0) {
-            dispose(k, .release, now, &fx)
-        } else {
-            let amount = CostMeter(tariff: s.tariff, authorised: s.authorised).capture(energyWh: s.energyWh, seconds: seconds)
-            dispose(k, amount > 0 ? .capture(amount) : .release, now, &fx)
-        }
+        dispose(k, PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh, seconds: seconds, reason: reason), now, &fx)
     }
 
     mutating func dispose(_ k: SessionKey, _ d: Session.Disposition, _ now: Moment, _ fx: inout [EngineEffect]) {
@@ -549,7 +597,10 @@ public struct PaymentEngine: Sendable {
         s.phase = .disposing
         s.disposition = d
         sessions[k] = s
-        if s.connector >= 0, connectors[s.connector].session == k { connectors[s.connector].session = nil }
+        if s.connector >= 0, connectors[s.connector].session == k {
+            connectors[s.connector].session = nil
+            if connectors[s.connector].plugged { connectors[s.connector].awaitingUnplug = true }
+        }
         switch d {
         case .capture(let amount): fx.append(.persist(.captureRequested(k, amount: amount)))
         case .release: fx.append(.persist(.voidRequested(k)))
@@ -572,10 +623,31 @@ public struct PaymentEngine: Sendable {
         fx.append(e)
     }
 
+    /// What a stopped session owes: nothing when the relay never closed or nothing was delivered
+    /// (release), else the tariff's cost capped at the authorisation. One rule for the live engine
+    /// and for recovery, so a crash between `stopped` and the request cannot change the outcome.
+    public static func disposition(tariff: Tariff, authorised: Int64, energyWh: Int64, seconds: Int64, reason: StopReason?) -> Session.Disposition {
+        if reason == .relayRefused || (energyWh == 0 && seconds == 0) { return .release }
+        let amount = CostMeter(tariff: tariff, authorised: authorised).capture(energyWh: energyWh, seconds: seconds)
+        return amount > 0 ? .capture(amount) : .release
+    }
+
     // MARK: helpers
 
+    /// Whether the terminal should be scanning: for a new session on a free connector, or so a
+    /// driver can tap again to stop (on a one-connector charger every connector is busy then).
+    var wantsCards: Bool {
+        if acceptingPayments && freeConnector() != nil { return true }
+        guard config.scanForTapToStop, !shuttingDown && !ledgerBroken else { return false }
+        return sessions.values.contains { s in
+            if s.phase == .charging { return true }
+            if case .awaitingPlug = s.phase { return true }
+            return false
+        }
+    }
+
     mutating func rearmIfDue(_ now: Moment) -> [EngineEffect] {
-        guard case .idle(let at) = flow, now.monotonic >= at, acceptingPayments, freeConnector() != nil else { return [] }
+        guard case .idle(let at) = flow, now.monotonic >= at, wantsCards else { return [] }
         let (id, e) = commandWithID(.arm(amount: config.preauthAmount, reference: UInt32(truncatingIfNeeded: nextKey)))
         flow = .arming(id)
         return [e]
@@ -622,7 +694,7 @@ public struct PaymentEngine: Sendable {
     /// A connector that can take a new session: no session, not welded. Plugged-in ones first
     /// (plug in, then tap), else the lowest-numbered one (tap, then plug in).
     func freeConnector() -> Int? {
-        let free = connectors.indices.filter { connectors[$0].session == nil && !connectors[$0].welded }
+        let free = connectors.indices.filter { connectors[$0].session == nil && !connectors[$0].welded && !connectors[$0].awaitingUnplug }
         return free.first { connectors[$0].plugged } ?? free.first
     }
 

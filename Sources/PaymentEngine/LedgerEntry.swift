@@ -78,6 +78,7 @@ public enum LedgerEntry: Equatable, Sendable {
     }
 
     public static func decode(kind: UInt16, body: [UInt8]) throws(EntryDecodeError) -> LedgerEntry {
+        guard (1...12).contains(kind) else { throw .unknownKind(kind) }
         var r = EntryReader(body)
         let k = try r.u64()
         switch kind {

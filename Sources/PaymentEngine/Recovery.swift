@@ -26,6 +26,7 @@ extension PaymentEngine {
         var order: [SessionKey] = []
         var closed = Set<SessionKey>()
         var maxKey: SessionKey = 0
+        var stopReasons: [SessionKey: StopReason] = [:]
         for e in entries {
             let k = e.session
             maxKey = max(maxKey, k)
@@ -51,9 +52,10 @@ extension PaymentEngine {
                 s.phase = .charging
             case let .meter(_, energy, seconds):
                 s.energyWh = energy; s.secondsBefore = seconds; s.persistedWh = energy
-            case let .stopped(_, _, energy, seconds, _):
+            case let .stopped(_, reason, energy, seconds, _):
                 s.energyWh = energy; s.secondsBefore = seconds
                 s.phase = .disposing
+                stopReasons[k] = reason
             case .captureRequested(_, let amount):
                 s.disposition = .capture(amount); s.phase = .disposing
                 // It may have been sent: a "not found" answer then means it most likely worked.
@@ -80,18 +82,23 @@ extension PaymentEngine {
                 report.toCapture += 1
                 fx.append(.persist(.stopped(k, reason: .recovery, energyWh: s.energyWh, seconds: s.secondsBefore, at: now.wallMillis)))
                 engine.sessions[k]?.phase = .disposing
-                let amount = CostMeter(tariff: s.tariff, authorised: s.authorised).capture(energyWh: s.energyWh, seconds: s.secondsBefore)
-                engine.dispose(k, amount > 0 ? .capture(amount) : .release, now, &fx)
+                engine.dispose(k, PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh,
+                                                            seconds: s.secondsBefore, reason: .recovery), now, &fx)
             case .disposing where s.disposition == nil:
-                let amount = CostMeter(tariff: s.tariff, authorised: s.authorised).capture(energyWh: s.energyWh, seconds: s.secondsBefore)
-                if amount > 0 { report.toCapture += 1 } else { report.toRelease += 1 }
-                engine.dispose(k, amount > 0 ? .capture(amount) : .release, now, &fx)
+                let d = PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh,
+                                                  seconds: s.secondsBefore, reason: stopReasons[k])
+                if case .capture = d { report.toCapture += 1 } else { report.toRelease += 1 }
+                engine.dispose(k, d, now, &fx)
             case .disposing:
                 if case .capture = s.disposition { report.toCapture += 1 } else { report.toRelease += 1 }
                 engine.sessions[k]?.nextRetry = now.monotonic
             case .authUnknown, .authorising:
                 engine.sessions[k]?.phase = .authUnknown
+                // The driver saw the charger restart: a late approval is released, never charged on.
+                engine.sessions[k]?.connector = -1
                 report.authorisationsInDoubt += 1
+            case .frozen:
+                break
             }
         }
         for (i, _) in engine.connectors.enumerated() { engine.connectors[i].session = nil }

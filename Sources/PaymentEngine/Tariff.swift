@@ -22,18 +22,21 @@ public struct Tariff: Equatable, Sendable {
     public static let maxEnergyWh: Int64 = 10_000_000_000
     public static let maxSeconds: Int64 = 315_360_000
 
-    /// Cost in minor units of `energyWh` delivered over `seconds` of charging.
+    /// Cost in minor units of `energyWh` delivered over `seconds` of charging; `Int64.max` when
+    /// the tariff is so large the arithmetic would overflow (the cap then limits the capture).
     public func cost(energyWh: Int64, seconds: Int64) -> Int64 {
         let e = min(max(energyWh, 0), Tariff.maxEnergyWh)
         let s = min(max(seconds, 0), Tariff.maxSeconds)
-        // milli-minor units: startFee·1000 + Wh·(mm/kWh)/1000 + s·(mm/min)/60, each term kept
-        // exact as a fraction over 60 000 until the single rounding.
-        let energyTerm = e.multipliedReportingOverflow(by: max(energyPricePerKWh, 0) * 60)
-        let timeTerm = s.multipliedReportingOverflow(by: max(timePricePerMinute, 0) * 1000)
-        guard !energyTerm.overflow, !timeTerm.overflow else { return .max }
-        let over60k = max(startFee, 0) * 60_000_000 + energyTerm.partialValue + timeTerm.partialValue
-        // over60k is in units of 1/60 000 milli-minor = 1/60 000 000 minor.
-        return (over60k + 30_000_000) / 60_000_000
+        // Each term is kept exact over the common denominator 60 000 000 (= 1000 Wh/kWh ·
+        // 1000 milli · 60 s/min) until the single rounding; every step is overflow-checked.
+        func mul(_ a: Int64, _ b: Int64) -> Int64? { let r = a.multipliedReportingOverflow(by: b); return r.overflow ? nil : r.partialValue }
+        func add(_ a: Int64, _ b: Int64) -> Int64? { let r = a.addingReportingOverflow(b); return r.overflow ? nil : r.partialValue }
+        guard let fee = mul(max(startFee, 0), 60_000_000),
+              let energyRate = mul(max(energyPricePerKWh, 0), 60), let energy = mul(e, energyRate),
+              let timeRate = mul(max(timePricePerMinute, 0), 1000), let time = mul(s, timeRate),
+              let sum1 = add(fee, energy), let sum = add(sum1, time), let rounded = add(sum, 30_000_000)
+        else { return .max }
+        return rounded / 60_000_000
     }
 }
 

@@ -43,7 +43,7 @@ for i in 0..<seeds {
     var world = EngineWorld(seed: s, settings: settings)
     do {
         let summary = try world.run()
-        total += summary.cards
+        total += summary.sessions
         print("seed \(s): ok \(summary)")
     } catch {
         failures += 1

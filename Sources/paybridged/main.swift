@@ -7,13 +7,18 @@ import Glibc
 import Platform
 import PSPCodec
 import PSPLink
+import Ledger
+import PaymentEngine
 import PSPTerminal
+import Station
 import TerminalSim
 import Timebase
 import Transport
 
 let usage = """
 usage: paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family apollo|p6x] [--log-level LEVEL]
+                  [--state DIR [--connectors N] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
+                   [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--drain]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
 
 --terminal   where the payment terminal is (serial device, or an Apollo on TCP port 3201 by default)
@@ -21,6 +26,9 @@ usage: paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family 
 --demo       run against an embedded simulated terminal on a pseudo-terminal and show a few sessions
 --demo-dir   keep the demo's files (the simulator's record) in DIR
 --log-level  error, warning, info (default) or debug
+--state      run the payment engine with its write-ahead ledger in DIR (without it: the terminal link only)
+--sim-ev     simulated vehicles on the connectors (until the charger's own I/O is wired)
+--drain      take no new cards: settle the sessions the ledger holds open, then exit
 """
 
 func die(_ message: String) -> Never {
@@ -33,6 +41,11 @@ struct Arguments {
     var family = TerminalFamily.apollo
     var demo = false
     var demoDir: String?
+    var stateDir: String?
+    var engine = EngineConfig()
+    var ev: SimulatedEVSettings? = SimulatedEVSettings()
+    var relayHistory: String?
+    var drain = false
 
     static func parse(_ list: [String]) -> Arguments {
         var a = Arguments()
@@ -48,6 +61,26 @@ struct Arguments {
             case "--family":
                 guard let f = TerminalFamily(rawValue: value(flag)) else { die("--family is apollo or p6x") }
                 a.family = f
+            case "--state": a.stateDir = value(flag)
+            case "--connectors":
+                guard let n = Int(value(flag)), (1...EngineConfig.maxConnectors).contains(n) else { die("--connectors is 1...\(EngineConfig.maxConnectors)") }
+                a.engine.connectors = n
+            case "--preauth":
+                guard let n = Int64(value(flag)), n > 0, n <= Int64(UInt32.max) else { die("--preauth is a positive amount in minor units") }
+                a.engine.preauthAmount = n
+            case "--tariff":
+                let parts = value(flag).split(separator: ",").map(String.init)
+                guard parts.count == 4, parts[0].count == 3, let f = Int64(parts[1]), let e = Int64(parts[2]), let m = Int64(parts[3]),
+                      f >= 0, e >= 0, m >= 0 else { die("--tariff is CUR,START_FEE,PRICE_PER_KWH_MILLI,PRICE_PER_MIN_MILLI") }
+                a.engine.tariff = Tariff(currency: parts[0], startFee: f, energyPricePerKWh: e, timePricePerMinute: m)
+            case "--plug-timeout":
+                guard let n = Int64(value(flag)), n > 0 else { die("--plug-timeout is seconds") }
+                a.engine.plugInTimeout = .seconds(n)
+            case "--sim-ev":
+                guard let s = SimulatedEVSettings.parse(value(flag)) else { die("--sim-ev is plug=MS,charge=MS,power=W or none") }
+                a.ev = s
+            case "--relay-history": a.relayHistory = value(flag)
+            case "--drain": a.drain = true
             case "--demo": a.demo = true
             case "--demo-dir": a.demoDir = value(flag); a.demo = true
             case "--log-level":
@@ -123,12 +156,16 @@ do {
     try Signals.ignore(SIGPIPE)
     let loop = try EventLoop()
     if arguments.demo {
-        let ok = try LinkDemo(loop: loop, directory: arguments.demoDir).run()
+        let ok = try Demo(loop: loop, directory: arguments.demoDir).run()
         exit(ok ? 0 : 1)
     }
     guard let endpoint = arguments.endpoint else { die("no terminal given\n\(usage)") }
     let transport: LinkTransportKind = { if case .tcp = endpoint { return .tcp } else { return .serial } }()
     let driver = PSPLinkDriver(loop: loop, endpoint: endpoint, config: PSPLinkConfig(family: arguments.family, transport: transport))
+    if let state = arguments.stateDir {
+        try runStation(loop: loop, driver: driver, state: state, arguments: arguments)
+        exit(0)
+    }
     driver.onEvent = { e in let (level, text) = describe(e); Log.write(level, text) }
     try loop.onSignal(SIGTERM) { Log.info("stopping"); loop.stop() }
     try loop.onSignal(SIGINT) { Log.info("stopping"); loop.stop() }
@@ -138,4 +175,58 @@ do {
     driver.stop()
 } catch {
     die("\(error)")
+}
+
+/// The payment engine with its ledger, on the link: recover, then serve until SIGTERM/SIGINT.
+func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments: Arguments) throws {
+    mkdir(state, 0o750)
+    let opened: (ledger: Ledger, report: RecoveryReport, records: [LedgerRecord])
+    do { opened = try Ledger.open(directory: state + "/ledger") } catch { die("ledger: \(error)") }
+    var entries: [LedgerEntry] = []
+    var unreadable = 0
+    for r in opened.records {
+        do { entries.append(try LedgerEntry.decode(kind: r.kind, body: r.body)) } catch { unreadable += 1 }
+    }
+    if unreadable > 0 { Log.error("ledger: \(unreadable) records this version cannot read were kept and skipped") }
+    if !opened.report.damagedSegments.isEmpty { Log.error("ledger: damaged segments kept aside: \(opened.report.damagedSegments)") }
+    let now = Moment(monotonic: MonotonicClock.now(), wallMillis: WallClock.nowMillisecondsSinceEpoch())
+    let (engine, effects, recovery) = PaymentEngine.recover(config: arguments.engine, entries: entries, at: now)
+    Log.info("ledger: \(opened.records.count) records; \(recovery.openSessions) open sessions (\(recovery.toCapture) to capture, \(recovery.toRelease) to release, \(recovery.authorisationsInDoubt) in doubt)")
+    let relay = try SimulatedRelay(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory)
+    let station = Station(loop: loop, engine: engine, ledger: opened.ledger, link: driver, family: arguments.family,
+                          relay: relay, decider: SimulatedCardDecider(loop: loop), ev: arguments.ev)
+    station.onNotice = { Log.info($0) }
+    station.recovered(highestKey: entries.map(\.session).max() ?? 0)
+    let linkLog = driver.onEvent
+    driver.onEvent = { e in
+        let (level, text) = describe(e)
+        Log.write(level, text)
+        linkLog(e)
+    }
+    var stopping = false
+    let stop = {
+        guard !stopping else { return }
+        stopping = true
+        Log.info("stopping: relays open, no new cards; open sessions are left to recovery")
+        station.shutdown()
+        loop.stop()
+    }
+    try loop.onSignal(SIGTERM, stop)
+    try loop.onSignal(SIGINT, stop)
+    if arguments.drain {
+        station.post(.engine(.acceptNewSessions(false)))
+        // Done when nothing is open; checked once a second on the loop.
+        func check() {
+            if station.engine.sessions.isEmpty {
+                Log.info("drained: no open sessions")
+                loop.stop()
+            } else {
+                _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
+            }
+        }
+        _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
+    }
+    station.start(recoveryEffects: effects)
+    try loop.run()
+    opened.ledger.close()
 }

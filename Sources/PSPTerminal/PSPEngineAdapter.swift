@@ -1,0 +1,86 @@
+import PSPCodec
+import PSPLink
+import PaymentEngine
+
+/// Translates between the protocol-neutral payment engine and the PSP link. Pure.
+///
+/// The engine says `arm`, `authorise`, `capture`…; PSP says Start Session, Auth Session,
+/// Commit Session…. Link events become engine inputs, with card data reduced to what the
+/// bridge may keep (masked PAN, card hash, brand).
+public struct PSPEngineAdapter: Sendable {
+    public let family: TerminalFamily
+    public let cardHashTags: [UInt32]
+    /// Engine commands in flight, by the link's request id.
+    var inFlight: [RequestID: (CommandID, TerminalCommand)] = [:]
+    /// The amount of the last Start Session: Session Approved does not repeat it.
+    var armedAmount: Int64 = 0
+    /// The most in-flight commands to remember; the link's own queue is smaller, so this only
+    /// bounds memory if the link ever stopped completing requests.
+    public static let maxInFlight = 64
+
+    public init(family: TerminalFamily, cardHashTags: [UInt32] = DOLTag.cardHashCandidates) {
+        self.family = family
+        self.cardHashTags = cardHashTags
+    }
+
+    /// The PSP command for an engine command.
+    public mutating func hostCommand(for command: TerminalCommand) -> HostCommand {
+        switch command {
+        case let .arm(amount, reference):
+            armedAmount = amount
+            return .startSession(StartSession(amount: UInt32(clamping: amount), reference: reference))
+        case .authorise: return .authSession
+        case .cancel: return .cancelSession
+        case let .capture(ref, amount): return .commitSession(sessionID: ref, amount: UInt32(clamping: amount))
+        case .release(let ref): return .voidSession(sessionID: ref)
+        case .listOpen: return .listSessions(offset: 0)
+        }
+    }
+
+    /// Remembers which engine command a link request carries.
+    public mutating func submitted(_ request: RequestID, for id: CommandID, _ command: TerminalCommand) {
+        if inFlight.count >= PSPEngineAdapter.maxInFlight, let oldest = inFlight.keys.min(by: { $0.value < $1.value }) {
+            inFlight[oldest] = nil
+        }
+        inFlight[request] = (id, command)
+    }
+
+    /// The engine inputs a link event stands for (often none).
+    public mutating func inputs(for event: LinkEvent) -> [TerminalInput] {
+        switch event {
+        case .up:
+            return [.ready(canList: family == .p6x)]
+        case .down, .terminalReset:
+            return [.unavailable]
+        case .message(let m):
+            switch m {
+            case .cardRead(let dol):
+                let c = CardData(dol: dol, hashTags: cardHashTags)
+                return [.cardRead(CardIdentity(maskedPAN: c.maskedPAN ?? "", hash: c.cardHash ?? [], brand: c.brand ?? ""))]
+            case let .sessionApproved(id, dol):
+                return [.approved(terminalRef: id, amount: armedAmount, pspRef: CardData(dol: dol).hostReference ?? [])]
+            case let .sessionPartiallyApproved(id, amount, dol):
+                return [.approved(terminalRef: id, amount: Int64(amount), pspRef: CardData(dol: dol).hostReference ?? [])]
+            case .sessionDeclined(let reason, _):
+                return [.declined(reason: reason)]
+            case .sessionCancelled:
+                return [.cancelled]
+            default:
+                return []
+            }
+        case let .completed(request, _, outcome):
+            guard let (id, command) = inFlight.removeValue(forKey: request) else { return [] }
+            switch outcome {
+            case .result(let r) where r.ok: return [.completed(id, command, .ok)]
+            case .result(let r): return [.completed(id, command, .refused(notFound: r.reason == ResultReason.sessionNotFound))]
+            case .response(.sessionList(_, let ids)): return [.completed(id, command, .ok), .openSessions(ids)]
+            case .response, .assumedAccepted: return [.completed(id, command, .ok)]
+            // Sent, but no answer: it may have taken effect.
+            case .timedOut, .linkLost: return [.completed(id, command, .unknown)]
+            case .notReady, .queueFull, .encodingFailed: return [.completed(id, command, .notSent)]
+            }
+        case .terminalState, .identity, .malformed, .undecodable:
+            return []
+        }
+    }
+}

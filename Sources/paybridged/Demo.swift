@@ -1,0 +1,114 @@
+import Glibc
+import JSONLines
+import Ledger
+import PaymentEngine
+import Platform
+import PSPCodec
+import PSPLink
+import PSPTerminal
+import Station
+import TerminalSim
+import Timebase
+import Transport
+
+/// `paybridged --demo`: the real link, payment engine and ledger against an embedded
+/// simulated Apollo on a real pseudo-terminal, a simulated relay, vehicles and card decider.
+/// Three drivers: one charges and pays, one is declined, one never plugs in (released).
+final class Demo {
+    let loop: EventLoop
+    let directory: String
+    let keep: Bool
+    var records: [JSON] = []
+    var cardsSeen = 0
+
+    init(loop: EventLoop, directory: String?) throws {
+        self.loop = loop
+        if let directory {
+            mkdir(directory, 0o755)
+            self.directory = directory
+            keep = true
+        } else {
+            var template = Array("/tmp/paybridge-demo-XXXXXX".utf8CString)
+            guard let p = mkdtemp(&template) else { throw SystemError(call: "mkdtemp", errno: errno) }
+            self.directory = String(cString: p)
+            keep = false
+        }
+    }
+
+    func show(_ s: String) { print(s); fflush(nil) }
+
+    func count(_ event: String) -> Int { records.filter { $0["event"] == .string(event) }.count }
+
+    func run() throws -> Bool {
+        let device = directory + "/ttyPSP"
+        var scenario = SimScenario.defaults(for: .apollo)
+        scenario.sessions = [ScriptedSession(.approve),
+                             ScriptedSession(.decline(reason: 0x09), card: SimCard(maskedPAN: "541333******0434", hash: [1, 2, 3, 4], brand: "MASTERCARD")),
+                             ScriptedSession(.approve, card: SimCard(maskedPAN: "374245*****1006", hash: [9, 9, 9, 9], brand: "AMEX"))]
+        scenario.tapDelay = 700
+        scenario.authDelay = 400
+        let simRecord = directory + "/terminal-sim.record.jsonl"
+        let sim = try SimulatorShell(loop: loop, mode: .pty(link: device), scenario: scenario, record: simRecord)
+        sim.readsStandardInput = false
+        sim.announce = { [unowned self] line in self.show("  [terminal-sim] \(line)") }
+        sim.log = { line in Log.debug("terminal-sim: \(line)") }
+        try sim.start()
+
+        var config = EngineConfig()
+        config.preauthAmount = 5000
+        config.tariff = Tariff(currency: "EUR", startFee: 50, energyPricePerKWh: 40_000, timePricePerMinute: 0)
+        config.plugInTimeout = .seconds(3)
+        let (ledger, _, _) = try Ledger.open(directory: directory + "/ledger")
+        let driver = PSPLinkDriver(loop: loop, endpoint: .serial(path: device, settings: .psp),
+                                   config: PSPLinkConfig(family: .apollo, transport: .serial))
+        let relay = try SimulatedRelay(loop: loop, connectors: 1, historyPath: directory + "/relay.jsonl")
+        // 720 kW is not a car, but it makes 2.5 s of demo worth 0.50 kWh.
+        let ev = SimulatedEVSettings(plugAfter: .milliseconds(600), chargeFor: .milliseconds(2500), powerW: 720_000, plugs: [true, false])
+        let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger, link: driver, family: .apollo,
+                              relay: relay, decider: SimulatedCardDecider(loop: loop), ev: ev)
+        station.onNotice = { [unowned self] text in self.show("  [engine] \(text)") }
+        let engineLink = driver.onEvent
+        driver.onEvent = { [unowned self] e in
+            let (level, text) = describe(e)
+            if level <= .info, case .message = e { self.show("  [terminal] \(text)") }
+            if case .up = e { self.show("  [terminal] \(text)") }
+            engineLink(e)
+        }
+        sim.onRecord = { [unowned self] r in
+            self.records.append(r)
+            self.show("  [terminal-sim record] \(r.text)")
+            let outcomes = self.count("approved") + self.count("declined")
+            if outcomes == 1 && self.count("declined") == 0 && r["event"] == .string("approved") {
+                self.show("1. Driver A paid and plugged in: charging at a simulated 720 kW for about 2.5 s (tariff: 0.50 start fee + 0.40 per kWh)")
+            }
+            if outcomes >= 3 { station.post(.engine(.acceptNewSessions(false))) }
+        }
+        show("paybridge demo: PSP link, payment engine and write-ahead ledger against a simulated Apollo on \(device)")
+        show("Three drivers tap in turn: A charges and pays; B's bank declines; C is approved but never plugs in (released after 3 s).")
+        station.start(recoveryEffects: [])
+        let done = try loop.run(until: { [unowned self] in
+            self.count("approved") + self.count("declined") >= 3 && station.engine.sessions.isEmpty
+                && self.count("committed") + self.count("voided") >= self.count("approved")
+        }, deadline: MonotonicClock.now() + .seconds(60))
+        station.shutdown()
+        _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .milliseconds(50))
+        ledger.close()
+        let open = count("approved") + count("partiallyApproved") - count("committed") - count("voided")
+        let captured = records.filter { $0["event"] == .string("committed") }.compactMap { r -> Int64? in
+            if case .int(let a)? = r["amount"] { return a } else { return nil }
+        }
+        show("summary: settled=\(count("committed")) voided=\(count("voided")) declined=\(count("declined")) open=\(open)"
+             + (captured.isEmpty ? "" : " captured=\(captured.map(String.init).joined(separator: ","))") + (done ? "" : " error=timed out"))
+        if keep {
+            show("kept in \(directory): terminal-sim.record.jsonl, relay.jsonl, ledger/")
+        } else {
+            for f in ["terminal-sim.record.jsonl", "relay.jsonl", "ttyPSP"] { unlink(directory + "/" + f) }
+            if let names = try? SystemLedgerIO().listDirectory(directory + "/ledger") {
+                for n in names { unlink(directory + "/ledger/" + n) }
+            }
+            rmdir(directory + "/ledger")
+            rmdir(directory)
+        }
+        return done && open == 0
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import Platform
+import Timebase
+
+/// The real daemon, killed with SIGKILL at random moments while sessions run against
+/// terminal-sim on a pty, restarted each time, and finally drained. The terminal's own record
+/// is the judge: every approval is committed or voided exactly once, never above its amount.
+@Suite(.serialized) struct CrashRecovery {
+    func daemon(_ args: [String]) throws -> ChildProcess {
+        try ChildProcess.spawn(ChildProcess.executableDirectory() + "/paybridged", args, captureStdout: false, pipeStdin: false)
+    }
+
+    @Test(arguments: [UInt64(0xC0FFEE), 0xBEEF])
+    func sigkillAtRandomPointsThenRestartSettlesEverySessionOnce(seed: UInt64) throws {
+        var rng = SeededGenerator(seed: seed)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let sim = try SimProcess(["--pty", "--link", tty, "--family", "p6x", "--tap-delay", "50", "--auth-delay", "50"])
+        let common = ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state",
+                      "--tariff", "EUR,100,40000,0", "--relay-history", dir + "/relay.jsonl", "--log-level", "warning"]
+        for round in 0..<6 {
+            let p = try daemon(common + ["--sim-ev", "plug=100,charge=\(Int.random(in: 200...900, using: &rng)),power=3600000"])
+            let life = Int.random(in: 300...2500, using: &rng)
+            usleep(UInt32(life) * 1000)
+            p.signal(SIGKILL)
+            #expect(p.wait(timeout: .seconds(5)) != nil, "seed \(seed) round \(round): daemon did not die")
+        }
+        // Restart once more and settle whatever the kills left open.
+        let drain = try daemon(common + ["--drain", "--sim-ev", "none"])
+        let status = drain.wait(timeout: .seconds(60))
+        #expect(status == 0, "seed \(seed): drain exited \(String(describing: status))")
+
+        let records = sim.records()
+        print("crash test seed \(seed): " + ["approved", "committed", "voided", "rejected"].map { e in "\(e)=\(records.filter { $0["event"] as? String == e }.count)" }.joined(separator: " "))
+        let approved = records.filter { ["approved", "partiallyApproved"].contains($0["event"] as? String) }
+        #expect(!approved.isEmpty, "seed \(seed): no session got as far as an approval")
+        var closes: [Int: [String]] = [:]
+        for r in records {
+            guard let e = r["event"] as? String, e == "committed" || e == "voided", let id = r["sessionId"] as? Int else { continue }
+            closes[id, default: []].append(e)
+            if e == "committed", let amount = r["amount"] as? Int,
+               let a = approved.first(where: { $0["sessionId"] as? Int == id })?["amount"] as? Int {
+                #expect(amount <= a, "seed \(seed): session \(id) captured \(amount) above \(a)")
+            }
+        }
+        for a in approved {
+            let id = a["sessionId"] as! Int
+            #expect(closes[id]?.count == 1, "seed \(seed): session \(id) closed \(closes[id] ?? []) (must be exactly once)")
+        }
+        // Card data rule: nothing that looks like a card number in the ledger files.
+        let ledgerDir = dir + "/state/ledger"
+        for name in try FileManager.default.contentsOfDirectory(atPath: ledgerDir) {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: ledgerDir + "/" + name)))
+            var run = 0
+            for b in bytes { if b >= 0x30 && b <= 0x39 { run += 1; #expect(run < 13, "seed \(seed): digit run in \(name)"); if run >= 13 { break } } else { run = 0 } }
+        }
+    }
+}

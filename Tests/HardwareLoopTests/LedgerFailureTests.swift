@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import Platform
+
+/// fdatasync failing under the real daemon (strace's fault injection: no code of ours in the
+/// way): the daemon must stop taking payments and open the relays, never trust the failed
+/// sync, and a restart must settle every session from what really is on disk.
+@Suite(.serialized) struct LedgerFailure {
+    static let strace = ["/usr/bin/strace", "/bin/strace"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test(.enabled(if: strace != nil, "strace is not installed: fdatasync fault injection skipped"),
+          arguments: [4, 7, 11])
+    func fdatasyncEIOStopsPaymentsOpensRelaysAndRestartSettles(failingSync: Int) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("eio-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let sim = try SimProcess(["--pty", "--link", tty, "--family", "p6x", "--tap-delay", "50", "--auth-delay", "50"])
+        let daemon = ChildProcess.executableDirectory() + "/paybridged"
+        let args = ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
+                    "--relay-history", dir + "/relay.jsonl", "--log-level", "info"]
+        let logPath = dir + "/daemon.log"
+        // strace -o keeps its own output out of the daemon's log; the failing call is the Nth fdatasync.
+        let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(Self.strace!) -f -qq -o /dev/null -e trace=fdatasync -e inject=fdatasync:error=EIO:when=\(failingSync) \(daemon) \(args.joined(separator: " ")) --sim-ev plug=100,charge=400,power=3600000 2>\(logPath)"],
+                                       captureStdout: false, pipeStdin: false)
+        // Run well past the failure.
+        usleep(4_000_000)
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("ledger failed"), "failing sync \(failingSync): no ledger failure reported:\n\(log)")
+        #expect(p.wait(timeout: .milliseconds(10)) == nil, "the daemon must keep running (degraded), not crash")
+        // Payments stopped: no approval recorded by the terminal after the daemon reported the failure.
+        let approvalsAtFailure = sim.records("approved").count
+        usleep(1_500_000)
+        #expect(sim.records("approved").count == approvalsAtFailure, "payments continued after the ledger failed")
+        // Relays: the last state of every connector is open.
+        let history = ((try? String(contentsOfFile: dir + "/relay.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(history.last?.contains("\"closed\":false") == true, "relay left closed: \(history.suffix(3))")
+        // SIGTERM to the daemon itself (under strace it is not our direct child).
+        let term = try ChildProcess.spawn("/usr/bin/pkill", ["-TERM", "-f", "--", "--state \(dir)/state"], captureStdout: false, pipeStdin: false)
+        _ = term.wait(timeout: .seconds(5))
+        #expect(p.wait(timeout: .seconds(10)) != nil, "the degraded daemon did not stop on SIGTERM")
+
+        // A restart recovers from what is really on disk and settles everything exactly once.
+        let drain = try ChildProcess.spawn(daemon, args + ["--drain", "--sim-ev", "none"], captureStdout: false, pipeStdin: false)
+        #expect(drain.wait(timeout: .seconds(60)) == 0)
+        var closes: [Int: Int] = [:]
+        for r in sim.records() where ["committed", "voided"].contains(r["event"] as? String ?? "") {
+            closes[r["sessionId"] as! Int, default: 0] += 1
+        }
+        for a in sim.records("approved") {
+            let id = a["sessionId"] as! Int
+            #expect(closes[id] == 1, "failing sync \(failingSync): session \(id) closed \(closes[id] ?? 0) times")
+        }
+    }
+}
