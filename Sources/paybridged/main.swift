@@ -18,7 +18,7 @@ import Transport
 let usage = """
 usage: paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
-                   [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--drain]]
+                   [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
 
 --terminal   where the payment terminal is (serial device, or an Apollo on TCP port 3201 by default)
@@ -46,6 +46,7 @@ struct Arguments {
     var ev: SimulatedEVSettings? = SimulatedEVSettings()
     var relayHistory: String?
     var drain = false
+    var ledgerOptions = LedgerOptions()
 
     static func parse(_ list: [String]) -> Arguments {
         var a = Arguments()
@@ -81,6 +82,9 @@ struct Arguments {
                 a.ev = s
             case "--relay-history": a.relayHistory = value(flag)
             case "--drain": a.drain = true
+            case "--disk-budget":
+                guard let n = Int(value(flag)), n > 0 else { die("--disk-budget is bytes") }
+                a.ledgerOptions.diskBudgetBytes = n
             case "--demo": a.demo = true
             case "--demo-dir": a.demoDir = value(flag); a.demo = true
             case "--log-level":
@@ -181,7 +185,8 @@ do {
 func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments: Arguments) throws {
     mkdir(state, 0o750)
     let opened: (ledger: Ledger, report: RecoveryReport, records: [LedgerRecord])
-    do { opened = try Ledger.open(directory: state + "/ledger") } catch { die("ledger: \(error)") }
+    if let problem = arguments.ledgerOptions.problem { die("ledger options: \(problem)") }
+    do { opened = try Ledger.open(directory: state + "/ledger", options: arguments.ledgerOptions) } catch { die("ledger: \(error)") }
     var entries: [LedgerEntry] = []
     var unreadable = 0
     for r in opened.records {

@@ -53,3 +53,39 @@ import Platform
         }
     }
 }
+
+/// A ledger at its disk budget: the daemon refuses new sessions with a clear message and
+/// keeps serving; with room it takes cards.
+@Suite(.serialized) struct DiskBudget {
+    @Test func atTheBudgetNoNewSessionIsTaken() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("budget-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let sim = try SimProcess(["--pty", "--link", tty, "--tap-delay", "50", "--auth-delay", "50"])
+        let daemon = ChildProcess.executableDirectory() + "/paybridged"
+        let logPath = dir + "/daemon.log"
+        // One preallocated 4 MiB segment fills a 4 MiB budget.
+        let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(daemon) --terminal serial:\(tty) --state \(dir)/state --disk-budget 4194304 --sim-ev none 2>\(logPath)"],
+                                       captureStdout: false, pipeStdin: false)
+        usleep(2_000_000)
+        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("storage full: refusing new sessions"), "\(log)")
+        // The empty ledger had room for the first session (its first record allocates the
+        // segment that fills the budget); after that, none.
+        let approved = sim.records("approved").count
+        #expect(approved <= 1)
+        usleep(1_500_000)
+        #expect(sim.records("approved").count == approved, "a session was taken with the ledger at its budget")
+        #expect(p.wait(timeout: .milliseconds(10)) == nil, "the daemon keeps running")
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0)
+        // The same ledger with room: cards are taken again.
+        let q = try ChildProcess.spawn(daemon, ["--terminal", "serial:\(tty)", "--state", dir + "/state", "--disk-budget", "67108864",
+                                                "--sim-ev", "none", "--log-level", "warning"], captureStdout: false, pipeStdin: false)
+        usleep(2_000_000)
+        q.signal(SIGTERM)
+        #expect(q.wait(timeout: .seconds(10)) == 0)
+        #expect(!sim.records("approved").isEmpty)
+    }
+}
