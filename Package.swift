@@ -58,7 +58,8 @@ let package = Package(
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
-        .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
+                                                           "Station", "Ledger", "PaymentEngine"]),
     ],
     swiftLanguageModes: [.v6]
 )

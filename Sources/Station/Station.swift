@@ -141,14 +141,19 @@ public final class Station {
         let open = Set(engine.sessions.keys)
         let floor = highestKey
         do {
-            let report = try ledger.compact { record in
-                guard let e = try? LedgerEntry.decode(kind: record.kind, body: record.body) else { return true }
-                return open.contains(e.session) || e.session >= floor
-            }
+            let report = try ledger.compact { Station.isLive($0, openSessions: open, highestKey: floor) }
             if report.segmentsDeleted > 0 { onNotice("ledger compacted: \(report.segmentsDeleted) segments, \(report.bytesFreed) bytes freed") }
         } catch {
             failed(error)
         }
+    }
+
+    /// The compaction rule: a record stays while its session is open, when it belongs to the
+    /// highest session key (so keys never repeat after compaction), or when this version cannot
+    /// read it (never drop what we cannot judge).
+    public static func isLive(_ record: LedgerRecord, openSessions: Set<SessionKey>, highestKey: SessionKey) -> Bool {
+        guard let e = try? LedgerEntry.decode(kind: record.kind, body: record.body) else { return true }
+        return openSessions.contains(e.session) || e.session >= highestKey
     }
 
     /// Tells the station the highest session key found at recovery.
