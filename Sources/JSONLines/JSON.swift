@@ -7,6 +7,9 @@ public indirect enum JSON: Equatable, Sendable {
     case null
     case bool(Bool)
     case int(Int64)
+    /// An exact decimal number written as is (money in major units: "12.34"); build it with
+    /// `decimal(minor:exponent:)` so it is always a valid JSON number, never a binary float.
+    case decimal(String)
     case string(String)
     case array([JSON])
     case object([(String, JSON)])
@@ -16,6 +19,7 @@ public indirect enum JSON: Equatable, Sendable {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
         case let (.int(x), .int(y)): return x == y
+        case let (.decimal(x), .decimal(y)): return x == y
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)):
@@ -26,6 +30,18 @@ public indirect enum JSON: Equatable, Sendable {
 
     /// Convenience for integers of any width.
     public static func number<T: BinaryInteger>(_ v: T) -> JSON { .int(Int64(clamping: v)) }
+
+    /// `minor` units as an exact decimal with `exponent` fraction digits (ISO 4217: 2 for EUR,
+    /// 0 for JPY, 3 for KWD): 1234, 2 → 12.34; -5, 2 → -0.05.
+    public static func decimal(minor: Int64, exponent: Int) -> JSON {
+        guard exponent > 0 else { return .decimal(String(minor)) }
+        let negative = minor < 0
+        let magnitude = minor.magnitude
+        var digits = String(magnitude)
+        if digits.count <= exponent { digits = String(repeating: "0", count: exponent - digits.count + 1) + digits }
+        let split = digits.index(digits.endIndex, offsetBy: -exponent)
+        return .decimal((negative ? "-" : "") + digits[..<split] + "." + digits[split...])
+    }
 
     /// Compact serialisation on one line (no newline).
     public var text: String {
@@ -39,6 +55,7 @@ public indirect enum JSON: Equatable, Sendable {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
+        case .decimal(let d): out += d
         case .string(let s): JSON.quote(s, into: &out)
         case .array(let items):
             out += "["
