@@ -20,7 +20,7 @@ final class SimProcess {
         guard FileManager.default.isExecutableFile(atPath: exe) else { throw HarnessError("\(exe) not built") }
         recordPath = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID().uuidString).jsonl").path
         process = try ChildProcess.spawn(exe, arguments + ["--record", recordPath, "--exit-with-stdin"])
-        guard let line = try process.readLine(timeout: .seconds(10)) else { throw HarnessError("terminal-sim said nothing") }
+        guard let line = try process.readLine(timeout: .seconds(30)) else { throw HarnessError("terminal-sim said nothing") }
         announcement = line
     }
 
@@ -76,7 +76,7 @@ final class Host {
 
     /// Runs the loop until `condition` holds or `timeout` passes.
     @discardableResult
-    func run(timeout: Duration = .seconds(10), until condition: (Host) -> Bool) throws -> Bool {
+    func run(timeout: Duration = .seconds(30), until condition: (Host) -> Bool) throws -> Bool {
         try loop.run(until: { condition(self) }, deadline: MonotonicClock.now() + timeout)
     }
 
@@ -84,7 +84,7 @@ final class Host {
 
     func messages() -> [TerminalMessage] { events.compactMap { if case .message(let m) = $0 { return m } else { return nil } } }
 
-    func request(_ c: HostCommand, timeout: Duration = .seconds(10)) throws -> RequestOutcome? {
+    func request(_ c: HostCommand, timeout: Duration = .seconds(30)) throws -> RequestOutcome? {
         let id = driver.submit(c)
         func outcome() -> RequestOutcome? {
             for e in events { if case let .completed(i, _, o) = e, i == id { return o } }
@@ -108,3 +108,17 @@ final class Host {
         return m
     }
 }
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; real processes under a
+/// loaded CI machine take their time, so tests wait for facts rather than sleep fixed amounts.
+@discardableResult
+func waitUntil(_ timeout: Duration, _ condition: () -> Bool) -> Bool {
+    let deadline = MonotonicClock.now() + timeout
+    while !condition() {
+        if MonotonicClock.now() >= deadline { return false }
+        usleep(50_000)
+    }
+    return true
+}
+
+func fileText(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }

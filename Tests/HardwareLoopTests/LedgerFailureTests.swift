@@ -23,10 +23,11 @@ import Platform
         // strace -o keeps its own output out of the daemon's log; the failing call is the Nth fdatasync.
         let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(Self.strace!) -f -qq -o /dev/null -e trace=fdatasync -e inject=fdatasync:error=EIO:when=\(failingSync) \(daemon) \(args.joined(separator: " ")) --sim-ev plug=100,charge=400,power=3600000 2>\(logPath)"],
                                        captureStdout: false, pipeStdin: false)
-        // Run well past the failure.
-        usleep(4_000_000)
-        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        // Wait for the failure to be reported (sessions run until the Nth sync fails).
+        waitUntil(.seconds(60)) { fileText(logPath).contains("ledger failed") }
+        let log = fileText(logPath)
         #expect(log.contains("ledger failed"), "failing sync \(failingSync): no ledger failure reported:\n\(log)")
+        usleep(300_000)
         #expect(p.wait(timeout: .milliseconds(10)) == nil, "the daemon must keep running (degraded), not crash")
         // Payments stopped: no approval recorded by the terminal after the daemon reported the failure.
         let approvalsAtFailure = sim.records("approved").count
@@ -68,11 +69,12 @@ import Platform
         // One preallocated 4 MiB segment fills a 4 MiB budget.
         let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(daemon) --terminal serial:\(tty) --state \(dir)/state --disk-budget 4194304 --sim-ev none 2>\(logPath)"],
                                        captureStdout: false, pipeStdin: false)
-        usleep(2_000_000)
-        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        waitUntil(.seconds(60)) { fileText(logPath).contains("storage full: refusing new sessions") }
+        let log = fileText(logPath)
         #expect(log.contains("storage full: refusing new sessions"), "\(log)")
         // The empty ledger had room for the first session (its first record allocates the
-        // segment that fills the budget); after that, none.
+        // segment that fills the budget): let that one finish; after it, none.
+        waitUntil(.seconds(10)) { sim.records("approved").count >= 1 }
         let approved = sim.records("approved").count
         #expect(approved <= 1)
         usleep(1_500_000)
@@ -81,11 +83,11 @@ import Platform
         p.signal(SIGTERM)
         #expect(p.wait(timeout: .seconds(10)) == 0)
         // The same ledger with room: cards are taken again.
+        let before = sim.records("approved").count
         let q = try ChildProcess.spawn(daemon, ["--terminal", "serial:\(tty)", "--state", dir + "/state", "--disk-budget", "67108864",
                                                 "--sim-ev", "none", "--log-level", "warning"], captureStdout: false, pipeStdin: false)
-        usleep(2_000_000)
+        #expect(waitUntil(.seconds(60)) { sim.records("approved").count > before })
         q.signal(SIGTERM)
         #expect(q.wait(timeout: .seconds(10)) == 0)
-        #expect(!sim.records("approved").isEmpty)
     }
 }
