@@ -29,7 +29,7 @@ let package = Package(
         // Pure: the payment engine (sessions, tariff, write-ahead entries, recovery).
         .target(name: "PaymentEngine", dependencies: ["Timebase"]),
         // Pure: OCPP 2.1 payment payloads for the cloud uplink.
-        .target(name: "Uplink", dependencies: ["JSONLines", "PaymentEngine"]),
+        .target(name: "Uplink", dependencies: ["JSONLines", "PaymentEngine", "Timebase"]),
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
         .target(name: "Transport", dependencies: ["Platform", "Timebase"]),
         // Shell: runs a PSPLink over a Transport on the event loop.
@@ -55,7 +55,7 @@ let package = Package(
         // Appends records durably and prints each acknowledged sequence: the kill -9 and power-cut tests run it.
         .executableTarget(name: "ledger-torture", dependencies: ["Ledger", "Platform"]),
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "Timebase"]),
-        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
