@@ -44,6 +44,7 @@ let package = Package(
         .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
+        // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
         .executableTarget(name: "paybridged", dependencies: ["Station", "Ledger", "PaymentEngine", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
