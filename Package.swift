@@ -55,6 +55,8 @@ let package = Package(
         .executableTarget(name: "ledger-bench", dependencies: ["Ledger", "Platform", "Timebase"]),
         // Appends records durably and prints each acknowledged sequence: the kill -9 and power-cut tests run it.
         .executableTarget(name: "ledger-torture", dependencies: ["Ledger", "Platform"]),
+        // C: libcurl via pkg-config; its header adds typed wrappers for the variadic setopt/getinfo calls.
+        // Shell: HTTPS POSTs through libcurl's multi interface on the event loop (the uplink's transport).
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"],

@@ -249,12 +249,25 @@ public struct Outbox: Sendable {
     public var pendingIDs: Set<String> { Set(queues.values.flatMap { $0.map(\.message.id) }) }
 }
 
-/// Message ids: UUID version 4 text from a seeded generator (seeded from the kernel in the daemon).
+/// Message ids in UUID version 4 text form: random ones from a seeded generator, or derived
+/// from a name (the same name always gives the same id).
 public struct MessageIDs: Sendable {
     var rng: SeededGenerator
     public init(seed: UInt64) { rng = SeededGenerator(seed: seed) }
-    public mutating func next() -> String {
-        var bytes = (0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+
+    public mutating func next() -> String { MessageIDs.format((0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+
+    /// A stable id for `name`: FNV-1a of the name seeds two SplitMix64 outputs (128 bits).
+    public static func derive(_ name: String) -> String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        var g = SeededGenerator(seed: h)
+        let a = g.next(), b = g.next()
+        return format((0..<8).map { UInt8(truncatingIfNeeded: a >> (8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: b >> (8 * $0)) })
+    }
+
+    static func format(_ raw: [UInt8]) -> String {
+        var bytes = raw
         bytes[6] = bytes[6] & 0x0F | 0x40
         bytes[8] = bytes[8] & 0x3F | 0x80
         let hex = bytes.map { b -> String in let h = String(b, radix: 16); return h.count == 1 ? "0" + h : h }

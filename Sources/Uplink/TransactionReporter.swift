@@ -36,22 +36,28 @@ public struct TransactionReporter: Sendable {
 
     /// The messages one durable entry calls for. `offline`: the cloud is unreachable now;
     /// `now` (wall milliseconds) dates entries that carry no time of their own.
-    public mutating func messages(for entry: LedgerEntry, offline: Bool, now: Int64, ids: inout MessageIDs) -> [OutboxMessage] {
+    ///
+    /// Message ids are derived from the station, the transaction and the message's place in it,
+    /// so replaying the ledger after a crash yields the same ids: a message whose queued record
+    /// did not reach the disk is recreated under the id the cloud may already have seen.
+    public mutating func messages(for entry: LedgerEntry, offline: Bool, now: Int64) -> [OutboxMessage] {
         let k = entry.session
         let queue = transactionId(k)
         func tx(_ stage: OCPPPayload.Stage, _ kind: OutboxMessage.Kind, _ at: Int64) -> OutboxMessage? {
             guard var t = txs[k] else { return nil }
             let body = OCPPPayload.transactionEvent(transactionId: queue, seqNo: t.seqNo, stage: stage, at: at, offline: offline,
                                                     card: t.card, connector: t.connector, currency: t.tariff.currency)
+            let id = MessageIDs.derive("\(queue)/TransactionEvent/\(t.seqNo)")
             t.seqNo += 1
             txs[k] = t
-            return OutboxMessage(id: ids.next(), queue: queue, action: .transactionEvent, kind: kind, body: Array(body.text.utf8))
+            return OutboxMessage(id: id, queue: queue, action: .transactionEvent, kind: kind, body: Array(body.text.utf8))
         }
         func settlement(_ status: OCPPPayload.Settlement, _ amount: Int64, _ at: Int64, info: String? = nil) -> OutboxMessage? {
             guard let t = txs[k] else { return nil }
             let body = OCPPPayload.notifySettlement(transactionId: queue, pspRef: t.pspRef, status: status, amount: amount,
                                                     currency: t.tariff.currency, at: at, statusInfo: info)
-            return OutboxMessage(id: ids.next(), queue: queue, action: .notifySettlement, kind: .settlement, body: Array(body.text.utf8))
+            return OutboxMessage(id: MessageIDs.derive("\(queue)/NotifySettlement"), queue: queue, action: .notifySettlement,
+                                 kind: .settlement, body: Array(body.text.utf8))
         }
         switch entry {
         case let .authRequested(_, connector, _, card, tariff, _):

@@ -11,8 +11,7 @@ import Uplink
 
     static func run(_ entries: [LedgerEntry], offline: Bool = false) -> [OutboxMessage] {
         var r = TransactionReporter(stationId: "CS-0001")
-        var ids = MessageIDs(seed: 1)
-        return entries.flatMap { r.messages(for: $0, offline: offline, now: 1_764_054_044_000, ids: &ids) }
+        return entries.flatMap { r.messages(for: $0, offline: offline, now: 1_764_054_044_000) }
     }
 
     static let settled: [LedgerEntry] = [
@@ -41,6 +40,13 @@ import Uplink
         #expect(bodies[3]["pspRef"] as? String == "PSPREF7465")
         #expect(String(decoding: m[2].body, as: UTF8.self).contains("\"settlementAmount\"") == false)
         #expect(String(decoding: m[3].body, as: UTF8.self).contains("\"settlementAmount\":1.44"))
+    }
+
+    @Test func replayingTheLedgerGivesTheSameIds() {
+        #expect(Self.run(Self.settled).map(\.id) == Self.run(Self.settled, offline: true).map(\.id))
+        #expect(MessageIDs.derive("a") == MessageIDs.derive("a"))
+        #expect(MessageIDs.derive("a") != MessageIDs.derive("b"))
+        #expect(Array(MessageIDs.derive("a"))[14] == "4")
     }
 
     @Test func offlineEventsAreMarked() {
