@@ -35,7 +35,7 @@ let package = Package(
         // Shell: runs a PSPLink over a Transport on the event loop.
         .target(name: "PSPTerminal", dependencies: ["PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
         // Shell: the engine's effects carried out in order against the ledger, link, relays and card decider.
-        .target(name: "Station", dependencies: ["PaymentEngine", "Ledger", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
+        .target(name: "Station", dependencies: ["PaymentEngine", "Ledger", "Uplink", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
         .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
@@ -45,7 +45,7 @@ let package = Package(
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
-        .executableTarget(name: "paybridged", dependencies: ["Station", "Ledger", "PaymentEngine", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .executableTarget(name: "paybridged", dependencies: ["Station", "Ledger", "PaymentEngine", "Uplink", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),

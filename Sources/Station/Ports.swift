@@ -2,6 +2,7 @@ import Glibc
 import PaymentEngine
 import Platform
 import Timebase
+import Uplink
 
 /// The connector relays. Closing is only ever asked for by the engine after the approval
 /// and the charging record are durable; opening is always allowed.
@@ -9,6 +10,12 @@ public protocol RelayPort: AnyObject {
     /// Drives the relay; the outcome arrives through `onFeedback`.
     func set(connector: Int, closed: Bool)
     var onFeedback: (Int, RelayFeedback) -> Void { get set }
+}
+
+/// Delivers outbox messages to the cloud (HTTPS in the daemon, a simulation in tests).
+public protocol UplinkTransport: AnyObject {
+    /// Sends one message; the completion runs on the event loop.
+    func send(_ message: OutboxMessage, completion: @escaping (DeliveryResult) -> Void)
 }
 
 /// Whoever decides whether a card may charge here (the cloud, from issue 4 on).

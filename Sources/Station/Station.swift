@@ -5,6 +5,7 @@ import PSPCodec
 import PSPLink
 import PSPTerminal
 import Timebase
+import Uplink
 
 /// The imperative shell around the payment engine: it feeds inputs in one at a time, in the
 /// order they happened, and carries out the engine's effects in order. A `persist` is appended
@@ -14,6 +15,8 @@ public final class Station {
     public enum Input {
         case engine(EngineInput)
         case link(LinkEvent)
+        /// The outcome of sending an outbox message to the cloud.
+        case delivered(id: String, DeliveryResult)
         case tick
     }
 
@@ -23,6 +26,12 @@ public final class Station {
     public let relay: RelayPort
     public let decider: CardDecider
     public var onNotice: (String) -> Void = { _ in }
+    /// Where outbox messages go; nil: nothing is reported (no cloud configured).
+    public let uplink: UplinkTransport?
+    public private(set) var outbox: Outbox
+    var reporter: TransactionReporter
+    /// Sends waiting for the fdatasync that makes their queued record durable.
+    var pendingSends: [OutboxMessage] = []
     /// Entries persisted since start, for status and tests.
     public private(set) var persisted = 0
     public private(set) var ledgerError: LedgerError?
@@ -47,8 +56,12 @@ public final class Station {
     var highestKey: SessionKey = 0
 
     public init(loop: EventLoop, engine: PaymentEngine, ledger: Ledger, link: PSPLinkDriver, family: TerminalFamily,
-                relay: RelayPort, decider: CardDecider, ev: SimulatedEVSettings?) {
+                relay: RelayPort, decider: CardDecider, ev: SimulatedEVSettings?,
+                uplink: UplinkTransport? = nil, stationId: String = "station", outbox: Outbox = Outbox()) {
         self.loop = loop
+        self.uplink = uplink
+        self.outbox = outbox
+        self.reporter = TransactionReporter(stationId: stationId)
         self.engine = engine
         self.ledger = ledger
         self.link = link
@@ -63,9 +76,25 @@ public final class Station {
     }
 
     /// Opens every relay (the safe state at start), carries out what recovery asked for, and starts the link.
-    public func start(recoveryEffects: [EngineEffect]) {
+    /// `entries` and `outboxRecords` are what the ledger held: the reporter replays the entries, and
+    /// any message whose queued record did not reach the disk before a crash is queued again (same id).
+    public func start(recoveryEffects: [EngineEffect], entries: [LedgerEntry] = [], outboxRecords: [OutboxRecord] = []) {
         for c in 0..<engine.config.connectors { relay.set(connector: c, closed: false) }
         processing = true
+        if uplink != nil {
+            outbox = Outbox.recover(config: outbox.config, records: outboxRecords, now: MonotonicClock.now())
+            let known = Set(outboxRecords.map(\.messageID))
+            var missing: [OutboxMessage] = []
+            for e in entries {
+                for m in reporter.messages(for: e, offline: true, now: WallClock.nowMillisecondsSinceEpoch()) where !known.contains(m.id) {
+                    missing.append(m)
+                }
+            }
+            if !missing.isEmpty { onNotice("uplink: \(missing.count) messages recreated from the ledger") }
+            var unsynced = false
+            for m in missing { handleOutbox(outbox.enqueue(m, now: MonotonicClock.now()), unsynced: &unsynced) }
+            if unsynced { do { try ledger.sync() } catch { failed(error) } }
+        }
         apply(recoveryEffects)
         processing = false
         drain()
@@ -93,7 +122,11 @@ public final class Station {
             case .engine(let e): apply(engine.handle(e, at: now))
             case .link(let e):
                 for t in adapter.inputs(for: e) { apply(engine.handle(.terminal(t), at: now)) }
-            case .tick: apply(engine.tick(at: now))
+            case .tick:
+                apply(engine.tick(at: now))
+                handleOutboxAndSync(outbox.tick(now: now.monotonic))
+            case let .delivered(id, result):
+                handleOutboxAndSync(outbox.completed(id, result, now: now.monotonic))
             }
             driveEVs()
         }
@@ -128,11 +161,55 @@ public final class Station {
             perform(effect)
         }
         if unsynced { do { try ledger.sync() } catch { failed(error) } }
+        flushSends()
         if sinceCompaction >= Station.compactionEvery, ledgerError == nil { compact() }
-        let high = ledger.usedBytes * 100 >= ledger.options.diskBudgetBytes * Station.storageHighWaterPercent
+        let high = ledger.usedBytes * 100 >= ledger.options.diskBudgetBytes * Station.storageHighWaterPercent || outbox.overBudget
         if high != !engineAcceptsStorage { queue.append(.engine(.storageFull(high))); engineAcceptsStorage = !high }
     }
     var engineAcceptsStorage = true
+
+    /// Carries out the outbox's effects: records are appended (durable at the next sync), sends
+    /// wait in `pendingSends` until then.
+    func handleOutbox(_ effects: [OutboxEffect], unsynced: UnsafeMutablePointer<Bool>?) {
+        for e in effects {
+            switch e {
+            case .persist(let r):
+                guard ledgerError == nil else { return }
+                do {
+                    _ = try ledger.append(kind: r.kind, body: r.encodeBody())
+                    sinceCompaction += 1
+                    unsynced?.pointee = true
+                } catch {
+                    failed(error)
+                    return
+                }
+            case .send(let m): pendingSends.append(m)
+            case .notice(let n): onNotice("uplink: \(n)")
+            }
+        }
+    }
+
+    func handleOutbox(_ effects: [OutboxEffect], unsynced: inout Bool) {
+        withUnsafeMutablePointer(to: &unsynced) { handleOutbox(effects, unsynced: $0) }
+    }
+
+    func handleOutboxAndSync(_ effects: [OutboxEffect]) {
+        var unsynced = false
+        handleOutbox(effects, unsynced: &unsynced)
+        if unsynced { do { try ledger.sync() } catch { failed(error) } }
+        flushSends()
+    }
+
+    /// Sends whose queued records are durable. After a ledger failure nothing more is sent:
+    /// what is not on disk must not reach the cloud.
+    func flushSends() {
+        guard let uplink, ledgerError == nil, !pendingSends.isEmpty else { return }
+        let sends = pendingSends
+        pendingSends = []
+        for m in sends {
+            uplink.send(m) { [weak self] result in self?.post(.delivered(id: m.id, result)) }
+        }
+    }
 
     /// Drops the records of closed sessions. A record is live while its session is open, when it
     /// carries the highest key, or when this version cannot read it (never drop what we cannot judge).
@@ -140,8 +217,9 @@ public final class Station {
         sinceCompaction = 0
         let open = Set(engine.sessions.keys)
         let floor = highestKey
+        let pending = outbox.pendingIDs
         do {
-            let report = try ledger.compact { Station.isLive($0, openSessions: open, highestKey: floor) }
+            let report = try ledger.compact { Station.isLive($0, openSessions: open, highestKey: floor, pendingMessages: pending) }
             if report.segmentsDeleted > 0 { onNotice("ledger compacted: \(report.segmentsDeleted) segments, \(report.bytesFreed) bytes freed") }
         } catch {
             failed(error)
@@ -151,7 +229,14 @@ public final class Station {
     /// The compaction rule: a record stays while its session is open, when it belongs to the
     /// highest session key (so keys never repeat after compaction), or when this version cannot
     /// read it (never drop what we cannot judge).
-    public static func isLive(_ record: LedgerRecord, openSessions: Set<SessionKey>, highestKey: SessionKey) -> Bool {
+    public static func isLive(_ record: LedgerRecord, openSessions: Set<SessionKey>, highestKey: SessionKey,
+                              pendingMessages: Set<String> = []) -> Bool {
+        if OutboxRecord.kinds.contains(record.kind) {
+            // Dead letters stay for technicians; a queued message stays until the cloud has it.
+            guard let r = OutboxRecord.decode(kind: record.kind, body: record.body) else { return true }
+            if case .deadLettered = r { return true }
+            return pendingMessages.contains(r.messageID)
+        }
         guard let e = try? LedgerEntry.decode(kind: record.kind, body: record.body) else { return true }
         return openSessions.contains(e.session) || e.session >= highestKey
     }
@@ -187,7 +272,7 @@ public final class Station {
     }
 
     func rearm() {
-        var next = engine.nextDeadline
+        var next = [engine.nextDeadline, outbox.nextDeadline].compactMap { $0 }.min()
         if ev != nil { next = [next, MonotonicClock.now() + .seconds(1)].compactMap { $0 }.min() }
         guard next != timerAt else { return }
         if let t = timer { loop.cancel(t) }

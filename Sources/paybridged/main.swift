@@ -12,6 +12,7 @@ import PaymentEngine
 import PSPTerminal
 import Station
 import TerminalSim
+import Uplink
 import Timebase
 import Transport
 
@@ -188,8 +189,13 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     if let problem = arguments.ledgerOptions.problem { die("ledger options: \(problem)") }
     do { opened = try Ledger.open(directory: state + "/ledger", options: arguments.ledgerOptions) } catch { die("ledger: \(error)") }
     var entries: [LedgerEntry] = []
+    var outboxRecords: [OutboxRecord] = []
     var unreadable = 0
     for r in opened.records {
+        if OutboxRecord.kinds.contains(r.kind) {
+            if let o = OutboxRecord.decode(kind: r.kind, body: r.body) { outboxRecords.append(o) } else { unreadable += 1 }
+            continue
+        }
         do { entries.append(try LedgerEntry.decode(kind: r.kind, body: r.body)) } catch { unreadable += 1 }
     }
     if unreadable > 0 { Log.error("ledger: \(unreadable) records this version cannot read were kept and skipped") }
@@ -231,7 +237,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         }
         _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
     }
-    station.start(recoveryEffects: effects)
+    station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
     try loop.run()
     opened.ledger.close()
 }
