@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "paybridged", targets: ["paybridged"]),
         .executable(name: "paybridgectl", targets: ["paybridgectl"]),
         .executable(name: "terminal-sim", targets: ["terminal-sim"]),
+        .executable(name: "cloud-sim", targets: ["cloud-sim"]),
         .executable(name: "psp-bench", targets: ["psp-bench"]),
         .executable(name: "engine-sim", targets: ["engine-sim"]),
         .executable(name: "ledger-bench", targets: ["ledger-bench"]),
@@ -35,7 +36,7 @@ let package = Package(
         // Shell: runs a PSPLink over a Transport on the event loop.
         .target(name: "PSPTerminal", dependencies: ["PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
         // Shell: the engine's effects carried out in order against the ledger, link, relays and card decider.
-        .target(name: "Station", dependencies: ["PaymentEngine", "Ledger", "Uplink", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
+        .target(name: "Station", dependencies: ["PaymentEngine", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
         .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
@@ -45,7 +46,9 @@ let package = Package(
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
-        .executableTarget(name: "paybridged", dependencies: ["Station", "Ledger", "PaymentEngine", "Uplink", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .target(name: "CloudSim", dependencies: ["Platform", "Timebase"], path: "HardwareSim/CloudSim"),
+        .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
+        .executableTarget(name: "paybridged", dependencies: ["Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
@@ -56,13 +59,17 @@ let package = Package(
         // Appends records durably and prints each acknowledged sequence: the kill -9 and power-cut tests run it.
         .executableTarget(name: "ledger-torture", dependencies: ["Ledger", "Platform"]),
         // C: libcurl via pkg-config; its header adds typed wrappers for the variadic setopt/getinfo calls.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Shell: HTTPS POSTs through libcurl's multi interface on the event loop (the uplink's transport).
+        .target(name: "CloudHTTP", dependencies: ["CCurl", "Platform", "Timebase"]),
+        .testTarget(name: "CloudHTTPTests", dependencies: ["CloudHTTP", "Platform", "Timebase"]),
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
+        .testTarget(name: "CloudSimTests", dependencies: ["CloudSim", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine"]),

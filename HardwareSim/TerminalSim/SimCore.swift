@@ -221,7 +221,15 @@ public struct TerminalSimCore: Sendable {
             respond(.identity(scenario.identity), now: now, delay: delay, &fx)
         case .startSession(let s):
             guard state == .enabled else { return respond(wrongState, now: now, delay: delay, &fx) }
-            let script = sessionCounter < scenario.sessions.count ? scenario.sessions[sessionCounter] : scenario.fallback
+            var script = sessionCounter < scenario.sessions.count ? scenario.sessions[sessionCounter] : scenario.fallback
+            if sessionCounter >= scenario.sessions.count {
+                // Past the script every driver brings a card of their own (a tap of the same card
+                // would read as tap-to-stop).
+                let n = sessionCounter - scenario.sessions.count
+                script.card.hash = script.card.hash + [UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
+                let last4 = String(1000 + n % 9000)
+                script.card.maskedPAN = String(script.card.maskedPAN.dropLast(4)) + last4
+            }
             sessionCounter += 1
             pending = (s.amount, s.reference ?? 0, script)
             state = .waitCard

@@ -151,6 +151,13 @@ public final class Station {
                     failed(error)
                     return
                 }
+                if uplink != nil {
+                    // The cloud's messages for this fact join the same batch: durable with it.
+                    let wall = WallClock.nowMillisecondsSinceEpoch()
+                    for m in reporter.messages(for: entry, offline: !outbox.reachable, now: wall) {
+                        handleOutbox(outbox.enqueue(m, now: MonotonicClock.now()), unsynced: &unsynced)
+                    }
+                }
                 continue
             }
             if unsynced {

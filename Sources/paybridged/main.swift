@@ -10,6 +10,7 @@ import PSPLink
 import Ledger
 import PaymentEngine
 import PSPTerminal
+import CloudHTTP
 import Station
 import TerminalSim
 import Uplink
@@ -19,7 +20,9 @@ import Transport
 let usage = """
 usage: paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
-                   [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]]
+                   [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]
+                   [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F]
+                    [--offline-policy allow|deny] [--decision-timeout SECONDS]]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
 
 --terminal   where the payment terminal is (serial device, or an Apollo on TCP port 3201 by default)
@@ -30,6 +33,7 @@ usage: paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family 
 --state      run the payment engine with its write-ahead ledger in DIR (without it: the terminal link only)
 --sim-ev     simulated vehicles on the connectors (until the charger's own I/O is wired)
 --drain      take no new cards: settle the sessions the ledger holds open, then exit
+--cloud      the platform's base URL: messages go to {URL}/{station}/{Action} (https; plain http only to loopback)
 """
 
 func die(_ message: String) -> Never {
@@ -48,6 +52,10 @@ struct Arguments {
     var relayHistory: String?
     var drain = false
     var ledgerOptions = LedgerOptions()
+    var cloudURL: String?
+    var stationId = "station"
+    var tls = TLSSettings()
+    var tokenFile: String?
 
     static func parse(_ list: [String]) -> Arguments {
         var a = Arguments()
@@ -83,6 +91,18 @@ struct Arguments {
                 a.ev = s
             case "--relay-history": a.relayHistory = value(flag)
             case "--drain": a.drain = true
+            case "--cloud": a.cloudURL = value(flag)
+            case "--station": a.stationId = value(flag)
+            case "--ca-file": a.tls.caFile = value(flag)
+            case "--client-cert": a.tls.clientCertificate = value(flag)
+            case "--client-key": a.tls.clientKey = value(flag)
+            case "--token-file": a.tokenFile = value(flag)
+            case "--offline-policy":
+                guard let p = OfflinePolicy(rawValue: value(flag)) else { die("--offline-policy is allow or deny") }
+                a.engine.offlinePolicy = p
+            case "--decision-timeout":
+                guard let n = Int64(value(flag)), n > 0 else { die("--decision-timeout is seconds") }
+                a.engine.decisionTimeout = .seconds(n)
             case "--disk-budget":
                 guard let n = Int(value(flag)), n > 0 else { die("--disk-budget is bytes") }
                 a.ledgerOptions.diskBudgetBytes = n
@@ -204,8 +224,24 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     let (engine, effects, recovery) = PaymentEngine.recover(config: arguments.engine, entries: entries, at: now)
     Log.info("ledger: \(opened.records.count) records; \(recovery.openSessions) open sessions (\(recovery.toCapture) to capture, \(recovery.toRelease) to release, \(recovery.authorisationsInDoubt) in doubt)")
     let relay = try SimulatedRelay(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory)
+    var decider: CardDecider = SimulatedCardDecider(loop: loop)
+    var uplink: HTTPUplink?
+    if let url = arguments.cloudURL {
+        var token: String?
+        if let path = arguments.tokenFile {
+            do { token = try BearerToken.load(path: path) } catch { die("token file: \(error)") }
+        }
+        let client: HTTPClient
+        do { client = try HTTPClient(loop: loop, tls: arguments.tls, bearerToken: token) } catch { die("HTTPS client: \(error)") }
+        let u = HTTPUplink(client: client, baseURL: url, stationId: arguments.stationId)
+        uplink = u
+        var seed: UInt64 = 0
+        let fd = open("/dev/urandom", O_RDONLY)
+        if fd >= 0 { _ = read(fd, &seed, 8); close(fd) }
+        decider = HTTPCardDecider(uplink: u, seed: seed)
+    }
     let station = Station(loop: loop, engine: engine, ledger: opened.ledger, link: driver, family: arguments.family,
-                          relay: relay, decider: SimulatedCardDecider(loop: loop), ev: arguments.ev)
+                          relay: relay, decider: decider, ev: arguments.ev, uplink: uplink, stationId: arguments.stationId)
     station.onNotice = { Log.info($0) }
     station.recovered(highestKey: entries.map(\.session).max() ?? 0)
     let linkLog = driver.onEvent

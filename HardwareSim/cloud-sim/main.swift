@@ -1,0 +1,124 @@
+// cloud-sim: the simulated charging platform behind the daemon's uplink (OCPP 2.1 payloads over HTTP).
+import CloudSim
+import Glibc
+import Platform
+import Timebase
+
+let usage = """
+usage: cloud-sim [--port N] [--host ADDR] [--station ID] [--record FILE] [--exit-with-stdin]
+                 [--down] [--slow MS] [--fail5xx ACTION|all [COUNT]] [--fail4xx ACTION|all [COUNT]]
+                 [--drop ACTION|all [COUNT]] [--refuse-card LAST4 [STATUS]]
+                 [--idle-timeout MS] [--max-connections N]
+
+Serves POST /{stationId}/{Action} (any path prefix) with OCPP 2.1 response payloads for
+Authorize, TransactionEvent, NotifySettlement, SecurityEventNotification, StatusNotification
+and Heartbeat; deduplicates by Idempotency-Key. Prints "listening HOST:PORT" when ready.
+--port 0 (the default) takes an ephemeral port.
+
+Standard input takes the same directives, one per line, each acknowledged on standard output
+with "ok …" or "error …":
+  down | up                       close every connection (and each new one) at once / serve again
+  slow MS                         delay every response by MS (0: off)
+  fail5xx ACTION|all [COUNT]      answer the next COUNT (default 1) requests with 503
+  fail4xx ACTION|all [COUNT]      answer them with 400 {"error":"rejected by cloud-sim"}
+  drop ACTION|all [COUNT]         read and process them, then close the connection unanswered
+  refuse-card LAST4 [STATUS]      Authorize for CardLast4Digits LAST4 gets STATUS (default Invalid)
+  accept-card LAST4               undo refuse-card
+  clear                           up, not slow, no faults, no refused cards
+  forget                          forget every remembered Idempotency-Key
+  quit
+
+--record FILE appends one JSON object per request:
+  {"action":…,"station":…,"messageId":…,"body":…,"duplicate":false,"status":200,"t":<Unix ms>}
+plus "dropped":true and "error":"…" when they apply.
+"""
+
+func fail(_ message: String) -> Never {
+    _ = try? FileDescriptor.standardError.writeAll(Array("cloud-sim: \(message)\n".utf8), timeout: .seconds(1))
+    exit(2)
+}
+
+func say(_ line: String) {
+    _ = try? FileDescriptor.standardOutput.writeAll(Array((line + "\n").utf8), timeout: .seconds(5))
+}
+
+func log(_ line: String) {
+    _ = try? FileDescriptor.standardError.writeAll(Array("cloud-sim: \(line)\n".utf8), timeout: .seconds(1))
+}
+
+struct Options {
+    var host = "127.0.0.1"
+    var port: UInt16 = 0
+    var station: String?
+    var record: String?
+    var exitWithStdin = false
+    var directives: [CloudDirective] = []
+    var limits = CloudServerLimits()
+
+    static func parse(_ arguments: [String]) -> Options {
+        var o = Options()
+        var args = arguments[...]
+
+        func take(_ flag: String) -> String {
+            guard let v = args.popFirst() else { fail("\(flag) needs a value\n\(usage)") }
+            return v
+        }
+        /// A directive's words from the arguments after its flag: one quoted argument
+        /// ("fail5xx 'Authorize 2'") or separate ones, the optional last word taken when it fits.
+        func directiveWords(_ name: String, optionalLast: (String) -> Bool) -> [String] {
+            let first = take("--\(name)")
+            if first.contains(" ") { return [name] + first.split(separator: " ").map(String.init) }
+            var words = [name, first]
+            if let next = args.first, optionalLast(next) { words.append(next); args.removeFirst() }
+            return words
+        }
+        func add(_ words: [String]) {
+            do { o.directives.append(try CloudDirective.parse(words)) } catch { fail("--\(words.joined(separator: " ")): \(error)") }
+        }
+        func number(_ flag: String, _ range: ClosedRange<Int>) -> Int {
+            let text = take(flag)
+            guard let n = Int(text), range.contains(n) else { fail("\(flag): \(text) is not in \(range)") }
+            return n
+        }
+
+        while let a = args.popFirst() {
+            switch a {
+            case "--port": o.port = UInt16(number(a, 0...65535))
+            case "--host": o.host = take(a)
+            case "--station": o.station = take(a)
+            case "--record": o.record = take(a)
+            case "--exit-with-stdin": o.exitWithStdin = true
+            case "--idle-timeout": o.limits.idleTimeout = .milliseconds(number(a, 1...86_400_000))
+            case "--max-connections": o.limits.maxConnections = number(a, 1...1000)
+            case "--down": add(["down"])
+            case "--slow": add(["slow", take(a)])
+            case "--fail5xx", "--fail4xx", "--drop":
+                add(directiveWords(String(a.dropFirst(2)), optionalLast: { Int($0) != nil }))
+            case "--refuse-card":
+                add(directiveWords("refuse-card", optionalLast: { CloudDirective.refusalStatuses.contains($0) }))
+            case "--help", "-h": say(usage); exit(0)
+            default: fail("unknown option \(a)\n\(usage)")
+            }
+        }
+        return o
+    }
+}
+
+do {
+    try Signals.ignore(SIGPIPE)
+    let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
+    let loop = try EventLoop()
+    var core = CloudSimCore(station: options.station)
+    for directive in options.directives { _ = core.apply(directive) }
+    let server = try CloudServer(loop: loop, host: options.host, port: options.port, core: core,
+                                 record: options.record, limits: options.limits)
+    server.announce = say
+    server.log = log
+    server.exitsWhenStandardInputCloses = options.exitWithStdin
+    try loop.onSignal(SIGTERM) { exit(0) }
+    try loop.onSignal(SIGINT) { exit(0) }
+    try server.start()
+    try loop.run()
+} catch {
+    fail("\(error)")
+}

@@ -1,0 +1,424 @@
+import CCurl
+import Glibc
+import Platform
+import Timebase
+
+/// libcurl's process-wide initialisation, run once on first use (Swift globals
+/// are initialised lazily and thread-safely). `CURLE_OK` is 0.
+private let curlGlobalInitCode: UInt32 = curl_global_init(Int(PB_CURL_GLOBAL_DEFAULT)).rawValue
+
+/// HTTPS POSTs through libcurl's multi interface, driven by the daemon's
+/// single-threaded `EventLoop`: libcurl tells us which sockets to watch and when
+/// to wake it (`CURLMOPT_SOCKETFUNCTION`, `CURLMOPT_TIMERFUNCTION`); the loop
+/// reports readiness back through `curl_multi_socket_action`. Nothing blocks
+/// the loop: name resolution runs on libcurl's resolver thread, connects and
+/// TLS handshakes are non-blocking.
+///
+/// Connections are persistent: the multi handle keeps up to `maxConnects` idle
+/// connections (HTTP/1.1 keep-alive, TCP keep-alive on) and later requests to
+/// the same server reuse them; TLS sessions and DNS answers are shared between
+/// requests too. Every request gets exactly one completion, on the loop thread,
+/// never from inside `post` itself.
+///
+/// Not thread-safe: use it only on the loop's thread.
+public final class HTTPClient {
+    /// The bearer token sent as `Authorization: Bearer …` on every request that
+    /// does not carry its own `Authorization` header; `nil`: none. Typically from
+    /// `BearerToken.load(path:)`; may be replaced at any time (e.g. after rotation).
+    public var bearerToken: String?
+
+    private let loop: EventLoop
+    private let tls: TLSSettings
+    private let limits: HTTPClientLimits
+    private let multi: UnsafeMutableRawPointer
+    private let share: UnsafeMutableRawPointer
+
+    private var active: [UnsafeMutableRawPointer: Transfer] = [:]
+    private var pending: [(sequence: UInt64, request: HTTPRequest, completion: (Result<HTTPResponse, HTTPError>) -> Void)] = []
+    private var refused: [UInt64: (token: TimerToken, completion: (Result<HTTPResponse, HTTPError>) -> Void)] = [:]
+    private var nextSequence: UInt64 = 0
+    private var watches: [Int32: WatchToken] = [:]
+    private var timer: TimerToken?
+
+    /// Requests posted whose completion has not run yet (queued ones included).
+    public var inFlight: Int { active.count + pending.count + refused.count }
+
+    /// Creates a client on `loop`. Throws if libcurl cannot be set up or a
+    /// configured TLS file cannot be read (checked now so a typo fails at start-up,
+    /// not on the first message).
+    public init(loop: EventLoop, tls: TLSSettings = .init(), limits: HTTPClientLimits = .init(),
+                bearerToken: String? = nil) throws(HTTPClientSetupError) {
+        precondition(limits.maxConcurrent >= 1 && limits.maxConnects >= 1 && limits.maxResponseBytes >= 0,
+                     "HTTPClientLimits: maxConcurrent and maxConnects must be at least 1")
+        precondition(limits.connectTimeout > .zero && limits.totalTimeout > .zero, "HTTPClientLimits: timeouts must be positive")
+        guard curlGlobalInitCode == 0 else {
+            throw .curl("curl_global_init failed: \(Self.text(of: curlGlobalInitCode))")
+        }
+        for path in [tls.caFile, tls.clientCertificate, tls.clientKey].compactMap({ $0 }) {
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+            if fd < 0 { throw .fileNotReadable(path: path, errno: Glibc.errno) }
+            Glibc.close(fd)
+        }
+        guard let multi = curl_multi_init() else { throw .curl("curl_multi_init failed") }
+        guard let share = curl_share_init() else {
+            curl_multi_cleanup(multi)
+            throw .curl("curl_share_init failed")
+        }
+        self.loop = loop
+        self.tls = tls
+        self.limits = limits
+        self.multi = multi
+        self.share = share
+        self.bearerToken = bearerToken
+
+        // One thread uses the share, so it needs no lock callbacks.
+        _ = pb_share_setopt_long(share, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_SSL_SESSION.rawValue))
+        _ = pb_share_setopt_long(share, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_DNS.rawValue))
+
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        _ = pb_multi_setopt_socket_function(multi, { _, socket, what, context, _ in
+            guard let context else { return 0 }
+            Unmanaged<HTTPClient>.fromOpaque(context).takeUnretainedValue().socketChanged(socket, what: what)
+            return 0
+        })
+        _ = pb_multi_setopt_ptr(multi, CURLMOPT_SOCKETDATA, context)
+        _ = pb_multi_setopt_timer_function(multi, { _, milliseconds, context in
+            guard let context else { return 0 }
+            Unmanaged<HTTPClient>.fromOpaque(context).takeUnretainedValue().timerChanged(milliseconds)
+            return 0
+        })
+        _ = pb_multi_setopt_ptr(multi, CURLMOPT_TIMERDATA, context)
+        _ = pb_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, limits.maxConnects)
+    }
+
+    deinit {
+        // Detach from libcurl first, so cleaning up calls back into nothing; no
+        // completion runs for requests still open (their owner is gone).
+        _ = pb_multi_setopt_socket_function(multi, nil)
+        _ = pb_multi_setopt_timer_function(multi, nil)
+        for token in watches.values { loop.unwatch(token) }
+        if let timer { loop.cancel(timer) }
+        for entry in refused.values { loop.cancel(entry.token) }
+        for transfer in active.values {
+            curl_multi_remove_handle(multi, transfer.easy)
+            transfer.release()
+        }
+        curl_multi_cleanup(multi)
+        curl_share_cleanup(share)
+    }
+
+    /// Sends `request` as a POST. `completion` runs once on the loop thread with
+    /// the response (any status) or the reason there is none.
+    public func post(_ request: HTTPRequest, completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
+        let sequence = nextSequence
+        nextSequence += 1
+        if let problem = Self.validate(request) {
+            refuse(sequence, .invalidRequest(problem), completion)
+            return
+        }
+        if active.count < limits.maxConcurrent {
+            start(sequence, request, completion)
+        } else {
+            pending.append((sequence, request, completion))
+        }
+    }
+
+    /// Ends every request, started or queued: each completes with `.cancelled`,
+    /// in the order they were posted. Idle connections stay cached.
+    public func cancelAll() {
+        var ended: [(UInt64, (Result<HTTPResponse, HTTPError>) -> Void)] = []
+        for transfer in active.values {
+            curl_multi_remove_handle(multi, transfer.easy)
+            transfer.release()
+            ended.append((transfer.sequence, transfer.completion))
+        }
+        active.removeAll()
+        for entry in pending { ended.append((entry.sequence, entry.completion)) }
+        pending.removeAll()
+        for (sequence, entry) in refused {
+            loop.cancel(entry.token)
+            ended.append((sequence, entry.completion))
+        }
+        refused.removeAll()
+        for (_, completion) in ended.sorted(by: { $0.0 < $1.0 }) { completion(.failure(.cancelled)) }
+    }
+
+    // MARK: Starting transfers
+
+    /// Plain HTTP only to this machine (the simulated cloud in tests and the demo): anything
+    /// that leaves the charger goes over verified TLS.
+    public static func isLoopbackHTTP(_ url: String) -> Bool {
+        let u = url.lowercased()
+        return ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:", "http://[::1]/"]
+            .contains { u.hasPrefix($0) }
+    }
+
+    private static func validate(_ request: HTTPRequest) -> String? {
+        guard request.url.utf8.count > 8, request.url.lowercased().hasPrefix("https://") || isLoopbackHTTP(request.url) else {
+            return "not an https:// URL (plain http only to loopback): \(request.url)"
+        }
+        guard isClean(request.url), !request.url.contains(" ") else { return "URL contains a control character or space" }
+        for (name, value) in request.headers {
+            if let problem = headerProblem(name, value) { return problem }
+        }
+        return nil
+    }
+
+    private static func headerProblem(_ name: String, _ value: String) -> String? {
+        guard !name.isEmpty, isClean(name), !name.contains(":"), !name.contains(" ") else { return "malformed header name \(name)" }
+        guard isClean(value) else { return "header \(name): CR, LF or NUL in the value" }
+        return nil
+    }
+
+    private static func isClean(_ s: String) -> Bool {
+        !s.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 }
+    }
+
+    /// Completes a request that cannot start from a timer, so `completion` never runs inside `post`.
+    private func refuse(_ sequence: UInt64, _ error: HTTPError, _ completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
+        let token = loop.schedule(at: MonotonicClock.now()) { [weak self] in
+            guard let self, let entry = self.refused.removeValue(forKey: sequence) else { return }
+            entry.completion(.failure(error))
+        }
+        refused[sequence] = (token, completion)
+    }
+
+    private func start(_ sequence: UInt64, _ request: HTTPRequest, _ completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
+        guard let easy = curl_easy_init() else {
+            refuse(sequence, .other(code: 27, "curl_easy_init failed"), completion)
+            return
+        }
+        let transfer = Transfer(easy: easy, sequence: sequence, maxBytes: limits.maxResponseBytes, completion: completion)
+        // "Name: value" sends a header, "Name;" an empty one, "Name:" suppresses one libcurl would add.
+        var lines = request.headers.map { $0.1.isEmpty ? "\($0.0);" : "\($0.0): \($0.1)" }
+        func has(_ name: String) -> Bool { request.headers.contains { $0.0.lowercased() == name } }
+        if let bearerToken, !has("authorization") {
+            if let problem = Self.headerProblem("Authorization", bearerToken) {
+                transfer.release()
+                refuse(sequence, .invalidRequest("bearer token: \(problem)"), completion)
+                return
+            }
+            lines.append("Authorization: Bearer \(bearerToken)")
+        }
+        // No form-encoded default type, and no "Expect: 100-continue" round trip before the body.
+        if !has("content-type") { lines.append("Content-Type:") }
+        if !has("expect") { lines.append("Expect:") }
+        let code = configure(transfer, url: request.url, headerLines: lines, body: request.body)
+        guard code == 0 else {
+            transfer.release()
+            refuse(sequence, .other(code: Int(code), "setting up the request: \(Self.text(of: code))"), completion)
+            return
+        }
+        let added = curl_multi_add_handle(multi, easy)
+        guard added == CURLM_OK else {
+            transfer.release()
+            let text = String(cString: curl_multi_strerror(added))
+            refuse(sequence, .other(code: Int(added.rawValue), "curl_multi_add_handle: \(text)"), completion)
+            return
+        }
+        active[easy] = transfer
+    }
+
+    /// Sets every option of one request; returns the first failing `CURLcode` (0: none).
+    private func configure(_ transfer: Transfer, url: String, headerLines: [String], body: [UInt8]) -> UInt32 {
+        let easy = transfer.easy
+        var first: UInt32 = 0
+        func check(_ code: CURLcode) { if first == 0 { first = code.rawValue } }
+
+        check(pb_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1))
+        check(pb_easy_setopt_share(easy, share))
+        check(pb_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer))
+        check(pb_easy_setopt_str(easy, CURLOPT_URL, url))
+        check(pb_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, HTTPClient.isLoopbackHTTP(url) ? "http" : "https"))
+        check(pb_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "https"))
+        check(pb_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
+        check(pb_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1))
+        check(pb_easy_setopt_long(easy, CURLOPT_POST, 1))
+        check(pb_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
+        body.withUnsafeBufferPointer { bytes in
+            // COPYPOSTFIELDS copies POSTFIELDSIZE bytes now (binary-safe).
+            let empty: StaticString = ""
+            let pointer = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(empty.utf8Start)
+            check(pb_easy_setopt_str(easy, CURLOPT_COPYPOSTFIELDS, pointer.assumingMemoryBound(to: CChar.self)))
+        }
+        for line in headerLines {
+            guard let list = curl_slist_append(transfer.headerList, line) else { check(CURLE_OUT_OF_MEMORY); break }
+            transfer.headerList = list
+        }
+        check(pb_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, transfer.headerList))
+
+        check(pb_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(limits.connectTimeout.millisecondsClamped)))
+        check(pb_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(limits.totalTimeout.millisecondsClamped)))
+        check(pb_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1))
+        check(pb_easy_setopt_long(easy, CURLOPT_TCP_KEEPIDLE, 60))
+        check(pb_easy_setopt_long(easy, CURLOPT_TCP_KEEPINTVL, 20))
+        check(pb_easy_setopt_off(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(limits.maxResponseBytes)))
+
+        // Verification is always on; nothing here can turn it off.
+        check(pb_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1))
+        check(pb_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2))
+        check(pb_easy_setopt_long(easy, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)))
+        if let caFile = tls.caFile {
+            check(pb_easy_setopt_str(easy, CURLOPT_CAINFO, caFile))
+            // The configured CA replaces the system store (Debian's libcurl also reads /etc/ssl/certs).
+            check(pb_easy_setopt_str(easy, CURLOPT_CAPATH, nil))
+        }
+        if let certificate = tls.clientCertificate {
+            check(pb_easy_setopt_str(easy, CURLOPT_SSLCERT, certificate))
+            check(pb_easy_setopt_str(easy, CURLOPT_SSLCERTTYPE, "PEM"))
+            check(pb_easy_setopt_str(easy, CURLOPT_SSLKEY, tls.clientKey ?? certificate))
+            check(pb_easy_setopt_str(easy, CURLOPT_SSLKEYTYPE, "PEM"))
+        }
+
+        check(pb_easy_setopt_write_function(easy, { data, size, count, context in
+            guard let context else { return 0 }
+            return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().receive(data, size * count)
+        }))
+        check(pb_easy_setopt_ptr(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(transfer).toOpaque()))
+        return first
+    }
+
+    // MARK: libcurl's callbacks (never call curl_multi_* from these)
+
+    private func socketChanged(_ fd: Int32, what: Int32) {
+        if what == Int32(PB_CURL_POLL_REMOVE) {
+            if let token = watches.removeValue(forKey: fd) { loop.unwatch(token) }
+            return
+        }
+        let read = what & Int32(PB_CURL_POLL_IN) != 0
+        let write = what & Int32(PB_CURL_POLL_OUT) != 0
+        if let token = watches[fd] {
+            loop.update(token, read: read, write: write)
+        } else {
+            watches[fd] = loop.watch(FileDescriptor(rawValue: fd), read: read, write: write) { [weak self] events in
+                self?.socketReady(fd, events)
+            }
+        }
+    }
+
+    private func timerChanged(_ milliseconds: Int) {
+        if let timer { loop.cancel(timer) }
+        timer = nil
+        guard milliseconds >= 0 else { return }
+        timer = loop.schedule(at: MonotonicClock.now() + .milliseconds(milliseconds)) { [weak self] in
+            self?.timerFired()
+        }
+    }
+
+    // MARK: Event loop handlers
+
+    private func socketReady(_ fd: Int32, _ events: PollEvents) {
+        var mask: Int32 = 0
+        if events.contains(.readable) || events.contains(.hangUp) { mask |= Int32(PB_CURL_CSELECT_IN) }
+        if events.contains(.writable) { mask |= Int32(PB_CURL_CSELECT_OUT) }
+        if events.contains(.error) { mask |= Int32(PB_CURL_CSELECT_ERR) }
+        var running: Int32 = 0
+        _ = curl_multi_socket_action(multi, fd, mask, &running)
+        finishCompleted()
+    }
+
+    private func timerFired() {
+        timer = nil
+        var running: Int32 = 0
+        _ = curl_multi_socket_action(multi, curl_socket_t(PB_CURL_SOCKET_TIMEOUT), 0, &running)
+        finishCompleted()
+    }
+
+    /// Collects finished transfers, starts queued requests in their place, then
+    /// runs the completions (which may post more).
+    private func finishCompleted() {
+        var finished: [(Transfer, UInt32)] = []
+        var left: Int32 = 0
+        while let message = curl_multi_info_read(multi, &left) {
+            guard pb_msg_is_done(message) != 0, let easy = message.pointee.easy_handle,
+                  let transfer = active.removeValue(forKey: easy) else { continue }
+            finished.append((transfer, pb_msg_result(message).rawValue))
+        }
+        guard !finished.isEmpty else { return }
+        var results: [(Transfer, Result<HTTPResponse, HTTPError>)] = []
+        for (transfer, code) in finished {
+            let result = outcome(transfer, code)
+            curl_multi_remove_handle(multi, transfer.easy)
+            transfer.release()
+            results.append((transfer, result))
+        }
+        while active.count < limits.maxConcurrent, !pending.isEmpty {
+            let next = pending.removeFirst()
+            start(next.sequence, next.request, next.completion)
+        }
+        for (transfer, result) in results { transfer.completion(result) }
+    }
+
+    private func outcome(_ transfer: Transfer, _ code: UInt32) -> Result<HTTPResponse, HTTPError> {
+        if code == 0 && !transfer.exceeded {
+            var status = 0
+            _ = pb_easy_getinfo_long(transfer.easy, CURLINFO_RESPONSE_CODE, &status)
+            return .success(HTTPResponse(status: status, body: transfer.body))
+        }
+        var pretransfer: curl_off_t = 0
+        var requestBytes = 0
+        _ = pb_easy_getinfo_off(transfer.easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer)
+        _ = pb_easy_getinfo_long(transfer.easy, CURLINFO_REQUEST_SIZE, &requestBytes)
+        // libcurl keeps its *first* error text, which for a broken connection can be
+        // an aside ("getpeername() failed"): then lead with the code's own text.
+        var message = String(cString: transfer.errorBuffer)
+        if message.isEmpty {
+            message = Self.text(of: code)
+        } else if code == 55 || code == 56, !message.lowercased().contains("alert") {
+            message = "\(Self.text(of: code)): \(message)"
+        }
+        return .failure(httpError(curlCode: Int(code), message: message,
+                                  requestStarted: pretransfer > 0 || requestBytes > 0, exceeded: transfer.exceeded))
+    }
+
+    private static func text(of code: UInt32) -> String {
+        String(cString: curl_easy_strerror(CURLcode(rawValue: code)))
+    }
+}
+
+/// One request on its easy handle: the buffers libcurl writes into, until `release`.
+final class Transfer {
+    let easy: UnsafeMutableRawPointer
+    let sequence: UInt64
+    let completion: (Result<HTTPResponse, HTTPError>) -> Void
+    let errorBuffer: UnsafeMutablePointer<CChar>
+    var headerList: UnsafeMutablePointer<curl_slist>?
+    private(set) var body: [UInt8] = []
+    private(set) var exceeded = false
+    private let maxBytes: Int
+    private var released = false
+
+    init(easy: UnsafeMutableRawPointer, sequence: UInt64, maxBytes: Int,
+         completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
+        self.easy = easy
+        self.sequence = sequence
+        self.maxBytes = maxBytes
+        self.completion = completion
+        errorBuffer = .allocate(capacity: Int(PB_CURL_ERROR_SIZE))
+        errorBuffer.initialize(repeating: 0, count: Int(PB_CURL_ERROR_SIZE))
+    }
+
+    /// libcurl's write callback: keeps the bytes, or refuses them (aborting the
+    /// transfer with CURLE_WRITE_ERROR) once the body would pass the limit.
+    func receive(_ data: UnsafeMutablePointer<CChar>?, _ count: Int) -> Int {
+        guard count > 0, let data else { return 0 }
+        guard body.count + count <= maxBytes else {
+            exceeded = true
+            return 0
+        }
+        body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: count))
+        return count
+    }
+
+    /// Frees the easy handle and buffers; the handle must be out of the multi handle.
+    func release() {
+        guard !released else { return }
+        released = true
+        curl_easy_cleanup(easy)
+        curl_slist_free_all(headerList)
+        headerList = nil
+        errorBuffer.deallocate()
+    }
+
+    deinit { release() }
+}
