@@ -3,7 +3,9 @@
 /// `requestStarted`: libcurl got past connection setup (its pre-transfer time
 /// is set, or request bytes were sent); before that nothing was sent, so a
 /// timeout is a connect failure. `exceeded`: the write callback refused the body.
-func httpError(curlCode code: Int, message: String, requestStarted: Bool, exceeded: Bool) -> HTTPError {
+/// `responseStarted`: a status line arrived; without one, a broken connection means nothing
+/// behind the address answered (`noResponse`).
+func httpError(curlCode code: Int, message: String, requestStarted: Bool, exceeded: Bool, responseStarted: Bool = true) -> HTTPError {
     if exceeded { return .tooLarge }
     switch code {
     case 5, 6, 7, 45:
@@ -20,7 +22,8 @@ func httpError(curlCode code: Int, message: String, requestStarted: Bool, exceed
     case 55, 56:
         // SEND_ERROR, RECV_ERROR. A TLS alert read after a TLS 1.3 handshake is the
         // server refusing our client certificate: a TLS failure, not a broken line.
-        return isTLSAlert(message) ? .tls(message) : .sendOrReceive(message)
+        if isTLSAlert(message) { return .tls(message) }
+        return responseStarted ? .sendOrReceive(message) : .noResponse(message)
     case 52: // GOT_NOTHING: accepted and closed without a response byte
         return .noResponse(message)
     case 8, 16, 18, 92:

@@ -367,8 +367,11 @@ public final class HTTPClient {
         } else if code == 55 || code == 56, !message.lowercased().contains("alert") {
             message = "\(Self.text(of: code)): \(message)"
         }
+        var status = 0
+        _ = pb_easy_getinfo_long(transfer.easy, CURLINFO_RESPONSE_CODE, &status)
         return .failure(httpError(curlCode: Int(code), message: message,
-                                  requestStarted: pretransfer > 0 || requestBytes > 0, exceeded: transfer.exceeded))
+                                  requestStarted: pretransfer > 0 || requestBytes > 0, exceeded: transfer.exceeded,
+                                  responseStarted: status != 0))
     }
 
     private static func text(of code: UInt32) -> String {

@@ -288,6 +288,10 @@ import Timebase
                           requestStarted: true, exceeded: false).isTLS)
         #expect(httpError(curlCode: 56, message: "Connection reset by peer", requestStarted: true, exceeded: false)
                 == .sendOrReceive("Connection reset by peer"))
+        // Reset before any status line: nothing behind the address answered.
+        #expect(httpError(curlCode: 56, message: "Connection reset by peer", requestStarted: true, exceeded: false, responseStarted: false)
+                == .noResponse("Connection reset by peer"))
+        #expect(httpError(curlCode: 52, message: "Empty reply from server", requestStarted: true, exceeded: false, responseStarted: false).isUnreachable)
         #expect(httpError(curlCode: 23, message: "w", requestStarted: true, exceeded: true) == .tooLarge)
         #expect(httpError(curlCode: 63, message: "m", requestStarted: true, exceeded: false) == .tooLarge)
         #expect(httpError(curlCode: 3, message: "u", requestStarted: false, exceeded: false) == .other(code: 3, "u"))

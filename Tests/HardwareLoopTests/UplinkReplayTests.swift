@@ -97,6 +97,23 @@ final class CloudProcess {
         // Events that happened while the cloud was down say so.
         let offline = processed.filter { (($0["body"] as? [String: Any])?["offline"] as? Bool) == true }
         #expect(!offline.isEmpty, "no event was marked offline")
+        // Everything the daemon sent validates against the official OCPP 2.1 schemas.
+        var list: [String] = []
+        for (i, r) in cloud.records().enumerated() {
+            guard let action = r["action"] as? String, let body = r["body"] else { continue }
+            let path = dir + "/sent-\(i).json"
+            try JSONSerialization.data(withJSONObject: body).write(to: URL(fileURLWithPath: path))
+            list.append("\(action)\t\(path)")
+        }
+        try Data(list.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: dir + "/sent.tsv"))
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Scripts/ocpp-validate.py").path
+        let v = try ChildProcess.spawn("/usr/bin/env", ["python3", script, dir + "/sent.tsv"], pipeStdin: false)
+        var out: [String] = []
+        while let line = try v.readLine(timeout: .seconds(120)) { out.append(line) }
+        #expect(v.wait(timeout: .seconds(10)) == 0, "\(out.joined(separator: "\n"))")
+        #expect(out.last?.hasPrefix("validated \(list.count) bad 0") == true)
+
         // Every capture the terminal made has its settlement, for the same amount.
         let settlements = processed.filter { $0["action"] as? String == "NotifySettlement" && ($0["body"] as? [String: Any])?["status"] as? String == "Settled" }
         for c in committed {

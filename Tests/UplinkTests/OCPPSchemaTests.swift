@@ -54,28 +54,9 @@ import Uplink
             list.append("\(action.rawValue)\t\(file.path)")
         }
         try Data(list.joined(separator: "\n").utf8).write(to: dir.appendingPathComponent("list.tsv"))
-        let script = """
-        import importlib, json, os, subprocess, sys
-        try:
-            import ocpp, jsonschema
-        except ImportError:
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "ocpp", "jsonschema"], check=True)
-            import ocpp, jsonschema
-        schemas = os.path.join(os.path.dirname(ocpp.__file__), "v21", "schemas")
-        bad = 0
-        for line in open(sys.argv[1]):
-            action, path = line.rstrip("\\n").split("\\t")
-            schema = json.load(open(os.path.join(schemas, action + "Request.json")))
-            body = json.load(open(path))
-            errors = list(jsonschema.Draft6Validator(schema, format_checker=jsonschema.FormatChecker()).iter_errors(body))
-            for e in errors:
-                bad += 1
-                print("INVALID", action, path, e.message)
-        print("validated", sum(1 for _ in open(sys.argv[1])), "bad", bad)
-        sys.exit(1 if bad else 0)
-        """
-        let scriptPath = dir.appendingPathComponent("validate.py").path
-        try Data(script.utf8).write(to: URL(fileURLWithPath: scriptPath))
+        // One validator script for every test that checks what the daemon sends.
+        let scriptPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Scripts/ocpp-validate.py").path
         let p = try ChildProcess.spawn("/usr/bin/env", ["python3", scriptPath, dir.appendingPathComponent("list.tsv").path], pipeStdin: false)
         var output: [String] = []
         while let line = try p.readLine(timeout: .seconds(120)) { output.append(line) }
