@@ -222,9 +222,9 @@ public struct TerminalSimCore: Sendable {
         case .startSession(let s):
             guard state == .enabled else { return respond(wrongState, now: now, delay: delay, &fx) }
             var script = sessionCounter < scenario.sessions.count ? scenario.sessions[sessionCounter] : scenario.fallback
-            if sessionCounter >= scenario.sessions.count {
-                // Past the script every driver brings a card of their own (a tap of the same card
-                // would read as tap-to-stop).
+            if sessionCounter > scenario.sessions.count {
+                // Past the script every further driver brings a card of their own (a tap of the
+                // same card would read as tap-to-stop); the first one keeps the fallback card.
                 let n = sessionCounter - scenario.sessions.count
                 script.card.hash = script.card.hash + [UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
                 let last4 = String(1000 + n % 9000)
