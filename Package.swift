@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "cloud-sim", targets: ["cloud-sim"]),
         .executable(name: "psp-bench", targets: ["psp-bench"]),
         .executable(name: "engine-sim", targets: ["engine-sim"]),
+        .executable(name: "uplink-bench", targets: ["uplink-bench"]),
         .executable(name: "ledger-bench", targets: ["ledger-bench"]),
         .executable(name: "ledger-torture", targets: ["ledger-torture"]),
     ],
@@ -43,6 +44,8 @@ let package = Package(
         // The deterministic simulation of the payment engine with its terminal, cloud, EVs and crashes.
         .target(name: "EngineSimulation", dependencies: ["PaymentEngine", "Timebase"], path: "HardwareSim/EngineSimulation"),
         .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
+        // Drains a backlog to cloud-sim through the daemon's ledger, outbox and HTTPS client.
+        .executableTarget(name: "uplink-bench", dependencies: ["Uplink", "Ledger", "CloudHTTP", "Station", "PaymentEngine", "Platform", "Timebase"]),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
