@@ -162,6 +162,17 @@ public struct PaymentEngine: Sendable {
     /// Whether new payments are taken at all.
     public var acceptingPayments: Bool { !shuttingDown && !ledgerBroken && !storageFull && !paused }
 
+    /// What each connector is, as a charging platform sees it.
+    public enum ConnectorStatus: String, Sendable, Equatable { case available, occupied, faulted, unavailable }
+
+    public var connectorStatuses: [ConnectorStatus] {
+        connectors.map { c in
+            if c.welded { return .faulted }
+            if c.session != nil || c.plugged { return .occupied }
+            return acceptingPayments ? .available : .unavailable
+        }
+    }
+
     /// The relay each connector was last told to be in (closed = true).
     public var relayCommands: [Bool] { connectors.map(\.relayClosed) }
 

@@ -6,6 +6,8 @@ import PSPLink
 import PSPTerminal
 import Timebase
 import Uplink
+import JSONLines
+import Glibc
 
 /// The imperative shell around the payment engine: it feeds inputs in one at a time, in the
 /// order they happened, and carries out the engine's effects in order. A `persist` is appended
@@ -32,6 +34,18 @@ public final class Station {
     var reporter: TransactionReporter
     /// Sends waiting for the fdatasync that makes their queued record durable.
     var pendingSends: [OutboxMessage] = []
+    /// Permanent rejections also go here, one JSON object per line, for technicians.
+    public var deadLetterPath: String?
+    /// The connector statuses last reported to the cloud.
+    var reportedStatus: [PaymentEngine.ConnectorStatus] = []
+    /// Non-transaction messages share one queue, so the cloud sees them in order.
+    public static let stationQueue = "station"
+    /// A Heartbeat goes out after this long without traffic to the cloud (nil: never). It is a
+    /// liveness signal, not a fact: it is not written to the ledger and not retried.
+    public var heartbeatInterval: Duration? = .seconds(300)
+    var lastUplinkTraffic = MonotonicClock.now()
+    var heartbeatTimer: TimerToken?
+    var heartbeatIDs = MessageIDs(seed: UInt64(truncatingIfNeeded: WallClock.nowMillisecondsSinceEpoch()))
     /// Entries persisted since start, for status and tests.
     public private(set) var persisted = 0
     public private(set) var ledgerError: LedgerError?
@@ -96,10 +110,31 @@ public final class Station {
             if unsynced { do { try ledger.sync() } catch { failed(error) } }
         }
         apply(recoveryEffects)
+        if uplink != nil {
+            report(.securityEventNotification,
+                   OCPPPayload.securityEvent(type: "StartupOfTheDevice", at: WallClock.nowMillisecondsSinceEpoch(),
+                                             techInfo: "paybridged started; \(engine.sessions.count) open sessions recovered"),
+                   name: "startup")
+        }
         processing = false
         drain()
         link.start()
         rearm()
+        scheduleHeartbeat()
+    }
+
+    func scheduleHeartbeat() {
+        guard uplink != nil, let interval = heartbeatInterval else { return }
+        heartbeatTimer = loop.schedule(at: lastUplinkTraffic + interval) { [weak self] in
+            guard let self, let uplink = self.uplink else { return }
+            if MonotonicClock.now() >= self.lastUplinkTraffic + interval, self.outbox.pending == 0 {
+                self.lastUplinkTraffic = MonotonicClock.now()
+                let m = OutboxMessage(id: self.heartbeatIDs.next(), queue: Station.stationQueue, action: .heartbeat, kind: .other,
+                                      body: Array(OCPPPayload.heartbeat().text.utf8))
+                uplink.send(m) { _ in }
+            }
+            self.scheduleHeartbeat()
+        }
     }
 
     /// Stops gracefully: relays open, no new cards, the ledger synced; open sessions are left to recovery.
@@ -126,9 +161,11 @@ public final class Station {
                 apply(engine.tick(at: now))
                 handleOutboxAndSync(outbox.tick(now: now.monotonic))
             case let .delivered(id, result):
+                if case let .rejected(status, response) = result, let m = outbox.message(id) { recordDeadLetter(m, status, response) }
                 handleOutboxAndSync(outbox.completed(id, result, now: now.monotonic))
             }
             driveEVs()
+            reportConnectorStatus()
         }
         processing = false
         rearm()
@@ -207,10 +244,48 @@ public final class Station {
         flushSends()
     }
 
+    /// Queues a message that belongs to no transaction (status, security events).
+    public func report(_ action: OCPPAction, _ body: JSONLines.JSON, name: String) {
+        guard uplink != nil else { return }
+        let m = OutboxMessage(id: MessageIDs.derive("\(Station.stationQueue)/\(name)/\(WallClock.nowMillisecondsSinceEpoch())"),
+                              queue: Station.stationQueue, action: action, kind: .other, body: Array(body.text.utf8))
+        handleOutboxAndSync(outbox.enqueue(m, now: MonotonicClock.now()))
+    }
+
+    /// A StatusNotification for every connector whose status changed.
+    func reportConnectorStatus() {
+        guard uplink != nil, ledgerError == nil else { return }
+        let now = engine.connectorStatuses
+        for (c, status) in now.enumerated() where c >= reportedStatus.count || reportedStatus[c] != status {
+            let ocpp: OCPPPayload.ConnectorStatus
+            switch status {
+            case .available: ocpp = .available
+            case .occupied: ocpp = .occupied
+            case .faulted: ocpp = .faulted
+            case .unavailable: ocpp = .unavailable
+            }
+            report(.statusNotification, OCPPPayload.statusNotification(connector: c, status: ocpp, at: WallClock.nowMillisecondsSinceEpoch()),
+                   name: "status/\(c)/\(status.rawValue)")
+        }
+        reportedStatus = now
+    }
+
+    func recordDeadLetter(_ m: OutboxMessage, _ status: Int, _ response: String) {
+        guard let path = deadLetterPath else { return }
+        let line = JSONLines.JSON.object([("messageId", .string(m.id)), ("action", .string(m.action.rawValue)), ("queue", .string(m.queue)),
+                                          ("status", .number(status)), ("response", .string(response)),
+                                          ("t", .number(WallClock.nowMillisecondsSinceEpoch()))]).text + "\n"
+        if let fd = try? FileDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o640) {
+            try? fd.writeAll(Array(line.utf8), timeout: .seconds(1))
+            fd.close()
+        }
+    }
+
     /// Sends whose queued records are durable. After a ledger failure nothing more is sent:
     /// what is not on disk must not reach the cloud.
     func flushSends() {
         guard let uplink, ledgerError == nil, !pendingSends.isEmpty else { return }
+        lastUplinkTraffic = MonotonicClock.now()
         let sends = pendingSends
         pendingSends = []
         for m in sends {

@@ -245,6 +245,11 @@ public struct Outbox: Sendable {
         return o
     }
 
+    /// A pending message by id.
+    public func message(_ id: String) -> OutboxMessage? {
+        locate(id).map { queues[$0.0]![$0.1].message }
+    }
+
     /// The ids still owed to the cloud, for compaction.
     public var pendingIDs: Set<String> { Set(queues.values.flatMap { $0.map(\.message.id) }) }
 }

@@ -22,7 +22,7 @@ usage: paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family 
                   [--state DIR [--connectors N] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
                    [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]
                    [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F]
-                    [--offline-policy allow|deny] [--decision-timeout SECONDS]]]
+                    [--offline-policy allow|deny] [--decision-timeout SECONDS] [--heartbeat SECONDS]]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
 
 --terminal   where the payment terminal is (serial device, or an Apollo on TCP port 3201 by default)
@@ -56,6 +56,7 @@ struct Arguments {
     var stationId = "station"
     var tls = TLSSettings()
     var tokenFile: String?
+    var heartbeat: Duration? = .seconds(300)
 
     static func parse(_ list: [String]) -> Arguments {
         var a = Arguments()
@@ -93,6 +94,9 @@ struct Arguments {
             case "--drain": a.drain = true
             case "--cloud": a.cloudURL = value(flag)
             case "--station": a.stationId = value(flag)
+            case "--heartbeat":
+                guard let n = Int64(value(flag)), n >= 0 else { die("--heartbeat is seconds (0: never)") }
+                a.heartbeat = n == 0 ? nil : .seconds(n)
             case "--ca-file": a.tls.caFile = value(flag)
             case "--client-cert": a.tls.clientCertificate = value(flag)
             case "--client-key": a.tls.clientKey = value(flag)
@@ -243,6 +247,8 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     let station = Station(loop: loop, engine: engine, ledger: opened.ledger, link: driver, family: arguments.family,
                           relay: relay, decider: decider, ev: arguments.ev, uplink: uplink, stationId: arguments.stationId)
     station.onNotice = { Log.info($0) }
+    station.deadLetterPath = state + "/dead-letters.jsonl"
+    station.heartbeatInterval = arguments.heartbeat
     station.recovered(highestKey: entries.map(\.session).max() ?? 0)
     let linkLog = driver.onEvent
     driver.onEvent = { e in

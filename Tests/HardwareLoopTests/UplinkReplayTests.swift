@@ -123,3 +123,47 @@ final class CloudProcess {
         }
     }
 }
+
+/// Station messages and permanent rejections, against the real daemon and cloud-sim.
+@Suite(.serialized) struct UplinkStationMessages {
+    @Test func startupAndStatusAreReportedAndARejectionIsDeadLetteredNotLost() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dead-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let sim = try SimProcess(["--pty", "--link", tty, "--tap-delay", "50", "--auth-delay", "50"])
+        // The first StatusNotification is refused for good (400): a dead letter, never retried, never dropped silently.
+        let cloud = try CloudProcess(["--fail4xx", "StatusNotification", "1"])
+        let daemon = ChildProcess.executableDirectory() + "/paybridged"
+        let p = try ChildProcess.spawn(daemon, ["--terminal", "serial:\(tty)", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
+                                                "--cloud", cloud.url, "--station", "CS-9", "--log-level", "warning", "--heartbeat", "1",
+                                                "--sim-ev", "plug=100,charge=500,power=3600000"],
+                                       captureStdout: false, pipeStdin: false)
+        #expect(waitUntil(.seconds(60)) {
+            cloud.processed().filter { $0["action"] as? String == "NotifySettlement" }.count >= 1
+                && cloud.processed().filter { $0["action"] as? String == "StatusNotification" }.count >= 2
+        })
+        // Stop taking cards so the uplink goes quiet, then wait for a heartbeat.
+        try sim.control("quit")
+        #expect(waitUntil(.seconds(30)) { cloud.processed().contains { $0["action"] as? String == "Heartbeat" } })
+        p.signal(SIGTERM)
+        _ = p.wait(timeout: .seconds(10))
+        _ = sim
+
+        let dead = fileText(dir + "/state/dead-letters.jsonl").split(separator: "\n")
+        #expect(dead.count == 1, "\(dead)")
+        #expect(dead.first?.contains("\"action\":\"StatusNotification\"") == true)
+        #expect(dead.first?.contains("\"status\":400") == true)
+        // The rejected message was sent once and not retried.
+        let rejected = cloud.records().filter { ($0["status"] as? Int) == 400 }
+        #expect(rejected.count == 1)
+        let startup = cloud.processed().filter { $0["action"] as? String == "SecurityEventNotification" }
+        #expect(startup.contains { (($0["body"] as? [String: Any])?["type"] as? String) == "StartupOfTheDevice" })
+        let statuses = cloud.processed().filter { $0["action"] as? String == "StatusNotification" }
+            .compactMap { ($0["body"] as? [String: Any])?["connectorStatus"] as? String }
+        #expect(statuses.contains("Occupied"))
+        #expect(statuses.contains("Available"))
+        #expect(waitUntil(.seconds(1)) { true })
+        #expect(cloud.processed().contains { $0["action"] as? String == "Heartbeat" }, "no heartbeat after a quiet second")
+    }
+}
