@@ -41,6 +41,26 @@ final class CloudProcess {
     }
 }
 
+/// Checks every request body cloud-sim recorded against the official OCPP 2.1 schemas (the
+/// shared script installs the `ocpp` package when missing).
+func validateAgainstOCPPSchemas(_ records: [[String: Any]], in dir: String) throws {
+    var list: [String] = []
+    for (i, r) in records.enumerated() {
+        guard let action = r["action"] as? String, let body = r["body"] else { continue }
+        let path = dir + "/sent-\(i).json"
+        try JSONSerialization.data(withJSONObject: body).write(to: URL(fileURLWithPath: path))
+        list.append("\(action)\t\(path)")
+    }
+    try Data(list.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: dir + "/sent.tsv"))
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Scripts/ocpp-validate.py").path
+    let v = try ChildProcess.spawn("/usr/bin/env", ["python3", script, dir + "/sent.tsv"], pipeStdin: false)
+    var out: [String] = []
+    while let line = try v.readLine(timeout: .seconds(120)) { out.append(line) }
+    #expect(v.wait(timeout: .seconds(10)) == 0, "\(out.joined(separator: "\n"))")
+    #expect(out.last?.hasPrefix("validated \(list.count) bad 0") == true, "\(out)")
+}
+
 /// The uplink end to end: the real daemon, terminal-sim on a pty and cloud-sim on loopback.
 @Suite(.serialized) struct UplinkReplay {
     @Test func anOutageQueuesOfflineEventsAndReplayDeliversEachOnceInOrderAlsoAcrossAKill() throws {
@@ -98,21 +118,7 @@ final class CloudProcess {
         let offline = processed.filter { (($0["body"] as? [String: Any])?["offline"] as? Bool) == true }
         #expect(!offline.isEmpty, "no event was marked offline")
         // Everything the daemon sent validates against the official OCPP 2.1 schemas.
-        var list: [String] = []
-        for (i, r) in cloud.records().enumerated() {
-            guard let action = r["action"] as? String, let body = r["body"] else { continue }
-            let path = dir + "/sent-\(i).json"
-            try JSONSerialization.data(withJSONObject: body).write(to: URL(fileURLWithPath: path))
-            list.append("\(action)\t\(path)")
-        }
-        try Data(list.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: dir + "/sent.tsv"))
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Scripts/ocpp-validate.py").path
-        let v = try ChildProcess.spawn("/usr/bin/env", ["python3", script, dir + "/sent.tsv"], pipeStdin: false)
-        var out: [String] = []
-        while let line = try v.readLine(timeout: .seconds(120)) { out.append(line) }
-        #expect(v.wait(timeout: .seconds(10)) == 0, "\(out.joined(separator: "\n"))")
-        #expect(out.last?.hasPrefix("validated \(list.count) bad 0") == true)
+        try validateAgainstOCPPSchemas(cloud.records(), in: dir)
 
         // Every capture the terminal made has its settlement, for the same amount.
         let settlements = processed.filter { $0["action"] as? String == "NotifySettlement" && ($0["body"] as? [String: Any])?["status"] as? String == "Settled" }
@@ -165,5 +171,6 @@ final class CloudProcess {
         #expect(statuses.contains("Available"))
         #expect(waitUntil(.seconds(1)) { true })
         #expect(cloud.processed().contains { $0["action"] as? String == "Heartbeat" }, "no heartbeat after a quiet second")
+        try validateAgainstOCPPSchemas(cloud.records(), in: dir)
     }
 }
