@@ -1,3 +1,4 @@
+import Uplink
 /// The simulated charging platform, pure: a parsed HTTP request and the wall-clock time in,
 /// the response (or a dropped connection), its delay and one record line out.
 ///
@@ -5,15 +6,8 @@
 /// as a JSON body, `Content-Type: application/json`, `Idempotency-Key: <messageId>`; the
 /// response body is the OCPP 2.1 response payload.
 
-/// The actions the binding carries.
-public enum CloudAction: String, CaseIterable, Sendable {
-    case authorize = "Authorize"
-    case transactionEvent = "TransactionEvent"
-    case notifySettlement = "NotifySettlement"
-    case securityEventNotification = "SecurityEventNotification"
-    case statusNotification = "StatusNotification"
-    case heartbeat = "Heartbeat"
-}
+/// The actions the binding carries: the daemon's own list (`Uplink.OCPPAction`).
+public typealias CloudAction = OCPPAction
 
 /// Which requests a scripted fault applies to.
 public enum ActionSelector: Hashable, Sendable, CustomStringConvertible {
@@ -304,7 +298,7 @@ public struct CloudSimCore: Sendable {
             }
             return .object([("idTokenInfo", .object([("status", .string(status))]))])
         case .heartbeat:
-            return .object([("currentTime", .string(RFC3339.format(millisecondsSinceEpoch: now)))])
+            return .object([("currentTime", .string(RFC3339.format(millis: now)))])
         case .transactionEvent, .notifySettlement, .securityEventNotification, .statusNotification:
             return .object([])
         }
@@ -390,39 +384,5 @@ struct RecordLine {
         if dropped { members.append(("dropped", .bool(true))) }
         if let error { members.append(("error", .string(error))) }
         return .object(members)
-    }
-}
-
-/// RFC 3339 timestamps in UTC, from Unix milliseconds.
-public enum RFC3339 {
-    /// E.g. `2026-11-25T10:04:05.123Z`.
-    public static func format(millisecondsSinceEpoch ms: Int64) -> String {
-        let days = floorDiv(ms, 86_400_000)
-        let inDay = ms - days * 86_400_000
-        let (y, m, d) = civil(fromDays: days)
-        let h = inDay / 3_600_000, mi = inDay / 60_000 % 60, s = inDay / 1000 % 60, milli = inDay % 1000
-        func pad(_ v: Int64, _ width: Int) -> String {
-            let t = String(v)
-            return String(repeating: "0", count: max(0, width - t.count)) + t
-        }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(milli, 3))Z"
-    }
-
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
-
-    /// Proleptic Gregorian date from days since 1970-01-01 (H. Hinnant's civil_from_days).
-    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
-        let z = z0 + 719_468
-        let era = floorDiv(z, 146_097)
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }

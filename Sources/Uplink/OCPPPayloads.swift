@@ -13,26 +13,35 @@ public enum OCPPAction: String, Sendable, CaseIterable {
 
 /// RFC 3339 UTC timestamps from wall-clock milliseconds, without Foundation.
 public enum RFC3339 {
-    /// e.g. 2026-11-25T07:40:44.123Z
-    public static func format(millis: Int64) -> String {
-        let ms = ((millis % 1000) + 1000) % 1000
-        var seconds = (millis - ms) / 1000
-        let secOfDay = ((seconds % 86_400) + 86_400) % 86_400
-        seconds -= secOfDay
-        let days = seconds / 86_400
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
+    /// E.g. `2026-11-25T10:04:05.123Z`; correct before 1970 too.
+    public static func format(millis ms: Int64) -> String {
+        let days = floorDiv(ms, 86_400_000)
+        let inDay = ms - days * 86_400_000
+        let (y, m, d) = civil(fromDays: days)
+        let h = inDay / 3_600_000, mi = inDay / 60_000 % 60, s = inDay / 1000 % 60, milli = inDay % 1000
+        func pad(_ v: Int64, _ width: Int) -> String {
+            let t = String(v)
+            return String(repeating: "0", count: max(0, width - t.count)) + t
+        }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(milli, 3))Z"
+    }
+
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        let q = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+    }
+
+    /// Proleptic Gregorian date from days since 1970-01-01 (H. Hinnant's civil_from_days).
+    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = floorDiv(z, 146_097)
         let doe = z - era * 146_097
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
         let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
         let mp = (5 * doy + 2) / 153
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        func three(_ v: Int64) -> String { v < 10 ? "00\(v)" : v < 100 ? "0\(v)" : "\(v)" }
-        return "\(y)-\(two(m))-\(two(d))T\(two(secOfDay / 3600)):\(two(secOfDay % 3600 / 60)):\(two(secOfDay % 60)).\(three(ms))Z"
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
 

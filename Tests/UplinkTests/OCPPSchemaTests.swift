@@ -71,7 +71,9 @@ import Uplink
         #expect(JSON.decimal(minor: 100, exponent: 0).text == "100")
         #expect(JSON.decimal(minor: 1, exponent: 3).text == "0.001")
         #expect(RFC3339.format(millis: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(RFC3339.format(millis: -1) == "1969-12-31T23:59:59.999Z")
         #expect(RFC3339.format(millis: 951_782_400_000) == "2000-02-29T00:00:00.000Z")
+        #expect(RFC3339.format(millis: 4_102_444_799_999) == "2099-12-31T23:59:59.999Z")
         #expect(RFC3339.format(millis: 1_764_054_044_123) == "2025-11-25T07:00:44.123Z")
     }
 
