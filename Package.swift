@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
-        .target(name: "CloudSim", dependencies: ["Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
+        .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
         .executableTarget(name: "paybridged", dependencies: ["Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
@@ -72,7 +72,7 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
-        .testTarget(name: "CloudSimTests", dependencies: ["Uplink", "CloudSim", "Platform", "Timebase"]),
+        .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine"]),

@@ -378,8 +378,8 @@ struct RecordLine {
             ("messageId", messageId.map(CloudJSON.string) ?? .null),
             ("body", body),
             ("duplicate", .bool(duplicate)),
-            ("status", .int(status)),
-            ("t", .int(t)),
+            ("status", .number(status)),
+            ("t", .number(t)),
         ]
         if dropped { members.append(("dropped", .bool(true))) }
         if let error { members.append(("error", .string(error))) }

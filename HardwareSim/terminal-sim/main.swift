@@ -77,7 +77,10 @@ struct Options {
                 guard let f = fopen(path, "r") else { fail("cannot open scenario \(path)") }
                 var text = ""
                 var buf = [CChar](repeating: 0, count: 4096)
-                while fgets(&buf, Int32(buf.count), f) != nil { text += String(cString: buf) }
+                while fgets(&buf, Int32(buf.count), f) != nil {
+                    let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                    text += String(decoding: bytes, as: UTF8.self)
+                }
                 fclose(f)
                 do { try ScenarioParser.parse(text, into: &scenario) } catch { fail("\(path): \(error)") }
             case "--session": directive(["session"] + words(take(a)))

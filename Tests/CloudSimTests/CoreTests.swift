@@ -9,7 +9,7 @@ import Uplink
         let text = #"{"b":1.50e+3,"a":[true,false,null,-0,0.25,"x\"y\\z\n\u0001"],"c":{}}"#
         let value = try CloudJSON.parse(text)
         #expect(value.text == text)
-        #expect(value["b"] == .number("1.50e+3"))
+        #expect(value["b"] == .decimal("1.50e+3"))
         #expect(value["a"]?.arrayValue?.count == 6)
     }
 
