@@ -250,17 +250,24 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     station.deadLetterPath = state + "/dead-letters.jsonl"
     station.heartbeatInterval = arguments.heartbeat
     station.recovered(highestKey: entries.map(\.session).max() ?? 0)
+    let notifier = SystemdNotifier()
     let linkLog = driver.onEvent
     driver.onEvent = { e in
         let (level, text) = describe(e)
         Log.write(level, text)
         linkLog(e)
+        switch e {
+        case .up, .down, .terminalReset:
+            notifier?.notify("STATUS=\(text); \(station.engine.sessions.count) open sessions")
+        default: break
+        }
     }
     var stopping = false
     let stop = {
         guard !stopping else { return }
         stopping = true
         Log.info("stopping: relays open, no new cards; open sessions are left to recovery")
+        notifier?.notify("STOPPING=1")
         station.shutdown()
         loop.stop()
     }
@@ -280,6 +287,16 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
     }
     station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
+    // READY once the ledger is recovered and the terminal link is up or retrying.
+    notifier?.notify("READY=1\nSTATUS=ledger recovered (\(opened.records.count) records, \(recovery.openSessions) open sessions); terminal link starting")
+    if let notifier, let interval = notifier.watchdogInterval {
+        // Pinged from the event loop itself: a loop that stops turning stops the pings, and systemd restarts us.
+        func ping() {
+            notifier.notify("WATCHDOG=1")
+            _ = loop.schedule(at: MonotonicClock.now() + interval) { ping() }
+        }
+        ping()
+    }
     try loop.run()
     opened.ledger.close()
 }
