@@ -11,6 +11,7 @@ import Ledger
 import PaymentEngine
 import PSPTerminal
 import CloudHTTP
+import Configuration
 import Station
 import TerminalSim
 import Uplink
@@ -18,7 +19,9 @@ import Timebase
 import Transport
 
 let usage = """
-usage: paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family apollo|p6x] [--log-level LEVEL]
+usage: paybridged --config FILE [flags that override it]
+       paybridged --check-config FILE
+       paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
                    [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]
                    [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F]
@@ -61,6 +64,16 @@ struct Arguments {
     static func parse(_ list: [String]) -> Arguments {
         var a = Arguments()
         var args = list
+        // A configuration file first; flags after it override single settings.
+        if let i = args.firstIndex(of: "--check-config") {
+            guard i + 1 < args.count else { die("--check-config needs a file") }
+            exit(checkConfig(args[i + 1]))
+        }
+        if let i = args.firstIndex(of: "--config") {
+            guard i + 1 < args.count else { die("--config needs a file") }
+            a = fromConfig(args[i + 1])
+            args.removeSubrange(i...(i + 1))
+        }
         func value(_ flag: String) -> String {
             guard !args.isEmpty else { die("\(flag) needs a value\n\(usage)") }
             return args.removeFirst()
@@ -178,6 +191,54 @@ func describe(_ e: LinkEvent) -> (LogLevel, String) {
     case let .malformed(kind, n): return (.warning, "discarded \(n) bytes from the terminal (\(kind.rawValue))")
     case let .undecodable(h, err): return (.warning, "undecodable frame 0x\(String(h, radix: 16)): \(err)")
     }
+}
+
+/// Reads a configuration file; nil with a message when it cannot be read.
+func readConfig(_ path: String) -> (DaemonConfig, [ConfigProblem])? {
+    guard let f = fopen(path, "r") else {
+        Log.error("paybridged: cannot open \(path): \(String(cString: strerror(errno)))")
+        return nil
+    }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n == 0 { break }
+        bytes += buf[0..<n]
+        if bytes.count > ConfigParser.maxBytes { break }
+    }
+    return ConfigParser.parse(String(decoding: bytes, as: UTF8.self))
+}
+
+/// `--check-config FILE`: every problem with its line on standard output; 0 when there is none.
+func checkConfig(_ path: String) -> Int32 {
+    guard let (_, problems) = readConfig(path) else { return 2 }
+    for p in problems { print("\(path): \(p)") }
+    print(problems.isEmpty ? "\(path): ok" : "\(path): \(problems.count) problem\(problems.count == 1 ? "" : "s")")
+    return problems.isEmpty ? 0 : 1
+}
+
+/// Settings from a configuration file; a file with problems is refused as a whole.
+func fromConfig(_ path: String) -> Arguments {
+    guard let (c, problems) = readConfig(path) else { exit(2) }
+    guard problems.isEmpty else {
+        for p in problems { Log.error("paybridged: \(path): \(p)") }
+        exit(2)
+    }
+    var a = Arguments()
+    a.family = c.terminalFamily == .apollo ? .apollo : .p6x
+    a.endpoint = c.transport == .serial ? .serial(path: c.device, settings: c.line) : .tcp(host: c.host, port: c.port)
+    a.stateDir = c.stateDirectory
+    a.engine = c.engine
+    a.ledgerOptions.diskBudgetBytes = c.diskBudgetBytes
+    a.cloudURL = c.cloudURL
+    a.stationId = c.stationId
+    a.tls = TLSSettings(caFile: c.caFile, clientCertificate: c.clientCertificate, clientKey: c.clientKey)
+    a.tokenFile = c.tokenFile
+    a.heartbeat = c.heartbeatSeconds == 0 ? nil : .seconds(c.heartbeatSeconds)
+    if let l = LogLevel(name: c.logLevel) { Log.threshold = l }
+    return a
 }
 
 let arguments = Arguments.parse(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,204 @@
+import PaymentEngine
+import Platform
+
+/// The daemon's settings, from `/etc/paybridge/paybridge.conf` (or `--config FILE`).
+///
+/// Format: one `key = value` per line; `#` starts a comment; blank lines are ignored; keys are
+/// the dotted names below. Every key has a default; an unknown key, a repeated key or a value
+/// out of range is an error reported with its line, and `paybridged --check-config FILE` lists
+/// every problem in the file at once.
+public struct DaemonConfig: Equatable, Sendable {
+    public enum TerminalFamilyName: String, Sendable { case apollo, p6x }
+    public enum TransportName: String, Sendable { case serial, tcp }
+
+    public var terminalFamily = TerminalFamilyName.apollo
+    public var transport = TransportName.serial
+    public var device = "/dev/ttyPSP"
+    public var line = LineSettings.psp
+    public var host = ""
+    public var port: UInt16 = 3201
+    public var engine = EngineConfig()
+    public var cloudURL: String?
+    public var stationId = "station"
+    public var caFile: String?
+    public var clientCertificate: String?
+    public var clientKey: String?
+    public var tokenFile: String?
+    public var heartbeatSeconds: Int64 = 300
+    public var stateDirectory = "/var/lib/paybridge"
+    public var diskBudgetBytes = 64 << 20
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// The documented keys, in the order `--print-config` shows them.
+    public static let keys: [(key: String, help: String)] = [
+        ("terminal.family", "apollo | p6x"),
+        ("terminal.transport", "serial | tcp"),
+        ("terminal.device", "serial device of the terminal (a udev name such as /dev/ttyPSP)"),
+        ("terminal.line", "serial line settings, e.g. 57600 8N1 (9600…115200; ZVT uses 8N2)"),
+        ("terminal.host", "Apollo on TCP: address (an IP address: name resolution would block)"),
+        ("terminal.port", "Apollo on TCP: port, default 3201"),
+        ("charger.connectors", "connectors on this charger, 1…8"),
+        ("payment.preauth", "amount reserved on the card, minor units"),
+        ("tariff.currency", "ISO 4217 code, e.g. EUR"),
+        ("tariff.start_fee", "minor units per session"),
+        ("tariff.energy_per_kwh_milli", "price per kWh in thousandths of a minor unit (40000 = 0.40 EUR)"),
+        ("tariff.time_per_minute_milli", "price per minute in thousandths of a minor unit"),
+        ("timeouts.plug_in_seconds", "approved but not plugged in: release after this long"),
+        ("timeouts.decision_seconds", "the cloud's time to decide on a card before the offline policy"),
+        ("cloud.url", "the platform's base URL (https; empty: no cloud)"),
+        ("cloud.station_id", "this charger's id at the platform"),
+        ("cloud.ca_file", "CA bundle to verify the platform (empty: the system's)"),
+        ("cloud.client_cert", "client certificate for mutual TLS (with cloud.client_key)"),
+        ("cloud.client_key", "client key for mutual TLS"),
+        ("cloud.token_file", "bearer token file (mode 0600)"),
+        ("cloud.offline_policy", "allow | deny: what to do when the cloud does not answer in time"),
+        ("cloud.heartbeat_seconds", "heartbeat after this much quiet, 0 = never"),
+        ("state.directory", "where the ledger lives"),
+        ("state.disk_budget_bytes", "ledger size limit; new sessions are refused at 90 %"),
+        ("log.level", "error | warning | info | debug"),
+    ]
+}
+
+/// One problem in a configuration file.
+public struct ConfigProblem: Equatable, Sendable, CustomStringConvertible {
+    public var line: Int
+    public var message: String
+    public var description: String { "line \(line): \(message)" }
+}
+
+public enum ConfigParser {
+    /// A file larger than this is not a configuration file.
+    public static let maxBytes = 64 * 1024
+
+    /// Parses configuration text: the settings (defaults where a key is absent or wrong) and every problem found.
+    public static func parse(_ text: String) -> (DaemonConfig, [ConfigProblem]) {
+        var c = DaemonConfig()
+        var problems: [ConfigProblem] = []
+        var seen: [String: Int] = [:]
+        let known = Set(DaemonConfig.keys.map(\.key))
+        if text.utf8.count > maxBytes { problems.append(ConfigProblem(line: 0, message: "file larger than \(maxBytes) bytes")) }
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let n = i + 1
+            let content = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let trimmed = content.trimmingCharacters(in: " \t\r")
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                problems.append(ConfigProblem(line: n, message: "expected 'key = value'"))
+                continue
+            }
+            let key = String(trimmed[..<eq]).trimmingCharacters(in: " \t")
+            let value = String(trimmed[trimmed.index(after: eq)...]).trimmingCharacters(in: " \t")
+            guard known.contains(key) else {
+                problems.append(ConfigProblem(line: n, message: "unknown key '\(key)'"))
+                continue
+            }
+            if let first = seen[key] {
+                problems.append(ConfigProblem(line: n, message: "'\(key)' already set on line \(first)"))
+                continue
+            }
+            seen[key] = n
+            if let message = apply(key, value, to: &c) { problems.append(ConfigProblem(line: n, message: "\(key): \(message)")) }
+        }
+        // Whole-file rules.
+        if c.transport == .tcp && c.host.isEmpty {
+            problems.append(ConfigProblem(line: seen["terminal.transport"] ?? 0, message: "terminal.transport = tcp needs terminal.host"))
+        }
+        if (c.clientCertificate == nil) != (c.clientKey == nil) {
+            problems.append(ConfigProblem(line: seen["cloud.client_cert"] ?? seen["cloud.client_key"] ?? 0,
+                                          message: "cloud.client_cert and cloud.client_key go together"))
+        }
+        return (c, problems)
+    }
+
+    static func apply(_ key: String, _ v: String, to c: inout DaemonConfig) -> String? {
+        func int(_ range: ClosedRange<Int64>) -> Int64? {
+            guard let n = Int64(v), range.contains(n) else { return nil }
+            return n
+        }
+        func optional() -> String? { v.isEmpty ? nil : v }
+        switch key {
+        case "terminal.family":
+            guard let f = DaemonConfig.TerminalFamilyName(rawValue: v) else { return "expected apollo or p6x, got '\(v)'" }
+            c.terminalFamily = f
+        case "terminal.transport":
+            guard let t = DaemonConfig.TransportName(rawValue: v) else { return "expected serial or tcp, got '\(v)'" }
+            c.transport = t
+        case "terminal.device":
+            guard v.hasPrefix("/") else { return "expected an absolute device path" }
+            c.device = v
+        case "terminal.line":
+            guard let l = LineSettings.parse(v) else { return "expected e.g. '57600 8N1' with a supported speed" }
+            c.line = l
+        case "terminal.host":
+            c.host = v
+        case "terminal.port":
+            guard let p = int(1...65535) else { return "expected 1…65535" }
+            c.port = UInt16(p)
+        case "charger.connectors":
+            guard let n = int(1...Int64(EngineConfig.maxConnectors)) else { return "expected 1…\(EngineConfig.maxConnectors)" }
+            c.engine.connectors = Int(n)
+        case "payment.preauth":
+            guard let n = int(1...Int64(UInt32.max)) else { return "expected a positive amount in minor units" }
+            c.engine.preauthAmount = n
+        case "tariff.currency":
+            guard v.count == 3, v.allSatisfy({ $0.isASCII && $0.isUppercase }) else { return "expected an ISO 4217 code such as EUR" }
+            c.engine.tariff.currency = v
+        case "tariff.start_fee":
+            guard let n = int(0...1_000_000_000) else { return "expected 0…1000000000 minor units" }
+            c.engine.tariff.startFee = n
+        case "tariff.energy_per_kwh_milli":
+            guard let n = int(0...1_000_000_000) else { return "expected 0…1000000000" }
+            c.engine.tariff.energyPricePerKWh = n
+        case "tariff.time_per_minute_milli":
+            guard let n = int(0...1_000_000_000) else { return "expected 0…1000000000" }
+            c.engine.tariff.timePricePerMinute = n
+        case "timeouts.plug_in_seconds":
+            guard let n = int(10...86_400) else { return "expected 10…86400" }
+            c.engine.plugInTimeout = .seconds(n)
+        case "timeouts.decision_seconds":
+            guard let n = int(1...120) else { return "expected 1…120" }
+            c.engine.decisionTimeout = .seconds(n)
+        case "cloud.url":
+            guard v.isEmpty || v.hasPrefix("https://") || v.hasPrefix("http://127.0.0.1") || v.hasPrefix("http://localhost")
+            else { return "expected an https:// URL (plain http only to loopback)" }
+            c.cloudURL = optional()
+        case "cloud.station_id":
+            guard !v.isEmpty, v.count <= 48, !v.contains("/"), !v.contains(" ") else { return "expected 1…48 characters without '/' or spaces" }
+            c.stationId = v
+        case "cloud.ca_file": c.caFile = optional()
+        case "cloud.client_cert": c.clientCertificate = optional()
+        case "cloud.client_key": c.clientKey = optional()
+        case "cloud.token_file": c.tokenFile = optional()
+        case "cloud.offline_policy":
+            guard let p = OfflinePolicy(rawValue: v) else { return "expected allow or deny" }
+            c.engine.offlinePolicy = p
+        case "cloud.heartbeat_seconds":
+            guard let n = int(0...86_400) else { return "expected 0…86400" }
+            c.heartbeatSeconds = n
+        case "state.directory":
+            guard v.hasPrefix("/") else { return "expected an absolute path" }
+            c.stateDirectory = v
+        case "state.disk_budget_bytes":
+            guard let n = int(4 << 20...(64 << 30)) else { return "expected 4 MiB…64 GiB" }
+            c.diskBudgetBytes = Int(n)
+        case "log.level":
+            guard ["error", "warning", "info", "debug"].contains(v) else { return "expected error, warning, info or debug" }
+            c.logLevel = v
+        default:
+            return "unknown key"
+        }
+        return nil
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
+        while let l = s.last, chars.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

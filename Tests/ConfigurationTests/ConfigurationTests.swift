@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import Configuration
+import PaymentEngine
+import Platform
+
+@Suite struct ConfigurationFile {
+    static var example: String {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/paybridge.conf")
+        return (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+    }
+
+    @Test func theDocumentedExampleIsValidAndIsTheDefaults() {
+        let (c, problems) = ConfigParser.parse(Self.example)
+        #expect(!Self.example.isEmpty)
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(c == DaemonConfig(), "the example documents the defaults")
+        // Every documented key appears in the example.
+        for (key, _) in DaemonConfig.keys { #expect(Self.example.contains("\n\(key) ="), "\(key) missing from docs/paybridge.conf") }
+    }
+
+    @Test func valuesAreRead() {
+        let (c, problems) = ConfigParser.parse("""
+        terminal.family = p6x
+        terminal.transport = tcp
+        terminal.host = 192.0.2.10   # an Apollo
+        terminal.port = 1234
+        charger.connectors = 2
+        tariff.energy_per_kwh_milli = 39900
+        cloud.offline_policy = deny
+        cloud.url = https://cpo.example/ocpp
+        """)
+        #expect(problems.isEmpty)
+        #expect(c.terminalFamily == .p6x && c.transport == .tcp && c.host == "192.0.2.10" && c.port == 1234)
+        #expect(c.engine.connectors == 2 && c.engine.tariff.energyPricePerKWh == 39_900 && c.engine.offlinePolicy == .deny)
+        #expect(c.cloudURL == "https://cpo.example/ocpp")
+    }
+
+    @Test func everyProblemIsReportedWithItsLine() {
+        let (_, problems) = ConfigParser.parse("""
+        # a comment
+        terminal.famly = apollo
+        charger.connectors = 9
+        terminal.line = 57600 9N1
+        no equals sign here
+        payment.preauth = 5000
+        payment.preauth = 6000
+        cloud.url = http://cpo.example
+        terminal.transport = tcp
+        cloud.client_cert = /etc/paybridge/cert.pem
+        """)
+        #expect(problems.map(\.line) == [2, 3, 4, 5, 7, 8, 9, 10], "\(problems)")
+        #expect(problems[0].message.contains("unknown key 'terminal.famly'"))
+        #expect(problems[4].message.contains("already set on line 6"))
+        #expect(problems.contains { $0.message.contains("needs terminal.host") })
+        #expect(problems.contains { $0.message.contains("go together") })
+    }
+
+    @Test func checkConfigOnTheRealBinary() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("conf-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "charger.connectors = 0\nbogus = 1\n".write(toFile: dir + "/bad.conf", atomically: true, encoding: .utf8)
+        try Self.example.write(toFile: dir + "/good.conf", atomically: true, encoding: .utf8)
+        let exe = ChildProcess.executableDirectory() + "/paybridged"
+        func run(_ args: [String]) throws -> (Int32?, [String]) {
+            let p = try ChildProcess.spawn(exe, args, pipeStdin: false)
+            var lines: [String] = []
+            while let l = try p.readLine(timeout: .seconds(10)) { lines.append(l) }
+            return (p.wait(timeout: .seconds(10)), lines)
+        }
+        let (bad, badOut) = try run(["--check-config", dir + "/bad.conf"])
+        #expect(bad == 1)
+        #expect(badOut.contains { $0.contains("line 1: charger.connectors") })
+        #expect(badOut.contains { $0.contains("line 2: unknown key 'bogus'") })
+        let (good, goodOut) = try run(["--check-config", dir + "/good.conf"])
+        #expect(good == 0, "\(goodOut)")
+        let (missing, _) = try run(["--check-config", dir + "/missing.conf"])
+        #expect(missing == 2)
+    }
+}
