@@ -53,7 +53,7 @@ let package = Package(
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
         .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
-        .executableTarget(name: "paybridged", dependencies: ["Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),

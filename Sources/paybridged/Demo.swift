@@ -1,3 +1,5 @@
+import CloudHTTP
+import CloudSim
 import Glibc
 import JSONLines
 import Ledger
@@ -11,8 +13,9 @@ import TerminalSim
 import Timebase
 import Transport
 
-/// `paybridged --demo`: the real link, payment engine and ledger against an embedded
-/// simulated Apollo on a real pseudo-terminal, a simulated relay, vehicles and card decider.
+/// `paybridged --demo`: the real link, payment engine, ledger and uplink against an embedded
+/// simulated Apollo on a real pseudo-terminal, an embedded cloud-sim on loopback, a simulated
+/// relay and vehicles.
 /// Three drivers: one charges and pays, one is declined, one never plugs in (released).
 final class Demo {
     let loop: EventLoop
@@ -20,6 +23,7 @@ final class Demo {
     let keep: Bool
     var records: [JSON] = []
     var cardsSeen = 0
+    var cloudMessages = 0
 
     init(loop: EventLoop, directory: String?) throws {
         self.loop = loop
@@ -58,14 +62,33 @@ final class Demo {
         config.preauthAmount = 5000
         config.tariff = Tariff(currency: "EUR", startFee: 50, energyPricePerKWh: 40_000, timePricePerMinute: 0)
         config.plugInTimeout = .seconds(3)
+        // The simulated terminal taps the next scripted card whenever it scans: keep it idle
+        // while the connector is busy so each driver's card goes to their own session.
+        config.scanForTapToStop = false
         let (ledger, _, _) = try Ledger.open(directory: directory + "/ledger")
         let driver = PSPLinkDriver(loop: loop, endpoint: .serial(path: device, settings: .psp),
                                    config: PSPLinkConfig(family: .apollo, transport: .serial))
         let relay = try SimulatedRelay(loop: loop, connectors: 1, historyPath: directory + "/relay.jsonl")
         // 720 kW is not a car, but it makes 2.5 s of demo worth 0.50 kWh.
         let ev = SimulatedEVSettings(plugAfter: .milliseconds(600), chargeFor: .milliseconds(2500), powerW: 720_000, plugs: [true, false])
+        // The embedded cloud: cloud-sim's server on loopback, spoken to over the daemon's own HTTP client.
+        let cloud = try CloudServer(loop: loop, port: 0, core: CloudSimCore(station: "DEMO-1"), record: directory + "/cloud-sim.record.jsonl")
+        cloud.readsStandardInput = false
+        cloud.announce = { [unowned self] line in self.show("  [cloud-sim] \(line)") }
+        cloud.onRecord = { [unowned self] r in
+            guard case .string(let action)? = r["action"] else { return }
+            var what = action
+            if case .string(let e)? = r["body"]?["eventType"] { what += " \(e)" }
+            if case .string(let st)? = r["body"]?["status"] { what += " \(st)" }
+            if let amount = r["body"]?["settlementAmount"] { what += " \(amount.text)" }
+            self.cloudMessages += 1
+            self.show("  [cloud-sim got] \(what)")
+        }
+        try cloud.start()
+        let client = try HTTPClient(loop: loop)
+        let uplink = HTTPUplink(client: client, baseURL: "http://127.0.0.1:\(cloud.port)", stationId: "DEMO-1")
         let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger, link: driver, family: .apollo,
-                              relay: relay, decider: SimulatedCardDecider(loop: loop), ev: ev)
+                              relay: relay, decider: HTTPCardDecider(uplink: uplink, seed: 42), ev: ev, uplink: uplink, stationId: "DEMO-1")
         station.onNotice = { [unowned self] text in self.show("  [engine] \(text)") }
         let engineLink = driver.onEvent
         driver.onEvent = { [unowned self] e in
@@ -88,7 +111,7 @@ final class Demo {
         station.start(recoveryEffects: [])
         let done = try loop.run(until: { [unowned self] in
             self.count("approved") + self.count("declined") >= 3 && station.engine.sessions.isEmpty
-                && self.count("committed") + self.count("voided") >= self.count("approved")
+                && self.count("committed") + self.count("voided") >= self.count("approved") && station.outbox.pending == 0
         }, deadline: MonotonicClock.now() + .seconds(60))
         station.shutdown()
         _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .milliseconds(50))
@@ -97,12 +120,12 @@ final class Demo {
         let captured = records.filter { $0["event"] == .string("committed") }.compactMap { r -> Int64? in
             if case .int(let a)? = r["amount"] { return a } else { return nil }
         }
-        show("summary: settled=\(count("committed")) voided=\(count("voided")) declined=\(count("declined")) open=\(open)"
+        show("summary: settled=\(count("committed")) voided=\(count("voided")) declined=\(count("declined")) open=\(open) cloudMessages=\(cloudMessages)"
              + (captured.isEmpty ? "" : " captured=\(captured.map(String.init).joined(separator: ","))") + (done ? "" : " error=timed out"))
         if keep {
-            show("kept in \(directory): terminal-sim.record.jsonl, relay.jsonl, ledger/")
+            show("kept in \(directory): terminal-sim.record.jsonl, cloud-sim.record.jsonl, relay.jsonl, ledger/")
         } else {
-            for f in ["terminal-sim.record.jsonl", "relay.jsonl", "ttyPSP"] { unlink(directory + "/" + f) }
+            for f in ["terminal-sim.record.jsonl", "cloud-sim.record.jsonl", "relay.jsonl", "ttyPSP"] { unlink(directory + "/" + f) }
             if let names = try? SystemLedgerIO().listDirectory(directory + "/ledger") {
                 for n in names { unlink(directory + "/ledger/" + n) }
             }
