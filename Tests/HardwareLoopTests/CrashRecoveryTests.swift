@@ -63,3 +63,34 @@ import Timebase
         }
     }
 }
+
+/// SIGTERM in the middle of a charge: relays open, a clean exit, and the session settled once
+/// by the next start.
+@Suite(.serialized) struct GracefulStop {
+    @Test func sigtermMidChargeOpensTheRelayAndTheRestartSettlesOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("term-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let sim = try SimProcess(["--pty", "--link", tty, "--family", "p6x", "--tap-delay", "50", "--auth-delay", "50"])
+        let exe = ChildProcess.executableDirectory() + "/paybridged"
+        let common = ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
+                      "--relay-history", dir + "/relay.jsonl", "--log-level", "warning"]
+        let p = try ChildProcess.spawn(exe, common + ["--sim-ev", "plug=100,charge=60000,power=3600000"], captureStdout: false, pipeStdin: false)
+        #expect(waitUntil(.seconds(60)) { fileText(dir + "/relay.jsonl").contains("\"closed\":true") }, "never charged")
+        usleep(1_500_000)
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0, "no clean exit on SIGTERM")
+        let history = fileText(dir + "/relay.jsonl").split(separator: "\n")
+        #expect(history.last?.contains("\"closed\":false") == true, "relay left closed: \(history.suffix(2))")
+        #expect(sim.records("committed").isEmpty, "the open session is left to recovery, not settled on the way out")
+
+        let drain = try ChildProcess.spawn(exe, common + ["--drain", "--sim-ev", "none"], captureStdout: false, pipeStdin: false)
+        #expect(drain.wait(timeout: .seconds(60)) == 0)
+        let approved = sim.records("approved").compactMap { $0["sessionId"] as? Int }
+        let closed = sim.records().filter { ["committed", "voided"].contains($0["event"] as? String ?? "") }.compactMap { $0["sessionId"] as? Int }
+        #expect(approved.count >= 1)
+        #expect(closed.sorted() == approved.sorted(), "every approval settled exactly once: approved \(approved), closed \(closed)")
+        #expect(sim.records("committed").first.flatMap { $0["amount"] as? Int }.map { $0 > 100 } == true, "the energy delivered was billed")
+    }
+}
