@@ -94,3 +94,32 @@ import Timebase
         #expect(sim.records("committed").first.flatMap { $0["amount"] as? Int }.map { $0 > 100 } == true, "the energy delivered was billed")
     }
 }
+
+/// The terminal's cable pulled mid-charge: charging goes on, and the capture waits for the
+/// terminal to come back.
+@Suite(.serialized) struct TerminalLostMidCharge {
+    @Test func chargingContinuesAndTheCommitWaitsForTheTerminal() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lost-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let sim = try SimProcess(["--pty", "--link", tty, "--family", "p6x", "--tap-delay", "50", "--auth-delay", "50"])
+        let exe = ChildProcess.executableDirectory() + "/paybridged"
+        let p = try ChildProcess.spawn(exe, ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state",
+                                             "--tariff", "EUR,100,40000,0", "--relay-history", dir + "/relay.jsonl", "--log-level", "warning",
+                                             "--sim-ev", "plug=100,charge=2500,power=3600000"], captureStdout: false, pipeStdin: false)
+        #expect(waitUntil(.seconds(60)) { fileText(dir + "/relay.jsonl").contains("\"closed\":true") }, "never charged")
+        let closesBefore = fileText(dir + "/relay.jsonl").components(separatedBy: "\"closed\":false").count
+        try sim.control("unplug 4000")
+        usleep(1_000_000)
+        // Unplugged terminal: the relay has not opened because of it.
+        #expect(fileText(dir + "/relay.jsonl").components(separatedBy: "\"closed\":false").count == closesBefore)
+        #expect(sim.records("committed").isEmpty)
+        // The car leaves while the terminal is away; the commit goes out once it is back.
+        #expect(waitUntil(.seconds(60)) { !sim.records("committed").isEmpty }, "no commit after the terminal came back")
+        p.signal(SIGTERM)
+        _ = p.wait(timeout: .seconds(10))
+        let first = sim.records("approved").first?["sessionId"] as? Int
+        #expect(sim.records("committed").filter { $0["sessionId"] as? Int == first }.count == 1)
+    }
+}
