@@ -60,6 +60,7 @@ struct Arguments {
     var tls = TLSSettings()
     var tokenFile: String?
     var heartbeat: Duration? = .seconds(300)
+    var configPath: String?
 
     static func parse(_ list: [String]) -> Arguments {
         var a = Arguments()
@@ -72,6 +73,7 @@ struct Arguments {
         if let i = args.firstIndex(of: "--config") {
             guard i + 1 < args.count else { die("--config needs a file") }
             a = fromConfig(args[i + 1])
+            a.configPath = args[i + 1]
             args.removeSubrange(i...(i + 1))
         }
         func value(_ flag: String) -> String {
@@ -268,7 +270,18 @@ do {
 }
 
 /// The payment engine with its ledger, on the link: recover, then serve until SIGTERM/SIGINT.
+/// What a signal does once the station is up; handlers exist from the start so a SIGTERM
+/// during recovery is not the default (abrupt) exit but a stop as soon as the loop turns.
+final class SignalActions {
+    var stop: () -> Void = {}
+    var reload: () -> Void = {}
+}
+
 func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments: Arguments) throws {
+    let signals = SignalActions()
+    try loop.onSignal(SIGTERM) { signals.stop() }
+    try loop.onSignal(SIGINT) { signals.stop() }
+    try loop.onSignal(SIGHUP) { signals.reload() }
     mkdir(state, 0o750)
     let opened: (ledger: Ledger, report: RecoveryReport, records: [LedgerRecord])
     if let problem = arguments.ledgerOptions.problem { die("ledger options: \(problem)") }
@@ -332,8 +345,20 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         station.shutdown()
         loop.stop()
     }
-    try loop.onSignal(SIGTERM, stop)
-    try loop.onSignal(SIGINT, stop)
+    signals.stop = stop
+    // SIGHUP: re-read the configuration file; what is safe to change on the fly (the log level)
+    // takes effect, everything else needs a restart, and a file with problems changes nothing.
+    signals.reload = {
+        guard let path = arguments.configPath else { Log.warning("SIGHUP: no configuration file to reload"); return }
+        guard let (c, problems) = readConfig(path) else { return }
+        guard problems.isEmpty else {
+            Log.error("SIGHUP: \(path) has \(problems.count) problems; nothing reloaded")
+            for p in problems { Log.error("\(path): \(p)") }
+            return
+        }
+        if let l = LogLevel(name: c.logLevel) { Log.threshold = l }
+        Log.info("SIGHUP: reloaded \(path): log level \(c.logLevel); other settings take effect at the next start")
+    }
     if arguments.drain {
         station.post(.engine(.acceptNewSessions(false)))
         // Done when nothing is open; checked once a second on the loop.

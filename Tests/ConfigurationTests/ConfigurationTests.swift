@@ -80,3 +80,33 @@ import Platform
         #expect(missing == 2)
     }
 }
+
+@Suite(.serialized) struct Reload {
+    @Test func sighupRereadsTheLogLevelAndRefusesABrokenFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hup-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let conf = dir + "/paybridge.conf"
+        // No terminal there: the daemon keeps retrying the device and logs at debug level only.
+        let base = "terminal.device = \(dir)/no-such-tty\nstate.directory = \(dir)/state\n"
+        try (base + "log.level = warning\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let log = dir + "/stderr"
+        let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(ChildProcess.executableDirectory())/paybridged --config \(conf) 2>\(log)"],
+                                       captureStdout: false, pipeStdin: false)
+        func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        usleep(800_000)
+        #expect(!text().contains("<6>"), "info lines at log level warning")
+        try (base + "log.level = info\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        p.signal(SIGHUP)
+        let deadline = Date().addingTimeInterval(20)
+        while !text().contains("SIGHUP: reloaded"), Date() < deadline { usleep(50_000) }
+        #expect(text().contains("<6>SIGHUP: reloaded"), "\(text())")
+        try (base + "log.level = loud\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        p.signal(SIGHUP)
+        let d2 = Date().addingTimeInterval(20)
+        while !text().contains("nothing reloaded"), Date() < d2 { usleep(50_000) }
+        #expect(text().contains("<3>SIGHUP:") && text().contains("nothing reloaded"), "\(text())")
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0)
+    }
+}
