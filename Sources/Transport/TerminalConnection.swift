@@ -170,7 +170,7 @@ public final class TerminalConnection {
 
     func scheduleRetry() {
         guard !stopped else { return }
-        let delay = backoff.next(random: Double(rng.next() >> 11) / Double(1 << 53))
+        let delay = backoff.next(random: rng.nextUnit())
         retryTimer = loop.schedule(at: MonotonicClock.now() + delay) { [unowned self] in self.attemptOpen() }
     }
 

@@ -193,14 +193,10 @@ public struct Outbox: Sendable {
         return fx
     }
 
-    /// Capped exponential backoff with jitter.
+    /// The shared capped, jittered backoff, counting only attempts that reached the cloud.
     mutating func delay(after attempts: Int) -> Duration {
-        let base = config.backoffInitial.nanosecondsClamped
-        let cap = config.backoffCap.nanosecondsClamped
-        let shift = min(max(attempts - 1, 0), 30)
-        let raw = base > cap >> shift ? cap : min(cap, base << shift)
-        let r = Double(rng.next() >> 11) / Double(1 << 53)
-        return .nanoseconds(Int64(Double(raw) * (1 - config.jitter * r)))
+        Backoff.delay(failures: attempts - 1, initial: config.backoffInitial, cap: config.backoffCap,
+                      jitter: config.jitter, random: rng.nextUnit())
     }
 
     /// Over budget: drop intermediate Updated events, oldest first, never one in flight and
