@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+import Platform
+
+/// One charger on the bench: terminal-sim on a pty, cloud-sim on loopback, and the real
+/// `paybridged` started from a configuration file with a simulated vehicle and relay.
+/// Everything a test asserts comes from the simulators' own records and the relay's history.
+final class Bench {
+    let dir: String
+    let sim: SimProcess
+    let cloud: CloudProcess
+    var daemon: ChildProcess?
+
+    /// `terminal`: terminal-sim's arguments beyond the pty; `config`: lines added to the file.
+    init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tty = dir + "/ttyPSP"
+        sim = try SimProcess(["--pty", "--link", tty, "--family", family, "--tap-delay", "50", "--auth-delay", "50"] + terminal)
+        cloud = try CloudProcess(cloudArgs)
+        let file = ["terminal.family = \(family)", "terminal.device = \(tty)", "cloud.url = \(cloud.url)",
+                    "cloud.station_id = BENCH-1", "state.directory = \(dir)/state", "log.level = warning",
+                    "tariff.energy_per_kwh_milli = 40000"] + config
+        try Data((file.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/paybridge.conf"))
+        daemon = try ChildProcess.spawn(ChildProcess.executableDirectory() + "/paybridged",
+                                        ["--config", dir + "/paybridge.conf", "--relay-history", dir + "/relay.jsonl", "--sim-ev", ev],
+                                        captureStdout: false, pipeStdin: false)
+    }
+
+    deinit {
+        daemon?.terminate()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// SIGTERM and the exit status.
+    func stop() -> Int32? {
+        daemon?.signal(SIGTERM)
+        let s = daemon?.wait(timeout: .seconds(15))
+        daemon = nil
+        return s
+    }
+
+    /// The relay's history as (connector, closed) pairs, oldest first.
+    func relay() -> [(Int, Bool)] {
+        fileText(dir + "/relay.jsonl").split(separator: "\n").compactMap {
+            guard let o = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any],
+                  let c = o["connector"] as? Int, let closed = o["closed"] as? Bool else { return nil }
+            return (c, closed)
+        }
+    }
+
+    var relayEverClosed: Bool { relay().contains { $0.1 } }
+    var relayOpen: Bool { relay().last.map { !$0.1 } ?? true }
+
+    func cloudBodies(_ action: String) -> [[String: Any]] {
+        cloud.processed().filter { $0["action"] as? String == action }.compactMap { $0["body"] as? [String: Any] }
+    }
+
+    /// The TransactionEvent Ended bodies the cloud processed.
+    func ended() -> [[String: Any]] { cloudBodies("TransactionEvent").filter { $0["eventType"] as? String == "Ended" } }
+
+    func settlements(_ status: String) -> [[String: Any]] { cloudBodies("NotifySettlement").filter { $0["status"] as? String == status } }
+}
+
+func minor(_ n: Any?) -> Int? {
+    (n as? NSNumber).map { NSDecimalNumber(decimal: $0.decimalValue * 100).intValue }
+}
+
+/// The card-present scenarios of issue 5, each on its own bench.
+@Suite(.serialized) struct DaemonScenarios {
+    @Test func happyPathChargesCapturesTheCostAndReportsIt() throws {
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"], ev: "plug=100,charge=1500,power=3600000")
+        #expect(waitUntil(.seconds(60)) { !b.settlements("Settled").isEmpty }, "no settlement reached the cloud")
+        #expect(b.stop() == 0)
+        let approved = b.sim.records("approved"), committed = b.sim.records("committed")
+        #expect(approved.count == 1 && committed.count == 1)
+        let amount = committed.first?["amount"] as? Int ?? 0
+        #expect(amount > 0 && amount <= approved.first?["amount"] as? Int ?? 0, "captured \(amount)")
+        #expect(b.sim.records("voided").isEmpty)
+        // The relay closed once for the session and is open again.
+        #expect(b.relay().filter { $0.1 }.count == 1)
+        #expect(b.relayOpen)
+        // The cloud saw the card asked about, the transaction, and a settlement of the same amount.
+        #expect(b.cloudBodies("Authorize").count == 1)
+        #expect(b.ended().first.flatMap { ($0["transactionInfo"] as? [String: Any])?["stoppedReason"] as? String } == "EVDisconnected")
+        #expect(minor(b.settlements("Settled").first?["settlementAmount"]) == amount)
+    }
+
+    @Test func bankDeclineNeverClosesTheRelay() throws {
+        let b = try Bench(family: "apollo", terminal: ["--session", "decline reason=5", "--fallback", "nocard"], ev: "plug=100,charge=1500,power=3600000")
+        #expect(waitUntil(.seconds(60)) { !b.sim.records("declined").isEmpty })
+        // Give the daemon time to (wrongly) act on it.
+        usleep(1_000_000)
+        #expect(b.stop() == 0)
+        #expect(b.sim.records("approved").isEmpty)
+        #expect(!b.relayEverClosed, "relay closed for a declined card: \(b.relay())")
+        #expect(b.sim.records("committed").isEmpty && b.sim.records("voided").isEmpty)
+        #expect(b.cloudBodies("TransactionEvent").isEmpty, "a declined card is not a transaction")
+    }
+
+    @Test func theCloudRefusingTheCardStopsBeforeAnyAuthorisation() throws {
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"], cloud: ["--refuse-card", "0119"],
+                          ev: "plug=100,charge=1500,power=3600000")
+        #expect(waitUntil(.seconds(60)) { b.cloudBodies("Authorize").count >= 1 })
+        #expect(waitUntil(.seconds(30)) { b.sim.records("cancelled").contains { $0["by"] as? String == "host" } },
+                "the terminal was not told to drop the card")
+        #expect(b.stop() == 0)
+        #expect(b.sim.records("approved").isEmpty, "the bank was asked although the platform refused the card")
+        #expect(!b.relayEverClosed)
+    }
+
+    @Test func cardholderCancelLeavesNothingReservedAndTheNextDriverCharges() throws {
+        let b = try Bench(terminal: ["--session", "cancel", "--session", "approve", "--fallback", "nocard"],
+                          ev: "plug=100,charge=800,power=3600000")
+        #expect(waitUntil(.seconds(60)) { !b.sim.records("committed").isEmpty }, "the driver after the cancel did not get to pay")
+        #expect(b.stop() == 0)
+        let cancelled = b.sim.records("cancelled").filter { $0["by"] as? String == "cardholder" }
+        #expect(cancelled.count == 1)
+        // One approval (the second driver), closed once; the relay closed only for it.
+        #expect(b.sim.records("approved").count == 1)
+        #expect(b.sim.records("committed").count == 1 && b.sim.records("voided").isEmpty)
+        #expect(b.relay().filter { $0.1 }.count == 1)
+        #expect(b.relayOpen)
+    }
+
+    @Test func aDriverWhoNeverPlugsInIsReleased() throws {
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"], config: ["timeouts.plug_in_seconds = 10"], ev: "none")
+        #expect(waitUntil(.seconds(60)) { !b.sim.records("voided").isEmpty }, "the reservation was not released")
+        #expect(waitUntil(.seconds(30)) { !b.settlements("Canceled").isEmpty }, "the cloud was not told of the release")
+        #expect(b.stop() == 0)
+        let approved = b.sim.records("approved").compactMap { $0["sessionId"] as? Int }
+        #expect(b.sim.records("voided").compactMap { $0["sessionId"] as? Int } == approved)
+        #expect(b.sim.records("committed").isEmpty)
+        #expect(!b.relayEverClosed)
+    }
+
+    @Test func tapToStopEndsTheChargeWithTheSameCard() throws {
+        // The first tap pays; the terminal then scans with the same card in reach, which the
+        // test taps while the car is still charging.
+        let card = "card=4761739001010119 hash=0102030405060708"
+        let b = try Bench(terminal: ["--session", "approve \(card)", "--session", "nocard \(card)", "--fallback", "nocard"],
+                          ev: "plug=100,charge=120000,power=3600000")
+        #expect(waitUntil(.seconds(60)) { b.relayEverClosed }, "never charged")
+        usleep(1_500_000)
+        #expect(b.sim.records("committed").isEmpty, "stopped before the tap")
+        try b.sim.control("tap")
+        #expect(waitUntil(.seconds(30)) { !b.sim.records("committed").isEmpty }, "the tap did not stop the session")
+        #expect(b.relayOpen, "relay still closed after tap to stop")
+        #expect(waitUntil(.seconds(30)) { !b.ended().isEmpty })
+        #expect(b.stop() == 0)
+        #expect(b.sim.records("committed").count == 1)
+        #expect((b.sim.records("committed").first?["amount"] as? Int ?? 0) > 0)
+        #expect(b.sim.records("approved").count == 1, "the stopping tap became a second payment")
+        #expect(b.ended().first.flatMap { ($0["transactionInfo"] as? [String: Any])?["stoppedReason"] as? String } == "Local")
+    }
+
+    @Test func theCostCapStopsTheChargeAndCapturesExactlyTheReservation() throws {
+        // 3.00 reserved; 10 kWh a second at 0.40 reaches it in under a second.
+        let b = try Bench(family: "apollo", terminal: ["--session", "approve", "--fallback", "nocard"], config: ["payment.preauth = 300"],
+                          ev: "plug=100,charge=120000,power=36000000")
+        #expect(waitUntil(.seconds(60)) { !b.sim.records("committed").isEmpty }, "the cap did not stop the session")
+        #expect(b.relayEverClosed && b.relayOpen, "relay: \(b.relay())")
+        #expect(waitUntil(.seconds(30)) { !b.settlements("Settled").isEmpty })
+        #expect(b.stop() == 0)
+        #expect(b.sim.records("committed").first?["amount"] as? Int == 300, "\(b.sim.records("committed"))")
+        #expect(b.ended().first.flatMap { ($0["transactionInfo"] as? [String: Any])?["stoppedReason"] as? String } == "LocalOutOfCredit")
+        #expect(minor(b.settlements("Settled").first?["settlementAmount"]) == 300)
+    }
+}
