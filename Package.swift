@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "uplink-bench", targets: ["uplink-bench"]),
         .executable(name: "ledger-bench", targets: ["ledger-bench"]),
         .executable(name: "ledger-torture", targets: ["ledger-torture"]),
+        .executable(name: "daemon-bench", targets: ["daemon-bench"]),
     ],
     targets: [
         // Pure: monotonic instants, no clock reads.
@@ -48,6 +49,7 @@ let package = Package(
         .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
         // Drains a backlog to cloud-sim through the daemon's ledger, outbox and HTTPS client.
         .executableTarget(name: "uplink-bench", dependencies: ["Uplink", "Ledger", "CloudHTTP", "Station", "PaymentEngine", "Platform", "Timebase"]),
+        .executableTarget(name: "daemon-bench", dependencies: ["TerminalSim", "CloudSim", "PSPCodec", "JSONLines", "Platform", "Timebase"]),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).

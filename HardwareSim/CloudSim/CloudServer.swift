@@ -40,6 +40,9 @@ public final class CloudServer {
     public var log: (String) -> Void = { _ in }
     /// Called after each record line is written.
     public var onRecord: (CloudJSON) -> Void = { _ in }
+    /// Called after a request's answer was queued, with its record and when its last bytes
+    /// arrived: the cloud's own time, which benchmarks subtract from the client's.
+    public var onAnswered: (CloudJSON, Instant) -> Void = { _, _ in }
     /// Called for `quit` (after its acknowledgement) and, when asked, at the end of standard input.
     public var onQuit: () -> Void = { exit(0) }
     /// Whether to read directives from standard input.
@@ -135,6 +138,8 @@ public final class CloudServer {
     final class Connection {
         let fd: FileDescriptor
         var watch: WatchToken?
+        /// When the last bytes arrived: the moment a request completed, for `onAnswered`.
+        var lastRead = MonotonicClock.now()
         var parser: HTTPRequestParser
         var output: [UInt8] = []
         var outputOffset = 0
@@ -205,6 +210,7 @@ public final class CloudServer {
         switch outcome {
         case .bytes(let n):
             c.lastActivity = MonotonicClock.now()
+            c.lastRead = c.lastActivity
             if c.lingering { return }
             c.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
             process(c)
@@ -237,6 +243,7 @@ public final class CloudServer {
                 }
                 let keepAlive = request.keepAlive && !outcome.closeAfter
                 deliver(c, response.serialized(keepAlive: keepAlive), closeAfter: !keepAlive, delayMilliseconds: outcome.delayMilliseconds)
+                onAnswered(outcome.record, c.lastRead)
             case let .failure(status, reason, partial):
                 let outcome = core.failure(status: status, reason: reason, partial: partial, wallMilliseconds: now)
                 writeRecord(outcome.record)

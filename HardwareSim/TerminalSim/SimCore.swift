@@ -232,6 +232,8 @@ public struct TerminalSimCore: Sendable {
             }
             sessionCounter += 1
             pending = (s.amount, s.reference ?? 0, script)
+            // What the terminal shows and would reserve: tests check amounts against it.
+            fx.append(.record(record("started", nil, s.amount, extra: [("reference", .number(Int64(s.reference ?? 0)))])))
             state = .waitCard
             if scenario.startResult { respond(ok(), now: now, delay: delay, &fx) }
             if options.contains(.transactionEvents) { respond(.transactionEvent(0x00), now: now, delay: delay, &fx) }

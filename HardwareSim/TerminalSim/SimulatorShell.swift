@@ -36,6 +36,11 @@ public final class SimulatorShell {
     public var log: (String) -> Void = { _ in }
     /// Called for each record line (already written to the record file, if any).
     public var onRecord: (JSON) -> Void = { _ in }
+    /// Called with the bytes of each write to the host, right after the write returned
+    /// (benchmarks time frames with it).
+    public var onWrite: ([UInt8]) -> Void = { _ in }
+    /// Called with each read from the host, right after the read returned.
+    public var onReceive: ([UInt8]) -> Void = { _ in }
     /// Whether to read operator controls from standard input.
     public var readsStandardInput = true
     /// Exit when standard input reaches end of file: a test harness that dies (and so closes
@@ -124,7 +129,9 @@ public final class SimulatorShell {
         do {
             switch try fd.read(into: readBuffer) {
             case .bytes(let n):
-                apply(core.receive(Array(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n])), now: MonotonicClock.now()))
+                let bytes = Array(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                onReceive(bytes)
+                apply(core.receive(bytes, now: MonotonicClock.now()))
             case .wouldBlock:
                 // A pty master reports POLLHUP while no host has the slave open: not a disconnect.
                 if ev.contains(.hangUp), case .tcp = mode { hostLeft() }
@@ -183,7 +190,7 @@ public final class SimulatorShell {
             switch e {
             case .write(let b):
                 guard let fd = lineFD else { continue }
-                do { try fd.writeAll(b, timeout: .seconds(2)) } catch { log("write failed: \(error)") }
+                do { try fd.writeAll(b, timeout: .seconds(2)); onWrite(b) } catch { log("write failed: \(error)") }
             case .record(let r):
                 if let fd = recordFD { _ = try? fd.writeAll(Array((r.text + "\n").utf8), timeout: .seconds(2)) }
                 onRecord(r)

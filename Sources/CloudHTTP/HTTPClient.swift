@@ -39,6 +39,8 @@ public final class HTTPClient {
     private var nextSequence: UInt64 = 0
     private var watches: [Int32: WatchToken] = [:]
     private var timer: TimerToken?
+    /// A turn-of-the-loop check for transfers a kick in `start` finished at once.
+    private var completionCheck: TimerToken?
 
     /// Requests posted whose completion has not run yet (queued ones included).
     public var inFlight: Int { active.count + pending.count + refused.count }
@@ -98,6 +100,7 @@ public final class HTTPClient {
         _ = pb_multi_setopt_timer_function(multi, nil)
         for token in watches.values { loop.unwatch(token) }
         if let timer { loop.cancel(timer) }
+        if let completionCheck { loop.cancel(completionCheck) }
         for entry in refused.values { loop.cancel(entry.token) }
         for transfer in active.values {
             curl_multi_remove_handle(multi, transfer.easy)
@@ -217,6 +220,17 @@ public final class HTTPClient {
             return
         }
         active[easy] = transfer
+        // Put the request on the wire now rather than at the next turn of the loop: a card's
+        // Authorize must not wait behind the rest of this turn (a ledger fdatasync, typically).
+        // Completions still run from the loop, never inside `post`.
+        var running: Int32 = 0
+        _ = curl_multi_socket_action(multi, curl_socket_t(PB_CURL_SOCKET_TIMEOUT), 0, &running)
+        if completionCheck == nil {
+            completionCheck = loop.schedule(at: MonotonicClock.now()) { [weak self] in
+                self?.completionCheck = nil
+                self?.finishCompleted()
+            }
+        }
     }
 
     /// Sets every option of one request; returns the first failing `CURLcode` (0: none).

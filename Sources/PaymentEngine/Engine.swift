@@ -62,6 +62,10 @@ public enum EngineInput: Equatable, Sendable {
     case storageFull(Bool)
     /// Take new card sessions (`true`, the default) or only finish the open ones (`false`).
     case acceptNewSessions(Bool)
+    /// New settings (a reloaded configuration) for sessions that start from now on. Open
+    /// sessions keep the tariff and amount they were authorised with and their deadlines; the
+    /// number of connectors is fixed for the engine's life and is not taken from `config`.
+    case reconfigure(EngineConfig)
 }
 
 /// One payment session as the engine tracks it.
@@ -115,7 +119,7 @@ public struct Session: Equatable, Sendable {
 /// time in, effects out. The terminal runs one payment flow at a time; each connector has
 /// at most one session; approved sessions outlive the flow that created them.
 public struct PaymentEngine: Sendable {
-    public let config: EngineConfig
+    public private(set) var config: EngineConfig
 
     enum Flow: Equatable, Sendable {
         case unavailable
@@ -142,6 +146,8 @@ public struct PaymentEngine: Sendable {
     public internal(set) var sessions: [SessionKey: Session] = [:]
     var connectors: [Connector]
     var flow: Flow = .unavailable
+    /// The amount the terminal was last armed with: what a card read from that scan reserves.
+    var armedAmount: Int64 = 0
     var terminalCanList = false
     var nextKey: SessionKey = 1
     var nextCommand: CommandID = 1
@@ -156,6 +162,7 @@ public struct PaymentEngine: Sendable {
 
     public init(config: EngineConfig) {
         self.config = config
+        armedAmount = config.preauthAmount
         connectors = Array(repeating: Connector(), count: max(1, min(config.connectors, EngineConfig.maxConnectors)))
     }
 
@@ -226,6 +233,13 @@ public struct PaymentEngine: Sendable {
         case .acceptNewSessions(let on):
             paused = !on
             if paused { dropCard(now, &fx) }
+        case .reconfigure(var c):
+            c.connectors = config.connectors
+            let amountChanged = c.preauthAmount != config.preauthAmount
+            config = c
+            // A scan armed with the old amount is re-armed, so the amount the terminal shows
+            // and reserves is the one configured.
+            if amountChanged, flow == .armed { dropCard(now, &fx) }
         }
         fx += rearmIfDue(now)
         return fx
@@ -344,7 +358,7 @@ public struct PaymentEngine: Sendable {
         let k = nextKey
         nextKey += 1
         sessions[k] = Session(key: k, connector: c, card: card, tariff: config.tariff,
-                              phase: .deciding(deadline: now.monotonic + config.decisionTimeout), requested: config.preauthAmount)
+                              phase: .deciding(deadline: now.monotonic + config.decisionTimeout), requested: armedAmount)
         connectors[c].session = k
         flow = .presented(k)
         fx.append(.notice("card \(card.maskedPAN) for connector \(c): asking the cloud"))
@@ -659,7 +673,8 @@ public struct PaymentEngine: Sendable {
 
     mutating func rearmIfDue(_ now: Moment) -> [EngineEffect] {
         guard case .idle(let at) = flow, now.monotonic >= at, wantsCards else { return [] }
-        let (id, e) = commandWithID(.arm(amount: config.preauthAmount, reference: UInt32(truncatingIfNeeded: nextKey)))
+        armedAmount = config.preauthAmount
+        let (id, e) = commandWithID(.arm(amount: armedAmount, reference: UInt32(truncatingIfNeeded: nextKey)))
         flow = .arming(id)
         return [e]
     }

@@ -34,6 +34,10 @@ public final class Station {
     var reporter: TransactionReporter
     /// Sends waiting for the fdatasync that makes their queued record durable.
     var pendingSends: [OutboxMessage] = []
+    /// Records appended since the last fdatasync; no send leaves while this is true.
+    var unsynced = false
+    /// A sync at the next turn of the loop, for records nothing waits on (station messages).
+    var syncSoonTimer: TimerToken?
     /// Permanent rejections also go here, one JSON object per line, for technicians.
     public var deadLetterPath: String?
     /// The connector statuses last reported to the cloud.
@@ -105,9 +109,8 @@ public final class Station {
                 }
             }
             if !missing.isEmpty { onNotice("uplink: \(missing.count) messages recreated from the ledger") }
-            var unsynced = false
-            for m in missing { handleOutbox(outbox.enqueue(m, now: MonotonicClock.now()), unsynced: &unsynced) }
-            if unsynced { do { try ledger.sync() } catch { failed(error) } }
+            for m in missing { handleOutbox(outbox.enqueue(m, now: MonotonicClock.now())) }
+            syncLedger()
         }
         apply(recoveryEffects)
         if uplink != nil {
@@ -174,7 +177,6 @@ public final class Station {
     func moment() -> Moment { Moment(monotonic: MonotonicClock.now(), wallMillis: WallClock.nowMillisecondsSinceEpoch()) }
 
     func apply(_ effects: [EngineEffect]) {
-        var unsynced = false
         for effect in effects {
             if case .persist(let entry) = effect {
                 guard ledgerError == nil else { return }
@@ -192,19 +194,18 @@ public final class Station {
                     // The cloud's messages for this fact join the same batch: durable with it.
                     let wall = WallClock.nowMillisecondsSinceEpoch()
                     for m in reporter.messages(for: entry, offline: !outbox.reachable, now: wall) {
-                        handleOutbox(outbox.enqueue(m, now: MonotonicClock.now()), unsynced: &unsynced)
+                        handleOutbox(outbox.enqueue(m, now: MonotonicClock.now()))
                     }
                 }
                 continue
             }
-            if unsynced {
-                // Group commit: every record up to here becomes durable in one fdatasync.
-                do { try ledger.sync() } catch { failed(error); return }
-                unsynced = false
-            }
+            // Group commit: every record up to here becomes durable in one fdatasync.
+            // A failed sync stops this batch; once the ledger has failed, what the engine still
+            // asks (open relays, notices) is done without syncing.
+            if unsynced && ledgerError == nil { guard syncLedger() else { return } }
             perform(effect)
         }
-        if unsynced { do { try ledger.sync() } catch { failed(error) } }
+        syncLedger()
         flushSends()
         if sinceCompaction >= Station.compactionEvery, ledgerError == nil { compact() }
         let high = ledger.usedBytes * 100 >= ledger.options.diskBudgetBytes * Station.storageHighWaterPercent || outbox.overBudget
@@ -214,7 +215,7 @@ public final class Station {
 
     /// Carries out the outbox's effects: records are appended (durable at the next sync), sends
     /// wait in `pendingSends` until then.
-    func handleOutbox(_ effects: [OutboxEffect], unsynced: UnsafeMutablePointer<Bool>?) {
+    func handleOutbox(_ effects: [OutboxEffect]) {
         for e in effects {
             switch e {
             case .persist(let r):
@@ -222,7 +223,7 @@ public final class Station {
                 do {
                     _ = try ledger.append(kind: r.kind, body: r.encodeBody())
                     sinceCompaction += 1
-                    unsynced?.pointee = true
+                    unsynced = true
                 } catch {
                     failed(error)
                     return
@@ -233,15 +234,38 @@ public final class Station {
         }
     }
 
-    func handleOutbox(_ effects: [OutboxEffect], unsynced: inout Bool) {
-        withUnsafeMutablePointer(to: &unsynced) { handleOutbox(effects, unsynced: $0) }
+    func handleOutboxAndSync(_ effects: [OutboxEffect]) {
+        handleOutbox(effects)
+        syncLedger()
+        flushSends()
     }
 
-    func handleOutboxAndSync(_ effects: [OutboxEffect]) {
-        var unsynced = false
-        handleOutbox(effects, unsynced: &unsynced)
-        if unsynced { do { try ledger.sync() } catch { failed(error) } }
-        flushSends()
+    /// Makes every record appended so far durable in one fdatasync; false once the ledger failed.
+    @discardableResult
+    func syncLedger() -> Bool {
+        guard ledgerError == nil else { return false }
+        guard unsynced else { return true }
+        do {
+            try ledger.sync()
+            unsynced = false
+            return true
+        } catch {
+            failed(error)
+            return false
+        }
+    }
+
+    /// Syncs at the next turn of the loop: station messages (status, security events) join
+    /// whatever commit comes first instead of costing an fdatasync of their own in the middle
+    /// of a card's path. Their sends still wait for it.
+    func syncSoon() {
+        guard syncSoonTimer == nil else { return }
+        syncSoonTimer = loop.schedule(at: MonotonicClock.now()) { [weak self] in
+            guard let self else { return }
+            self.syncSoonTimer = nil
+            self.syncLedger()
+            self.flushSends()
+        }
     }
 
     /// Queues a message that belongs to no transaction (status, security events).
@@ -249,7 +273,8 @@ public final class Station {
         guard uplink != nil else { return }
         let m = OutboxMessage(id: MessageIDs.derive("\(Station.stationQueue)/\(name)/\(WallClock.nowMillisecondsSinceEpoch())"),
                               queue: Station.stationQueue, action: action, kind: .other, body: Array(body.text.utf8))
-        handleOutboxAndSync(outbox.enqueue(m, now: MonotonicClock.now()))
+        handleOutbox(outbox.enqueue(m, now: MonotonicClock.now()))
+        syncSoon()
     }
 
     /// A StatusNotification for every connector whose status changed.
@@ -284,7 +309,7 @@ public final class Station {
     /// Sends whose queued records are durable. After a ledger failure nothing more is sent:
     /// what is not on disk must not reach the cloud.
     func flushSends() {
-        guard let uplink, ledgerError == nil, !pendingSends.isEmpty else { return }
+        guard let uplink, ledgerError == nil, !unsynced, !pendingSends.isEmpty else { return }
         lastUplinkTraffic = MonotonicClock.now()
         let sends = pendingSends
         pendingSends = []
@@ -332,7 +357,8 @@ public final class Station {
         guard ledgerError == nil else { return }
         ledgerError = error
         onNotice("ledger: \(error)")
-        queue.append(.engine(.ledgerFailed("\(error)")))
+        // Also from a timer (a deferred sync): post, so the engine hears of it at once.
+        post(.engine(.ledgerFailed("\(error)")))
     }
 
     func perform(_ effect: EngineEffect) {

@@ -1,8 +1,9 @@
 // paybridged: bridges the charger's card terminal to the charging platform.
 //
-// At this stage (issue 2) the daemon runs the PSP link: it brings the terminal up, keeps it
-// alive, recovers from unplugs, resets and dropped connections, and logs what the terminal
-// reports. The payment engine, ledger, uplink and configuration file come with issues 3-5.
+// With a state directory (the configuration file always has one) it runs the whole bridge on
+// one event loop: the PSP link, the payment engine with its write-ahead ledger, the relays and
+// the uplink (Station). Without one it runs the link alone and logs what the terminal reports,
+// which is how a technician checks the cable. `--demo` runs everything against the simulators.
 import Glibc
 import Platform
 import PSPCodec
@@ -62,7 +63,9 @@ struct Arguments {
     var heartbeat: Duration? = .seconds(300)
     var configPath: String?
 
-    static func parse(_ list: [String]) -> Arguments {
+    /// `loaded`: the configuration file already read and checked (a reload), so a file that
+    /// changes between the check and the use cannot end the daemon.
+    static func parse(_ list: [String], loaded: DaemonConfig? = nil) -> Arguments {
         var a = Arguments()
         var args = list
         // A configuration file first; flags after it override single settings.
@@ -72,7 +75,7 @@ struct Arguments {
         }
         if let i = args.firstIndex(of: "--config") {
             guard i + 1 < args.count else { die("--config needs a file") }
-            a = fromConfig(args[i + 1])
+            a = loaded.map(arguments(from:)) ?? fromConfig(args[i + 1])
             a.configPath = args[i + 1]
             args.removeSubrange(i...(i + 1))
         }
@@ -228,6 +231,11 @@ func fromConfig(_ path: String) -> Arguments {
         for p in problems { Log.error("paybridged: \(path): \(p)") }
         exit(2)
     }
+    return arguments(from: c)
+}
+
+/// The settings a checked configuration file gives (flags may override them).
+func arguments(from c: DaemonConfig) -> Arguments {
     var a = Arguments()
     a.family = c.terminalFamily == .apollo ? .apollo : .p6x
     a.endpoint = c.transport == .serial ? .serial(path: c.device, settings: c.line) : .tcp(host: c.host, port: c.port)
@@ -303,6 +311,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     Log.info("ledger: \(opened.records.count) records; \(recovery.openSessions) open sessions (\(recovery.toCapture) to capture, \(recovery.toRelease) to release, \(recovery.authorisationsInDoubt) in doubt)")
     let relay = try SimulatedRelay(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory)
     var decider: CardDecider = SimulatedCardDecider(loop: loop)
+    var cloudClient: HTTPClient?
     var uplink: HTTPUplink?
     if let url = arguments.cloudURL {
         var token: String?
@@ -311,6 +320,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         }
         let client: HTTPClient
         do { client = try HTTPClient(loop: loop, tls: arguments.tls, bearerToken: token) } catch { die("HTTPS client: \(error)") }
+        cloudClient = client
         let u = HTTPUplink(client: client, baseURL: url, stationId: arguments.stationId)
         uplink = u
         var seed: UInt64 = 0
@@ -346,8 +356,10 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         loop.stop()
     }
     signals.stop = stop
-    // SIGHUP: re-read the configuration file; what is safe to change on the fly (the log level)
-    // takes effect, everything else needs a restart, and a file with problems changes nothing.
+    // SIGHUP: re-read the configuration file (and the command line's flags over it, as at
+    // start). What is safe on the fly takes effect: settings for sessions that start from now
+    // on (pre-authorisation, tariff, timeouts, offline policy), the heartbeat, the bearer token
+    // and the log level. The rest needs a restart and is named. A file with problems changes nothing.
     signals.reload = {
         guard let path = arguments.configPath else { Log.warning("SIGHUP: no configuration file to reload"); return }
         guard let (c, problems) = readConfig(path) else { return }
@@ -356,8 +368,28 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
             for p in problems { Log.error("\(path): \(p)") }
             return
         }
-        if let l = LogLevel(name: c.logLevel) { Log.threshold = l }
-        Log.info("SIGHUP: reloaded \(path): log level \(c.logLevel); other settings take effect at the next start")
+        let fresh = Arguments.parse(Array(CommandLine.arguments.dropFirst()), loaded: c)
+        if let client = cloudClient, fresh.tokenFile != nil || arguments.tokenFile != nil {
+            do {
+                client.bearerToken = try fresh.tokenFile.map { try BearerToken.load(path: $0) }
+            } catch {
+                Log.error("SIGHUP: token file: \(error); nothing reloaded")
+                return
+            }
+        }
+        station.post(.engine(.reconfigure(fresh.engine)))
+        station.heartbeatInterval = fresh.heartbeat
+        var restart: [String] = []
+        if fresh.endpoint != arguments.endpoint || fresh.family != arguments.family { restart.append("terminal") }
+        if fresh.engine.connectors != arguments.engine.connectors { restart.append("charger.connectors") }
+        if fresh.stateDir != arguments.stateDir { restart.append("state.directory") }
+        if fresh.ledgerOptions.diskBudgetBytes != arguments.ledgerOptions.diskBudgetBytes { restart.append("state.disk_budget_bytes") }
+        if fresh.cloudURL != arguments.cloudURL || fresh.stationId != arguments.stationId || fresh.tls != arguments.tls {
+            restart.append("cloud connection")
+        }
+        let e = fresh.engine
+        Log.info("SIGHUP: reloaded \(path): preauth \(e.preauthAmount), tariff \(e.tariff.currency) \(e.tariff.startFee)+\(e.tariff.energyPricePerKWh)/kWh+\(e.tariff.timePricePerMinute)/min (milli), offline policy \(e.offlinePolicy), log level \(c.logLevel)"
+                 + (restart.isEmpty ? "" : "; changed but kept until the next start: \(restart.joined(separator: ", "))"))
     }
     if arguments.drain {
         station.post(.engine(.acceptNewSessions(false)))

@@ -166,4 +166,33 @@ func minor(_ n: Any?) -> Int? {
         #expect(b.ended().first.flatMap { ($0["transactionInfo"] as? [String: Any])?["stoppedReason"] as? String } == "LocalOutOfCredit")
         #expect(minor(b.settlements("Settled").first?["settlementAmount"]) == 300)
     }
+
+    @Test func sighupChangesTheNextSessionsTermsNotTheRunningOne() throws {
+        // Two connectors. The first driver pays; the terminal is then armed for the second
+        // connector (nobody taps that scan); the scan after the reload brings the second driver.
+        let second = "card=5413330089010434 hash=0A0B0C0D"
+        let b = try Bench(terminal: ["--session", "approve", "--session", "nocard", "--session", "approve \(second)", "--fallback", "nocard"],
+                          config: ["payment.preauth = 5000", "charger.connectors = 2"], ev: "plug=100,charge=4000,power=360000")
+        #expect(waitUntil(.seconds(60)) { b.relayEverClosed }, "the first driver never charged")
+        #expect(waitUntil(.seconds(30)) { b.sim.records("started").count >= 2 }, "the terminal was not armed for the second connector")
+        // Reload: half the reservation and a tariff a hundred times dearer, for new sessions only.
+        let conf = b.dir + "/paybridge.conf"
+        let text = fileText(conf).replacingOccurrences(of: "payment.preauth = 5000", with: "payment.preauth = 2500")
+            .replacingOccurrences(of: "tariff.energy_per_kwh_milli = 40000", with: "tariff.energy_per_kwh_milli = 4000000")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: conf))
+        b.daemon?.signal(SIGHUP)
+        // The scan armed with the old amount is re-armed with the new one, and the second driver taps.
+        #expect(waitUntil(.seconds(60)) { b.sim.records("committed").count >= 1 && b.sim.records("approved").count >= 2 })
+        #expect(b.stop() == 0)
+        let approved = b.sim.records("approved")
+        // What the terminal showed: the old amount until the reload, then the new one.
+        #expect(b.sim.records("started").compactMap { $0["amount"] as? Int }.prefix(3) == [5000, 5000, 2500])
+        #expect(approved.first?["requested"] as? Int == 5000)
+        #expect(approved.dropFirst().first?["requested"] as? Int == 2500, "the reload did not reach the next reservation: \(approved)")
+        // The first session was billed at the tariff it started with: 0.1 kWh a second for 4 s at
+        // 0.40 is well under a euro; at the new tariff it would have hit the 50.00 cap.
+        let first = b.sim.records("committed").first { $0["sessionId"] as? Int == approved.first?["sessionId"] as? Int }
+        let amount = first?["amount"] as? Int ?? -1
+        #expect(amount > 0 && amount < 100, "first session captured \(amount)")
+    }
 }

@@ -1284,3 +1284,51 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         }
     }
 }
+
+// MARK: - reloaded settings
+
+@Suite struct ReconfigureTests {
+    @Test func newTermsApplyToTheNextSessionOnlyAndTheArmedScanIsRedone() throws {
+        var c = config(connectors: 2)
+        c.preauthAmount = 5_000
+        var d = try readyHarness(c)
+        let first = try d.approvedSession(card(1), ref: 7_001)
+        #expect(d.engine.sessions[first]?.requested == 5_000)
+        // The terminal is armed again for the second connector, with the old amount.
+        d.wait(c.rearmDelay)
+        d.tick()
+        try d.completeArm()
+
+        var fresh = c
+        fresh.preauthAmount = 2_500
+        fresh.tariff = Tariff(currency: "EUR", startFee: 0, energyPricePerKWh: 4_000_000, timePricePerMinute: 0)
+        fresh.connectors = 8
+        let fx = d.send(.reconfigure(fresh))
+        // The scan showing 50.00 is dropped and re-armed with 25.00.
+        #expect(fx.contains { if case .terminal(_, .cancel) = $0 { return true }; return false }, "\(fx)")
+        #expect(d.engine.config.connectors == 2, "the connector count is fixed for the engine's life")
+        #expect(d.engine.sessions[first]?.tariff == mixedTariff, "a running session keeps the tariff it was authorised with")
+        try d.complete(.cancel)
+        d.send(.terminal(.cancelled))
+        d.wait(c.rearmDelay)
+        let rearm = d.tick()
+        #expect(rearm.contains { if case .terminal(_, .arm(2_500, _)) = $0 { return true }; return false }, "\(rearm)")
+        let second = try d.approvedSession(card(2), ref: 7_002, amount: 2_500)
+        #expect(d.engine.sessions[second]?.requested == 2_500)
+        #expect(d.engine.sessions[second]?.tariff == fresh.tariff)
+    }
+
+    @Test func aSessionFromAScanArmedBeforeTheReloadReservesWhatTheTerminalShowed() throws {
+        var c = config(connectors: 1)
+        c.preauthAmount = 5_000
+        var d = try readyHarness(c)
+        try d.completeArm()
+        // The card is already on the terminal when the reload arrives: not armed any more.
+        d.send(.terminal(.cardRead(card(1))))
+        var fresh = c
+        fresh.preauthAmount = 1_000
+        d.send(.reconfigure(fresh))
+        let k = try #require(d.engine.sessions.keys.first)
+        #expect(d.engine.sessions[k]?.requested == 5_000)
+    }
+}

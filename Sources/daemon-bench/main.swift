@@ -1,0 +1,391 @@
+// daemon-bench: footprint and latency of a paybridged binary (build it with
+// `--static-swift-stdlib` for the figures that count) against the simulated terminal on a
+// pty and the simulated cloud on loopback, both hosted in this process on one event loop.
+//
+//   size        the binary's bytes, and stripped if `strip` is installed
+//   ready       spawn → READY=1 on NOTIFY_SOCKET, fresh state directory, a terminal that never answers
+//   idle        one full session (approve, charge, capture, settlement delivered), then VmRSS and
+//               wake-ups per second over a quiet window (context switches of all the daemon's threads)
+//   latency     Card Read frame written by the terminal → Auth Session frame read by it, with the
+//               cloud answering at once; the bridge's own share is that minus the cloud's time
+//               (request's last byte in → answer written). Declined cards, so each round is short.
+import Glibc
+import JSONLines
+import Platform
+import PSPCodec
+import TerminalSim
+import CloudSim
+import Timebase
+
+struct Options {
+    var daemon = ChildProcess.executableDirectory() + "/paybridged"
+    var readyRuns = 20
+    var idleSeconds = 20
+    var rounds = 200
+    static func parse(_ list: [String]) -> Options {
+        var o = Options()
+        var a = list
+        let usage = "usage: daemon-bench [--daemon PATH] [--ready-runs N] [--idle-seconds S] [--rounds N]"
+        while !a.isEmpty {
+            let f = a.removeFirst()
+            guard !a.isEmpty else { print(usage); exit(2) }
+            let v = a.removeFirst()
+            switch f {
+            case "--daemon": o.daemon = v
+            case "--ready-runs": o.readyRuns = Int(v) ?? o.readyRuns
+            case "--idle-seconds": o.idleSeconds = Int(v) ?? o.idleSeconds
+            case "--rounds": o.rounds = Int(v) ?? o.rounds
+            default: print("unknown option \(f)\n\(usage)"); exit(2)
+            }
+        }
+        return o
+    }
+}
+
+/// Children to kill on the way out, so a failed run leaves no daemon behind.
+nonisolated(unsafe) var children: [ChildProcess] = []
+
+func fail(_ s: String) -> Never {
+    print("daemon-bench: \(s)")
+    for c in children { c.signal(SIGKILL) }
+    exit(1)
+}
+
+func readText(_ path: String) -> String? {
+    guard let fd = try? FileDescriptor.open(path, flags: O_RDONLY | O_CLOEXEC) else { return nil }
+    defer { fd.close() }
+    var out: [UInt8] = []
+    while case .bytes(let b)? = try? fd.read(maxCount: 65536) { out += b }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func fileSize(_ path: String) -> Int? {
+    var st = stat()
+    return stat(path, &st) == 0 ? Int(st.st_size) : nil
+}
+
+func tempDir(_ tag: String) -> String {
+    var template = Array("/tmp/daemon-bench-\(tag)-XXXXXX".utf8CString)
+    guard let p = mkdtemp(&template) else { fail("mkdtemp: errno \(errno)") }
+    return String(cString: p)
+}
+
+func removeTree(_ path: String) {
+    if let c = try? ChildProcess.spawn("/bin/rm", ["-rf", path], captureStdout: false, pipeStdin: false) { _ = c.wait(timeout: .seconds(10)) }
+}
+
+/// One status field in kB from /proc/PID/status.
+func statusKB(_ pid: Int32, _ field: String) -> Int? {
+    guard let text = readText("/proc/\(pid)/status") else { return nil }
+    for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}
+
+/// Voluntary and involuntary context switches summed over every thread of `pid`: each time a
+/// thread blocks and is woken counts one voluntary switch.
+func contextSwitches(_ pid: Int32) -> (voluntary: Int, involuntary: Int, threads: Int) {
+    var v = 0, n = 0, threads = 0
+    guard let dir = opendir("/proc/\(pid)/task") else { return (0, 0, 0) }
+    defer { closedir(dir) }
+    while let e = readdir(dir) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard Int(name) != nil, let text = readText("/proc/\(pid)/task/\(name)/status") else { continue }
+        threads += 1
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":")
+            guard parts.count == 2, let value = Int(parts[1].trimmingCharacters()) else { continue }
+            if parts[0] == "voluntary_ctxt_switches" { v += value }
+            if parts[0] == "nonvoluntary_ctxt_switches" { n += value }
+        }
+    }
+    return (v, n, threads)
+}
+
+extension Substring {
+    func trimmingCharacters() -> Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
+        while s.last == " " || s.last == "\t" { s = s.dropLast() }
+        return s
+    }
+}
+
+func ourEnvironment(adding extra: [String]) -> [String] {
+    var env: [String] = []
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if !s.hasPrefix("NOTIFY_SOCKET=") && !s.hasPrefix("WATCHDOG_") { env.append(s) }
+        p += 1
+    }
+    return env + extra
+}
+
+func percentile(_ xs: [Double], _ p: Double) -> Double {
+    guard !xs.isEmpty else { return .nan }
+    let s = xs.sorted()
+    let i = min(s.count - 1, max(0, Int((p / 100 * Double(s.count)).rounded(.up)) - 1))
+    return s[i]
+}
+
+func ms(_ d: Duration) -> Double {
+    let c = d.components
+    return Double(c.seconds) * 1000 + Double(c.attoseconds) / 1e15
+}
+
+func fmt(_ x: Double, _ digits: Int = 2) -> String {
+    var s = String(Int((x * pow(10, Double(digits))).rounded()))
+    while s.count <= digits { s = "0" + s }
+    return digits == 0 ? s : String(s.dropLast(digits)) + "." + String(s.suffix(digits))
+}
+
+// MARK: size
+
+func measureSize(_ o: Options) {
+    guard let size = fileSize(o.daemon) else { fail("\(o.daemon): not found (build it first)") }
+    var line = "size: \(o.daemon) \(fmt(Double(size) / 1_048_576, 1)) MiB"
+    for strip in ["/usr/bin/strip", "/usr/bin/llvm-strip"] where access(strip, X_OK) == 0 {
+        let dir = tempDir("strip")
+        defer { removeTree(dir) }
+        if let c = try? ChildProcess.spawn(strip, ["-o", dir + "/stripped", o.daemon], captureStdout: false, pipeStdin: false),
+           c.wait(timeout: .seconds(60)) == 0, let s = fileSize(dir + "/stripped") {
+            line += ", stripped \(fmt(Double(s) / 1_048_576, 1)) MiB"
+        }
+        break
+    }
+    let libs = (readText("/proc/self/maps") != nil) ? dynamicLibraries(o.daemon) : []
+    print(line + (libs.isEmpty ? "" : "; links \(libs.joined(separator: " "))"))
+}
+
+/// The shared libraries the binary needs (from `ldd`, when present): a static Swift stdlib
+/// leaves only the C libraries.
+func dynamicLibraries(_ path: String) -> [String] {
+    guard access("/usr/bin/ldd", X_OK) == 0, let c = try? ChildProcess.spawn("/usr/bin/ldd", [path], pipeStdin: false) else { return [] }
+    var out: [String] = []
+    while let l = try? c.readLine(timeout: .seconds(10)) {
+        if let name = l.split(whereSeparator: { $0 == " " || $0 == "\t" }).first, name.contains(".so") { out.append(String(name.split(separator: "/").last ?? name)) }
+    }
+    _ = c.wait(timeout: .seconds(5))
+    return out.filter { !$0.hasPrefix("linux-vdso") && !$0.hasPrefix("ld-linux") }
+}
+
+/// RSS by where the pages come from, from /proc/PID/smaps, in kB.
+func memoryBreakdown(_ pid: Int32, daemonPath: String) -> [(String, Int)] {
+    guard let text = readText("/proc/\(pid)/smaps") else { return [] }
+    let base = daemonPath.split(separator: "/").last.map(String.init) ?? daemonPath
+    let runtime = ["libc.so", "libm.so", "libstdc++", "libgcc_s", "ld-linux"]
+    let tls = ["libcurl.so", "libssl.so", "libcrypto.so", "libz.so", "libzstd.so", "libnghttp2"]
+    var sums: [String: Int] = [:]
+    var current = "anonymous"
+    var privateDirty = 0
+    for line in text.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if let first = fields.first, first.contains("-"), !first.hasSuffix(":") {
+            let name = fields.count > 5 ? String(fields[5]) : ""
+            if name.hasSuffix("/" + base) || name == base { current = "the daemon's binary" }
+            else if name.isEmpty || name.hasPrefix("[") { current = "heap, stacks, anonymous" }
+            else if runtime.contains(where: { name.contains($0) }) { current = "C runtime (libc, libm, libstdc++, ld.so)" }
+            else if tls.contains(where: { name.contains($0) }) { current = "libcurl, OpenSSL, zlib, nghttp2" }
+            else { current = "libcurl's optional dependencies (gnutls, krb5, ldap, rtmp, ssh2, ...)" }
+        } else if fields.first == "Rss:", fields.count > 1, let kb = Int(fields[1]) {
+            sums[current, default: 0] += kb
+        } else if fields.first == "Private_Dirty:", fields.count > 1, let kb = Int(fields[1]) {
+            privateDirty += kb
+        }
+    }
+    return sums.sorted { $0.1 > $1.1 } + [("private dirty (all of the above)", privateDirty)]
+}
+
+// MARK: ready
+
+func bindDatagram(_ path: String) -> Int32 {
+    let s = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard s >= 0 else { fail("socket: errno \(errno)") }
+    var a = sockaddr_un()
+    a.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &a.sun_path) { dst in for (i, b) in path.utf8.enumerated() { dst[i] = b } }
+    let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+    guard ok == 0 else { fail("bind \(path): errno \(errno)") }
+    return s
+}
+
+func measureReady(_ o: Options) {
+    var samples: [Double] = []
+    for _ in 0..<o.readyRuns {
+        let dir = tempDir("ready")
+        defer { removeTree(dir) }
+        let sock = bindDatagram(dir + "/notify")
+        defer { close(sock) }
+        // A terminal that never answers: READY must not wait for a handshake.
+        guard let pty = try? PseudoTerminal.open() else { fail("pty") }
+        defer { pty.close() }
+        let t0 = MonotonicClock.now()
+        guard let p = try? ChildProcess.spawn(o.daemon, ["--terminal", "serial:\(pty.path)", "--family", "p6x", "--state", dir + "/state",
+                                                          "--sim-ev", "none", "--log-level", "error"],
+                                              environment: ourEnvironment(adding: ["NOTIFY_SOCKET=\(dir)/notify"]),
+                                              captureStdout: false, pipeStdin: false) else { fail("spawn \(o.daemon)") }
+        children = [p]
+        var ready: Instant?
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while ready == nil, MonotonicClock.now() - t0 < .seconds(10) {
+            var pfd = pollfd(fd: sock, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 100) > 0 else { continue }
+            let n = buf.withUnsafeMutableBytes { recv(sock, $0.baseAddress, $0.count, 0) }
+            if n > 0, String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\n").contains("READY=1") { ready = MonotonicClock.now() }
+        }
+        p.signal(SIGTERM)
+        _ = p.wait(timeout: .seconds(10))
+        guard let ready else { fail("no READY=1 within 10 s") }
+        samples.append(ms(ready - t0))
+    }
+    print("ready: spawn → READY=1 over \(samples.count) starts: median \(fmt(percentile(samples, 50), 1)) ms, max \(fmt(samples.max() ?? 0, 1)) ms (target < 200 ms)")
+}
+
+// MARK: bench world
+
+/// terminal-sim's core on a pty and cloud-sim's server on loopback, in this process.
+final class World {
+    let loop: EventLoop
+    let shell: SimulatorShell
+    let cloud: CloudServer
+    let dir: String
+    var records: [String] = []
+    var cloudActions: [String] = []
+    var daemon: ChildProcess?
+
+    init(tag: String, scenario: SimScenario) {
+        dir = tempDir(tag)
+        do {
+            loop = try EventLoop()
+            shell = try SimulatorShell(loop: loop, mode: .pty(link: dir + "/ttyPSP"), scenario: scenario, record: nil)
+            shell.readsStandardInput = false
+            cloud = try CloudServer(loop: loop, port: 0, core: CloudSimCore(station: "BENCH"), record: nil, limits: CloudServerLimits())
+            cloud.readsStandardInput = false
+            try shell.start()
+            try cloud.start()
+        } catch { fail("simulators: \(error)") }
+        shell.onRecord = { [unowned self] r in if case .object(let f) = r, let e = f.first(where: { $0.0 == "event" })?.1.stringValue { self.records.append(e) } }
+        cloud.onRecord = { [unowned self] r in
+            if case .object(let f) = r, let a = f.first(where: { $0.0 == "action" })?.1.stringValue { self.cloudActions.append(a) }
+        }
+    }
+
+    func startDaemon(_ o: Options, extra: [String]) {
+        do {
+            daemon = try ChildProcess.spawn(o.daemon, ["--terminal", "serial:\(dir)/ttyPSP", "--family", "p6x", "--state", dir + "/state",
+                                                       "--cloud", "http://127.0.0.1:\(cloud.port)", "--station", "BENCH",
+                                                       "--log-level", "warning"] + extra,
+                                            environment: ourEnvironment(adding: []), captureStdout: false, pipeStdin: false)
+            children = [daemon!]
+        } catch { fail("spawn \(o.daemon): \(error)") }
+    }
+
+    @discardableResult
+    func run(for d: Duration, until condition: () -> Bool = { false }) -> Bool {
+        (try? loop.run(until: condition, deadline: MonotonicClock.now() + d)) ?? false
+    }
+
+    func finish() {
+        daemon?.signal(SIGTERM)
+        _ = daemon?.wait(timeout: .seconds(10))
+        removeTree(dir)
+    }
+}
+
+// MARK: idle
+
+func measureIdle(_ o: Options) {
+    var scenario = SimScenario.defaults(for: .p6x)
+    scenario.sessions = [ScriptedSession(.approve)]
+    scenario.fallback = ScriptedSession(.noCard)
+    scenario.tapDelay = 200
+    let w = World(tag: "idle", scenario: scenario)
+    defer { w.finish() }
+    w.startDaemon(o, extra: ["--sim-ev", "plug=200,charge=2000,power=3600000"])
+    guard let pid = w.daemon?.pid else { fail("no daemon") }
+    guard w.run(for: .seconds(60), until: { w.records.contains("committed") && w.cloudActions.contains("NotifySettlement") }) else {
+        fail("the session did not settle: terminal \(w.records), cloud \(w.cloudActions)")
+    }
+    // Let the uplink and the terminal go quiet, then watch.
+    w.run(for: .seconds(3))
+    let rss0 = statusKB(pid, "VmRSS") ?? 0
+    let c0 = contextSwitches(pid)
+    let t0 = MonotonicClock.now()
+    w.run(for: .seconds(Int64(o.idleSeconds)))
+    let elapsed = ms(MonotonicClock.now() - t0) / 1000
+    let c1 = contextSwitches(pid)
+    let rss1 = statusKB(pid, "VmRSS") ?? 0
+    let hwm = statusKB(pid, "VmHWM") ?? 0
+    print("idle: after one settled session: RSS \(fmt(Double(rss0) / 1024, 1)) MiB → \(fmt(Double(rss1) / 1024, 1)) MiB after \(Int(elapsed)) s idle, peak \(fmt(Double(hwm) / 1024, 1)) MiB, \(c1.threads) thread(s) (target ≤ 16 MB)")
+    let wake = Double(c1.voluntary - c0.voluntary) / elapsed
+    for (what, kb) in memoryBreakdown(pid, daemonPath: o.daemon) { print("idle:   \(fmt(Double(kb) / 1024, 1)) MiB  \(what)") }
+    print("idle: wake-ups \(fmt(wake)) /s (voluntary context switches, all threads; involuntary \(fmt(Double(c1.involuntary - c0.involuntary) / elapsed)) /s) on serial, terminal scanning for a card (target ≤ 2 /s)")
+}
+
+// MARK: latency
+
+func measureLatency(_ o: Options) {
+    var scenario = SimScenario.defaults(for: .p6x)
+    scenario.fallback = ScriptedSession(.decline(reason: 5))
+    scenario.tapDelay = 5
+    scenario.authDelay = 1
+    let w = World(tag: "latency", scenario: scenario)
+    defer { w.finish() }
+
+    var cardReadAt: Instant?
+    var cloudTime: Duration?
+    var toCloud: Duration?
+    var totals: [Double] = [], bridge: [Double] = [], clouds: [Double] = [], inbound: [Double] = [], outbound: [Double] = []
+    var hostFrames = PSPFrameDecoder()
+    func frames(_ bytes: [UInt8], _ d: inout PSPFrameDecoder) -> [UInt8] {
+        d.append(contentsOf: bytes)
+        var headers: [UInt8] = []
+        while let e = d.next() { if case .frame(let f) = e { headers.append(f.header) } }
+        return headers
+    }
+    var terminalFrames = PSPFrameDecoder()
+    w.shell.onWrite = { bytes in
+        if frames(bytes, &terminalFrames).contains(0x34) { cardReadAt = MonotonicClock.now(); cloudTime = nil }
+    }
+    w.shell.onReceive = { bytes in
+        let now = MonotonicClock.now()
+        guard frames(bytes, &hostFrames).contains(0x36), let start = cardReadAt else { return }
+        cardReadAt = nil
+        let total = now - start
+        totals.append(ms(total))
+        let c = cloudTime ?? .zero
+        clouds.append(ms(c))
+        bridge.append(ms(total - c))
+        inbound.append(ms(toCloud ?? .zero))
+        outbound.append(ms(total - c - (toCloud ?? .zero)))
+    }
+    w.cloud.onAnswered = { record, received in
+        guard case .object(let f) = record, f.first(where: { $0.0 == "action" })?.1.stringValue == "Authorize", cardReadAt != nil else { return }
+        cloudTime = MonotonicClock.now() - received
+        toCloud = received - cardReadAt!
+    }
+    w.startDaemon(o, extra: ["--sim-ev", "none"])
+    let warmUp = 3
+    guard w.run(for: .seconds(Int64(o.rounds) * 2 + 30), until: { totals.count >= o.rounds + warmUp }) else {
+        fail("only \(totals.count) rounds completed")
+    }
+    let t = Array(totals.dropFirst(warmUp)), b = Array(bridge.dropFirst(warmUp)), c = Array(clouds.dropFirst(warmUp))
+    let i = Array(inbound.dropFirst(warmUp)), x = Array(outbound.dropFirst(warmUp))
+    print("latency: Card Read → Auth Session over \(t.count) cards (cloud answering at once, loopback HTTP, write-ahead fdatasync included):")
+    print("latency:   total   p50 \(fmt(percentile(t, 50), 3)) ms  p99 \(fmt(percentile(t, 99), 3)) ms  max \(fmt(t.max() ?? 0, 3)) ms")
+    print("latency:   cloud   p50 \(fmt(percentile(c, 50), 3)) ms  p99 \(fmt(percentile(c, 99), 3)) ms")
+    print("latency:   Card Read → Authorize at the cloud  p50 \(fmt(percentile(i, 50), 3)) ms  p99 \(fmt(percentile(i, 99), 3)) ms")
+    print("latency:   cloud's answer → Auth Session       p50 \(fmt(percentile(x, 50), 3)) ms  p99 \(fmt(percentile(x, 99), 3)) ms")
+    print("latency:   bridge  p50 \(fmt(percentile(b, 50), 3)) ms  p99 \(fmt(percentile(b, 99), 3)) ms  max \(fmt(b.max() ?? 0, 3)) ms (target p99 < 2 ms)")
+}
+
+// MARK: main
+
+do { try Signals.ignore(SIGPIPE) } catch { fail("\(error)") }
+let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
+measureSize(options)
+measureReady(options)
+measureIdle(options)
+measureLatency(options)
