@@ -381,7 +381,17 @@ public final class Station {
 
     func rearm() {
         var next = [engine.nextDeadline, outbox.nextDeadline].compactMap { $0 }.min()
-        if ev != nil { next = [next, MonotonicClock.now() + .seconds(1)].compactMap { $0 }.min() }
+        // The simulated meter reads once a second, and only while a car draws energy: an idle
+        // charger wakes for its deadlines alone. Energy counts from the moment a relay closes.
+        if ev != nil {
+            let drawing = engine.relayCommands.indices.contains { engine.relayCommands[$0] && plugged[$0] }
+            if drawing {
+                if !meterRunning { lastMeter = MonotonicClock.now(); meterRunning = true }
+                next = [next, MonotonicClock.now() + .seconds(1)].compactMap { $0 }.min()
+            } else {
+                meterRunning = false
+            }
+        }
         guard next != timerAt else { return }
         if let t = timer { loop.cancel(t) }
         timerAt = next
@@ -421,6 +431,8 @@ public final class Station {
     }
 
     var lastMeter: Instant?
+    /// Whether a relay was closed on a plugged connector at the last `rearm`.
+    var meterRunning = false
     func meterTick() {
         guard let ev else { return }
         let now = MonotonicClock.now()
