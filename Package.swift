@@ -84,3 +84,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Nothing we ship uses Regex or _StringProcessing's string algorithms, and importing it
+// implicitly links its regex engine into every executable (2 MiB of the daemon's 16).
+// With the implicit import off, `String.contains(String)` and friends do not exist here;
+// modules that need a substring search write it out (see CloudHTTP/TextSearch.swift).
+for target in package.targets where target.type == .regular || target.type == .executable {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"]),
+    ]
+}

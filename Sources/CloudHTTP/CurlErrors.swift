@@ -38,5 +38,5 @@ func httpError(curlCode code: Int, message: String, requestStarted: Bool, exceed
 
 private func isTLSAlert(_ message: String) -> Bool {
     let m = message.lowercased()
-    return m.contains("alert") && (m.contains("ssl") || m.contains("tls"))
+    return m.includes("alert") && (m.includes("ssl") || m.includes("tls"))
 }

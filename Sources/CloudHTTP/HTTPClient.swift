@@ -378,7 +378,7 @@ public final class HTTPClient {
         var message = String(cString: transfer.errorBuffer)
         if message.isEmpty {
             message = Self.text(of: code)
-        } else if code == 55 || code == 56, !message.lowercased().contains("alert") {
+        } else if code == 55 || code == 56, !message.lowercased().includes("alert") {
             message = "\(Self.text(of: code)): \(message)"
         }
         var status = 0

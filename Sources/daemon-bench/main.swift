@@ -165,7 +165,7 @@ func dynamicLibraries(_ path: String) -> [String] {
     guard access("/usr/bin/ldd", X_OK) == 0, let c = try? ChildProcess.spawn("/usr/bin/ldd", [path], pipeStdin: false) else { return [] }
     var out: [String] = []
     while let l = try? c.readLine(timeout: .seconds(10)) {
-        if let name = l.split(whereSeparator: { $0 == " " || $0 == "\t" }).first, name.contains(".so") { out.append(String(name.split(separator: "/").last ?? name)) }
+        if let name = l.split(whereSeparator: { $0 == " " || $0 == "\t" }).first, name.includes(".so") { out.append(String(name.split(separator: "/").last ?? name)) }
     }
     _ = c.wait(timeout: .seconds(5))
     return out.filter { !$0.hasPrefix("linux-vdso") && !$0.hasPrefix("ld-linux") }
@@ -186,8 +186,8 @@ func memoryBreakdown(_ pid: Int32, daemonPath: String) -> [(String, Int)] {
             let name = fields.count > 5 ? String(fields[5]) : ""
             if name.hasSuffix("/" + base) || name == base { current = "the daemon's binary" }
             else if name.isEmpty || name.hasPrefix("[") { current = "heap, stacks, anonymous" }
-            else if runtime.contains(where: { name.contains($0) }) { current = "C runtime (libc, libm, libstdc++, ld.so)" }
-            else if tls.contains(where: { name.contains($0) }) { current = "libcurl, OpenSSL, zlib, nghttp2" }
+            else if runtime.contains(where: { name.includes($0) }) { current = "C runtime (libc, libm, libstdc++, ld.so)" }
+            else if tls.contains(where: { name.includes($0) }) { current = "libcurl, OpenSSL, zlib, nghttp2" }
             else { current = "libcurl's optional dependencies (gnutls, krb5, ldap, rtmp, ssh2, ...)" }
         } else if fields.first == "Rss:", fields.count > 1, let kb = Int(fields[1]) {
             sums[current, default: 0] += kb
@@ -392,3 +392,14 @@ measureSize(options)
 measureReady(options)
 measureIdle(options)
 measureLatency(options)
+
+extension StringProtocol {
+    /// Substring search (the package leaves _StringProcessing out; see Package.swift).
+    func includes(_ needle: String) -> Bool {
+        let n = Array(needle.utf8), h = Array(utf8)
+        guard h.count >= n.count else { return false }
+        if n.isEmpty { return true }
+        for start in 0...(h.count - n.count) where h[start..<(start + n.count)].elementsEqual(n) { return true }
+        return false
+    }
+}

@@ -38,7 +38,7 @@ func rssKB(_ field: String) -> Int {
     var line = [CChar](repeating: 0, count: 256)
     while fgets(&line, 256, f) != nil {
         let s = String(cString: line)
-        if s.hasPrefix(field + ":") { return Int(s.split(separator: " ").dropFirst().first { !$0.isEmpty }?.trimmingPrefix(while: { $0 == "\t" }) ?? "") ?? -1 }
+        if s.hasPrefix(field + ":") { return Int(s.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? -1 }
     }
     return -1
 }
