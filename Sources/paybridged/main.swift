@@ -20,7 +20,7 @@ import Timebase
 import Transport
 
 let usage = """
-usage: paybridged --config FILE [flags that override it]
+usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc/paybridge/paybridge.conf)
        paybridged --check-config FILE
        paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
@@ -39,6 +39,9 @@ usage: paybridged --config FILE [flags that override it]
 --drain      take no new cards: settle the sessions the ledger holds open, then exit
 --cloud      the platform's base URL: messages go to {URL}/{station}/{Action} (https; plain http only to loopback)
 """
+
+/// Where the configuration is read from when the command line names neither a file nor a terminal.
+let defaultConfigPath = "/etc/paybridge/paybridge.conf"
 
 func die(_ message: String) -> Never {
     Log.error("paybridged: \(message)")
@@ -72,6 +75,10 @@ struct Arguments {
         if let i = args.firstIndex(of: "--check-config") {
             guard i + 1 < args.count else { die("--check-config needs a file") }
             exit(checkConfig(args[i + 1]))
+        }
+        // Neither a file nor a terminal on the command line: the installed configuration.
+        if !args.contains("--config") && !args.contains("--terminal") && !args.contains("--demo") {
+            args += ["--config", defaultConfigPath]
         }
         if let i = args.firstIndex(of: "--config") {
             guard i + 1 < args.count else { die("--config needs a file") }

@@ -81,6 +81,19 @@ import Platform
     }
 }
 
+@Suite struct DefaultConfiguration {
+    @Test(.enabled(if: !FileManager.default.fileExists(atPath: "/etc/paybridge/paybridge.conf"), "a configuration is installed here"))
+    func withoutArgumentsTheInstalledFileIsReadAndItsAbsenceIsAClearError() throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("noargs-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(ChildProcess.executableDirectory())/paybridged 2>\(log)"],
+                                       captureStdout: false, pipeStdin: false)
+        #expect(p.wait(timeout: .seconds(10)) == 2)
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("cannot open /etc/paybridge/paybridge.conf"), "\(text)")
+    }
+}
+
 @Suite(.serialized) struct Reload {
     @Test func sighupRereadsTheLogLevelAndRefusesABrokenFile() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hup-\(UUID().uuidString.prefix(8))").path
