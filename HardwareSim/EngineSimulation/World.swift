@@ -21,6 +21,9 @@ public struct SimulationSettings: Sendable {
     public var neverPlugPercent = 8
     public var tapToStopPercent = 15
     public var relayRefusePercent = 2
+    /// Per mille per engine tick: the operator reloads the configuration with another
+    /// pre-authorisation amount and tariff (SIGHUP); crashes then recover with the new one.
+    public var reloadPerMille = 3
     public init() {}
 }
 
@@ -37,9 +40,9 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     /// Card sessions the engine took on (cards refused for want of a free connector not counted).
     public var sessions = 0
     public var approvals = 0, committed = 0, voided = 0, voidedByTerminalTimeout = 0, declined = 0
-    public var crashes = 0, linkDrops = 0, reconciliations = 0, cards = 0, steps = 0
+    public var crashes = 0, linkDrops = 0, reloads = 0, reconciliations = 0, cards = 0, steps = 0
     public var description: String {
-        "sessions=\(sessions) cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) linkDrops=\(linkDrops) steps=\(steps)"
+        "sessions=\(sessions) cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) reloads=\(reloads) linkDrops=\(linkDrops) steps=\(steps)"
     }
 }
 
@@ -74,7 +77,7 @@ public struct EngineWorld {
 
     public let seed: UInt64
     public let settings: SimulationSettings
-    let config: EngineConfig
+    var config: EngineConfig
     var rng: SeededGenerator
     public var engine: PaymentEngine
     public private(set) var summary = SimulationSummary()
@@ -94,6 +97,9 @@ public struct EngineWorld {
     var nextRef: UInt32 = 5000
     var terminalUp = false
     var armed = false
+    /// What the terminal shows and reserves: the amount of its last arm, and of the card on it.
+    var armedAmount: Int64 = 0
+    var cardAmount: Int64 = 0
     var cardOnTerminal: Int?
     var pendingCommands: [CommandID: TerminalCommand] = [:]
     let terminalSessionTimeout: Duration = .seconds(48 * 3600)
@@ -198,11 +204,11 @@ public struct EngineWorld {
             } else {
                 let ref = nextRef
                 nextRef += 1
-                terminalSessions[ref] = TerminalSession(authorised: 5000, approvedAt: now.monotonic, state: 0)
+                terminalSessions[ref] = TerminalSession(authorised: cardAmount, approvedAt: now.monotonic, state: 0)
                 summary.approvals += 1
                 lastApprovedCard = card
                 if !lost {
-                    try apply(engine.handle(.terminal(.approved(terminalRef: ref, amount: 5000, pspRef: Array("REF\(ref)".utf8))), at: now))
+                    try apply(engine.handle(.terminal(.approved(terminalRef: ref, amount: cardAmount, pspRef: Array("REF\(ref)".utf8))), at: now))
                     planDriver(card)
                 } else {
                     // The approval exists at the bank but its answer is lost.
@@ -232,6 +238,7 @@ public struct EngineWorld {
             // Random faults between steps.
             if Int.random(in: 0..<1000, using: &rng) < settings.linkDropPerMille { try dropLink() }
             if Int.random(in: 0..<1000, using: &rng) < settings.crashPerMille { try crash() }
+            if Int.random(in: 0..<1000, using: &rng) < settings.reloadPerMille { try reload() }
             schedule(.engineTick, after: .seconds(5))
         }
         try checkAlways()
@@ -242,8 +249,25 @@ public struct EngineWorld {
         guard terminalUp, armed, cardOnTerminal == nil else { return }
         armed = false
         cardOnTerminal = card
+        cardAmount = armedAmount
         summary.cards += 1
         try apply(engine.handle(.terminal(.cardRead(EngineWorld.card(card))), at: now))
+        // A new session reserves what the terminal showed, whatever was reloaded since.
+        let hash = EngineWorld.card(card).hash
+        if let s = engine.sessions.values.first(where: { $0.card.hash == hash && { if case .deciding = $0.phase { return true }; return false }($0) }),
+           s.requested != cardAmount {
+            throw violation("session \(s.key) requests \(s.requested) but the terminal showed \(cardAmount)")
+        }
+    }
+
+    /// The operator changes the pre-authorisation and tariff and reloads.
+    mutating func reload() throws(InvariantViolation) {
+        summary.reloads += 1
+        config.preauthAmount = [1_000, 2_500, 5_000, 8_000][Int.random(in: 0..<4, using: &rng)]
+        config.tariff = [Tariff(currency: "EUR", startFee: 50, energyPricePerKWh: 39_900, timePricePerMinute: 1_500),
+                         Tariff(currency: "EUR", startFee: 0, energyPricePerKWh: 79_000, timePricePerMinute: 0),
+                         Tariff(currency: "EUR", startFee: 200, energyPricePerKWh: 10_000, timePricePerMinute: 6_000)][Int.random(in: 0..<3, using: &rng)]
+        try apply(engine.handle(.reconfigure(config), at: now))
     }
 
     /// The driver's plan after an approval: plug in (maybe), charge a while, unplug.
@@ -311,8 +335,9 @@ public struct EngineWorld {
         guard terminalUp else { return }
         var outcome = CommandOutcome.ok
         switch cmd {
-        case .arm:
+        case .arm(let amount, _):
             armed = true
+            armedAmount = amount
         case .authorise:
             return
         case .cancel:
