@@ -48,6 +48,8 @@ public enum CloudDirective: Equatable, Sendable {
     case refuseCard(last4: String, status: String)
     /// Undo `refuseCard`.
     case acceptCard(last4: String)
+    /// Answer 401 to every request without `Authorization: Bearer TOKEN` (an empty token: no check).
+    case requireToken(String)
     /// Back to normal service: up, not slow, no faults, no refused cards (remembered keys stay).
     case clear
     /// Forget every remembered Idempotency-Key.
@@ -63,7 +65,7 @@ public enum CloudDirective: Equatable, Sendable {
                                         "NotAllowedTypeEVSE", "NotAtThisLocation", "NotAtThisTime", "Unknown"]
 
     /// The directive names, for usage text and flag parsing.
-    public static let names = ["down", "up", "slow", "fail5xx", "fail4xx", "drop", "refuse-card", "accept-card", "clear", "forget", "quit"]
+    public static let names = ["down", "up", "slow", "fail5xx", "fail4xx", "drop", "refuse-card", "accept-card", "require-token", "clear", "forget", "quit"]
 
     /// Parses one directive from its words, e.g. `["fail5xx", "TransactionEvent", "2"]`.
     public static func parse(_ words: [String]) throws(ParseError) -> CloudDirective {
@@ -104,6 +106,9 @@ public enum CloudDirective: Equatable, Sendable {
         case "accept-card":
             try arity(1...1, "accept-card LAST4")
             return .acceptCard(last4: args[0])
+        case "require-token":
+            try arity(0...1, "require-token [TOKEN]")
+            return .requireToken(args.first ?? "")
         default:
             throw bad("unknown directive \(name) (one of \(names.joined(separator: ", ")))")
         }
@@ -118,6 +123,8 @@ public struct CloudScript: Equatable, Sendable {
     public var faults: [CloudFault: [ActionSelector: Int]] = [:]
     /// CardLast4Digits → the AuthorizationStatus to answer.
     public var refusedCards: [String: String] = [:]
+    /// The bearer token every request must carry; nil: none checked.
+    public var requiredToken: String?
 
     public init() {}
 
@@ -189,6 +196,10 @@ public struct CloudSimCore: Sendable {
         case .acceptCard(let last4):
             script.refusedCards[last4] = nil
             return "accept-card \(last4)"
+        case .requireToken(let token):
+            script.requiredToken = token.isEmpty ? nil : token
+            // The token itself is not echoed: it is a credential.
+            return token.isEmpty ? "require-token none" : "require-token set"
         case .clear:
             script = CloudScript()
             return "clear"
@@ -222,6 +233,9 @@ public struct CloudSimCore: Sendable {
         guard let action = CloudAction(rawValue: route.action) else { return refuse(404, "unknown action \(route.action)") }
         if let station, route.station != station { return refuse(404, "unknown station \(route.station)") }
         guard request.method == "POST" else { return refuse(405, "method \(request.method) not allowed", headers: [("Allow", "POST")]) }
+        if let token = script.requiredToken, request.header("Authorization") != "Bearer \(token)" {
+            return refuse(401, "missing or wrong bearer token", headers: [("WWW-Authenticate", "Bearer")])
+        }
         let mediaType = request.header("Content-Type")?.split(separator: ";").first?.trimmingWhitespace().lowercased()
         guard mediaType == "application/json" else {
             return refuse(415, "Content-Type must be application/json, not \(request.header("Content-Type") ?? "none")")

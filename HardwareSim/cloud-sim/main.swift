@@ -7,7 +7,7 @@ import Timebase
 let usage = """
 usage: cloud-sim [--port N] [--host ADDR] [--station ID] [--record FILE] [--exit-with-stdin]
                  [--down] [--slow MS] [--fail5xx ACTION|all [COUNT]] [--fail4xx ACTION|all [COUNT]]
-                 [--drop ACTION|all [COUNT]] [--refuse-card LAST4 [STATUS]]
+                 [--drop ACTION|all [COUNT]] [--refuse-card LAST4 [STATUS]] [--require-token TOKEN]
                  [--idle-timeout MS] [--max-connections N]
 
 Serves POST /{stationId}/{Action} (any path prefix) with OCPP 2.1 response payloads for
@@ -24,6 +24,7 @@ with "ok …" or "error …":
   drop ACTION|all [COUNT]         read and process them, then close the connection unanswered
   refuse-card LAST4 [STATUS]      Authorize for CardLast4Digits LAST4 gets STATUS (default Invalid)
   accept-card LAST4               undo refuse-card
+  require-token [TOKEN]           answer 401 unless "Authorization: Bearer TOKEN" (none: stop checking)
   clear                           up, not slow, no faults, no refused cards
   forget                          forget every remembered Idempotency-Key
   quit
@@ -94,6 +95,7 @@ struct Options {
             case "--slow": add(["slow", take(a)])
             case "--fail5xx", "--fail4xx", "--drop":
                 add(directiveWords(String(a.dropFirst(2)), optionalLast: { Int($0) != nil }))
+            case "--require-token": add(["require-token", take(a)])
             case "--refuse-card":
                 add(directiveWords("refuse-card", optionalLast: { CloudDirective.refusalStatuses.contains($0) }))
             case "--help", "-h": say(usage); exit(0)

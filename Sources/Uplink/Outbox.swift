@@ -23,18 +23,23 @@ public struct OutboxMessage: Equatable, Sendable {
 public enum DeliveryResult: Equatable, Sendable {
     /// 2xx: the cloud has it.
     case delivered
-    /// 4xx other than 408 and 429: the cloud will never take it; it goes to the dead letters.
+    /// 4xx other than 401, 403, 408 and 429: the cloud will never take this message; it goes
+    /// to the dead letters.
     case rejected(status: Int, response: String)
-    /// Reached the cloud but it failed (5xx, 408, 429, timeout mid-request, dropped connection).
+    /// Reached the cloud but it failed (5xx, 408, 429, 401/403, timeout mid-request, dropped
+    /// connection): retried with backoff.
     case failed(String)
     /// Could not reach the cloud at all (no route, refused, name resolution): not an attempt.
     case unreachable(String)
 
-    /// Maps an HTTP status: 2xx delivered, 408/429/5xx failed, other 4xx rejected.
+    /// Maps an HTTP status: 2xx delivered, 408/429/5xx failed, other 4xx rejected. 401 and 403
+    /// refuse the station's credentials, not the message (an expired token, a certificate not
+    /// yet registered): the message waits for the credentials to be fixed, it is not discarded.
     public static func status(_ status: Int, response: String) -> DeliveryResult {
         switch status {
         case 200..<300: return .delivered
         case 408, 429: return .failed("HTTP \(status)")
+        case 401, 403: return .failed("HTTP \(status): the cloud refused the station's credentials")
         case 400..<500: return .rejected(status: status, response: response)
         default: return .failed("HTTP \(status)")
         }

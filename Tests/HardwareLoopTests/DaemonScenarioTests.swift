@@ -195,4 +195,35 @@ func minor(_ n: Any?) -> Int? {
         let amount = first?["amount"] as? Int ?? -1
         #expect(amount > 0 && amount < 100, "first session captured \(amount)")
     }
+
+    @Test func aRotatedTokenIsPickedUpOnSighupAndNoMessageIsLostMeanwhile() throws {
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("token-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: keys) }
+        func writeToken(_ t: String) throws {
+            // Written aside and renamed, mode 0600 from the start, as an operator's tool would.
+            let tmp = keys + "/token.new"
+            #expect(FileManager.default.createFile(atPath: tmp, contents: Data((t + "\n").utf8), attributes: [.posixPermissions: 0o600]))
+            #expect(rename(tmp, keys + "/token") == 0)
+        }
+        try writeToken("token-A-0123456789")
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"], cloud: ["--require-token", "token-A-0123456789"],
+                          config: ["cloud.token_file = \(keys)/token"], ev: "plug=100,charge=2500,power=3600000")
+        #expect(waitUntil(.seconds(60)) { b.relayEverClosed && b.cloudBodies("TransactionEvent").count >= 1 }, "no transaction started")
+        // The platform rotates the station's token while the car charges: what the daemon sends
+        // now is refused with 401 and must be kept, not dead-lettered.
+        try b.cloud.directive("require-token token-B-9876543210")
+        #expect(waitUntil(.seconds(60)) { b.cloud.records().contains { $0["status"] as? Int == 401 } }, "nothing was refused")
+        try writeToken("token-B-9876543210")
+        b.daemon?.signal(SIGHUP)
+        #expect(waitUntil(.seconds(90)) { !b.settlements("Settled").isEmpty }, "the settlement never got through with the new token")
+        #expect(b.stop() == 0)
+        #expect(fileText(b.dir + "/state/dead-letters.jsonl").isEmpty, "a message refused for credentials was dead-lettered")
+        let ended = b.ended()
+        #expect(ended.count == 1)
+        // Neither token is ever written to the daemon's state.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: b.dir + "/state/ledger")) ?? [] {
+            #expect(!fileText(b.dir + "/state/ledger/" + name).contains("token-"), "a token in \(name)")
+        }
+    }
 }

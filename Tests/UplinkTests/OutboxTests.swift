@@ -91,6 +91,10 @@ func sends(_ fx: [OutboxEffect]) -> [String] { fx.compactMap { if case .send(let
         #expect(sends(fx) == ["a2"])
         #expect(o.deadLetters == 1)
         #expect(DeliveryResult.status(408, response: "") == .failed("HTTP 408"))
+        // Credentials refused: the message is not at fault and must survive a token rotation.
+        for code in [401, 403] {
+            guard case .failed = DeliveryResult.status(code, response: "") else { Issue.record("\(code) is not retried"); continue }
+        }
         #expect(DeliveryResult.status(429, response: "") == .failed("HTTP 429"))
         #expect(DeliveryResult.status(503, response: "") == .failed("HTTP 503"))
         #expect(DeliveryResult.status(204, response: "") == .delivered)
