@@ -1,3 +1,5 @@
+import Platform
+
 /// Maps a failed transfer's `CURLcode` to an `HTTPError`.
 ///
 /// `requestStarted`: libcurl got past connection setup (its pre-transfer time

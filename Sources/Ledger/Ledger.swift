@@ -157,7 +157,7 @@ public final class Ledger {
             do { try io.unlink(path(name)) } catch { throw .unreadable(path: path(name), reason: error.description) }
             report.temporaryFilesRemoved += 1
         }
-        var damagedNames = Set(names.filter { LedgerFormat.isDamagedName($0) })
+        var damagedNames = Set(names.filter { $0.includes(LedgerFormat.damagedSuffix) })
         let found = names.compactMap { name in LedgerFormat.firstSequence(ofSegmentNamed: name).map { ($0, name) } }
             .sorted { $0.0 < $1.0 }
 

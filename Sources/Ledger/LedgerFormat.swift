@@ -63,13 +63,6 @@ public enum LedgerFormat {
     /// `.damaged.2`, ... if that name is taken). Never read or deleted by the ledger.
     public static let damagedSuffix = ".damaged"
 
-    /// A segment set aside as damaged: `NAME.damaged` or `NAME.damaged.N`.
-    public static func isDamagedName(_ name: String) -> Bool {
-        let marker = Array(damagedSuffix.utf8), bytes = Array(name.utf8)
-        guard bytes.count >= marker.count else { return false }
-        for start in 0...(bytes.count - marker.count) where bytes[start..<(start + marker.count)].elementsEqual(marker) { return true }
-        return false
-    }
     /// How many damaged copies of one segment name recovery keeps before it
     /// refuses to open (something is rewriting the same damage in a loop).
     public static let maxDamagedCopiesPerSegment = 100

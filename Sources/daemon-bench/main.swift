@@ -95,21 +95,12 @@ func contextSwitches(_ pid: Int32) -> (voluntary: Int, involuntary: Int, threads
         threads += 1
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: ":")
-            guard parts.count == 2, let value = Int(parts[1].trimmingCharacters()) else { continue }
+            guard parts.count == 2, let value = Int(parts[1].filter { $0 != " " && $0 != "\t" }) else { continue }
             if parts[0] == "voluntary_ctxt_switches" { v += value }
             if parts[0] == "nonvoluntary_ctxt_switches" { n += value }
         }
     }
     return (v, n, threads)
-}
-
-extension Substring {
-    func trimmingCharacters() -> Substring {
-        var s = self
-        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
-        while s.last == " " || s.last == "\t" { s = s.dropLast() }
-        return s
-    }
 }
 
 func ourEnvironment(adding extra: [String]) -> [String] {
@@ -392,14 +383,3 @@ measureSize(options)
 measureReady(options)
 measureIdle(options)
 measureLatency(options)
-
-extension StringProtocol {
-    /// Substring search (the package leaves _StringProcessing out; see Package.swift).
-    func includes(_ needle: String) -> Bool {
-        let n = Array(needle.utf8), h = Array(utf8)
-        guard h.count >= n.count else { return false }
-        if n.isEmpty { return true }
-        for start in 0...(h.count - n.count) where h[start..<(start + n.count)].elementsEqual(n) { return true }
-        return false
-    }
-}
