@@ -215,11 +215,9 @@ public struct HTTPRequestParser: Sendable {
                 }
                 headLines.append(line.content)
             case .fixedBody(var request, let remaining):
-                let available = min(remaining, bufferedCount)
-                request.body.append(contentsOf: buffer[start..<start + available])
-                start += available
-                if available < remaining {
-                    state = .fixedBody(request, remaining: remaining - available)
+                let owed = takeBody(into: &request, remaining)
+                if owed > 0 {
+                    state = .fixedBody(request, remaining: owed)
                     return nil
                 }
                 state = .head
@@ -261,11 +259,9 @@ public struct HTTPRequestParser: Sendable {
                 }
                 state = .chunkData(request, remaining: size)
             case .chunkData(var request, let remaining):
-                let available = min(remaining, bufferedCount)
-                request.body.append(contentsOf: buffer[start..<start + available])
-                start += available
-                if available < remaining {
-                    state = .chunkData(request, remaining: remaining - available)
+                let owed = takeBody(into: &request, remaining)
+                if owed > 0 {
+                    state = .chunkData(request, remaining: owed)
                     return nil
                 }
                 state = .chunkDataEnd(request)
@@ -305,6 +301,15 @@ public struct HTTPRequestParser: Sendable {
         lineStart = 0
         headLines = []
         return .failure(status: status, reason: reason, partial: partial)
+    }
+
+    /// Moves up to `remaining` buffered bytes into the body (fixed-length or one chunk) and
+    /// returns how many are still owed.
+    private mutating func takeBody(into request: inout HTTPRequest, _ remaining: Int) -> Int {
+        let available = min(remaining, bufferedCount)
+        request.body.append(contentsOf: buffer[start..<start + available])
+        start += available
+        return remaining - available
     }
 
     /// The line starting at `from` without its LF (or CRLF), and where the next line starts.
