@@ -384,8 +384,7 @@ public final class Station {
         // The simulated meter reads once a second, and only while a car draws energy: an idle
         // charger wakes for its deadlines alone. Energy counts from the moment a relay closes.
         if ev != nil {
-            let drawing = engine.relayCommands.indices.contains { engine.relayCommands[$0] && plugged[$0] }
-            if drawing {
+            if !connectorsDrawing().isEmpty {
                 if !meterRunning { lastMeter = MonotonicClock.now(); meterRunning = true }
                 next = [next, MonotonicClock.now() + .seconds(1)].compactMap { $0 }.min()
             } else {
@@ -430,6 +429,12 @@ public final class Station {
         }
     }
 
+    /// Connectors where a car draws energy: relay closed and plugged in.
+    func connectorsDrawing() -> [Int] {
+        let closed = engine.relayCommands
+        return closed.indices.filter { closed[$0] && plugged[$0] }
+    }
+
     var lastMeter: Instant?
     /// Whether a relay was closed on a plugged connector at the last `rearm`.
     var meterRunning = false
@@ -438,8 +443,9 @@ public final class Station {
         let now = MonotonicClock.now()
         let elapsedMs = lastMeter.map { (now - $0).millisecondsClamped } ?? 0
         lastMeter = now
+        let drawing = connectorsDrawing()
         for c in 0..<register.count {
-            if engine.relayCommands[c] && plugged[c] {
+            if drawing.contains(c) {
                 register[c] += ev.powerW * elapsedMs / 3_600_000
             }
             queue.append(.engine(.meter(connector: c, registerWh: register[c])))
