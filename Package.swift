@@ -88,7 +88,7 @@ let package = Package(
 // Nothing we ship uses Regex or _StringProcessing's string algorithms, and importing it
 // implicitly links its regex engine into every executable (2 MiB of the daemon's 16).
 // With the implicit import off, `String.contains(String)` and friends do not exist here;
-// modules that need a substring search write it out (see CloudHTTP/TextSearch.swift).
+// a substring search is Platform's `includes` (Platform/TextSearch.swift).
 for target in package.targets where target.type == .regular || target.type == .executable {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"]),
