@@ -40,5 +40,39 @@ func httpError(curlCode code: Int, message: String, requestStarted: Bool, exceed
 
 private func isTLSAlert(_ message: String) -> Bool {
     let m = message.lowercased()
-    return m.includes("alert") && (m.includes("ssl") || m.includes("tls"))
+    return tlsAlertNumber(in: message) != nil || (m.includes("alert") && (m.includes("ssl") || m.includes("tls")))
+}
+
+/// The TLS alert a peer sent, from OpenSSL's packed error code in libcurl's message
+/// ("error:0A00045C:…"). An OpenSSL built without its error strings (`no-err`, common in
+/// firmware images to save flash) prints only the code, and a refused client certificate
+/// must still read as a TLS failure, not as an unreachable cloud.
+/// OpenSSL files an alert under the SSL library (20) as reason 1000 + the alert number;
+/// OpenSSL 3 packs the library above bit 23, 1.1 above bit 24.
+func tlsAlertNumber(in message: String) -> Int? {
+    let parts = message.split(separator: ":", omittingEmptySubsequences: false)
+    for (word, hex) in zip(parts, parts.dropFirst()) where word.hasSuffix("error") && hex.count == 8 {
+        guard let code = UInt32(hex, radix: 16) else { continue }
+        let reason: UInt32
+        if code >> 23 == 20 { reason = code & 0x7F_FFFF }
+        else if code >> 24 == 20 { reason = code & 0xFFF }
+        else { continue }
+        if (1000...1255).contains(reason) { return Int(reason) - 1000 }
+    }
+    return nil
+}
+
+/// Names of the TLS alerts (RFC 8446 §6) a misconfigured station or platform meets.
+let tlsAlertNames: [Int: String] = [
+    10: "unexpected message", 20: "bad record MAC", 40: "handshake failure", 42: "bad certificate",
+    43: "unsupported certificate", 44: "certificate revoked", 45: "certificate expired",
+    46: "certificate unknown", 47: "illegal parameter", 48: "unknown CA", 49: "access denied",
+    50: "decode error", 51: "decrypt error", 70: "protocol version", 71: "insufficient security",
+    80: "internal error", 112: "unrecognized name", 116: "certificate required",
+]
+
+/// `message` with the alert it carries spelled out, when OpenSSL gave only its code.
+func explainingTLSAlert(_ message: String) -> String {
+    guard let alert = tlsAlertNumber(in: message), !message.lowercased().includes("alert") else { return message }
+    return message + " (the peer sent TLS alert \(alert)" + (tlsAlertNames[alert].map { ": \($0)" } ?? "") + ")"
 }

@@ -378,9 +378,10 @@ public final class HTTPClient {
         var message = String(cString: transfer.errorBuffer)
         if message.isEmpty {
             message = Self.text(of: code)
-        } else if code == 55 || code == 56, !message.lowercased().includes("alert") {
+        } else if code == 55 || code == 56, !message.lowercased().includes("alert"), tlsAlertNumber(in: message) == nil {
             message = "\(Self.text(of: code)): \(message)"
         }
+        message = explainingTLSAlert(message)
         var status = 0
         _ = pb_easy_getinfo_long(transfer.easy, CURLINFO_RESPONSE_CODE, &status)
         return .failure(httpError(curlCode: Int(code), message: message,

@@ -191,10 +191,12 @@ import Timebase
         let loop = try EventLoop()
         let anonymous = try client(loop)
         let refused = try postAndWait(anonymous, loop, HTTPRequest(url: server.url()))
-        guard case .failure(let error) = refused, case .tls = error else {
+        guard case .failure(let error) = refused, case .tls(let message) = error else {
             Issue.record("expected a TLS failure without a client certificate, got \(String(describing: refused))"); return
         }
         #expect(!error.isUnreachable)
+        // A technician reads which alert the server sent.
+        #expect(message.includes("certificate required"), "\(message)")
 
         let identified = try client(loop, tls: TLSSettings(caFile: fixture.caFile, clientCertificate: fixture.clientCert,
                                                            clientKey: fixture.clientKey))
@@ -295,6 +297,31 @@ import Timebase
         #expect(httpError(curlCode: 23, message: "w", requestStarted: true, exceeded: true) == .tooLarge)
         #expect(httpError(curlCode: 63, message: "m", requestStarted: true, exceeded: false) == .tooLarge)
         #expect(httpError(curlCode: 3, message: "u", requestStarted: false, exceeded: false) == .other(code: 3, "u"))
+        // The same alert from an OpenSSL built without error strings (`no-err`, common in
+        // firmware images), before any status line: still the TLS failure it is, not an
+        // unreachable cloud.
+        #expect(httpError(curlCode: 56, message: "OpenSSL SSL_read: error:0A00045C:lib(20)::reason(1116), errno 0",
+                          requestStarted: true, exceeded: false, responseStarted: false).isTLS)
+    }
+
+    @Test func tlsAlertsAreReadFromOpenSSLsPackedCodes() {
+        // OpenSSL 3 (library above bit 23), with and without error strings.
+        #expect(tlsAlertNumber(in: "OpenSSL SSL_read: error:0A00045C:lib(20)::reason(1116), errno 0") == 116)
+        #expect(tlsAlertNumber(in: "OpenSSL SSL_read: error:0A00045C:SSL routines::tlsv13 alert certificate required, errno 0") == 116)
+        #expect(tlsAlertNumber(in: "error:0A000418:lib(20)::reason(1048)") == 48)
+        // OpenSSL 1.1 (library above bit 24).
+        #expect(tlsAlertNumber(in: "error:14094418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca") == 48)
+        // SSL errors that are not alerts, other libraries, and no code at all.
+        #expect(tlsAlertNumber(in: "error:0A000086:lib(20)::reason(134)") == nil)
+        #expect(tlsAlertNumber(in: "error:8000006F:system library::Connection refused") == nil)
+        #expect(tlsAlertNumber(in: "Connection reset by peer") == nil)
+        #expect(tlsAlertNumber(in: "error:0A00045") == nil)
+        // A bare code is spelled out; a message that names the alert already is left alone.
+        #expect(explainingTLSAlert("error:0A00045C:lib(20)::reason(1116)")
+                == "error:0A00045C:lib(20)::reason(1116) (the peer sent TLS alert 116: certificate required)")
+        #expect(explainingTLSAlert("error:0A000418:lib(20)::reason(1048)").hasSuffix("TLS alert 48: unknown CA)"))
+        let named = "error:0A00045C:SSL routines::tlsv13 alert certificate required"
+        #expect(explainingTLSAlert(named) == named)
     }
 }
 
