@@ -3,6 +3,25 @@
 // No package dependencies by design: Glibc, the Swift stdlib and (later) C system libraries only.
 import PackageDescription
 
+/// How the shipped daemon is linked in release builds, each for resident memory (figures from
+/// daemon-bench, idle after a session; README "Daemon footprint and latency"):
+/// - libstdc++ from its static archive (Sources/paybridged/link explains how): the Swift
+///   runtime needs a few of its functions, and loading the shared one costs about 0.8 MiB.
+/// - `--no-export-dynamic`: the toolchain's static-stdlib link exports every symbol, which only
+///   dlsym-style lookups into the executable would need; we have none. A 175 kB symbol table
+///   that every library load searched goes away (about 0.3 MiB).
+/// - lld with packed relative relocations (DT_RELR): the Swift metadata's 435 kB of relocation
+///   entries shrink to 3 kB (about 0.4 MiB). Needs glibc 2.36 or later on the target; an older
+///   loader refuses the binary at start (GLIBC_ABI_DT_RELR), it does not misbehave.
+/// - One symbol stays exported: CloudHTTP's `_gnutls_global_init_skip`, which libgnutls looks up
+///   to learn that it must not initialise itself at load (about 0.6 MiB; GnuTLSImplicitInit.swift).
+/// Debug builds (tests) link the toolchain's way.
+let leanReleaseLink: [LinkerSetting] = [
+    .unsafeFlags(["-L", Context.packageDirectory + "/Sources/paybridged/link",
+                  "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "--export-dynamic-symbol=_gnutls_global_init_skip",
+                  "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                 .when(configuration: .release)),
+]
 
 let package = Package(
     name: "paybridge",
@@ -55,7 +74,8 @@ let package = Package(
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
         .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
-        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
+        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
+                          exclude: ["link"], linkerSettings: leanReleaseLink),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
