@@ -9,6 +9,8 @@
 //   latency     Card Read frame written by the terminal → Auth Session frame read by it, with the
 //               cloud answering at once; the bridge's own share is that minus the cloud's time
 //               (request's last byte in → answer written). Declined cards, so each round is short.
+//
+// Ends with each target met or not; exit status 3 when one is missed.
 import Glibc
 import JSONLines
 import Platform
@@ -22,10 +24,12 @@ struct Options {
     var readyRuns = 20
     var idleSeconds = 20
     var rounds = 200
+    /// Where to copy the idle daemon's /proc/PID/smaps, for a per-file look.
+    var smapsCopy: String?
     static func parse(_ list: [String]) -> Options {
         var o = Options()
         var a = list
-        let usage = "usage: daemon-bench [--daemon PATH] [--ready-runs N] [--idle-seconds S] [--rounds N]"
+        let usage = "usage: daemon-bench [--daemon PATH] [--ready-runs N] [--idle-seconds S] [--rounds N] [--smaps-copy FILE]"
         while !a.isEmpty {
             let f = a.removeFirst()
             guard !a.isEmpty else { print(usage); exit(2) }
@@ -35,12 +39,17 @@ struct Options {
             case "--ready-runs": o.readyRuns = Int(v) ?? o.readyRuns
             case "--idle-seconds": o.idleSeconds = Int(v) ?? o.idleSeconds
             case "--rounds": o.rounds = Int(v) ?? o.rounds
+            case "--smaps-copy": o.smapsCopy = v
             default: print("unknown option \(f)\n\(usage)"); exit(2)
             }
         }
         return o
     }
 }
+
+/// Each target's outcome, printed together at the end.
+nonisolated(unsafe) var verdicts: [(what: String, met: Bool)] = []
+func verdict(_ what: String, _ met: Bool) { verdicts.append((what, met)) }
 
 /// Children to kill on the way out, so a failed run leaves no daemon behind.
 nonisolated(unsafe) var children: [ChildProcess] = []
@@ -57,6 +66,12 @@ func readText(_ path: String) -> String? {
     var out: [UInt8] = []
     while case .bytes(let b)? = try? fd.read(maxCount: 65536) { out += b }
     return String(decoding: out, as: UTF8.self)
+}
+
+func writeText(_ path: String, _ text: String) {
+    guard let fd = try? FileDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o644) else { fail("cannot write \(path)") }
+    defer { fd.close() }
+    do { try fd.writeAll(Array(text.utf8), timeout: .seconds(5)) } catch { fail("write \(path): \(error)") }
 }
 
 func fileSize(_ path: String) -> Int? {
@@ -231,7 +246,9 @@ func measureReady(_ o: Options) {
         guard let ready else { fail("no READY=1 within 10 s") }
         samples.append(ms(ready - t0))
     }
-    print("ready: spawn → READY=1 over \(samples.count) starts: median \(fmt(percentile(samples, 50), 1)) ms, max \(fmt(samples.max() ?? 0, 1)) ms (target < 200 ms)")
+    let median = percentile(samples, 50)
+    print("ready: spawn → READY=1 over \(samples.count) starts: median \(fmt(median, 1)) ms, max \(fmt(samples.max() ?? 0, 1)) ms (target < 200 ms)")
+    verdict("spawn → READY=1 median \(fmt(median, 1)) ms < 200 ms", median < 200)
 }
 
 // MARK: bench world
@@ -310,9 +327,14 @@ func measureIdle(_ o: Options) {
     let rss1 = statusKB(pid, "VmRSS") ?? 0
     let hwm = statusKB(pid, "VmHWM") ?? 0
     print("idle: after one settled session: RSS \(fmt(Double(rss0) / 1024, 1)) MiB → \(fmt(Double(rss1) / 1024, 1)) MiB after \(Int(elapsed)) s idle, peak \(fmt(Double(hwm) / 1024, 1)) MiB, \(c1.threads) thread(s) (target ≤ 16 MB)")
+    // The strict reading of "16 MB": 16,000,000 bytes (VmRSS is in KiB).
+    let worst = max(rss0, rss1)
+    verdict("idle RSS \(fmt(Double(worst) * 1024 / 1_000_000, 2)) MB ≤ 16 MB (16,000,000 bytes)", worst * 1024 <= 16_000_000)
     let wake = Double(c1.voluntary - c0.voluntary) / elapsed
+    if let copy = o.smapsCopy, let text = readText("/proc/\(pid)/smaps") { writeText(copy, text) }
     for (what, kb) in memoryBreakdown(pid, daemonPath: o.daemon) { print("idle:   \(fmt(Double(kb) / 1024, 1)) MiB  \(what)") }
     print("idle: wake-ups \(fmt(wake)) /s (voluntary context switches, all threads; involuntary \(fmt(Double(c1.involuntary - c0.involuntary) / elapsed)) /s) on serial, terminal scanning for a card (target ≤ 2 /s)")
+    verdict("idle wake-ups \(fmt(wake)) /s ≤ 2 /s", wake <= 2)
 }
 
 // MARK: latency
@@ -370,6 +392,7 @@ func measureLatency(_ o: Options) {
     print("latency:   Card Read → Authorize at the cloud  p50 \(fmt(percentile(i, 50), 3)) ms  p99 \(fmt(percentile(i, 99), 3)) ms")
     print("latency:   cloud's answer → Auth Session       p50 \(fmt(percentile(x, 50), 3)) ms  p99 \(fmt(percentile(x, 99), 3)) ms")
     print("latency:   bridge  p50 \(fmt(percentile(b, 50), 3)) ms  p99 \(fmt(percentile(b, 99), 3)) ms  max \(fmt(b.max() ?? 0, 3)) ms (target p99 < 2 ms)")
+    verdict("bridge latency p99 \(fmt(percentile(b, 99), 3)) ms < 2 ms", percentile(b, 99) < 2)
 }
 
 // MARK: main
@@ -383,3 +406,7 @@ measureSize(options)
 measureReady(options)
 measureIdle(options)
 measureLatency(options)
+print("targets:")
+for v in verdicts { print("targets:   \(v.met ? "met    " : "NOT MET") \(v.what)") }
+// A missed target is a finding, not a crash of the benchmark: exit 3 so a script notices.
+exit(verdicts.allSatisfy(\.met) ? 0 : 3)
