@@ -178,8 +178,14 @@ public final class Station {
 
     func apply(_ effects: [EngineEffect]) {
         for effect in effects {
+            // Once the ledger has failed, nothing that a record should precede may happen, but
+            // what makes the charger safe still must: a relay the engine asked to open opens
+            // even when its batch's append or sync failed (the engine already counts it open).
+            if ledgerError != nil {
+                if Station.needsNoRecord(effect) { perform(effect) }
+                continue
+            }
             if case .persist(let entry) = effect {
-                guard ledgerError == nil else { return }
                 do {
                     _ = try ledger.append(kind: entry.kind, body: entry.encodeBody())
                     persisted += 1
@@ -188,7 +194,7 @@ public final class Station {
                     unsynced = true
                 } catch {
                     failed(error)
-                    return
+                    continue
                 }
                 if uplink != nil {
                     // The cloud's messages for this fact join the same batch: durable with it.
@@ -199,10 +205,12 @@ public final class Station {
                 }
                 continue
             }
-            // Group commit: every record up to here becomes durable in one fdatasync.
-            // A failed sync stops this batch; once the ledger has failed, what the engine still
-            // asks (open relays, notices) is done without syncing.
-            if unsynced && ledgerError == nil { guard syncLedger() else { return } }
+            // Group commit: every record up to here becomes durable in one fdatasync before the
+            // effect that depends on it. A failed sync leaves only the safe effects (above).
+            if unsynced, !syncLedger() {
+                if Station.needsNoRecord(effect) { perform(effect) }
+                continue
+            }
             perform(effect)
         }
         syncLedger()
@@ -351,11 +359,24 @@ public final class Station {
     /// Tells the station the highest session key found at recovery.
     public func recovered(highestKey k: SessionKey) { highestKey = max(highestKey, k) }
 
+    /// Effects that may run without a durable record before them: opening a relay, dropping a
+    /// card or scan, a notice. Closing a relay, authorising, capturing, releasing and asking the
+    /// cloud all depend on a fact the ledger must hold first.
+    static func needsNoRecord(_ effect: EngineEffect) -> Bool {
+        switch effect {
+        case .relay(_, close: false), .notice, .terminal(_, .cancel): return true
+        case .relay(_, close: true), .persist, .terminal, .askCloud: return false
+        }
+    }
+
     /// A record could not be made durable: whatever depended on it is not done. The engine
     /// stops taking payments and opens the relays; a restart recovers from what is on disk.
+    /// The station opens every relay itself first: no energy flows that cannot be recorded,
+    /// whatever the engine believed about each relay at that moment.
     func failed(_ error: LedgerError) {
         guard ledgerError == nil else { return }
         ledgerError = error
+        for c in 0..<engine.config.connectors { relay.set(connector: c, closed: false) }
         onNotice("ledger: \(error)")
         // Also from a timer (a deferred sync): post, so the engine hears of it at once.
         post(.engine(.ledgerFailed("\(error)")))
