@@ -622,7 +622,7 @@ public struct PaymentEngine: Sendable {
         s.phase = .disposing
         s.disposition = d
         sessions[k] = s
-        if s.connector >= 0, connectors[s.connector].session == k {
+        if s.connector >= 0, connectors[safe: s.connector]?.session == k {
             connectors[s.connector].session = nil
             if connectors[s.connector].plugged { connectors[s.connector].awaitingUnplug = true }
         }

@@ -44,7 +44,10 @@ extension PaymentEngine {
             var s = engine.sessions[k]!
             switch e {
             case let .authRequested(_, connector, amount, card, tariff, _):
-                s.connector = connector; s.requested = amount; s.card = card; s.tariff = tariff; s.phase = .authUnknown
+                // A connector the configuration no longer has (fewer configured since): the
+                // money is still settled, with no connector to hold or relay to touch.
+                s.connector = connector < config.connectors ? connector : -1
+                s.requested = amount; s.card = card; s.tariff = tariff; s.phase = .authUnknown
             case let .approved(_, ref, authorised, _, _):
                 s.terminalRef = ref; s.authorised = authorised
                 s.phase = .awaitingPlug(deadline: now.monotonic)

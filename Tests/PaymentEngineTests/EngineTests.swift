@@ -1095,6 +1095,25 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(try d.complete(.capture(terminalRef: 7_001, amount: 144)).fx == [.persist(.captured(1, amount: 144, at: d.wall))])
     }
 
+    /// The operator configured fewer connectors before the restart: sessions on the removed
+    /// connector are still captured or released, and nothing traps on the missing connector.
+    @Test func sessionsOnAConnectorNoLongerConfiguredAreStillSettled() throws {
+        let onSecond = LedgerEntry.authRequested(1, connector: 1, amount: 5_000, card: card(1), tariff: mixedTariff, at: 1_764_000_000_000)
+        let approvedOnly = LedgerEntry.authRequested(2, connector: 1, amount: 5_000, card: card(2), tariff: mixedTariff, at: 1_764_000_000_000)
+        var (d, report) = recover([onSecond, Self.approved, Self.charging, .meter(1, energyWh: 150, seconds: 20),
+                                   approvedOnly, .approved(2, terminalRef: 7_002, authorised: 5_000, pspRef: [], at: 0)])
+        #expect(report.toCapture == 1 && report.toRelease == 1)
+        #expect(d.engine.relayCommands == [false])
+        // The same capture as the same session on a connector that still exists.
+        var (reference, _) = recover([Self.auth, Self.approved, Self.charging, .meter(1, energyWh: 150, seconds: 20)])
+        let expected = reference.send(.terminal(.ready(canList: false))).fx.first
+        #expect(expected == .cmd(.capture(terminalRef: 7_001, amount: 56)))
+        let fx = d.send(.terminal(.ready(canList: false))).fx
+        #expect(fx.first == expected, "\(fx)")
+        #expect(fx.contains(.cmd(.release(terminalRef: 7_002))), "\(fx)")
+        #expect(!d.all.contains { if case .relay(let c, _) = $0 { return c >= 1 } else { return false } })
+    }
+
     @Test func recoveredCaptureIsCappedAtTheAuthorisation() {
         let (d, _) = recover([Self.auth, .approved(1, terminalRef: 7_001, authorised: 100, pspRef: [], at: 0), Self.charging,
                               .meter(1, energyWh: 1_234, seconds: 1_800)])
