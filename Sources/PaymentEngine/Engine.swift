@@ -342,6 +342,13 @@ public struct PaymentEngine: Sendable {
     }
 
     mutating func cardRead(_ card: CardIdentity, _ now: Moment, _ fx: inout [EngineEffect]) {
+        // One card at a time: a Card Read while another card is being decided or authorised
+        // (a repeated frame, a confused terminal) is not a new driver. Starting a session for
+        // it would strand the first one; dropping it would cancel the first card's flow.
+        if case .presented(let current) = flow {
+            fx.append(.notice("card read while session \(current)'s card is on the terminal: ignored"))
+            return
+        }
         // Tap to stop: the same card as a running or waiting session.
         if let k = sessions.values.filter({ $0.card.hash == card.hash && !card.hash.isEmpty })
             .first(where: { $0.phase == .charging || { if case .awaitingPlug = $0.phase { return true }; return false }($0) })?.key {
@@ -366,7 +373,14 @@ public struct PaymentEngine: Sendable {
     }
 
     mutating func decided(_ k: SessionKey, _ d: CardDecision, _ now: Moment, _ fx: inout [EngineEffect]) {
-        guard var s = sessions[k], case .deciding = s.phase, flow == .presented(k) else { return }
+        guard var s = sessions[k], case .deciding = s.phase else { return }
+        // Its card left the terminal meanwhile (dropped, link lost): nothing was reserved, so
+        // the session just ends. Left deciding, its past deadline would fire on every tick.
+        guard flow == .presented(k) else {
+            fx.append(.notice("session \(k): its card is no longer on the terminal"))
+            close(k)
+            return
+        }
         guard d.allowed, acceptingPayments else {
             fx.append(.notice("session \(k): card not allowed here"))
             close(k)

@@ -1049,6 +1049,31 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
     }
 }
 
+// MARK: - 13b one card at a time
+
+@Suite struct SecondCardReadTests {
+    /// A second Card Read while the first card is being decided (a repeated frame, a confused
+    /// terminal) starts no session: the first card goes on to its decision and, without one,
+    /// to the offline policy at its deadline; no deadline is left in the past.
+    @Test func aSecondCardReadWhileDecidingIsIgnored() throws {
+        var d = Harness(config(connectors: 2))
+        d.send(.terminal(.ready(canList: false)))
+        let first = try d.tap(card(1))
+        guard case let .ask(k, _)? = first.fx.first else { Issue.record("no cloud question: \(first.fx)"); return }
+        let second = d.send(.terminal(.cardRead(card(2))))
+        #expect(!second.contains { if case .askCloud = $0 { return true } else { return false } }, "\(second)")
+        #expect(d.engine.sessions.count == 1)
+        // No answer from the cloud: the offline policy (allow) authorises the first card.
+        d.after(EngineConfig().decisionTimeout + .seconds(1))
+        #expect(d.pendingID { $0 == .authorise } != nil)
+        #expect(d.engine.nextDeadline.map { $0 > d.mono } ?? true)
+        try d.complete(.authorise)
+        d.send(.terminal(.approved(terminalRef: 1, amount: 5_000, pspRef: [])))
+        #expect(d.engine.sessions[k]?.connector == 0)
+        if case .awaitingPlug = d.engine.sessions[k]?.phase {} else { Issue.record("\(String(describing: d.engine.sessions[k]?.phase))") }
+    }
+}
+
 // MARK: - 14 recovery
 
 @Suite struct RecoveryTests {
