@@ -188,7 +188,16 @@ func describe(_ e: LinkEvent) -> (LogLevel, String) {
         if let f = id.firmware { parts.append("firmware \(f)") }
         if let sim = id.simSerial { parts.append("SIM \(sim)") }
         return (.info, "terminal identity: " + parts.joined(separator: ", "))
-    case let .completed(id, cmd, outcome): return (.debug, "request \(id) \(cmd.name): \(outcome)")
+    case let .completed(id, cmd, outcome):
+        // Named, never printed whole: a response can carry the card's DOL (Card Read answering
+        // Start Session, Session Approved answering Auth), and only CardData masks it.
+        let what: String
+        switch outcome {
+        case .result(let r): what = r.ok ? "OK" : "Not OK\(r.reason.map { " (reason \($0))" } ?? "")"
+        case .response(let m): what = m.name
+        default: what = "\(outcome)"
+        }
+        return (.debug, "request \(id) \(cmd.name): \(what)")
     case .message(let m):
         switch m {
         case .cardRead(let dol), .propCardRead(let dol):

@@ -11,20 +11,33 @@ final class Bench {
     let cloud: CloudProcess
     var daemon: ChildProcess?
 
-    /// `terminal`: terminal-sim's arguments beyond the pty; `config`: lines added to the file.
-    init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String) throws {
+    /// The daemon's standard error, when the bench was asked to keep it.
+    var daemonLog: String { fileText(dir + "/daemon.log") }
+
+    /// `terminal`: terminal-sim's arguments beyond the pty; `config`: lines added to the file
+    /// (replacing the bench's own line for the same key); `keepLog`: the daemon's standard
+    /// error goes to `daemonLog`.
+    init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String,
+         keepLog: Bool = false) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tty = dir + "/ttyPSP"
         sim = try SimProcess(["--pty", "--link", tty, "--family", family, "--tap-delay", "50", "--auth-delay", "50"] + terminal)
         cloud = try CloudProcess(cloudArgs)
-        let file = ["terminal.family = \(family)", "terminal.device = \(tty)", "cloud.url = \(cloud.url)",
-                    "cloud.station_id = BENCH-1", "state.directory = \(dir)/state", "log.level = warning",
-                    "tariff.energy_per_kwh_milli = 40000"] + config
+        let defaults = ["terminal.family = \(family)", "terminal.device = \(tty)", "cloud.url = \(cloud.url)",
+                        "cloud.station_id = BENCH-1", "state.directory = \(dir)/state", "log.level = warning",
+                        "tariff.energy_per_kwh_milli = 40000"]
+        func key(_ line: String) -> String { line.split(separator: "=").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? line }
+        let overridden = Set(config.map(key))
+        let file = defaults.filter { !overridden.contains(key($0)) } + config
         try Data((file.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/paybridge.conf"))
-        daemon = try ChildProcess.spawn(ChildProcess.executableDirectory() + "/paybridged",
-                                        ["--config", dir + "/paybridge.conf", "--relay-history", dir + "/relay.jsonl", "--sim-ev", ev],
-                                        captureStdout: false, pipeStdin: false)
+        let exe = ChildProcess.executableDirectory() + "/paybridged"
+        let args = ["--config", dir + "/paybridge.conf", "--relay-history", dir + "/relay.jsonl", "--sim-ev", ev]
+        // The shell execs the daemon in its own place (same pid), with standard error in a file.
+        daemon = keepLog
+            ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(dir)/daemon.log\"", exe] + args,
+                                     captureStdout: false, pipeStdin: false)
+            : try ChildProcess.spawn(exe, args, captureStdout: false, pipeStdin: false)
     }
 
     deinit {
@@ -132,6 +145,45 @@ func minor(_ n: Any?) -> Int? {
         #expect(b.sim.records("voided").compactMap { $0["sessionId"] as? Int } == approved)
         #expect(b.sim.records("committed").isEmpty)
         #expect(!b.relayEverClosed)
+    }
+
+    /// A terminal that sends the whole card number (it must not): the daemon, logging at debug
+    /// level, keeps it out of its log, its ledger and everything it sends to the cloud.
+    @Test func aFullCardNumberFromTheTerminalIsWrittenNowhere() throws {
+        let pan = "4761739001010119"
+        let b = try Bench(terminal: ["--session", "approve unmasked-pan=\(pan)", "--fallback", "nocard"], config: ["log.level = debug"],
+                          ev: "plug=100,charge=800,power=3600000", keepLog: true)
+        #expect(waitUntil(.seconds(60)) { !b.settlements("Settled").isEmpty }, "no settlement reached the cloud")
+        #expect(b.stop() == 0)
+        // The log is the debug log of the whole session, card read included.
+        let log = b.daemonLog
+        #expect(log.contains("card read") && log.contains("<7>"), "\(log.prefix(2000))")
+        #expect(log.contains("476173******0119"), "the masked number (first 6, last 4) is what the log shows")
+        var written: [(name: String, text: String, isLedger: Bool)] = [("log", log, false), ("cloud", fileText(b.cloud.recordPath), false)]
+        let state = b.dir + "/state"
+        for name in (try? FileManager.default.subpathsOfDirectory(atPath: state)) ?? [] {
+            if let data = FileManager.default.contents(atPath: state + "/" + name) {
+                written.append((name, String(decoding: data, as: UTF8.self), true))
+            }
+        }
+        #expect(written.count > 2, "no ledger files found")
+        // Every 10 consecutive digits of the number include some of the 6 the mask hides; each
+        // is looked for as text, and as its bytes printed in decimal (Swift's array format) or hex.
+        let digits = Array(pan.utf8)
+        let windows = (0...(digits.count - 10)).flatMap { i -> [String] in
+            let w = Array(digits[i..<(i + 10)])
+            return [String(decoding: w, as: UTF8.self), w.map(String.init).joined(separator: ", "),
+                    w.map { String($0, radix: 16) }.joined(), w.map { String($0, radix: 16) }.joined(separator: " ")]
+        }
+        for w in written {
+            for piece in windows { #expect(!w.text.contains(piece), "\(piece) of the card number in \(w.name)") }
+            // The ledger holds no long digit runs at all (the log and the cloud's record carry
+            // millisecond timestamps and the SIM's ICCID, which are not card numbers).
+            guard w.isLedger else { continue }
+            var run = 0, longest = 0
+            for c in w.text.utf8 { if c >= 0x30 && c <= 0x39 { run += 1; longest = max(longest, run) } else { run = 0 } }
+            #expect(longest < 13, "a run of \(longest) digits in \(w.name)")
+        }
     }
 
     @Test func tapToStopEndsTheChargeWithTheSameCard() throws {
