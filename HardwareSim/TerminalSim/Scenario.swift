@@ -54,6 +54,9 @@ public enum SimFault: Equatable, Sendable {
     case unplug(milliseconds: Int)
     /// Ignore the next `count` commands with this name.
     case silent(command: String, count: Int)
+    /// Answer the next `count` commands with this name with this frame instead (the command has no
+    /// other effect): a refusal (`0x00`, `[0x01, 0x05]`) or a payload the host cannot read.
+    case reply(command: String, header: UInt8, payload: [UInt8], count: Int)
 }
 
 /// A fault armed for a trigger.
@@ -132,7 +135,8 @@ public struct ScenarioError: Error, Equatable, CustomStringConvertible {
 ///     fallback <session spec>
 ///     delay <Command> <ms>     tap-delay <ms>     auth-delay <ms>
 ///     start-result on|off      split on|off       card-detect <ms>     idle-close <ms>
-///     fault garbage N|corrupt|reset|unplug MS|silent <Command> N  on approved N|cardread N|command <Command> N|frames N
+///     fault garbage N|corrupt|reset|unplug MS|silent <Command> N|reply <Command> <header> <hex payload|-> N
+///           on approved N|cardread N|command <Command> N|frames N
 ///     seed N                   protocol-version 1|2|3
 public enum ScenarioParser {
     public static func parse(_ text: String, into s: inout SimScenario) throws(ScenarioError) {
@@ -232,6 +236,11 @@ public enum ScenarioParser {
         case ("reset", 1): fault = .reset
         case ("unplug", 2): guard let n = Int(f[1]), n >= 0 else { throw fail("unplug MS") }; fault = .unplug(milliseconds: n)
         case ("silent", 3): guard let n = Int(f[2]), n > 0 else { throw fail("silent <Command> N") }; fault = .silent(command: f[1], count: n)
+        case ("reply", 5):
+            let h = f[2].hasPrefix("0x") ? UInt8(f[2].dropFirst(2), radix: 16) : UInt8(f[2])
+            let payload = f[3] == "-" ? [] : hexBytes(f[3])
+            guard let h, let payload, let n = Int(f[4]), n > 0 else { throw fail("reply <Command> <header> <hex payload|-> N") }
+            fault = .reply(command: f[1], header: h, payload: payload, count: n)
         default: throw fail("unknown fault \(f.joined(separator: " "))")
         }
         let n = t.last.flatMap { Int($0) } ?? 1

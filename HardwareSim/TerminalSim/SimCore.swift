@@ -44,6 +44,8 @@ public struct TerminalSimCore: Sendable {
     var cardReads = 0
     var commandCounts: [String: Int] = [:]
     var silence: [String: Int] = [:]
+    /// Scripted answers by command name, used in order (`SimFault.reply`).
+    var replies: [String: [(header: UInt8, payload: [UInt8])]] = [:]
     var corruptNext = false
     var faults: [ArmedFault]
     var lastRx: Instant = .zero
@@ -182,6 +184,12 @@ public struct TerminalSimCore: Sendable {
             silence[name] = n - 1
             fx.append(.log("silent: ignoring \(name)"))
             return
+        }
+        if var queued = replies[name], !queued.isEmpty {
+            let r = queued.removeFirst()
+            replies[name] = queued.isEmpty ? nil : queued
+            fx.append(.log("scripted reply to \(name)"))
+            return respond(.other(header: r.header, payload: r.payload), now: now, delay: scenario.delays[name] ?? 0, &fx)
         }
         let delay = scenario.delays[name] ?? 0
         func ok() -> TerminalMessage { .result(.ok) }
@@ -417,6 +425,8 @@ public struct TerminalSimCore: Sendable {
             fx.append(.unplug(milliseconds: ms))
         case let .silent(command, count):
             silence[command, default: 0] += count
+        case let .reply(command, header, payload, count):
+            replies[command, default: []] += Array(repeating: (header, payload), count: count)
         }
     }
 

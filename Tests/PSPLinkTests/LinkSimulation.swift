@@ -17,6 +17,8 @@ struct LinkWorld {
     var plugBackAt: Instant?
     var reconnectDelay: Duration = .seconds(1)
     var hostToTerminalBytes = 0
+    /// Headers of the frames the host wrote, in order, with the virtual time of each write.
+    var sentHeaders: [(header: UInt8, at: Instant)] = []
 
     init(link config: PSPLinkConfig, sim scenario: SimScenario) {
         link = PSPLinkCore(config: config)
@@ -34,6 +36,8 @@ struct LinkWorld {
             switch e {
             case .write(let b):
                 hostToTerminalBytes += b.count
+                let h = link.format == .extended ? 6 : 3
+                if b.count > h { sentHeaders.append((b[h], now)) }
                 if wireUp { apply(sim.receive(b, now: now)) }
             case .event(let ev): events.append(ev)
             case .resetTransport:
@@ -115,6 +119,9 @@ struct LinkWorld {
     }
 
     var isUp: Bool { link.phase == .ready }
+
+    /// The instants at which frames with this header were written by the host.
+    func sent(_ header: UInt8) -> [Instant] { sentHeaders.filter { $0.header == header }.map(\.at) }
 
     func count(_ match: (LinkEvent) -> Bool) -> Int { events.filter(match).count }
 }
