@@ -201,18 +201,29 @@ public enum TerminalMessage: Equatable, Sendable {
         func fixedString(_ s: ArraySlice<UInt8>) -> String {
             String(decoding: s.prefix { $0 != 0 }, as: UTF8.self)
         }
-        let serial = fixedString(try r.take(15, "serial number"))
+        // Fixed offsets (psp.md §4.1). An answer cut short keeps every field it holds in full
+        // (the serial even when shorter than its 15 bytes); the firmware name runs to the first
+        // NUL or the end, however long. Only an empty answer holds nothing.
+        guard !r.isAtEnd else { throw .truncated(field: "serial number") }
+        let serial = fixedString(try r.take(min(15, r.remaining), "serial number"))
         var sams: [String] = []
-        for slot in 0..<3 {
-            let present = try r.u8("SAM \(slot) status")
-            let s = try r.take(8, "SAM \(slot) serial")
-            if present == 1 { sams.append(hexString(s)) }
+        var mac: String?, sim: String?, fw: String?
+        fields: do {
+            for _ in 0..<3 {
+                guard r.remaining >= 9 else { break fields }
+                let present = try r.u8("SAM status")
+                let s = try r.take(8, "SAM serial")
+                if present == 1 { sams.append(hexString(s)) }
+            }
+            guard r.remaining >= 6 else { break fields }
+            mac = try r.take(6, "MAC address").map { hexString([$0]).lowercased() }.joined(separator: ":")
+            guard r.remaining >= 34 else { break fields }
+            let simPresent = try r.u8("SIM status")
+            let simSerial = fixedString(try r.take(33, "SIM serial"))
+            if simPresent == 1 { sim = simSerial }
+            if !r.isAtEnd { fw = fixedString(r.rest()) }
         }
-        let mac = try r.take(6, "MAC address").map { hexString([$0]).lowercased() }.joined(separator: ":")
-        let simPresent = try r.u8("SIM status")
-        let sim = fixedString(try r.take(33, "SIM serial"))
-        let fw = r.isAtEnd ? nil : fixedString(r.rest())
-        return TerminalIdentity(layout: .p6x, serialNumber: serial, firmware: fw, simSerial: simPresent == 1 ? sim : nil,
+        return TerminalIdentity(layout: .p6x, serialNumber: serial, firmware: fw, simSerial: sim,
                                 samSerials: sams, macAddress: mac)
     }
 
