@@ -78,6 +78,8 @@ public struct LinkCounters: Equatable, Sendable {
     public var retries = 0
     public var terminalResets = 0
     public var bringUps = 0
+    /// Request Ids answers that could not be read or were refused: the identity stays unknown.
+    public var identityUnavailable = 0
     public var malformed = MalformedCounters()
 }
 
@@ -379,9 +381,17 @@ public struct PSPLinkCore: Sendable {
                 // A garbled answer still answers: complete the request rather than wait for its timeout.
                 if let r = outstanding, answers(f.header, r.command) {
                     outstanding = nil
-                    if r.internalStep { restartAfterFailedStep(now: now, &fx) } else {
+                    if r.internalStep {
+                        switch r.command {
+                        // The inventory query is not needed to take payments: the identity stays
+                        // unknown (the undecodable event above is the notice) and the link carries on.
+                        case .requestIDs: counters.identityUnavailable += 1
+                        default: restartAfterFailedStep(now: now, &fx)
+                        }
+                    } else {
                         fx.append(.event(.completed(r.id, r.command, .result(.notOK(ResultReason.malformed)))))
                     }
+                    pump(now: now, &fx)
                 }
             }
         }
@@ -479,7 +489,8 @@ public struct PSPLinkCore: Sendable {
         case (.requestIDs, .identity(let id)):
             fx.append(.event(.identity(id)))
         case (.requestIDs, _):
-            break
+            // Refused: the identity stays unknown; it is inventory only.
+            counters.identityUnavailable += 1
         case (_, .result(let res)) where phase == .configuring:
             guard res.ok else {
                 restartAfterFailedStep(now: now, &fx)
