@@ -19,6 +19,17 @@ public struct TerminalDecodeContext: Equatable, Sendable {
     }
 }
 
+/// The ways a 0x00 frame answering Get Status can be read (`TerminalMessage.zeroHeaderReadings`).
+public struct ZeroHeaderReadings: Equatable, Sendable {
+    /// The Get Status Response reading, when the payload fits that layout.
+    public var status: TerminalStatus?
+    /// The Result reading, when the payload fits that layout.
+    public var result: PSPResult?
+    public init(status: TerminalStatus?, result: PSPResult?) { self.status = status; self.result = result }
+    /// Both readings fit: the frame alone does not tell a status from a refusal.
+    public var isAmbiguous: Bool { status != nil && result != nil }
+}
+
 /// What the simulator needs to encode terminal→host payloads the way a configured terminal does.
 public struct TerminalEncodeOptions: Equatable, Sendable {
     public var wideDOLLength: Bool
@@ -104,9 +115,12 @@ public enum TerminalMessage: Equatable, Sendable {
         switch header {
         case 0x00:
             if context.zeroHeader == .status {
-                let s = try r.u8("state")
-                let running = r.isAtEnd ? false : try r.u8("transaction running") == 0x01
-                return .status(TerminalStatus(rawState: s, transactionRunning: running))
+                // The status reading when the payload admits one (also when it reads as a Result
+                // too: `zeroHeaderReadings` tells), else the Result it can only be.
+                let readings = zeroHeaderReadings(payload)
+                if let s = readings.status { return .status(s) }
+                if let res = readings.result { return .result(res) }
+                throw .truncated(field: "state")
             }
             return .result(try decodeResult(payload))
         case 0x24: return .synchronize
@@ -144,6 +158,25 @@ public enum TerminalMessage: Equatable, Sendable {
         case 0x45: return .receipt(Array(payload))
         default: return .other(header: header, payload: Array(payload))
         }
+    }
+
+    /// The readings of a 0x00 frame that answers Get Status. Payter gives Result and Get Status
+    /// Response the same header (psp.md §4.2), but not the same layout:
+    /// - Get Status Response is two bytes: a state (0x01–0x20) and the transaction-running flag
+    ///   (0x01 true, otherwise false). One byte is not a status; more are taken as a status with
+    ///   fields we do not know. State 0x00 does not exist.
+    /// - Result is one byte (0x00 OK, 0x01 Not OK, or a reason code itself), or two with detailed
+    ///   codes, the reason (0x02–0x11) last. A second byte of 0x00 or 0x01 is no reason code.
+    /// So `[0x01]` is a refusal, `[0x01, 0x00]` is OFFLINE, and `[0x01, 0x05]` reads both ways
+    /// (OFFLINE with an undocumented flag value, or Not OK "not allowed in this state").
+    public static func zeroHeaderReadings(_ p: ArraySlice<UInt8>) -> ZeroHeaderReadings {
+        guard let b0 = p.first else { return ZeroHeaderReadings(status: nil, result: nil) }
+        let b1: UInt8? = p.count >= 2 ? p[p.startIndex + 1] : nil
+        var status: TerminalStatus?
+        if b0 != 0x00, let b1 { status = TerminalStatus(rawState: b0, transactionRunning: b1 == 0x01) }
+        var result: PSPResult?
+        if b0 == 0x00 || p.count == 1 || (p.count == 2 && b1! > 0x01) { result = try? decodeResult(p) }
+        return ZeroHeaderReadings(status: status, result: result)
     }
 
     /// Result: byte 0 = 0x00 is OK; anything else is Not OK, with the reason in the last byte of a
