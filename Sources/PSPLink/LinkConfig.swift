@@ -35,6 +35,9 @@ public struct LinkTimeouts: Equatable, Sendable {
     public var keepAlive: Duration
     /// Silence with a partial frame buffered after which the partial frame is discarded.
     public var interByte: Duration
+    /// After a Get Status answered with no certain status (refused, or readable both ways):
+    /// when to ask again (a few times, then back to the keep-alive interval).
+    public var statusRecheck: Duration = .seconds(1)
 
     public static func defaults(for family: TerminalFamily) -> LinkTimeouts {
         LinkTimeouts(general: family == .apollo ? .seconds(5) : .seconds(10),

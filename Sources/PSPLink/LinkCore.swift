@@ -80,6 +80,9 @@ public struct LinkCounters: Equatable, Sendable {
     public var bringUps = 0
     /// Request Ids answers that could not be read or were refused: the identity stays unknown.
     public var identityUnavailable = 0
+    /// Get Status checks answered with something other than a certain status (a Result, an
+    /// answer that reads both ways, or one that reads neither way): the state stays unknown.
+    public var statusUnknown = 0
     public var malformed = MalformedCounters()
 }
 
@@ -113,6 +116,8 @@ public struct PSPLinkCore: Sendable {
     var syncDue: Instant?
     var configSteps: [HostCommand] = []
     var statusCheckDue: Instant?
+    /// Get Status checks in a row that gave no certain status (`statusUnknown`).
+    var statusUnknownStreak = 0
 
     public init(config: PSPLinkConfig) {
         self.config = config
@@ -139,6 +144,7 @@ public struct PSPLinkCore: Sendable {
         terminalState = nil
         syncDue = nil
         statusCheckDue = nil
+        statusUnknownStreak = 0
         setFormat(.normal)
         decoder.reset()
         if wasUp { fx.append(.event(.down(reason: reason))) }
@@ -232,6 +238,7 @@ public struct PSPLinkCore: Sendable {
         setFormat(.normal)
         configSteps = []
         statusCheckDue = nil
+        statusUnknownStreak = 0
         syncDue = syncAt ?? now
         counters.bringUps += 1
         pump(now: now, &fx)
@@ -374,7 +381,17 @@ public struct PSPLinkCore: Sendable {
                                             identityLayout: config.family == .apollo ? .apollo : .p6x)
             do {
                 let m = try TerminalMessage.decode(header: f.header, payload: f.payload, context: ctx)
-                handle(m, now: now, &fx)
+                if expectStatus, f.header == 0x00, let r = outstanding, r.internalStep,
+                   TerminalMessage.zeroHeaderReadings(f.payload).isAmbiguous {
+                    // Reads as a status and as a refusal alike (psp.md §4.2, e.g. [0x01, 0x05]:
+                    // OFFLINE with an undocumented flag, or Not OK "not allowed in this state").
+                    // Both readings are accepted; nothing either one contradicts is concluded.
+                    outstanding = nil
+                    statusUnknown(now: now)
+                    pump(now: now, &fx)
+                } else {
+                    handle(m, now: now, &fx)
+                }
             } catch {
                 counters.undecodable += 1
                 fx.append(.event(.undecodable(header: f.header, error: error)))
@@ -386,6 +403,7 @@ public struct PSPLinkCore: Sendable {
                         // The inventory query is not needed to take payments: the identity stays
                         // unknown (the undecodable event above is the notice) and the link carries on.
                         case .requestIDs: counters.identityUnavailable += 1
+                        case .getStatus: statusUnknown(now: now)
                         default: restartAfterFailedStep(now: now, &fx)
                         }
                     } else {
@@ -464,6 +482,18 @@ public struct PSPLinkCore: Sendable {
         }
     }
 
+    /// A Get Status check that gave no certain status. The last known state stands; the terminal
+    /// is asked again after `statusRecheck`, at most `maxRetries` times in a row, then only at
+    /// the keep-alive interval, so a terminal that keeps refusing is not polled hard.
+    mutating func statusUnknown(now: Instant) {
+        counters.statusUnknown += 1
+        statusUnknownStreak += 1
+        guard statusUnknownStreak <= config.maxRetries else { return }
+        let due = now + config.timeouts.statusRecheck
+        if let d = statusCheckDue, d <= due { return }
+        statusCheckDue = due
+    }
+
     mutating func restartAfterFailedStep(now: Instant, _ fx: inout [LinkEffect]) {
         restartBringUp(now: now, syncAt: now + config.timeouts.synchronizeInterval, &fx)
     }
@@ -478,6 +508,7 @@ public struct PSPLinkCore: Sendable {
             configSteps.append(.setup(sessionTimeoutSeconds: config.sessionTimeoutSeconds, action: config.sessionTimeoutAction))
             configSteps.append(.enable)
         case (.getStatus, .status(let s)):
+            statusUnknownStreak = 0
             if let st = s.state { setState(st, &fx) }
             if phase == .ready, s.state == .offline || s.state == .online {
                 // The terminal lost its PSP state under us.
@@ -486,6 +517,10 @@ public struct PSPLinkCore: Sendable {
                 restartBringUp(now: now, &fx)
                 return
             }
+        case (.getStatus, _):
+            // A Result to Get Status (a refusal, or an OK that says nothing): the state is unknown,
+            // not OFFLINE. Get Status is always allowed (psp.md §3.3), so this is no reset either.
+            statusUnknown(now: now)
         case (.requestIDs, .identity(let id)):
             fx.append(.event(.identity(id)))
         case (.requestIDs, _):
