@@ -19,6 +19,10 @@ public enum RequestOutcome: Equatable, Sendable {
     case timedOut
     /// The link went down or the terminal reset while the request was queued or outstanding.
     case linkLost
+    /// An answer came (its header answers this command) but could not be decoded: the command
+    /// may or may not have taken effect. Not a refusal: a Session Approved with a DOL we cannot
+    /// read is still an approval on the terminal.
+    case unreadable(PSPMessageError)
     /// The link is not up; nothing was sent.
     case notReady
     /// Too many requests waiting; nothing was sent.
@@ -407,7 +411,7 @@ public struct PSPLinkCore: Sendable {
                         default: restartAfterFailedStep(now: now, &fx)
                         }
                     } else {
-                        fx.append(.event(.completed(r.id, r.command, .result(.notOK(ResultReason.malformed)))))
+                        fx.append(.event(.completed(r.id, r.command, .unreadable(error))))
                     }
                     pump(now: now, &fx)
                 }

@@ -76,7 +76,7 @@ public struct PSPEngineAdapter: Sendable {
             case .response(.sessionList(_, let ids)): return [.completed(id, command, .ok), .openSessions(ids)]
             case .response, .assumedAccepted: return [.completed(id, command, .ok)]
             // Sent, but no answer: it may have taken effect.
-            case .timedOut, .linkLost: return [.completed(id, command, .unknown)]
+            case .timedOut, .linkLost, .unreadable: return [.completed(id, command, .unknown)]
             case .notReady, .queueFull, .encodingFailed: return [.completed(id, command, .notSent)]
             }
         case .terminalState, .identity, .malformed, .undecodable:
