@@ -17,6 +17,10 @@ public struct PSPEngineAdapter: Sendable {
     /// The most in-flight commands to remember; the link's own queue is smaller, so this only
     /// bounds memory if the link ever stopped completing requests.
     public static let maxInFlight = 64
+    /// Session ids gathered from the pages of one List Sessions answer so far.
+    var listed: [UInt32] = []
+    /// The next page to ask for, when a List Sessions answer said there are more (`nextRequest`).
+    var followUp: (command: HostCommand, id: CommandID)?
 
     public init(family: TerminalFamily, cardHashTags: [UInt32] = DOLTag.cardHashCandidates) {
         self.family = family
@@ -33,8 +37,18 @@ public struct PSPEngineAdapter: Sendable {
         case .cancel: return .cancelSession
         case let .capture(ref, amount): return .commitSession(sessionID: ref, amount: UInt32(clamping: amount))
         case .release(let ref): return .voidSession(sessionID: ref)
-        case .listOpen: return .listSessions(offset: 0)
+        case .listOpen:
+            listed = []
+            return .listSessions(offset: 0)
         }
+    }
+
+    /// A request the adapter needs sent on the engine's behalf (the next page of a session
+    /// list), once; the shell submits it and reports it with `submitted(_:for:_:)`.
+    public mutating func nextRequest() -> (command: HostCommand, id: CommandID, engineCommand: TerminalCommand)? {
+        guard let f = followUp else { return nil }
+        followUp = nil
+        return (f.command, f.id, .listOpen)
     }
 
     /// Remembers which engine command a link request carries.
@@ -51,6 +65,8 @@ public struct PSPEngineAdapter: Sendable {
         case .up:
             return [.ready(canList: family == .p6x)]
         case .down, .terminalReset:
+            listed = []
+            followUp = nil
             return [.unavailable]
         case .message(let m):
             switch m {
@@ -71,9 +87,29 @@ public struct PSPEngineAdapter: Sendable {
         case let .completed(request, _, outcome):
             guard let (id, command) = inFlight.removeValue(forKey: request) else { return [] }
             switch outcome {
+            case .result(let r) where r.ok && command == .listOpen:
+                // OK without a list says nothing about which sessions are open.
+                listed = []
+                return [.completed(id, command, .unknown)]
             case .result(let r) where r.ok: return [.completed(id, command, .ok)]
             case .result(let r): return [.completed(id, command, .refused(notFound: r.reason == ResultReason.sessionNotFound))]
-            case .response(.sessionList(_, let ids)): return [.completed(id, command, .ok), .openSessions(ids)]
+            case let .response(.sessionList(total, ids)):
+                // One page (psp.md: while offset + k < total, ask again from offset + k). The
+                // engine hears of the list once it is whole: a partial list would make it take
+                // the sessions on later pages for ones that were never approved.
+                let offset = listed.count
+                listed += ids
+                if listed.count < Int(total) {
+                    guard !ids.isEmpty, listed.count <= Int(UInt8.max) else {
+                        listed = []
+                        return [.completed(id, command, .unknown)]   // an empty page short of the total: no whole list
+                    }
+                    followUp = (.listSessions(offset: UInt8(offset + ids.count)), id)
+                    return []
+                }
+                let all = listed
+                listed = []
+                return [.completed(id, command, .ok), .openSessions(all)]
             case .response, .assumedAccepted: return [.completed(id, command, .ok)]
             // Sent, but no answer: it may have taken effect.
             case .timedOut, .linkLost, .unreadable: return [.completed(id, command, .unknown)]

@@ -20,7 +20,8 @@ public struct EngineConfig: Equatable, Sendable {
     public var meterPersistInterval: Duration = .seconds(60)
     /// Resend an unanswered capture or release this often while the terminal is up.
     public var retryInterval: Duration = .seconds(15)
-    /// Refusals of a capture or release (other than "not found") before a person must look.
+    /// Refusals of a capture or release (other than "not found"), or listings of the terminal's
+    /// sessions in a row that bring no list, before a person must look.
     public var maxRefusals = 20
     /// Pause before offering the terminal for the next card.
     public var rearmDelay: Duration = .milliseconds(500)
@@ -159,6 +160,8 @@ public struct PaymentEngine: Sendable {
     var listPending: CommandID?
     /// When to ask again after a listing went unanswered.
     var listRetryAt: Instant?
+    /// Listings in a row that brought no list (refused, unanswered, unreadable, incomplete).
+    var listFailures = 0
 
     public init(config: EngineConfig) {
         self.config = config
@@ -337,6 +340,7 @@ public struct PaymentEngine: Sendable {
             completed(id, command, outcome, now, &fx)
         case .openSessions(let refs):
             listPending = nil
+            listFailures = 0
             orphans(refs, now, &fx)
         }
     }
@@ -456,7 +460,21 @@ public struct PaymentEngine: Sendable {
         case .listOpen:
             if outcome != .ok, listPending == id {
                 listPending = nil
-                listRetryAt = now.monotonic + config.retryInterval
+                listFailures += 1
+                if listFailures >= config.maxRefusals {
+                    // The terminal will not say which sessions it holds: the approvals in doubt
+                    // go to a person, as on a terminal that cannot list (its session timeout
+                    // releases them meanwhile).
+                    listFailures = 0
+                    for k in sessions.values.filter({ $0.phase == .authUnknown }).map(\.key).sorted() {
+                        let note = "authorisation went unanswered and the terminal did not list its sessions (\(config.maxRefusals) tries); the terminal releases it at its session timeout"
+                        fx.append(.persist(.needsReconciliation(k, note: note)))
+                        fx.append(.notice("session \(k) needs reconciliation: \(note)"))
+                        close(k)
+                    }
+                } else {
+                    listRetryAt = now.monotonic + config.retryInterval
+                }
             }
         case .capture, .release:
             guard let k = sessions.values.first(where: { $0.pending == id })?.key, var s = sessions[k] else { return }

@@ -160,6 +160,9 @@ public final class Station {
             case .engine(let e): apply(engine.handle(e, at: now))
             case .link(let e):
                 for t in adapter.inputs(for: e) { apply(engine.handle(.terminal(t), at: now)) }
+                if let next = adapter.nextRequest() {
+                    adapter.submitted(link.submit(next.command), for: next.id, next.engineCommand)
+                }
             case .tick:
                 apply(engine.tick(at: now))
                 handleOutboxAndSync(outbox.tick(now: now.monotonic))

@@ -23,3 +23,47 @@ import PSPTerminal
         #expect(outcome(of: .result(.notOK(ResultReason.malformed)), for: .authorise) == [.completed(9, .authorise, .refused(notFound: false))])
     }
 }
+
+/// List Sessions pages (psp.md: while offset + k < total, ask again from offset + k).
+@Suite struct EngineAdapterListing {
+    @Test func theEngineHearsOfTheWholeListOnceEveryPageIsIn() {
+        var a = PSPEngineAdapter(family: .p6x)
+        var request = RequestID(value: 1)
+        #expect(a.hostCommand(for: .listOpen) == .listSessions(offset: 0))
+        a.submitted(request, for: 9, .listOpen)
+        let pages: [[UInt32]] = [Array(1...8), Array(9...16), [17, 18]]
+        var offsets: [UInt8] = [0]
+        var inputs: [TerminalInput] = []
+        for (i, page) in pages.enumerated() {
+            inputs = a.inputs(for: .completed(request, .listSessions(offset: offsets.last!), .response(.sessionList(total: 18, sessionIDs: page))))
+            if i < pages.count - 1 {
+                #expect(inputs.isEmpty, "page \(i) reached the engine alone")
+                guard let next = a.nextRequest() else { Issue.record("no request for page \(i + 1)"); return }
+                guard case .listSessions(let o) = next.command else { Issue.record("\(next.command)"); return }
+                #expect(next.id == 9 && next.engineCommand == .listOpen)
+                offsets.append(o)
+                request = RequestID(value: request.value + 1)
+                a.submitted(request, for: next.id, next.engineCommand)
+            }
+        }
+        #expect(offsets == [0, 8, 16])
+        #expect(inputs == [.completed(9, .listOpen, .ok), .openSessions(Array(1...18))])
+        #expect(a.nextRequest() == nil)
+    }
+
+    @Test func anEmptyPageShortOfTheTotalIsNoList() {
+        var a = PSPEngineAdapter(family: .p6x)
+        _ = a.hostCommand(for: .listOpen)
+        a.submitted(RequestID(value: 1), for: 9, .listOpen)
+        let inputs = a.inputs(for: .completed(RequestID(value: 1), .listSessions(offset: 0), .response(.sessionList(total: 5, sessionIDs: []))))
+        #expect(inputs == [.completed(9, .listOpen, .unknown)])
+        #expect(a.nextRequest() == nil)
+    }
+
+    @Test func anOKWithoutAListIsNoList() {
+        var a = PSPEngineAdapter(family: .p6x)
+        _ = a.hostCommand(for: .listOpen)
+        a.submitted(RequestID(value: 1), for: 9, .listOpen)
+        #expect(a.inputs(for: .completed(RequestID(value: 1), .listSessions(offset: 0), .result(.ok))) == [.completed(9, .listOpen, .unknown)])
+    }
+}

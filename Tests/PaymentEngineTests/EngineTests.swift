@@ -957,6 +957,27 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.engine.sessions.isEmpty)
     }
 
+    /// A terminal that keeps failing to list (refusals, silence, an OK with no list): the
+    /// listing is retried, and after `maxRefusals` tries in a row the approval in doubt goes
+    /// to reconciliation instead of waiting in doubt while the link stays up.
+    @Test func listingThatNeverBringsAListEndsInReconciliation() throws {
+        var d = try authUnknown(canList: true)
+        try d.complete(.authorise, .unknown)
+        let tries = EngineConfig().maxRefusals
+        for n in 1...tries {
+            let fx = try d.complete(.listOpen, n % 2 == 0 ? .unknown : .refused(notFound: false)).fx
+            if n < tries {
+                #expect(d.engine.sessions[1]?.phase == .authUnknown, "try \(n)")
+                // The next listing goes out after the retry interval.
+                #expect(d.after(EngineConfig().retryInterval).fx.contains(.cmd(.listOpen)), "try \(n)")
+            } else {
+                #expect(fx.contains { if case .persist(.needsReconciliation(1, _)) = $0 { return true } else { return false } }, "\(fx)")
+            }
+        }
+        #expect(d.engine.sessions.isEmpty)
+        #expect(d.engine.nextDeadline.map { $0 > d.mono } ?? true)
+    }
+
     @Test func withoutListingItNeedsReconciliation() throws {
         var d = try authUnknown(canList: false)
         let fx = try d.complete(.authorise, .unknown).fx
