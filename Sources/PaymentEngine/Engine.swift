@@ -13,6 +13,9 @@ public struct EngineConfig: Equatable, Sendable {
     public var plugInTimeout: Duration = .seconds(300)
     /// How long the cloud has to decide on a card before the offline policy applies.
     public var decisionTimeout: Duration = .seconds(10)
+    /// After the terminal acknowledged Auth Session with a bare OK, how long the outcome
+    /// (approved, declined, cancelled) may take before the approval is taken to be in doubt.
+    public var authOutcomeTimeout: Duration = .seconds(120)
     public var offlinePolicy: OfflinePolicy = .allow
     /// Persist the meter after this much more energy (Wh) …
     public var meterPersistWh: Int64 = 100
@@ -160,6 +163,8 @@ public struct PaymentEngine: Sendable {
     var listPending: CommandID?
     /// When to ask again after a listing went unanswered.
     var listRetryAt: Instant?
+    /// When the outcome of an acknowledged Auth Session is due (`authOutcomeTimeout`).
+    var authOutcomeDue: Instant?
     /// Listings in a row that brought no list (refused, unanswered, unreadable, incomplete).
     var listFailures = 0
 
@@ -267,6 +272,15 @@ public struct PaymentEngine: Sendable {
             default: break
             }
         }
+        if let due = authOutcomeDue, now.monotonic >= due {
+            authOutcomeDue = nil
+            if case .presented(let k) = flow, sessions[k]?.phase == .authorising {
+                fx.append(.notice("session \(k): no outcome within \(config.authOutcomeTimeout) of an acknowledged authorisation; the approval may exist"))
+                sessions[k]?.phase = .authUnknown
+                flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
+                resolveUnknownAuths(now, &fx)
+            }
+        }
         if let at = listRetryAt, now.monotonic >= at {
             listRetryAt = nil
             resolveUnknownAuths(now, &fx)
@@ -288,6 +302,7 @@ public struct PaymentEngine: Sendable {
         }
         if case .idle(let at) = flow, wantsCards { d.append(at) }
         if let at = listRetryAt { d.append(at) }
+        if let at = authOutcomeDue { d.append(at) }
         return d.min()
     }
 
@@ -445,7 +460,12 @@ public struct PaymentEngine: Sendable {
         case .cancel:
             if flow == .cancelling { flow = .idle(rearmAt: now.monotonic + config.rearmDelay) }
         case .authorise:
-            guard outcome != .ok else { return }
+            guard outcome != .ok else {
+                // Acknowledged; the outcome comes as its own message. Should it be lost (a
+                // corrupted frame), the session must not wait in `authorising` for ever.
+                if case .presented(let k) = flow, sessions[k]?.phase == .authorising { authOutcomeDue = now.monotonic + config.authOutcomeTimeout }
+                return
+            }
             // The outcome event (approved/declined/cancelled) did not come: the approval may exist.
             if case .presented(let k) = flow, sessions[k]?.phase == .authorising {
                 if outcome == .notSent || outcome == .refused(notFound: false) || outcome == .refused(notFound: true) {

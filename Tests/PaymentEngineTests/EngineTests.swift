@@ -978,6 +978,20 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.engine.nextDeadline.map { $0 > d.mono } ?? true)
     }
 
+    /// Auth Session acknowledged with a bare OK, then its outcome frame is lost: after
+    /// `authOutcomeTimeout` the approval is in doubt and listed, not waited on for ever.
+    @Test func anAcknowledgedAuthorisationWithoutAnOutcomeGoesInDoubt() throws {
+        var d = try authUnknown(canList: true)
+        #expect(try d.complete(.authorise, .ok).fx == [])
+        #expect(d.engine.sessions[1]?.phase == .authorising)
+        #expect(d.engine.nextDeadline == d.mono + EngineConfig().authOutcomeTimeout)
+        #expect(!d.after(EngineConfig().authOutcomeTimeout - .seconds(1)).fx.contains(.cmd(.listOpen)))
+        #expect(d.after(.seconds(1)).fx.contains(.cmd(.listOpen)))
+        #expect(d.engine.sessions[1]?.phase == .authUnknown)
+        try d.complete(.listOpen)
+        #expect(d.send(.terminal(.openSessions([]))).fx == [.persist(.abandoned(1, at: d.wall))])
+    }
+
     @Test func withoutListingItNeedsReconciliation() throws {
         var d = try authUnknown(canList: false)
         let fx = try d.complete(.authorise, .unknown).fx
