@@ -3,7 +3,7 @@ import Platform
 
 /// The daemon's settings, from `/etc/paybridge/paybridge.conf` (or `--config FILE`).
 ///
-/// Format: one `key = value` per line; `#` starts a comment; blank lines are ignored; keys are
+/// Format: one `key = value` per line (lines end with LF, CRLF or CR); `#` starts a comment; blank lines are ignored; keys are
 /// the dotted names below. Every key has a default; an unknown key, a repeated key or a value
 /// out of range is an error reported with its line, and `paybridged --check-config FILE` lists
 /// every problem in the file at once.
@@ -79,7 +79,7 @@ public enum ConfigParser {
         var seen: [String: Int] = [:]
         let known = Set(DaemonConfig.keys.map(\.key))
         if text.utf8.count > maxBytes { problems.append(ConfigProblem(line: 0, message: "file larger than \(maxBytes) bytes")) }
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in lines(text).enumerated() {
             let n = i + 1
             let content = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             let trimmed = content.trimmingCharacters(in: " \t\r")
@@ -110,6 +110,27 @@ public enum ConfigParser {
                                           message: "cloud.client_cert and cloud.client_key go together"))
         }
         return (c, problems)
+    }
+
+    /// The lines of `text`, each without its ending: LF, CRLF and a lone CR each end one line, so a
+    /// file saved on Windows reads (and numbers its lines) like the same file saved here. Split by
+    /// Unicode scalars: `split(separator: "\n")` compares Characters, and CRLF is one Character,
+    /// so a CRLF file would be a single line (all of it a comment after a leading '#').
+    static func lines(_ text: String) -> [String] {
+        let scalars = text.unicodeScalars
+        var lines: [String] = []
+        var start = scalars.startIndex
+        var i = start
+        while i < scalars.endIndex {
+            let c = scalars[i]
+            guard c == "\n" || c == "\r" else { i = scalars.index(after: i); continue }
+            lines.append(String(scalars[start..<i]))
+            i = scalars.index(after: i)
+            if c == "\r", i < scalars.endIndex, scalars[i] == "\n" { i = scalars.index(after: i) }
+            start = i
+        }
+        lines.append(String(scalars[start...]))
+        return lines
     }
 
     static func apply(_ key: String, _ v: String, to c: inout DaemonConfig) -> String? {
