@@ -37,7 +37,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.transport", "serial | tcp"),
         ("terminal.device", "serial device of the terminal (a udev name such as /dev/ttyPSP)"),
         ("terminal.line", "serial line settings, e.g. 57600 8N1 (9600…115200; ZVT uses 8N2)"),
-        ("terminal.host", "Apollo on TCP: address (an IP address: name resolution would block)"),
+        ("terminal.host", "Apollo on TCP: its IP address (IPv4 or IPv6; names are refused: resolving one would block)"),
         ("terminal.port", "Apollo on TCP: port, default 3201"),
         ("charger.connectors", "connectors on this charger, 1…8"),
         ("payment.preauth", "amount reserved on the card, minor units"),
@@ -153,6 +153,10 @@ public enum ConfigParser {
             guard let l = LineSettings.parse(v) else { return "expected e.g. '57600 8N1' with a supported speed" }
             c.line = l
         case "terminal.host":
+            // Connecting resolves nothing (a DNS query would block the event loop): TCP takes numbers only.
+            guard v.isEmpty || TCP.isNumericAddress(v) else {
+                return "expected an IP address such as 192.0.2.10 or fe80::1%eth0, got '\(v)' (host names are not resolved)"
+            }
             c.host = v
         case "terminal.port":
             guard let p = int(1...65535) else { return "expected 1…65535" }

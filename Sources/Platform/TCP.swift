@@ -3,12 +3,13 @@ import Timebase
 
 /// Outgoing TCP connections for terminals reached over Ethernet.
 public enum TCP {
-    /// Connects to `host:port`, trying each resolved address in turn until one
+    /// Connects to `host:port`, trying each address in turn until one
     /// accepts or `timeout` runs out, and returns a non-blocking, close-on-exec
     /// socket with `TCP_NODELAY` and keepalive on.
     ///
-    /// Name resolution (`getaddrinfo`) blocks and is not bounded by `timeout`;
-    /// configure terminals by IP address to avoid depending on DNS.
+    /// `host` must be a numeric address (`isNumericAddress`): names are refused, never
+    /// resolved, because resolution blocks the calling thread (the event loop) for as long
+    /// as DNS takes.
     public static func connect(host: String, port: UInt16, timeout: Duration) throws(SystemError) -> FileDescriptor {
         let deadline = MonotonicClock.now() + timeout
         let label = "connect \(host) port \(port)"
@@ -28,7 +29,7 @@ public enum TCP {
 
     /// Starts a connection without waiting for the handshake, so an event loop can keep
     /// serving its other fds and timers: watch the fd for writability, then `finishConnect`.
-    /// Uses the resolver's first address (terminals are configured by IP address).
+    /// `host` must be a numeric address (see `connect`); a name fails at once with `getaddrinfo`'s error.
     public static func startConnect(host: String, port: UInt16) throws(SystemError) -> (fd: FileDescriptor, connected: Bool) {
         let label = "connect \(host) port \(port)"
         return try withAddresses(host: host, port: port, passive: false) { (addresses) throws(SystemError) in
@@ -89,7 +90,25 @@ public enum TCP {
         if code != 0 { throw SystemError(call: label, errno: code) }
     }
 
-    /// Resolves `host` and hands `body` the addresses in the resolver's preferred order.
+    /// Whether `host` is an address `connect` and `TCPListener.listen` take: a dotted-quad IPv4
+    /// address (no leading zeros, which `inet_aton` would read as octal) or an IPv6 address, the
+    /// latter optionally with a `%zone` (interface name or index). No brackets, no spaces, no names.
+    public static func isNumericAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return true }
+        var address = Substring(host)
+        if let percent = host.firstIndex(of: "%") {
+            let zone = host.utf8[host.utf8.index(after: percent)...]
+            let allowed = { (b: UInt8) in (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x7A) || b == 0x2D || b == 0x2E || b == 0x5F }
+            guard !zone.isEmpty, zone.count < 16, zone.allSatisfy(allowed) else { return false }   // IF_NAMESIZE
+            address = host[..<percent]
+        }
+        var v6 = in6_addr()
+        return inet_pton(AF_INET6, String(address), &v6) == 1
+    }
+
+    /// The addresses of the numeric `host` (`AI_NUMERICHOST`: a name is an error, never a DNS
+    /// query that would block the event loop), handed to `body` in getaddrinfo's order.
     static func withAddresses<T>(
         host: String, port: UInt16, passive: Bool,
         _ body: ([UnsafeMutablePointer<addrinfo>]) throws(SystemError) -> T
@@ -97,7 +116,7 @@ public enum TCP {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)
         var list: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, String(port), &hints, &list)
         guard rc == 0 else {
@@ -108,7 +127,9 @@ public enum TCP {
             case EAI_NONAME, EAI_FAMILY, EAI_SERVICE: ENOENT
             default: EINVAL
             }
-            let reason = String(decoding: UnsafeRawBufferPointer(start: gai_strerror(rc), count: strlen(gai_strerror(rc))), as: UTF8.self)
+            let reason = rc == EAI_NONAME
+                ? "not a numeric IP address (host names are not resolved: resolution would block the event loop)"
+                : String(decoding: UnsafeRawBufferPointer(start: gai_strerror(rc), count: strlen(gai_strerror(rc))), as: UTF8.self)
             throw SystemError(call: "getaddrinfo \(host): \(reason)", errno: code)
         }
         defer { freeaddrinfo(list) }
