@@ -150,17 +150,17 @@ public final class HTTPClient {
 
     /// Plain HTTP only to this machine (the simulated cloud in tests and the demo): anything
     /// that leaves the charger goes over verified TLS.
-    public static func isLoopbackHTTP(_ url: String) -> Bool {
-        let u = url.lowercased()
-        return ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:", "http://[::1]/"]
-            .contains { u.hasPrefix($0) }
+    /// The rule is Platform's `CloudURL`, which the configuration applies to `cloud.url` too.
+    public static func isLoopbackHTTP(_ url: String) -> Bool { CloudURL.isLoopbackHTTP(url) }
+
+    /// Why the client refuses `url` (nil: it does not): https with a host, plain http only to
+    /// loopback, no control characters or spaces (Platform's `CloudURL`, shared with the configuration).
+    public static func urlProblem(_ url: String) -> String? {
+        CloudURL.problem(url).map { "\($0): \(url.utf8.contains { $0 < 0x20 || $0 == 0x7F } ? "(not shown)" : url)" }
     }
 
     private static func validate(_ request: HTTPRequest) -> String? {
-        guard request.url.utf8.count > 8, request.url.lowercased().hasPrefix("https://") || isLoopbackHTTP(request.url) else {
-            return "not an https:// URL (plain http only to loopback): \(request.url)"
-        }
-        guard isClean(request.url), !request.url.contains(" ") else { return "URL contains a control character or space" }
+        if let problem = urlProblem(request.url) { return problem }
         for (name, value) in request.headers {
             if let problem = headerProblem(name, value) { return problem }
         }

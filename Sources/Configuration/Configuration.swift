@@ -47,7 +47,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("tariff.time_per_minute_milli", "price per minute in thousandths of a minor unit"),
         ("timeouts.plug_in_seconds", "approved but not plugged in: release after this long"),
         ("timeouts.decision_seconds", "the cloud's time to decide on a card before the offline policy"),
-        ("cloud.url", "the platform's base URL (https; empty: no cloud)"),
+        ("cloud.url", "the platform's base URL (https with a host; plain http only to loopback; empty: no cloud)"),
         ("cloud.station_id", "this charger's id at the platform"),
         ("cloud.ca_file", "CA bundle to verify the platform (empty: the system's)"),
         ("cloud.client_cert", "client certificate for mutual TLS (with cloud.client_key)"),
@@ -186,8 +186,10 @@ public enum ConfigParser {
             guard let n = int(1...120) else { return "expected 1…120" }
             c.engine.decisionTimeout = .seconds(n)
         case "cloud.url":
-            guard v.isEmpty || v.hasPrefix("https://") || v.hasPrefix("http://127.0.0.1") || v.hasPrefix("http://localhost")
-            else { return "expected an https:// URL (plain http only to loopback)" }
+            // The HTTPS client's own rule: a URL it would refuse would have every message retried forever.
+            if !v.isEmpty, let problem = CloudURL.problem(v) {
+                return "expected an https:// URL with a host (plain http only to 127.0.0.1, localhost or [::1]): \(problem)"
+            }
             c.cloudURL = optional()
         case "cloud.station_id":
             guard !v.isEmpty, v.count <= 48, !v.contains("/"), !v.contains(" ") else { return "expected 1…48 characters without '/' or spaces" }
