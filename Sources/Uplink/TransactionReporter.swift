@@ -99,7 +99,12 @@ public struct TransactionReporter: Sendable {
         case .needsReconciliation(_, let note):
             defer { txs[k] = nil }
             return [settlement(.failed, 0, now, info: note)].compactMap { $0 }
-        case .abandoned, .captureRequested, .voidRequested:
+        case .abandoned:
+            // Closes the session like declined, without a message: nothing was authorised, and
+            // nothing was reported for it yet. Kept, it would stay here for the life of the process.
+            txs[k] = nil
+            return []
+        case .captureRequested, .voidRequested:
             return []
         }
     }
