@@ -158,8 +158,21 @@ public final class Ledger {
             report.temporaryFilesRemoved += 1
         }
         var damagedNames = Set(names.filter { $0.includes(LedgerFormat.damagedSuffix) })
-        let found = names.compactMap { name in LedgerFormat.firstSequence(ofSegmentNamed: name).map { ($0, name) } }
+        let named = names.compactMap { name in LedgerFormat.firstSequence(ofSegmentNamed: name).map { ($0, name) } }
             .sorted { $0.0 < $1.0 }
+        // A segment named for sequence 0 or above maxSequence was not written by this ledger
+        // (junk named like a segment, or a header and records counting up to UInt64.max): set
+        // aside unread, so it neither counts as the last segment nor moves the next sequence.
+        for (nameSequence, name) in named where !LedgerFormat.sequences.contains(nameSequence) {
+            let size = fileSize(path(name))
+            let aside = try setAside(name)
+            damagedNames.insert(aside)
+            report.damagedSegments.append(aside)
+            report.bytesAfterDamage += size
+            report.notes.append("\(name): first sequence \(nameSequence) is outside \(LedgerFormat.sequences.lowerBound)…"
+                                + "\(LedgerFormat.maxSequence), not a segment of this ledger; set aside as \(aside)")
+        }
+        let found = named.filter { LedgerFormat.sequences.contains($0.0) }
 
         var records: [LedgerRecord] = []
         var relocated: [LedgerRecord] = []
@@ -340,6 +353,13 @@ public final class Ledger {
         return low < records.count && records[low].sequence == sequence
     }
 
+    /// The size of the file at `path`, 0 if it cannot be opened (for the report only).
+    private func fileSize(_ path: String) -> Int {
+        guard let fd = try? io.open(path, flags: O_RDONLY, mode: 0) else { return 0 }
+        defer { io.close(fd) }
+        return (try? io.fileSize(fd)) ?? 0
+    }
+
     /// Gives `name` a second, damaged name and removes the live one.
     private func setAside(_ name: String) throws(LedgerError) -> String {
         let aside = try linkAside(name)
@@ -422,6 +442,8 @@ public final class Ledger {
     private static func isDiskFull(_ error: SystemError) -> Bool { error.errno == ENOSPC || error.errno == EDQUOT }
 
     private func write(kind: UInt16, flags: UInt16, original: UInt64?, body: [UInt8], enforceBudget: Bool) throws(LedgerError) -> UInt64 {
+        // Recovery would not read a record numbered above maxSequence back: refuse it unwritten.
+        guard nextSequence <= LedgerFormat.maxSequence else { throw .sequencesExhausted }
         let recordBytes = LedgerFormat.recordHeaderBytes + (original == nil ? 0 : LedgerFormat.relocationPrefixBytes) + body.count
         let rollover = startNewSegment || active.map { $0.writeOffset + recordBytes > options.segmentBytes } ?? true
         let growth: Int

@@ -63,6 +63,16 @@ public enum LedgerFormat {
     /// `.damaged.2`, ... if that name is taken). Never read or deleted by the ledger.
     public static let damagedSuffix = ".damaged"
 
+    /// The highest sequence this ledger writes or accepts. Sequences count up
+    /// from 1, one per record, so no ledger comes near it (at a million records a
+    /// second, 292,000 years); what it buys is headroom: no sequence arithmetic
+    /// (the next sequence, the last live one, gaps) can overflow. A segment named
+    /// or headed outside `sequences`, or a record numbered outside it, was not
+    /// written by this ledger: recovery treats it as damage.
+    public static let maxSequence = UInt64(Int64.max)
+    /// Every sequence a record may carry: `1...maxSequence` (0 is never written).
+    public static let sequences: ClosedRange<UInt64> = 1...maxSequence
+
     /// How many damaged copies of one segment name recovery keeps before it
     /// refuses to open (something is rewriting the same damage in a loop).
     public static let maxDamagedCopiesPerSegment = 100
@@ -154,20 +164,23 @@ public enum LedgerFormat {
     }
 
     /// The record at `offset` if it is complete within `end`, carries a
-    /// sequence in `acceptable`, has only known flags, and its CRC matches.
+    /// sequence in `acceptable` and in `sequences` (a relocated record's original
+    /// too), has only known flags, and its CRC matches.
     /// The cheap checks come first: most garbage fails before the CRC.
     @inline(__always)
     static func record(in image: UnsafeRawBufferPointer, at offset: Int, end: Int,
                        acceptable: ClosedRange<UInt64>) -> RawRecord? {
         guard end - offset >= recordHeaderBytes else { return nil }
         let sequence = image.loadLE(UInt64.self, at: offset + 8)
-        guard acceptable.contains(sequence) else { return nil }
+        guard acceptable.contains(sequence), sequences.contains(sequence) else { return nil }
         let length = Int(image.loadLE(UInt32.self, at: offset))
         guard length <= maxBodyBytes, length <= end - offset - recordHeaderBytes else { return nil }
         let flags = image.loadLE(UInt16.self, at: offset + 6)
         guard flags & ~knownFlags == 0 else { return nil }
-        if flags & relocatedFlag != 0 && length < relocationPrefixBytes { return nil }
         let bodyOffset = offset + recordHeaderBytes
+        if flags & relocatedFlag != 0 {
+            guard length >= relocationPrefixBytes, sequences.contains(image.loadLE(UInt64.self, at: bodyOffset)) else { return nil }
+        }
         var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: image[offset..<(offset + 16)]))
         crc = CRC32C.update(crc, UnsafeRawBufferPointer(rebasing: image[bodyOffset..<(bodyOffset + length)]))
         guard crc == image.loadLE(UInt32.self, at: offset + 16) else { return nil }

@@ -95,6 +95,10 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
     case inUse(path: String)
     /// The options contradict each other (see `LedgerOptions.problem`).
     case invalidOptions(String)
+    /// The next record would be numbered above `LedgerFormat.maxSequence`. Only a
+    /// segment file this ledger did not write can bring it there (a ledger counts
+    /// up from 1); nothing was written, and none of the records is at risk.
+    case sequencesExhausted
 
     /// One line for logs and operators.
     public var description: String {
@@ -106,6 +110,8 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unreadable(let path, let reason): "ledger unreadable at \(path): \(reason)"
         case .inUse(let path): "ledger at \(path) is already open elsewhere"
         case .invalidOptions(let reason): "invalid ledger options: \(reason)"
+        case .sequencesExhausted:
+            "ledger sequence numbers exhausted (above \(LedgerFormat.maxSequence): a segment not written by this ledger set them there); nothing more can be recorded"
         }
     }
 }
@@ -139,6 +145,9 @@ public struct RecoveryReport: Sendable, Equatable, CustomStringConvertible {
     public var temporaryFilesRemoved: Int
     /// Wall time the recovery took (monotonic clock).
     public var duration: Duration
+    /// Why a file was set aside where the names alone do not say it, e.g. a
+    /// segment named for a sequence outside `LedgerFormat.sequences`.
+    public var notes: [String] = []
 
     /// True when records may have been lost to damage (not just an unacknowledged torn tail).
     public var hasDamage: Bool { !damagedSegments.isEmpty || !sequenceGaps.isEmpty }
@@ -157,6 +166,7 @@ public struct RecoveryReport: Sendable, Equatable, CustomStringConvertible {
         if !sequenceGaps.isEmpty {
             parts.append("MISSING sequences \(sequenceGaps.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", "))")
         }
+        parts += notes
         if !damagedFilesPresent.isEmpty { parts.append("damaged files present: \(damagedFilesPresent.joined(separator: ", "))") }
         return parts.joined(separator: "; ")
     }

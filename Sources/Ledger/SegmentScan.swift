@@ -29,7 +29,7 @@ struct SegmentScan {
                                                acceptable: expected...expected) {
             records.append(record)
             offset = record.end
-            expected &+= 1
+            expected += 1   // at most maxSequence + 1: `record` accepts nothing above maxSequence
         }
         validEnd = offset
         nextSequence = expected
