@@ -302,7 +302,7 @@ public struct PaymentEngine: Sendable {
         }
         if case .idle(let at) = flow, wantsCards { d.append(at) }
         if let at = listRetryAt { d.append(at) }
-        if let at = authOutcomeDue { d.append(at) }
+        if let at = authOutcomeDue, case .presented(let k) = flow, sessions[k]?.phase == .authorising { d.append(at) }
         return d.min()
     }
 
@@ -409,6 +409,7 @@ public struct PaymentEngine: Sendable {
         if let t = d.tariff { s.tariff = t }
         if let m = d.maxAmount, m > 0, m < s.requested { s.requested = m }
         s.phase = .authorising
+        authOutcomeDue = nil   // a previous card's, answered: this one's starts at its acknowledgement
         sessions[k] = s
         // Durable before Auth: after a crash we must know an approval may exist.
         fx.append(.persist(.authRequested(k, connector: s.connector, amount: s.requested, card: s.card, tariff: s.tariff, at: now.wallMillis)))
