@@ -19,6 +19,8 @@ public struct PSPEngineAdapter: Sendable {
     public static let maxInFlight = 64
     /// Session ids gathered from the pages of one List Sessions answer so far.
     var listed: [UInt32] = []
+    /// Where the next page starts, as the terminal counts (`offset + k`).
+    var listOffset = 0
     /// The next page to ask for, when a List Sessions answer said there are more (`nextRequest`).
     var followUp: (command: HostCommand, id: CommandID)?
 
@@ -39,6 +41,7 @@ public struct PSPEngineAdapter: Sendable {
         case .release(let ref): return .voidSession(sessionID: ref)
         case .listOpen:
             listed = []
+            listOffset = 0
             return .listSessions(offset: 0)
         }
     }
@@ -66,6 +69,7 @@ public struct PSPEngineAdapter: Sendable {
             return [.ready(canList: family == .p6x)]
         case .down, .terminalReset:
             listed = []
+            listOffset = 0
             followUp = nil
             return [.unavailable]
         case .message(let m):
@@ -90,6 +94,7 @@ public struct PSPEngineAdapter: Sendable {
             case .result(let r) where r.ok && command == .listOpen:
                 // OK without a list says nothing about which sessions are open.
                 listed = []
+                listOffset = 0
                 return [.completed(id, command, .unknown)]
             case .result(let r) where r.ok: return [.completed(id, command, .ok)]
             case .result(let r): return [.completed(id, command, .refused(notFound: r.reason == ResultReason.sessionNotFound))]
@@ -97,18 +102,22 @@ public struct PSPEngineAdapter: Sendable {
                 // One page (psp.md: while offset + k < total, ask again from offset + k). The
                 // engine hears of the list once it is whole: a partial list would make it take
                 // the sessions on later pages for ones that were never approved.
-                let offset = listed.count
-                listed += ids
-                if listed.count < Int(total) {
-                    guard !ids.isEmpty, listed.count <= Int(UInt8.max) else {
+                // A session that moved between pages (another closed meanwhile) is counted once.
+                let seen = Set(listed)
+                listed += ids.filter { !seen.contains($0) }
+                listOffset += ids.count
+                if listOffset < Int(total) {
+                    guard !ids.isEmpty, listOffset <= Int(UInt8.max) else {
                         listed = []
+                        listOffset = 0
                         return [.completed(id, command, .unknown)]   // an empty page short of the total: no whole list
                     }
-                    followUp = (.listSessions(offset: UInt8(offset + ids.count)), id)
+                    followUp = (.listSessions(offset: UInt8(listOffset)), id)
                     return []
                 }
                 let all = listed
                 listed = []
+                listOffset = 0
                 return [.completed(id, command, .ok), .openSessions(all)]
             case .response, .assumedAccepted: return [.completed(id, command, .ok)]
             // Sent, but no answer: it may have taken effect.

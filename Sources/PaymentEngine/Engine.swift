@@ -26,6 +26,9 @@ public struct EngineConfig: Equatable, Sendable {
     /// Refusals of a capture or release (other than "not found"), or listings of the terminal's
     /// sessions in a row that bring no list, before a person must look.
     public var maxRefusals = 20
+    /// Capture or release attempts without a readable answer (the link up: a terminal that is
+    /// down is not asked) before a person must look: 240 × `retryInterval` is about an hour.
+    public var maxUnanswered = 240
     /// Pause before offering the terminal for the next card.
     public var rearmDelay: Duration = .milliseconds(500)
     /// Keep the terminal scanning while every connector is busy, so a driver can tap the same
@@ -110,6 +113,8 @@ public struct Session: Equatable, Sendable {
     public var pending: CommandID?
     public var nextRetry: Instant?
     public var refusals = 0
+    /// Attempts that ended without a readable answer (timeout, link lost, unreadable).
+    public var unanswered = 0
     /// An earlier capture/release attempt went unanswered: "not found" now may mean it worked.
     public var attemptUnknown = false
 
@@ -533,8 +538,18 @@ public struct PaymentEngine: Sendable {
                 }
             case .unknown:
                 s.attemptUnknown = true
-                s.nextRetry = now.monotonic + config.retryInterval
+                s.unanswered += 1
                 sessions[k] = s
+                if s.unanswered >= config.maxUnanswered {
+                    // A terminal that never answers readably (while the link stays up) must not
+                    // keep the session open for ever: a person settles it with the acquirer.
+                    let note = "no readable answer to \(s.unanswered) attempts; the \(s.disposition == .release ? "release" : "capture") may or may not have happened: check with the acquirer"
+                    fx.append(.persist(.needsReconciliation(k, note: note)))
+                    fx.append(.notice("session \(k) needs reconciliation: \(note)"))
+                    close(k)
+                } else {
+                    sessions[k]?.nextRetry = now.monotonic + config.retryInterval
+                }
             case .notSent:
                 s.nextRetry = now.monotonic + config.retryInterval
                 sessions[k] = s

@@ -51,6 +51,20 @@ import PSPTerminal
         #expect(a.nextRequest() == nil)
     }
 
+    /// Session 8 closed on the terminal between the two requests: page 2 starts one later
+    /// than asked, so 9 is seen twice. Each session reaches the engine once.
+    @Test func aSessionSeenOnTwoPagesIsListedOnce() {
+        var a = PSPEngineAdapter(family: .p6x)
+        _ = a.hostCommand(for: .listOpen)
+        a.submitted(RequestID(value: 1), for: 9, .listOpen)
+        #expect(a.inputs(for: .completed(RequestID(value: 1), .listSessions(offset: 0), .response(.sessionList(total: 12, sessionIDs: Array(1...8))))).isEmpty)
+        guard let next = a.nextRequest() else { Issue.record("no second page asked for"); return }
+        #expect(next.command == .listSessions(offset: 8))
+        a.submitted(RequestID(value: 2), for: 9, .listOpen)
+        let inputs = a.inputs(for: .completed(RequestID(value: 2), .listSessions(offset: 8), .response(.sessionList(total: 12, sessionIDs: [8, 9, 10, 11]))))
+        #expect(inputs == [.completed(9, .listOpen, .ok), .openSessions(Array(1...11))])
+    }
+
     @Test func anEmptyPageShortOfTheTotalIsNoList() {
         var a = PSPEngineAdapter(family: .p6x)
         _ = a.hostCommand(for: .listOpen)

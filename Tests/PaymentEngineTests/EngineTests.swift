@@ -980,6 +980,28 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     /// Auth Session acknowledged with a bare OK, then its outcome frame is lost: after
     /// `authOutcomeTimeout` the approval is in doubt and listed, not waited on for ever.
+    /// A terminal that answers every Commit with something unreadable (the link stays up):
+    /// retried, then after `maxUnanswered` attempts handed to a person, not retried for ever.
+    @Test func aCaptureThatNeverGetsAReadableAnswerEndsInReconciliation() throws {
+        var d = try readyHarness(config(), canList: false)
+        let k = try d.approvedSession(card(1), ref: 7)
+        d.send(.plug(connector: 0, pluggedIn: true))
+        d.after(.seconds(60))
+        d.send(.plug(connector: 0, pluggedIn: false))
+        let tries = EngineConfig().maxUnanswered
+        var last: [EngineEffect] = []
+        for n in 1...tries {
+            guard let id = d.pendingID({ if case .capture = $0 { return true } else { return false } }) else {
+                Issue.record("no capture outstanding at try \(n)"); return
+            }
+            let cmd = d.outstanding.removeValue(forKey: id)!
+            last = d.send(.terminal(.completed(id, cmd, .unknown)))
+            if n < tries { d.after(EngineConfig().retryInterval) }
+        }
+        #expect(last.contains { if case .persist(.needsReconciliation(k, _)) = $0 { return true } else { return false } }, "\(last)")
+        #expect(d.engine.sessions[k] == nil)
+    }
+
     @Test func anAcknowledgedAuthorisationWithoutAnOutcomeGoesInDoubt() throws {
         var d = try authUnknown(canList: true)
         #expect(try d.complete(.authorise, .ok).fx == [])
