@@ -181,14 +181,8 @@ public final class Station {
 
     func apply(_ effects: [EngineEffect]) {
         for effect in effects {
-            // Once the ledger has failed, nothing that a record should precede may happen, but
-            // what makes the charger safe still must: a relay the engine asked to open opens
-            // even when its batch's append or sync failed (the engine already counts it open).
-            if ledgerError != nil {
-                if Station.needsNoRecord(effect) { perform(effect) }
-                continue
-            }
             if case .persist(let entry) = effect {
+                guard ledgerError == nil else { continue }
                 do {
                     _ = try ledger.append(kind: entry.kind, body: entry.encodeBody())
                     persisted += 1
@@ -209,11 +203,12 @@ public final class Station {
                 continue
             }
             // Group commit: every record up to here becomes durable in one fdatasync before the
-            // effect that depends on it. A failed sync leaves only the safe effects (above).
-            if unsynced, !syncLedger() {
-                if Station.needsNoRecord(effect) { perform(effect) }
-                continue
-            }
+            // effect that depends on it. Once the ledger has failed (here or earlier), nothing a
+            // record should precede happens, but what makes the charger safe still does: a relay
+            // the engine asked to open opens even when its batch's append or sync failed (the
+            // engine already counts it open).
+            if unsynced { syncLedger() }
+            guard ledgerError == nil || Station.needsNoRecord(effect) else { continue }
             perform(effect)
         }
         syncLedger()
