@@ -40,8 +40,7 @@ public struct PSPEngineAdapter: Sendable {
         case let .capture(ref, amount): return .commitSession(sessionID: ref, amount: UInt32(clamping: amount))
         case .release(let ref): return .voidSession(sessionID: ref)
         case .listOpen:
-            listed = []
-            listOffset = 0
+            forgetListing()
             return .listSessions(offset: 0)
         }
     }
@@ -52,6 +51,13 @@ public struct PSPEngineAdapter: Sendable {
         guard let f = followUp else { return nil }
         followUp = nil
         return (f.command, f.id, .listOpen)
+    }
+
+    /// Drops a listing in progress: a new one starts, or this one ended (whole or not).
+    mutating func forgetListing() {
+        listed = []
+        listOffset = 0
+        followUp = nil
     }
 
     /// Remembers which engine command a link request carries.
@@ -68,9 +74,7 @@ public struct PSPEngineAdapter: Sendable {
         case .up:
             return [.ready(canList: family == .p6x)]
         case .down, .terminalReset:
-            listed = []
-            listOffset = 0
-            followUp = nil
+            forgetListing()
             return [.unavailable]
         case .message(let m):
             switch m {
@@ -93,8 +97,7 @@ public struct PSPEngineAdapter: Sendable {
             switch outcome {
             case .result(let r) where r.ok && command == .listOpen:
                 // OK without a list says nothing about which sessions are open.
-                listed = []
-                listOffset = 0
+                forgetListing()
                 return [.completed(id, command, .unknown)]
             case .result(let r) where r.ok: return [.completed(id, command, .ok)]
             case .result(let r): return [.completed(id, command, .refused(notFound: r.reason == ResultReason.sessionNotFound))]
@@ -108,16 +111,14 @@ public struct PSPEngineAdapter: Sendable {
                 listOffset += ids.count
                 if listOffset < Int(total) {
                     guard !ids.isEmpty, listOffset <= Int(UInt8.max) else {
-                        listed = []
-                        listOffset = 0
+                        forgetListing()
                         return [.completed(id, command, .unknown)]   // an empty page short of the total: no whole list
                     }
                     followUp = (.listSessions(offset: UInt8(listOffset)), id)
                     return []
                 }
                 let all = listed
-                listed = []
-                listOffset = 0
+                forgetListing()
                 return [.completed(id, command, .ok), .openSessions(all)]
             case .response, .assumedAccepted: return [.completed(id, command, .ok)]
             // Sent, but no answer: it may have taken effect.
