@@ -279,7 +279,7 @@ public struct PaymentEngine: Sendable {
         }
         if let due = authOutcomeDue, now.monotonic >= due {
             authOutcomeDue = nil
-            if case .presented(let k) = flow, sessions[k]?.phase == .authorising {
+            if let k = authorisingSession {
                 fx.append(.notice("session \(k): no outcome within \(config.authOutcomeTimeout) of an acknowledged authorisation; the approval may exist"))
                 sessions[k]?.phase = .authUnknown
                 flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
@@ -307,7 +307,7 @@ public struct PaymentEngine: Sendable {
         }
         if case .idle(let at) = flow, wantsCards { d.append(at) }
         if let at = listRetryAt { d.append(at) }
-        if let at = authOutcomeDue, case .presented(let k) = flow, sessions[k]?.phase == .authorising { d.append(at) }
+        if let at = authOutcomeDue, authorisingSession != nil { d.append(at) }
         return d.min()
     }
 
@@ -469,11 +469,11 @@ public struct PaymentEngine: Sendable {
             guard outcome != .ok else {
                 // Acknowledged; the outcome comes as its own message. Should it be lost (a
                 // corrupted frame), the session must not wait in `authorising` for ever.
-                if case .presented(let k) = flow, sessions[k]?.phase == .authorising { authOutcomeDue = now.monotonic + config.authOutcomeTimeout }
+                if authorisingSession != nil { authOutcomeDue = now.monotonic + config.authOutcomeTimeout }
                 return
             }
             // The outcome event (approved/declined/cancelled) did not come: the approval may exist.
-            if case .presented(let k) = flow, sessions[k]?.phase == .authorising {
+            if let k = authorisingSession {
                 if outcome == .notSent || outcome == .refused(notFound: false) || outcome == .refused(notFound: true) {
                     fx.append(.persist(.abandoned(k, at: now.wallMillis)))
                     close(k)
@@ -494,9 +494,7 @@ public struct PaymentEngine: Sendable {
                     listFailures = 0
                     for k in sessions.values.filter({ $0.phase == .authUnknown }).map(\.key).sorted() {
                         let note = "authorisation went unanswered and the terminal did not list its sessions (\(config.maxRefusals) tries); the terminal releases it at its session timeout"
-                        fx.append(.persist(.needsReconciliation(k, note: note)))
-                        fx.append(.notice("session \(k) needs reconciliation: \(note)"))
-                        close(k)
+                        reconcile(k, note: note, &fx)
                     }
                 } else {
                     listRetryAt = now.monotonic + config.retryInterval
@@ -522,9 +520,7 @@ public struct PaymentEngine: Sendable {
                 let note = s.attemptUnknown
                     ? "\(what) answered 'session not found' after an unanswered attempt: it most likely succeeded; check with the acquirer"
                     : "terminal does not know session \(s.terminalRef ?? 0) for \(what): released by the terminal or lost; check with the acquirer"
-                fx.append(.persist(.needsReconciliation(k, note: note)))
-                fx.append(.notice("session \(k) needs reconciliation: \(note)"))
-                close(k)
+                reconcile(k, note: note, &fx)
             case .refused(notFound: false):
                 s.refusals += 1
                 if s.refusals >= config.maxRefusals {
@@ -544,9 +540,7 @@ public struct PaymentEngine: Sendable {
                     // A terminal that never answers readably (while the link stays up) must not
                     // keep the session open for ever: a person settles it with the acquirer.
                     let note = "no readable answer to \(s.unanswered) attempts; the \(s.disposition == .release ? "release" : "capture") may or may not have happened: check with the acquirer"
-                    fx.append(.persist(.needsReconciliation(k, note: note)))
-                    fx.append(.notice("session \(k) needs reconciliation: \(note)"))
-                    close(k)
+                    reconcile(k, note: note, &fx)
                 } else {
                     sessions[k]?.nextRetry = now.monotonic + config.retryInterval
                 }
@@ -555,6 +549,19 @@ public struct PaymentEngine: Sendable {
                 sessions[k] = s
             }
         }
+    }
+
+    /// Hands a session to a person: the ledger says why, the log says so, the engine lets go.
+    mutating func reconcile(_ k: SessionKey, note: String, _ fx: inout [EngineEffect]) {
+        fx.append(.persist(.needsReconciliation(k, note: note)))
+        fx.append(.notice("session \(k) needs reconciliation: \(note)"))
+        close(k)
+    }
+
+    /// The session whose authorisation is on the terminal now, if any.
+    var authorisingSession: SessionKey? {
+        if case .presented(let k) = flow, sessions[k]?.phase == .authorising { return k }
+        return nil
     }
 
     /// Approvals that may exist without our record of them: list them where the terminal can,
@@ -571,9 +578,7 @@ public struct PaymentEngine: Sendable {
         } else {
             for k in unknown {
                 let note = "authorisation went unanswered and this terminal cannot list its sessions; the terminal releases it at its session timeout"
-                fx.append(.persist(.needsReconciliation(k, note: note)))
-                fx.append(.notice("session \(k) needs reconciliation: \(note)"))
-                close(k)
+                reconcile(k, note: note, &fx)
             }
         }
     }
