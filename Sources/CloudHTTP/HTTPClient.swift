@@ -148,13 +148,10 @@ public final class HTTPClient {
 
     // MARK: Starting transfers
 
-    /// Plain HTTP only to this machine (the simulated cloud in tests and the demo): anything
-    /// that leaves the charger goes over verified TLS.
-    /// The rule is Platform's `CloudURL`, which the configuration applies to `cloud.url` too.
-    public static func isLoopbackHTTP(_ url: String) -> Bool { CloudURL.isLoopbackHTTP(url) }
-
     /// Why the client refuses `url` (nil: it does not): https with a host, plain http only to
-    /// loopback, no control characters or spaces (Platform's `CloudURL`, shared with the configuration).
+    /// loopback (the simulated cloud in tests and the demo: anything that leaves the charger goes
+    /// over verified TLS), no control characters or spaces. The rule is Platform's `CloudURL`,
+    /// which the configuration applies to `cloud.url` too.
     public static func urlProblem(_ url: String) -> String? {
         CloudURL.problem(url).map { "\($0): \(url.utf8.contains { $0 < 0x20 || $0 == 0x7F } ? "(not shown)" : url)" }
     }
@@ -243,7 +240,7 @@ public final class HTTPClient {
         check(pb_easy_setopt_share(easy, share))
         check(pb_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer))
         check(pb_easy_setopt_str(easy, CURLOPT_URL, url))
-        check(pb_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, HTTPClient.isLoopbackHTTP(url) ? "http" : "https"))
+        check(pb_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, CloudURL.isLoopbackHTTP(url) ? "http" : "https"))
         check(pb_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "https"))
         check(pb_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
         check(pb_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1))
