@@ -120,6 +120,17 @@ final class SilentDecider: CardDecider {
         return (s, relays)
     }
 
+    /// One approved session (charging when `charging`) on a station with an uplink, its reporter
+    /// primed with the session's entries, after one input: its status records wait for a sync.
+    func reportingStation(charging: Bool) throws -> (Station, RecordingRelays, SwitchableLedgerIO) {
+        let (engine, entries) = engine(tariffs: [nil], charging: charging, start: MonotonicClock.now())
+        let io = SwitchableLedgerIO()
+        let (st, relays) = try station(engine, io: io, uplink: QuietUplink())
+        for e in entries { _ = st.reporter.messages(for: e, offline: false, now: 0) }
+        st.post(.engine(.acceptNewSessions(true)))
+        return (st, relays, io)
+    }
+
     /// Two cars charging; in one tick session 0's meter record is due and session 1 reaches its
     /// cost cap. The disk is full: the meter record's append fails. Session 1's relay must
     /// still open, and session 0's too (nothing more can be recorded).
@@ -140,11 +151,7 @@ final class SilentDecider: CardDecider {
     /// Status records wait for a deferred sync; the car unplugs; the sync the relay's open
     /// would wait for fails (EIO). The relay opens anyway: opening needs no record.
     @Test func aFailedSyncStillOpensTheRelay() throws {
-        let (engine, entries) = engine(tariffs: [nil], charging: true, start: MonotonicClock.now())
-        let io = SwitchableLedgerIO()
-        let (st, relays) = try station(engine, io: io, uplink: QuietUplink())
-        for e in entries { _ = st.reporter.messages(for: e, offline: false, now: 0) }
-        st.post(.engine(.acceptNewSessions(true)))
+        let (st, relays, io) = try reportingStation(charging: true)
         #expect(st.unsynced, "the scenario needs records waiting for a sync")
         io.failSync = EIO
         st.post(.engine(.plug(connector: 0, pluggedIn: false)))
@@ -155,11 +162,7 @@ final class SilentDecider: CardDecider {
     /// The car plugs in: `charging` is appended, then its message for the cloud fails to
     /// append. The relay must not close: `charging` was never made durable.
     @Test func noRelayClosesOnARecordThatIsNotDurable() throws {
-        let (engine, entries) = engine(tariffs: [nil], charging: false, start: MonotonicClock.now())
-        let io = SwitchableLedgerIO()
-        let (st, relays) = try station(engine, io: io, uplink: QuietUplink())
-        for e in entries { _ = st.reporter.messages(for: e, offline: false, now: 0) }
-        st.post(.engine(.acceptNewSessions(true)))
+        let (st, relays, io) = try reportingStation(charging: false)
         st.syncLedger()
         io.failWrite = ENOSPC
         io.writesBeforeFailing = 1   // `charging` is written, its outbox record is not
