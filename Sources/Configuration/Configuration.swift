@@ -10,6 +10,15 @@ import Platform
 public struct DaemonConfig: Equatable, Sendable {
     public enum TerminalFamilyName: String, Sendable { case apollo, p6x }
     public enum TransportName: String, Sendable { case serial, tcp }
+    /// Where the charger's relays, plug state and meter come from.
+    public enum ChargerIO: String, Sendable {
+        /// None configured: the daemon talks to the terminal and settles what its ledger holds
+        /// open, but takes no new payments (the terminal is never armed) and says why. The
+        /// default, so that no configuration can make a real charger invent a car.
+        case none
+        /// Simulated relays, plugs and meter (HardwareSim's world): the demo and the tests only.
+        case simulated
+    }
 
     public var terminalFamily = TerminalFamilyName.apollo
     public var transport = TransportName.serial
@@ -18,6 +27,7 @@ public struct DaemonConfig: Equatable, Sendable {
     public var host = ""
     public var port: UInt16 = 3201
     public var engine = EngineConfig()
+    public var chargerIO = ChargerIO.none
     public var cloudURL: String?
     public var stationId = "station"
     public var caFile: String?
@@ -40,6 +50,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.host", "Apollo on TCP: its IP address (IPv4 or IPv6; names are refused: resolving one would block)"),
         ("terminal.port", "Apollo on TCP: port, default 3201"),
         ("charger.connectors", "connectors on this charger, 1…8"),
+        ("charger.io", "none | simulated: where relays, plugs and meters come from (none: no payments are taken; simulated: demo and tests only)"),
         ("payment.preauth", "amount reserved on the card, minor units"),
         ("tariff.currency", "ISO 4217 code, e.g. EUR"),
         ("tariff.start_fee", "minor units per session"),
@@ -101,15 +112,23 @@ public enum ConfigParser {
             seen[key] = n
             if let message = apply(key, value, to: &c) { problems.append(ConfigProblem(line: n, message: "\(key): \(message)")) }
         }
-        // Whole-file rules.
-        if c.transport == .tcp && c.host.isEmpty {
-            problems.append(ConfigProblem(line: seen["terminal.transport"] ?? 0, message: "terminal.transport = tcp needs terminal.host"))
-        }
-        if (c.clientCertificate == nil) != (c.clientKey == nil) {
-            problems.append(ConfigProblem(line: seen["cloud.client_cert"] ?? seen["cloud.client_key"] ?? 0,
-                                          message: "cloud.client_cert and cloud.client_key go together"))
+        for (key, message) in wholeFileProblems(c) {
+            problems.append(ConfigProblem(line: key.compactMap { seen[$0] }.first ?? 0, message: message))
         }
         return (c, problems)
+    }
+
+    /// The rules that span keys, each with the keys whose line it is reported on: checked after
+    /// a file is read and again after command-line overrides are applied over it.
+    public static func wholeFileProblems(_ c: DaemonConfig) -> [(keys: [String], message: String)] {
+        var problems: [(keys: [String], message: String)] = []
+        if c.transport == .tcp && c.host.isEmpty {
+            problems.append((["terminal.transport"], "terminal.transport = tcp needs terminal.host"))
+        }
+        if (c.clientCertificate == nil) != (c.clientKey == nil) {
+            problems.append((["cloud.client_cert", "cloud.client_key"], "cloud.client_cert and cloud.client_key go together"))
+        }
+        return problems
     }
 
     /// The lines of `text`, each without its ending: LF, CRLF and a lone CR each end one line, so a
@@ -133,7 +152,10 @@ public enum ConfigParser {
         return lines
     }
 
-    static func apply(_ key: String, _ v: String, to c: inout DaemonConfig) -> String? {
+    /// Sets one key from its text, with the file's checks: nil, or why `v` is refused. The
+    /// command line's flags are overrides of keys and go through here too, so a flag can never
+    /// accept what the file refuses.
+    public static func apply(_ key: String, _ v: String, to c: inout DaemonConfig) -> String? {
         func int(_ range: ClosedRange<Int64>) -> Int64? {
             guard let n = Int64(v), range.contains(n) else { return nil }
             return n
@@ -164,6 +186,9 @@ public enum ConfigParser {
         case "charger.connectors":
             guard let n = int(1...Int64(EngineConfig.maxConnectors)) else { return "expected 1…\(EngineConfig.maxConnectors)" }
             c.engine.connectors = Int(n)
+        case "charger.io":
+            guard let io = DaemonConfig.ChargerIO(rawValue: v) else { return "expected none or simulated, got '\(v)'" }
+            c.chargerIO = io
         case "payment.preauth":
             guard let n = int(1...Int64(UInt32.max)) else { return "expected a positive amount in minor units" }
             c.engine.preauthAmount = n

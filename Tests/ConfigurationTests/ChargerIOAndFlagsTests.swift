@@ -1,0 +1,104 @@
+import Foundation
+import Glibc
+import Testing
+import Configuration
+
+/// `charger.io`: a real charger never simulates its world unless told to.
+@Suite struct ChargerIOKey {
+    @Test func theDefaultIsNoChargerIO() {
+        #expect(DaemonConfig().chargerIO == .none)
+        let (c, problems) = ConfigParser.parse("terminal.device = /dev/ttyPSP\n")
+        #expect(problems.isEmpty && c.chargerIO == .none)
+    }
+
+    @Test func simulatedMustBeSaid() {
+        let (c, problems) = ConfigParser.parse("charger.io = simulated\n")
+        #expect(problems.isEmpty && c.chargerIO == .simulated)
+        for bad in ["Simulated", "sim", "gpio", "socket", ""] {
+            let (c2, p2) = ConfigParser.parse("charger.io = \(bad)\n")
+            #expect(p2.count == 1 && p2[0].line == 1 && p2[0].message.contains("expected none or simulated"), "\(bad): \(p2)")
+            #expect(c2.chargerIO == .none)
+        }
+    }
+}
+
+/// The configuration file is a regular file read whole, or an error; never the defaults.
+@Suite struct ConfigFileReading {
+    func tempDir() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("conf-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test func aRegularFileAndALinkToOneAreRead() throws {
+        let d = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        try "payment.preauth = 777\n".write(toFile: d + "/a.conf", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: d + "/link.conf", withDestinationPath: d + "/a.conf")
+        #expect(try ConfigFile.read(d + "/a.conf") == "payment.preauth = 777\n")
+        #expect(try ConfigFile.read(d + "/link.conf") == "payment.preauth = 777\n")
+    }
+
+    @Test func aDirectoryAFIFOAndAMissingFileAreErrors() throws {
+        let d = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        #expect(throws: ConfigFileError.notRegularFile(path: d, kind: "directory")) { try ConfigFile.read(d) }
+        #expect(mkfifo(d + "/fifo", 0o600) == 0)
+        // O_NONBLOCK: a FIFO with no writer does not hang the daemon in open.
+        #expect(throws: ConfigFileError.notRegularFile(path: d + "/fifo", kind: "FIFO")) { try ConfigFile.read(d + "/fifo") }
+        do {
+            _ = try ConfigFile.read(d + "/missing.conf")
+            Issue.record("a missing file was read")
+        } catch {
+            guard case .cannotOpen(_, let e) = error else { Issue.record("\(error)"); return }
+            #expect(e.errno == ENOENT)
+        }
+    }
+
+    @Test func aFileLargerThanTheLimitIsRefused() throws {
+        let d = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        try String(repeating: "#\n", count: ConfigParser.maxBytes).write(toFile: d + "/big.conf", atomically: false, encoding: .utf8)
+        #expect(throws: ConfigFileError.tooLarge(path: d + "/big.conf", bytes: 2 * ConfigParser.maxBytes)) { try ConfigFile.read(d + "/big.conf") }
+    }
+
+    @Test func wholeFileRulesApplyAfterOverridesToo() {
+        var c = DaemonConfig()
+        #expect(ConfigParser.apply("terminal.transport", "tcp", to: &c) == nil)
+        #expect(ConfigParser.wholeFileProblems(c).map(\.message) == ["terminal.transport = tcp needs terminal.host"])
+        #expect(ConfigParser.apply("terminal.host", "::1", to: &c) == nil)
+        #expect(ConfigParser.wholeFileProblems(c).isEmpty)
+    }
+}
+
+/// `--terminal`'s forms become configuration keys, checked by the file's rules.
+@Suite struct TerminalFlagForms {
+    func keys(_ s: String) -> [String]? {
+        guard case .success(let k) = TerminalFlag.keys(s) else { return nil }
+        return k.map { "\($0.key)=\($0.value)" }
+    }
+
+    @Test func addressesAndPorts() {
+        #expect(keys("tcp:192.0.2.10") == ["terminal.transport=tcp", "terminal.host=192.0.2.10"])
+        #expect(keys("tcp:192.0.2.10:3202") == ["terminal.transport=tcp", "terminal.host=192.0.2.10", "terminal.port=3202"])
+        #expect(keys("tcp:[::1]:3202") == ["terminal.transport=tcp", "terminal.host=::1", "terminal.port=3202"])
+        #expect(keys("tcp:[fe80::1%eth0]") == ["terminal.transport=tcp", "terminal.host=fe80::1%eth0"])
+        #expect(keys("tcp:2001:db8::17") == ["terminal.transport=tcp", "terminal.host=2001:db8::17"])
+        #expect(keys("serial:/dev/ttyPSP") == ["terminal.transport=serial", "terminal.device=/dev/ttyPSP"])
+        #expect(keys("serial:/dev/ttyPSP,115200 8N1") == ["terminal.transport=serial", "terminal.device=/dev/ttyPSP", "terminal.line=115200 8N1"])
+    }
+
+    @Test func malformedFormsAreRefused() {
+        for bad in ["tcp:10.0.0.5:3201:99", "tcp:[::1", "tcp:[::1]3201", "tcp:", "tcp:[]:1", "udp:1.2.3.4", "/dev/ttyPSP", "tcp:a:b:c"] {
+            #expect(keys(bad) == nil, "\(bad) accepted")
+        }
+    }
+
+    /// What the form yields is then checked key by key: a name or a bad port is the file's problem.
+    @Test func theKeysGoThroughTheFilesChecks() {
+        var c = DaemonConfig()
+        guard case .success(let k) = TerminalFlag.keys("tcp:apollo.local:99999") else { Issue.record("form refused"); return }
+        let problems = k.compactMap { ConfigParser.apply($0.key, $0.value, to: &c) }
+        #expect(problems.count == 2, "\(problems)")
+    }
+}
