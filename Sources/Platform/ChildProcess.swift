@@ -46,7 +46,7 @@ public final class ChildProcess {
     /// not the child's. Descriptors other than 0-2 are closed in the child.
     public static func spawn(
         _ path: String, _ arguments: [String], environment: [String]? = nil,
-        captureStdout: Bool = true, pipeStdin: Bool = true
+        captureStdout: Bool = true, pipeStdin: Bool = true, standardErrorPath: String? = nil
     ) throws(SystemError) -> ChildProcess {
         // Close-on-exec pipes, so a concurrent spawn elsewhere cannot inherit
         // them. Only our ends are made non-blocking: the child's must block, as
@@ -67,7 +67,7 @@ public final class ChildProcess {
                 try p.read.setNonBlocking()
                 (childStdout, ourStdout) = (p.write, p.read)
             }
-            let pid = try launch(path, arguments, environment, stdin: childStdin, stdout: childStdout)
+            let pid = try launch(path, arguments, environment, stdin: childStdin, stdout: childStdout, stderrPath: standardErrorPath)
             childStdin?.close()
             childStdout?.close()
             return ChildProcess(pid: pid, stdinFD: ourStdin, stdoutFD: ourStdout)
@@ -79,7 +79,7 @@ public final class ChildProcess {
 
     private static func launch(
         _ path: String, _ arguments: [String], _ environment: [String]?,
-        stdin: FileDescriptor?, stdout: FileDescriptor?
+        stdin: FileDescriptor?, stdout: FileDescriptor?, stderrPath: String?
     ) throws(SystemError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
@@ -92,6 +92,9 @@ public final class ChildProcess {
         // dup2 clears close-on-exec on the target, so only 0 and 1 survive exec.
         if let stdin { posix_spawn_file_actions_adddup2(&actions, stdin.rawValue, STDIN_FILENO) }
         if let stdout { posix_spawn_file_actions_adddup2(&actions, stdout.rawValue, STDOUT_FILENO) }
+        // Standard error appended to a file, opened in the child: no shell in between (whose own
+        // signal dispositions would hide the program's).
+        if let stderrPath { posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
         // Safety net for descriptors some library opened without O_CLOEXEC: a
         // stray pipe end held by a long-lived child would hide EOF from its owner.
         if let addCloseFrom = GNUExtensions.addCloseFrom { _ = addCloseFrom(&actions, 3) }
