@@ -408,6 +408,25 @@ public final class Ledger {
         durableSequence = lastWritten
     }
 
+    /// Makes sure the ledger can take a record now, without appending one: a segment is open
+    /// for appends (created durably now when there is none yet, or recovery asked for a new one)
+    /// and an `fdatasync` of it succeeds. The daemon calls this before it reports itself ready,
+    /// so a read-only, full or failing disk refuses the start instead of failing at the first
+    /// customer's card. Nothing is written into a segment: the format and the sequences are as
+    /// they were. Throws what an append would: `.budgetExceeded`, `.diskFull`, `.failed` (sticky).
+    public func prepareForAppends() throws(LedgerError) {
+        try checkUsable()
+        guard nextSequence <= LedgerFormat.maxSequence else { throw .sequencesExhausted }
+        if startNewSegment || active == nil {
+            let growth = max(options.preallocate ? options.segmentBytes : 0, LedgerFormat.segmentHeaderBytes)
+            let used = usedBytes
+            if used + growth > options.diskBudgetBytes { throw .budgetExceeded(used: used, budget: options.diskBudgetBytes) }
+            try openNewSegment()
+        }
+        guard let active else { preconditionFailure("no active segment after openNewSegment") }
+        do { try io.fdatasync(active.fd) } catch { throw fail(error) }
+    }
+
     /// `append` then `sync`: returns once the record is durable.
     @discardableResult
     public func appendDurably(kind: UInt16, body: [UInt8]) throws(LedgerError) -> UInt64 {
