@@ -47,8 +47,8 @@ public enum EngineEffect: Equatable, Sendable {
     case relay(connector: Int, close: Bool)
     /// Ask the cloud whether this card may charge here; the answer comes back as `.cloud`.
     case askCloud(SessionKey, CardIdentity, connector: Int)
-    /// A line for the log and the technicians (card data masked only).
-    case notice(String)
+    /// A line for the log and the technicians (card data masked only), with how much it matters.
+    case notice(NoticeSeverity, String)
 }
 
 /// Inputs to the engine.
@@ -210,7 +210,7 @@ public struct PaymentEngine: Sendable {
             if let k = chargingSession(on: c) { stop(k, .operatorCommand, now, &fx) }
             else if let k = connectors[safe: c]?.session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
         case let .fault(c, reason):
-            fx.append(.notice("connector \(c) fault: \(reason)"))
+            fx.append(.notice(.warning, "connector \(c) fault: \(reason)"))
             if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
             else if let k = connectors[safe: c]?.session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
         case .shutdown:
@@ -227,7 +227,7 @@ public struct PaymentEngine: Sendable {
             dropCard(now, &fx)
         case .ledgerFailed(let why):
             ledgerBroken = true
-            fx.append(.notice("ledger failed (\(why)): no new payments; relays open; restart to recover"))
+            fx.append(.notice(.error, "ledger failed (\(why)): no new payments; relays open; restart to recover"))
             for (i, c) in connectors.enumerated() where c.relayClosed { openRelay(i, &fx) }
             // Nothing more can be written: freeze every session as it is on disk; recovery finishes them.
             for k in sessions.keys.sorted() {
@@ -242,7 +242,7 @@ public struct PaymentEngine: Sendable {
             dropCard(now, &fx)
         case .storageFull(let full):
             storageFull = full
-            if full { fx.append(.notice("storage full: refusing new sessions")) }
+            if full { fx.append(.notice(.warning, "storage full: refusing new sessions")) }
         case .acceptNewSessions(let on):
             paused = !on
             if paused { dropCard(now, &fx) }
@@ -265,10 +265,10 @@ public struct PaymentEngine: Sendable {
             guard let s = sessions[k] else { continue }
             switch s.phase {
             case .deciding(let deadline) where now.monotonic >= deadline:
-                fx.append(.notice("no card decision from the cloud in time: offline policy \(config.offlinePolicy.rawValue)"))
+                fx.append(.notice(.warning, "no card decision from the cloud in time: offline policy \(config.offlinePolicy.rawValue)"))
                 decided(k, CardDecision(allowed: config.offlinePolicy == .allow), now, &fx)
             case .awaitingPlug(let deadline) where now.monotonic >= deadline:
-                fx.append(.notice("session \(k): no plug-in within \(config.plugInTimeout); releasing the reservation"))
+                fx.append(.notice(.info, "session \(k): no plug-in within \(config.plugInTimeout); releasing the reservation"))
                 dispose(k, .release, now, &fx)
             case .charging:
                 account(k, now, &fx)
@@ -280,7 +280,7 @@ public struct PaymentEngine: Sendable {
         if let due = authOutcomeDue, now.monotonic >= due {
             authOutcomeDue = nil
             if let k = authorisingSession {
-                fx.append(.notice("session \(k): no outcome within \(config.authOutcomeTimeout) of an acknowledged authorisation; the approval may exist"))
+                fx.append(.notice(.warning, "session \(k): no outcome within \(config.authOutcomeTimeout) of an acknowledged authorisation; the approval may exist"))
                 sessions[k]?.phase = .authUnknown
                 flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
                 resolveUnknownAuths(now, &fx)
@@ -347,7 +347,7 @@ public struct PaymentEngine: Sendable {
                     fx.append(.persist(.declined(k, reason: reason, at: now.wallMillis)))
                 }
                 close(k)
-                fx.append(.notice("session \(k) declined"))
+                fx.append(.notice(.info, "session \(k) declined"))
             }
             flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
         case .cancelled:
@@ -370,19 +370,19 @@ public struct PaymentEngine: Sendable {
         // (a repeated frame, a confused terminal) is not a new driver. Starting a session for
         // it would strand the first one; dropping it would cancel the first card's flow.
         if case .presented(let current) = flow {
-            fx.append(.notice("card read while session \(current)'s card is on the terminal: ignored"))
+            fx.append(.notice(.info, "card read while session \(current)'s card is on the terminal: ignored"))
             return
         }
         // Tap to stop: the same card as a running or waiting session.
         if let k = sessions.values.filter({ $0.card.hash == card.hash && !card.hash.isEmpty })
             .first(where: { $0.phase == .charging || { if case .awaitingPlug = $0.phase { return true }; return false }($0) })?.key {
-            fx.append(.notice("tap to stop: session \(k)"))
+            fx.append(.notice(.info, "tap to stop: session \(k)"))
             dropCard(now, &fx)
             if sessions[k]?.phase == .charging { stop(k, .tapToStop, now, &fx) } else { dispose(k, .release, now, &fx) }
             return
         }
         guard acceptingPayments, let c = freeConnector() else {
-            fx.append(.notice("card refused: \(acceptingPayments ? "no free connector" : "not taking payments")"))
+            fx.append(.notice(.info, "card refused: \(acceptingPayments ? "no free connector" : "not taking payments")"))
             dropCard(now, &fx)
             return
         }
@@ -392,7 +392,7 @@ public struct PaymentEngine: Sendable {
                               phase: .deciding(deadline: now.monotonic + config.decisionTimeout), requested: armedAmount)
         connectors[c].session = k
         flow = .presented(k)
-        fx.append(.notice("card \(card.maskedPAN) for connector \(c): asking the cloud"))
+        fx.append(.notice(.info, "card \(card.maskedPAN) for connector \(c): asking the cloud"))
         fx.append(.askCloud(k, card, connector: c))
     }
 
@@ -401,12 +401,12 @@ public struct PaymentEngine: Sendable {
         // Its card left the terminal meanwhile (dropped, link lost): nothing was reserved, so
         // the session just ends. Left deciding, its past deadline would fire on every tick.
         guard flow == .presented(k) else {
-            fx.append(.notice("session \(k): its card is no longer on the terminal"))
+            fx.append(.notice(.info, "session \(k): its card is no longer on the terminal"))
             close(k)
             return
         }
         guard d.allowed, acceptingPayments else {
-            fx.append(.notice("session \(k): card not allowed here"))
+            fx.append(.notice(.info, "session \(k): card not allowed here"))
             close(k)
             dropCard(now, &fx)
             return
@@ -429,7 +429,7 @@ public struct PaymentEngine: Sendable {
             // An approval nobody asked for (a late answer after a restart): never charge on it.
             let orphan = nextKey
             nextKey += 1
-            fx.append(.notice("unexpected approval \(ref): releasing it"))
+            fx.append(.notice(.warning, "unexpected approval \(ref): releasing it"))
             fx.append(.persist(.approved(orphan, terminalRef: ref, authorised: amount, pspRef: pspRef, at: now.wallMillis)))
             sessions[orphan] = Session(key: orphan, connector: -1, card: CardIdentity(maskedPAN: "", hash: []), tariff: config.tariff,
                                        phase: .disposing, requested: amount, terminalRef: ref, authorised: amount)
@@ -444,7 +444,7 @@ public struct PaymentEngine: Sendable {
             s.authorised = max(0, amount)
             sessions[k] = s
             fx.append(.persist(.approved(k, terminalRef: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
-            fx.append(.notice("session \(k): approval \(ref) arrived after its connector was given up: releasing it"))
+            fx.append(.notice(.warning, "session \(k): approval \(ref) arrived after its connector was given up: releasing it"))
             dispose(k, .release, now, &fx)
             return
         }
@@ -454,7 +454,7 @@ public struct PaymentEngine: Sendable {
         s.phase = .awaitingPlug(deadline: now.monotonic + config.plugInTimeout)
         sessions[k] = s
         fx.append(.persist(.approved(k, terminalRef: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
-        fx.append(.notice("session \(k) approved for \(s.authorised) (terminal ref \(ref))"))
+        fx.append(.notice(.info, "session \(k) approved for \(s.authorised) (terminal ref \(ref))"))
         if connectors[s.connector].plugged { startCharging(k, now, &fx) }
     }
 
@@ -508,10 +508,10 @@ public struct PaymentEngine: Sendable {
                 sessions[k] = s
                 if case .capture(let amount) = s.disposition {
                     fx.append(.persist(.captured(k, amount: amount, at: now.wallMillis)))
-                    fx.append(.notice("session \(k) settled: \(amount) captured"))
+                    fx.append(.notice(.info, "session \(k) settled: \(amount) captured"))
                 } else {
                     fx.append(.persist(.voided(k, at: now.wallMillis)))
-                    fx.append(.notice("session \(k) voided"))
+                    fx.append(.notice(.info, "session \(k) voided"))
                 }
                 close(k)
             case .refused(notFound: true):
@@ -554,7 +554,7 @@ public struct PaymentEngine: Sendable {
     /// Hands a session to a person: the ledger says why, the log says so, the engine lets go.
     mutating func reconcile(_ k: SessionKey, note: String, _ fx: inout [EngineEffect]) {
         fx.append(.persist(.needsReconciliation(k, note: note)))
-        fx.append(.notice("session \(k) needs reconciliation: \(note)"))
+        fx.append(.notice(.warning, "session \(k) needs reconciliation: \(note)"))
         close(k)
     }
 
@@ -591,7 +591,7 @@ public struct PaymentEngine: Sendable {
         for ref in refs.sorted() where !known.contains(ref) {
             let k: SessionKey
             if !unknownAuths.isEmpty { k = unknownAuths.removeFirst() } else { k = nextKey; nextKey += 1 }
-            fx.append(.notice("terminal holds session \(ref) we never charged on: releasing it"))
+            fx.append(.notice(.warning, "terminal holds session \(ref) we never charged on: releasing it"))
             fx.append(.persist(.approved(k, terminalRef: ref, authorised: 0, pspRef: [], at: now.wallMillis)))
             var s = sessions[k] ?? Session(key: k, connector: -1, card: CardIdentity(maskedPAN: "", hash: []), tariff: config.tariff,
                                            phase: .disposing, requested: 0)
@@ -631,7 +631,7 @@ public struct PaymentEngine: Sendable {
         fx.append(.persist(.charging(k, at: now.wallMillis)))
         connectors[s.connector].relayClosed = true
         fx.append(.relay(connector: s.connector, close: true))
-        fx.append(.notice("session \(k) charging on connector \(s.connector)"))
+        fx.append(.notice(.info, "session \(k) charging on connector \(s.connector)"))
     }
 
     mutating func meter(_ c: Int, _ register: Int64, _ now: Moment, _ fx: inout [EngineEffect]) {
@@ -668,11 +668,11 @@ public struct PaymentEngine: Sendable {
         switch f {
         case .closed, .opened: break
         case .refusedToClose:
-            fx.append(.notice("connector \(c): relay did not close"))
+            fx.append(.notice(.warning, "connector \(c): relay did not close"))
             if let k = chargingSession(on: c) { stop(k, .relayRefused, now, &fx) }
         case .welded:
             connectors[c].welded = true
-            fx.append(.notice("connector \(c): relay welded: connector out of service"))
+            fx.append(.notice(.error, "connector \(c): relay welded: connector out of service"))
         }
     }
 
@@ -686,7 +686,7 @@ public struct PaymentEngine: Sendable {
         s.chargingSince = nil
         sessions[k] = s
         fx.append(.persist(.stopped(k, reason: reason, energyWh: s.energyWh, seconds: seconds, at: now.wallMillis)))
-        fx.append(.notice("session \(k) stopped: \(reason)"))
+        fx.append(.notice(.info, "session \(k) stopped: \(reason)"))
         dispose(k, PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh, seconds: seconds, reason: reason), now, &fx)
     }
 

@@ -113,3 +113,25 @@ public enum RelayFeedback: Equatable, Sendable {
     /// The relay did not open: a safety fault; the engine stops taking sessions on this connector.
     case welded
 }
+
+/// How much a notice matters to whoever reads the log or the station's status. The log level
+/// follows it, so `log.level = warning` still shows every error and warning.
+public enum NoticeSeverity: Int, Comparable, Sendable, CustomStringConvertible {
+    /// Money or safety is at stake and a person must act: the ledger failed, a relay welded.
+    case error = 3
+    /// Handled, but a person should know: a session needs reconciliation, storage is full, a
+    /// connector fault, a relay that did not close, a card decided by the offline policy.
+    case warning = 4
+    /// The normal course of a session.
+    case info = 6
+
+    public static func < (a: NoticeSeverity, b: NoticeSeverity) -> Bool { a.rawValue < b.rawValue }
+
+    public var description: String {
+        switch self {
+        case .error: return "error"
+        case .warning: return "warning"
+        case .info: return "info"
+        }
+    }
+}

@@ -89,7 +89,7 @@ final class Demo {
         let uplink = HTTPUplink(client: client, baseURL: "http://127.0.0.1:\(cloud.port)", stationId: "DEMO-1")
         let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger, link: driver, family: .apollo,
                               relay: relay, decider: HTTPCardDecider(uplink: uplink, seed: 42), ev: ev, uplink: uplink, stationId: "DEMO-1")
-        station.onNotice = { [unowned self] text in self.show("  [engine] \(text)") }
+        station.onNotice = { [unowned self] _, text in self.show("  [engine] \(text)") }
         let engineLink = driver.onEvent
         driver.onEvent = { [unowned self] e in
             let (level, text) = describe(e)

@@ -34,7 +34,7 @@ extension Array where Element == EngineEffect {
             }
         }
     }
-    var notices: [String] { compactMap { if case .notice(let n) = $0 { return n }; return nil } }
+    var notices: [String] { compactMap { if case .notice(_, let n) = $0 { return n }; return nil } }
     var commands: [TerminalCommand] { compactMap { if case .terminal(_, let c) = $0 { return c }; return nil } }
 }
 
