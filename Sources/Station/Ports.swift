@@ -55,20 +55,36 @@ public final class SimulatedRelay: RelayPort {
     }
 }
 
-/// A card decider that allows every card after `delay` (the simulated cloud until issue 4),
-/// except masked numbers ending in one of `refusedLast4`.
-public final class SimulatedCardDecider: CardDecider {
+/// The card decision without a cloud: the offline policy, at once (a standalone charger that
+/// takes any card, or none). `policy` is read at each card, so a reloaded policy applies.
+public final class PolicyCardDecider: CardDecider {
     let loop: EventLoop
-    public var delay: Duration
-    public var refusedLast4: Set<String>
+    let policy: () -> OfflinePolicy
 
-    public init(loop: EventLoop, delay: Duration = .milliseconds(20), refusedLast4: Set<String> = []) {
-        self.loop = loop; self.delay = delay; self.refusedLast4 = refusedLast4
+    public init(loop: EventLoop, policy: @escaping () -> OfflinePolicy) {
+        self.loop = loop; self.policy = policy
     }
 
     public func decide(session: SessionKey, card: CardIdentity, connector: Int, reply: @escaping (CardDecision) -> Void) {
-        let allowed = !refusedLast4.contains(String(card.maskedPAN.suffix(4)))
-        _ = loop.schedule(at: MonotonicClock.now() + delay) { reply(CardDecision(allowed: allowed)) }
+        let allowed = policy() == .allow
+        // Answered from the loop, never re-entrantly from inside the engine's effects.
+        _ = loop.schedule(at: MonotonicClock.now()) { reply(CardDecision(allowed: allowed)) }
+    }
+}
+
+/// The relays of a daemon that has no charger I/O configured (`charger.io = none`): nothing
+/// can close, so a close is refused; an open is trivially true (no relay of ours can carry
+/// energy). The engine is never armed in this mode; this port only lets recovery settle the
+/// sessions the ledger holds without inventing a relay.
+public final class NoChargerIO: RelayPort {
+    public var onFeedback: (Int, RelayFeedback) -> Void = { _, _ in }
+    let loop: EventLoop
+
+    public init(loop: EventLoop) { self.loop = loop }
+
+    public func set(connector c: Int, closed: Bool) {
+        let feedback: RelayFeedback = closed ? .refusedToClose : .opened
+        _ = loop.schedule(at: MonotonicClock.now()) { [weak self] in self?.onFeedback(c, feedback) }
     }
 }
 
@@ -84,20 +100,58 @@ public struct SimulatedEVSettings: Sendable {
         self.plugAfter = plugAfter; self.chargeFor = chargeFor; self.powerW = powerW; self.plugs = plugs
     }
 
-    /// Parses "plug=MS,charge=MS,power=W" or "none".
-    public static func parse(_ s: String) -> SimulatedEVSettings? {
-        if s == "none" { return SimulatedEVSettings(plugAfter: nil) }
+    /// Bounds of the settings, so that no value given on a command line can overflow the meter's
+    /// arithmetic: a car plugs in within an hour, charges for at most a day, and draws at most
+    /// 100 MW (no connector carries a hundredth of it; tests use megawatts to charge in seconds).
+    public static let maxPlugAfterMs: Int64 = 3_600_000
+    public static let maxChargeForMs: Int64 = 86_400_000
+    public static let maxPowerW: Int64 = 100_000_000
+
+    /// Parses "plug=MS,charge=MS,power=W" (any subset, each once) or "none"; the reason when
+    /// a field is unknown, repeated, not a number or out of its bounds.
+    public static func parse(_ s: String) -> Result<SimulatedEVSettings, SimulatedEVError> {
+        if s == "none" { return .success(SimulatedEVSettings(plugAfter: nil)) }
         var out = SimulatedEVSettings()
-        for part in s.split(separator: ",") {
-            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2, let v = Int64(kv[1]), v >= 0 else { return nil }
+        var seen = Set<String>()
+        for part in s.split(separator: ",", omittingEmptySubsequences: false) {
+            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard kv.count == 2 else { return .failure(.malformed(String(part))) }
+            let bound: Int64
+            switch kv[0] {
+            case "plug": bound = maxPlugAfterMs
+            case "charge": bound = maxChargeForMs
+            case "power": bound = maxPowerW
+            default: return .failure(.unknownField(kv[0]))
+            }
+            guard seen.insert(kv[0]).inserted else { return .failure(.repeated(kv[0])) }
+            guard let v = Int64(kv[1]), (0...bound).contains(v) else { return .failure(.outOfRange(kv[0], kv[1], bound)) }
             switch kv[0] {
             case "plug": out.plugAfter = .milliseconds(v)
             case "charge": out.chargeFor = .milliseconds(v)
-            case "power": out.powerW = v
-            default: return nil
+            default: out.powerW = v
             }
         }
-        return out
+        return .success(out)
+    }
+}
+
+/// Why a simulated-vehicle setting was refused.
+public enum SimulatedEVError: Error, Equatable, CustomStringConvertible {
+    /// A field that is not `name=value`.
+    case malformed(String)
+    /// A name other than plug, charge or power.
+    case unknownField(String)
+    /// A name given twice.
+    case repeated(String)
+    /// Not a whole number within 0…bound.
+    case outOfRange(String, String, Int64)
+
+    public var description: String {
+        switch self {
+        case .malformed(let f): return "'\(f)' is not name=value (plug=MS,charge=MS,power=W or none)"
+        case .unknownField(let n): return "unknown field '\(n)' (plug, charge, power)"
+        case .repeated(let n): return "'\(n)' given twice"
+        case let .outOfRange(n, v, bound): return "\(n)=\(v): expected a whole number 0…\(bound)"
+        }
     }
 }

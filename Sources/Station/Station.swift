@@ -27,7 +27,13 @@ public final class Station {
     public let link: PSPLinkDriver
     public let relay: RelayPort
     public let decider: CardDecider
-    public var onNotice: (String) -> Void = { _ in }
+    /// Every notice, the engine's and the station's own, with its severity.
+    public var onNotice: (NoticeSeverity, String) -> Void = { _, _ in }
+    /// The ledger failed: the station has opened every relay and takes no payments; what the
+    /// process does next is the daemon's decision (it exits so that a restart recovers).
+    public var onLedgerFailure: (LedgerError) -> Void = { _ in }
+    /// The last error or warning notice, for STATUS= and the technicians' status.
+    public private(set) var lastProblem: (severity: NoticeSeverity, text: String)?
     /// Where outbox messages go; nil: nothing is reported (no cloud configured).
     public let uplink: UplinkTransport?
     public private(set) var outbox: Outbox
@@ -53,6 +59,9 @@ public final class Station {
     /// Entries persisted since start, for status and tests.
     public private(set) var persisted = 0
     public private(set) var ledgerError: LedgerError?
+    /// Why this station takes no new payments by configuration (no charger I/O), shown in the
+    /// log, STATUS= and the technicians' status; nil when it takes them.
+    public var notTakingPayments: String?
 
     let loop: EventLoop
     var adapter: PSPEngineAdapter
@@ -108,7 +117,7 @@ public final class Station {
                     missing.append(m)
                 }
             }
-            if !missing.isEmpty { onNotice("uplink: \(missing.count) messages recreated from the ledger") }
+            if !missing.isEmpty { notice(.warning, "uplink: \(missing.count) messages recreated from the ledger") }
             for m in missing { handleOutbox(outbox.enqueue(m, now: MonotonicClock.now())) }
             syncLedger()
         }
@@ -235,7 +244,7 @@ public final class Station {
                     return
                 }
             case .send(let m): pendingSends.append(m)
-            case .notice(let n): onNotice("uplink: \(n)")
+            case .notice(let n): notice(.warning, "uplink: \(n)")
             }
         }
     }
@@ -333,7 +342,7 @@ public final class Station {
         let pending = outbox.pendingIDs
         do {
             let report = try ledger.compact { Station.isLive($0, openSessions: open, highestKey: floor, pendingMessages: pending) }
-            if report.segmentsDeleted > 0 { onNotice("ledger compacted: \(report.segmentsDeleted) segments, \(report.bytesFreed) bytes freed") }
+            if report.segmentsDeleted > 0 { notice(.info, "ledger compacted: \(report.segmentsDeleted) segments, \(report.bytesFreed) bytes freed") }
         } catch {
             failed(error)
         }
@@ -375,9 +384,15 @@ public final class Station {
         guard ledgerError == nil else { return }
         ledgerError = error
         for c in 0..<engine.config.connectors { relay.set(connector: c, closed: false) }
-        onNotice("ledger: \(error)")
+        notice(.error, "ledger: \(error)")
         // Also from a timer (a deferred sync): post, so the engine hears of it at once.
         post(.engine(.ledgerFailed("\(error)")))
+        onLedgerFailure(error)
+    }
+
+    func notice(_ severity: NoticeSeverity, _ text: String) {
+        if severity <= .warning { lastProblem = (severity, text) }
+        onNotice(severity, text)
     }
 
     func perform(_ effect: EngineEffect) {
@@ -393,8 +408,8 @@ public final class Station {
             relay.set(connector: c, closed: close)
         case let .askCloud(key, card, connector):
             decider.decide(session: key, card: card, connector: connector) { [weak self] d in self?.post(.engine(.cloud(key, d))) }
-        case .notice(let text):
-            onNotice(text)
+        case let .notice(severity, text):
+            notice(severity, text)
         }
     }
 
@@ -465,7 +480,11 @@ public final class Station {
         let drawing = connectorsDrawing()
         for c in 0..<register.count {
             if drawing.contains(c) {
-                register[c] += ev.powerW * elapsedMs / 3_600_000
+                // Bounded settings make this small, but a stalled loop must not trap the daemon:
+                // the product saturates, and so does the register.
+                let (energy, over) = ev.powerW.multipliedReportingOverflow(by: elapsedMs)
+                let wh = over ? Int64.max / 3_600_000 : energy / 3_600_000
+                register[c] = register[c].addingReportingOverflow(wh).overflow ? Int64.max : register[c] + wh
             }
             queue.append(.engine(.meter(connector: c, registerWh: register[c])))
         }

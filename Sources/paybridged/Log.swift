@@ -1,3 +1,4 @@
+import PaymentEngine
 import Glibc
 
 /// Log levels with their sd-daemon priority prefixes, so journald keeps the level.
@@ -5,6 +6,15 @@ enum LogLevel: Int, Comparable {
     case error = 3, warning = 4, info = 6, debug = 7
 
     static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+
+    /// The level a notice of this severity is logged at.
+    init(_ severity: NoticeSeverity) {
+        switch severity {
+        case .error: self = .error
+        case .warning: self = .warning
+        case .info: self = .info
+        }
+    }
 
     init?(name: String) {
         switch name {
