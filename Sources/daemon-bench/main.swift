@@ -229,7 +229,7 @@ func measureReady(_ o: Options) {
         defer { pty.close() }
         let t0 = MonotonicClock.now()
         guard let p = try? ChildProcess.spawn(o.daemon, ["--terminal", "serial:\(pty.path)", "--family", "p6x", "--state", dir + "/state",
-                                                          "--sim-ev", "none", "--log-level", "error"],
+                                                          "--charger-io", "simulated", "--sim-ev", "none", "--log-level", "error"],
                                               environment: ourEnvironment(adding: ["NOTIFY_SOCKET=\(dir)/notify"]),
                                               captureStdout: false, pipeStdin: false) else { fail("spawn \(o.daemon)") }
         children = [p]
@@ -311,7 +311,7 @@ func measureIdle(_ o: Options) {
     scenario.tapDelay = 200
     let w = World(tag: "idle", scenario: scenario)
     defer { w.finish() }
-    w.startDaemon(o, extra: ["--sim-ev", "plug=200,charge=2000,power=3600000"])
+    w.startDaemon(o, extra: ["--charger-io", "simulated", "--sim-ev", "plug=200,charge=2000,power=3600000"])
     guard let pid = w.daemon?.pid else { fail("no daemon") }
     guard w.run(for: .seconds(60), until: { w.records.contains("committed") && w.cloudActions.contains("NotifySettlement") }) else {
         fail("the session did not settle: terminal \(w.records), cloud \(w.cloudActions)")
@@ -379,7 +379,7 @@ func measureLatency(_ o: Options) {
         cloudTime = MonotonicClock.now() - received
         toCloud = received - cardReadAt!
     }
-    w.startDaemon(o, extra: ["--sim-ev", "none"])
+    w.startDaemon(o, extra: ["--charger-io", "simulated", "--sim-ev", "none"])
     let warmUp = 3
     guard w.run(for: .seconds(Int64(o.rounds) * 2 + 30), until: { totals.count >= o.rounds + warmUp }) else {
         fail("only \(totals.count) rounds completed")

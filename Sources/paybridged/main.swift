@@ -22,8 +22,8 @@ import Transport
 let usage = """
 usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc/paybridge/paybridge.conf)
        paybridged --check-config FILE
-       paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:HOST[:PORT] [--family apollo|p6x] [--log-level LEVEL]
-                  [--state DIR [--connectors N] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
+       paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:ADDRESS[:PORT] | tcp:[IPV6]:PORT [--family apollo|p6x] [--log-level LEVEL]
+                  [--state DIR [--connectors N] [--charger-io none|simulated] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
                    [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]
                    [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F]
                     [--offline-policy allow|deny] [--decision-timeout SECONDS] [--heartbeat SECONDS]]]
@@ -35,7 +35,8 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
 --demo-dir   keep the demo's files (the simulator's record) in DIR
 --log-level  error, warning, info (default) or debug
 --state      run the payment engine with its write-ahead ledger in DIR (without it: the terminal link only)
---sim-ev     simulated vehicles on the connectors (until the charger's own I/O is wired)
+--charger-io where relays, plugs and meter come from: none (default: no payments are taken) or simulated (demo and tests only)
+--sim-ev     simulated vehicles on the connectors (needs --charger-io simulated)
 --drain      take no new cards: settle the sessions the ledger holds open, then exit
 --cloud      the platform's base URL: messages go to {URL}/{station}/{Action} (https; plain http only to loopback)
 """
@@ -48,27 +49,54 @@ func die(_ message: String) -> Never {
     exit(2)
 }
 
+/// The daemon's settings: a configuration (the file's, or the defaults when the command line
+/// names only a terminal) with the command line's flags applied over it. Every flag that has a
+/// configuration key is that key's override and passes the same check (`ConfigParser.apply`),
+/// so a flag can never accept what the file refuses.
 struct Arguments {
-    var endpoint: Endpoint?
-    var family = TerminalFamily.apollo
+    var config = DaemonConfig()
+    /// A terminal was named (by the file, which always names one, or by `--terminal`).
+    var terminalGiven = false
+    /// The payment engine runs (a file always has a state directory; flags need `--state`).
+    var stateGiven = false
     var demo = false
     var demoDir: String?
-    var stateDir: String?
-    var engine = EngineConfig()
-    var ev: SimulatedEVSettings? = SimulatedEVSettings()
+    var ev: SimulatedEVSettings?
     var relayHistory: String?
     var drain = false
-    var ledgerOptions = LedgerOptions()
-    var cloudURL: String?
-    var stationId = "station"
-    var tls = TLSSettings()
-    var tokenFile: String?
-    var heartbeat: Duration? = .seconds(300)
     var configPath: String?
+
+    var endpoint: Endpoint? {
+        guard terminalGiven else { return nil }
+        return config.transport == .serial ? .serial(path: config.device, settings: config.line) : .tcp(host: config.host, port: config.port)
+    }
+    var family: TerminalFamily { config.terminalFamily == .apollo ? .apollo : .p6x }
+    var stateDir: String? { stateGiven ? config.stateDirectory : nil }
+    var engine: EngineConfig { config.engine }
+    var ledgerOptions: LedgerOptions {
+        var o = LedgerOptions()
+        o.diskBudgetBytes = config.diskBudgetBytes
+        return o
+    }
+    var cloudURL: String? { config.cloudURL }
+    var stationId: String { config.stationId }
+    var tls: TLSSettings { TLSSettings(caFile: config.caFile, clientCertificate: config.clientCertificate, clientKey: config.clientKey) }
+    var tokenFile: String? { config.tokenFile }
+    var heartbeat: Duration? { config.heartbeatSeconds == 0 ? nil : .seconds(config.heartbeatSeconds) }
+
+    /// The flags that stand for a configuration key.
+    static let keyFlags: [String: String] = [
+        "--family": "terminal.family", "--connectors": "charger.connectors", "--charger-io": "charger.io",
+        "--preauth": "payment.preauth", "--plug-timeout": "timeouts.plug_in_seconds",
+        "--decision-timeout": "timeouts.decision_seconds", "--cloud": "cloud.url", "--station": "cloud.station_id",
+        "--ca-file": "cloud.ca_file", "--client-cert": "cloud.client_cert", "--client-key": "cloud.client_key",
+        "--token-file": "cloud.token_file", "--offline-policy": "cloud.offline_policy", "--heartbeat": "cloud.heartbeat_seconds",
+        "--state": "state.directory", "--disk-budget": "state.disk_budget_bytes", "--log-level": "log.level",
+    ]
 
     /// `loaded`: the configuration file already read and checked (a reload), so a file that
     /// changes between the check and the use cannot end the daemon.
-    static func parse(_ list: [String], loaded: DaemonConfig? = nil) -> Arguments {
+    static func parse(_ list: [String], loaded: DaemonConfig? = nil) throws(ArgumentError) -> Arguments {
         var a = Arguments()
         var args = list
         // A configuration file first; flags after it override single settings.
@@ -77,102 +105,78 @@ struct Arguments {
             exit(checkConfig(args[i + 1]))
         }
         // Neither a file nor a terminal on the command line: the installed configuration.
-        if !args.contains("--config") && !args.contains("--terminal") && !args.contains("--demo") {
+        if !args.contains("--config") && !args.contains("--terminal") && !args.contains("--demo") && !args.contains("--demo-dir") {
             args += ["--config", defaultConfigPath]
         }
         if let i = args.firstIndex(of: "--config") {
             guard i + 1 < args.count else { die("--config needs a file") }
-            a = loaded.map(arguments(from:)) ?? fromConfig(args[i + 1])
+            a.config = loaded ?? fromConfig(args[i + 1])
             a.configPath = args[i + 1]
+            a.terminalGiven = true
+            a.stateGiven = true
             args.removeSubrange(i...(i + 1))
         }
-        func value(_ flag: String) -> String {
-            guard !args.isEmpty else { die("\(flag) needs a value\n\(usage)") }
+        func value(_ flag: String) throws(ArgumentError) -> String {
+            guard !args.isEmpty else { throw ArgumentError("\(flag) needs a value\n\(usage)") }
             return args.removeFirst()
+        }
+        func set(_ flag: String, _ key: String, _ v: String) throws(ArgumentError) {
+            if let problem = ConfigParser.apply(key, v, to: &a.config) { throw ArgumentError("\(flag) \(v): \(key): \(problem)") }
         }
         while !args.isEmpty {
             let flag = args.removeFirst()
+            if let key = keyFlags[flag] {
+                try set(flag, key, try value(flag))
+                if flag == "--state" { a.stateGiven = true }
+                continue
+            }
             switch flag {
-            case "--terminal": a.endpoint = parseEndpoint(value(flag))
-            case "--family":
-                guard let f = TerminalFamily(rawValue: value(flag)) else { die("--family is apollo or p6x") }
-                a.family = f
-            case "--state": a.stateDir = value(flag)
-            case "--connectors":
-                guard let n = Int(value(flag)), (1...EngineConfig.maxConnectors).contains(n) else { die("--connectors is 1...\(EngineConfig.maxConnectors)") }
-                a.engine.connectors = n
-            case "--preauth":
-                guard let n = Int64(value(flag)), n > 0, n <= Int64(UInt32.max) else { die("--preauth is a positive amount in minor units") }
-                a.engine.preauthAmount = n
+            case "--terminal":
+                let v = try value(flag)
+                switch TerminalFlag.keys(v) {
+                case .success(let keys): for (k, kv) in keys { try set(flag, k, kv) }
+                case .failure(let e): throw ArgumentError("--terminal \(v): \(e)")
+                }
+                a.terminalGiven = true
             case "--tariff":
-                let parts = value(flag).split(separator: ",").map(String.init)
-                guard parts.count == 4, parts[0].count == 3, let f = Int64(parts[1]), let e = Int64(parts[2]), let m = Int64(parts[3]),
-                      f >= 0, e >= 0, m >= 0 else { die("--tariff is CUR,START_FEE,PRICE_PER_KWH_MILLI,PRICE_PER_MIN_MILLI") }
-                a.engine.tariff = Tariff(currency: parts[0], startFee: f, energyPricePerKWh: e, timePricePerMinute: m)
-            case "--plug-timeout":
-                guard let n = Int64(value(flag)), n > 0 else { die("--plug-timeout is seconds") }
-                a.engine.plugInTimeout = .seconds(n)
+                let v = try value(flag)
+                let parts = v.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                guard parts.count == 4 else { throw ArgumentError("--tariff is CUR,START_FEE,PRICE_PER_KWH_MILLI,PRICE_PER_MIN_MILLI") }
+                for (k, kv) in zip(["tariff.currency", "tariff.start_fee", "tariff.energy_per_kwh_milli", "tariff.time_per_minute_milli"], parts) {
+                    try set(flag, k, kv)
+                }
             case "--sim-ev":
-                guard let s = SimulatedEVSettings.parse(value(flag)) else { die("--sim-ev is plug=MS,charge=MS,power=W or none") }
-                a.ev = s
-            case "--relay-history": a.relayHistory = value(flag)
+                let v = try value(flag)
+                switch SimulatedEVSettings.parse(v) {
+                case .success(let s): a.ev = s
+                case .failure(let e): throw ArgumentError("--sim-ev \(v): \(e)")
+                }
+            case "--relay-history": a.relayHistory = try value(flag)
             case "--drain": a.drain = true
-            case "--cloud": a.cloudURL = value(flag)
-            case "--station": a.stationId = value(flag)
-            case "--heartbeat":
-                guard let n = Int64(value(flag)), n >= 0 else { die("--heartbeat is seconds (0: never)") }
-                a.heartbeat = n == 0 ? nil : .seconds(n)
-            case "--ca-file": a.tls.caFile = value(flag)
-            case "--client-cert": a.tls.clientCertificate = value(flag)
-            case "--client-key": a.tls.clientKey = value(flag)
-            case "--token-file": a.tokenFile = value(flag)
-            case "--offline-policy":
-                guard let p = OfflinePolicy(rawValue: value(flag)) else { die("--offline-policy is allow or deny") }
-                a.engine.offlinePolicy = p
-            case "--decision-timeout":
-                guard let n = Int64(value(flag)), n > 0 else { die("--decision-timeout is seconds") }
-                a.engine.decisionTimeout = .seconds(n)
-            case "--disk-budget":
-                guard let n = Int(value(flag)), n > 0 else { die("--disk-budget is bytes") }
-                a.ledgerOptions.diskBudgetBytes = n
             case "--demo": a.demo = true
-            case "--demo-dir": a.demoDir = value(flag); a.demo = true
-            case "--log-level":
-                guard let l = LogLevel(name: value(flag)) else { die("--log-level is error, warning, info or debug") }
-                Log.threshold = l
+            case "--demo-dir": a.demoDir = try value(flag); a.demo = true
             case "--help", "-h":
                 print(usage)
                 exit(0)
-            default: die("unknown option \(flag)\n\(usage)")
+            default: throw ArgumentError("unknown option \(flag)\n\(usage)")
             }
         }
+        for (_, message) in ConfigParser.wholeFileProblems(a.config) { throw ArgumentError(message) }
+        // Simulated vehicles and relays only when simulated charger I/O was chosen explicitly.
+        if a.config.chargerIO == .simulated, a.ev == nil { a.ev = SimulatedEVSettings() }
+        if a.ev != nil, a.config.chargerIO != .simulated {
+            throw ArgumentError("--sim-ev needs simulated charger I/O (charger.io = simulated, or --charger-io simulated): a real charger never simulates a car")
+        }
+        if a.relayHistory != nil, a.config.chargerIO != .simulated { throw ArgumentError("--relay-history is the simulated relay's record: it needs charger.io = simulated") }
+        if let l = LogLevel(name: a.config.logLevel) { Log.threshold = l }
         return a
     }
+}
 
-    static func parseEndpoint(_ s: String) -> Endpoint {
-        if s.hasPrefix("serial:") {
-            let rest = s.dropFirst("serial:".count)
-            let parts = rest.split(separator: ",", maxSplits: 1).map(String.init)
-            guard let path = parts.first, !path.isEmpty else { die("serial endpoint needs a device path") }
-            var settings = LineSettings.psp
-            if parts.count == 2 {
-                guard let l = LineSettings.parse(parts[1]) else { die("bad line settings '\(parts[1])' (e.g. 57600 8N1)") }
-                settings = l
-            }
-            return .serial(path: path, settings: settings)
-        }
-        if s.hasPrefix("tcp:") {
-            let parts = s.dropFirst("tcp:".count).split(separator: ":").map(String.init)
-            guard let host = parts.first, !host.isEmpty else { die("tcp endpoint needs a host") }
-            var port: UInt16 = 3201
-            if parts.count == 2 {
-                guard let p = UInt16(parts[1]), p > 0 else { die("bad TCP port '\(parts[1])'") }
-                port = p
-            }
-            return .tcp(host: host, port: port)
-        }
-        die("terminal must be serial:PATH or tcp:HOST[:PORT]")
-    }
+/// A command line the daemon cannot run with; at start it exits with status 2, on SIGHUP nothing is reloaded.
+struct ArgumentError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Log lines for link events; card data only as the codec's masked form.
@@ -214,22 +218,12 @@ func describe(_ e: LinkEvent) -> (LogLevel, String) {
     }
 }
 
-/// Reads a configuration file; nil with a message when it cannot be read.
+/// Reads a configuration file; nil with a message when it cannot be read (never the defaults).
 func readConfig(_ path: String) -> (DaemonConfig, [ConfigProblem])? {
-    guard let f = fopen(path, "r") else {
-        Log.error("paybridged: cannot open \(path): \(String(cString: strerror(errno)))")
+    do { return ConfigParser.parse(try ConfigFile.read(path)) } catch {
+        Log.error("paybridged: \(error)")
         return nil
     }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n == 0 { break }
-        bytes += buf[0..<n]
-        if bytes.count > ConfigParser.maxBytes { break }
-    }
-    return ConfigParser.parse(String(decoding: bytes, as: UTF8.self))
 }
 
 /// `--check-config FILE`: every problem with its line on standard output; 0 when there is none.
@@ -241,33 +235,21 @@ func checkConfig(_ path: String) -> Int32 {
 }
 
 /// Settings from a configuration file; a file with problems is refused as a whole.
-func fromConfig(_ path: String) -> Arguments {
+func fromConfig(_ path: String) -> DaemonConfig {
     guard let (c, problems) = readConfig(path) else { exit(2) }
     guard problems.isEmpty else {
         for p in problems { Log.error("paybridged: \(path): \(p)") }
         exit(2)
     }
-    return arguments(from: c)
+    return c
 }
 
-/// The settings a checked configuration file gives (flags may override them).
-func arguments(from c: DaemonConfig) -> Arguments {
-    var a = Arguments()
-    a.family = c.terminalFamily == .apollo ? .apollo : .p6x
-    a.endpoint = c.transport == .serial ? .serial(path: c.device, settings: c.line) : .tcp(host: c.host, port: c.port)
-    a.stateDir = c.stateDirectory
-    a.engine = c.engine
-    a.ledgerOptions.diskBudgetBytes = c.diskBudgetBytes
-    a.cloudURL = c.cloudURL
-    a.stationId = c.stationId
-    a.tls = TLSSettings(caFile: c.caFile, clientCertificate: c.clientCertificate, clientKey: c.clientKey)
-    a.tokenFile = c.tokenFile
-    a.heartbeat = c.heartbeatSeconds == 0 ? nil : .seconds(c.heartbeatSeconds)
-    if let l = LogLevel(name: c.logLevel) { Log.threshold = l }
-    return a
-}
-
-let arguments = Arguments.parse(Array(CommandLine.arguments.dropFirst()))
+// SIGHUP's default action ends the process. Until the loop's handler is installed, a reload
+// asked for in the first milliseconds (a config tool, logrotate) must not kill the daemon: ignored
+// here, then handled by the loop (a station takes a reload asked for during recovery once it is up).
+try? Signals.ignore(SIGHUP)
+let arguments: Arguments
+do { arguments = try Arguments.parse(Array(CommandLine.arguments.dropFirst())) } catch { die("\(error)") }
 do {
     try Signals.ignore(SIGPIPE)
     let loop = try EventLoop()
@@ -285,6 +267,7 @@ do {
     driver.onEvent = { e in let (level, text) = describe(e); Log.write(level, text) }
     try loop.onSignal(SIGTERM) { Log.info("stopping"); loop.stop() }
     try loop.onSignal(SIGINT) { Log.info("stopping"); loop.stop() }
+    try loop.onSignal(SIGHUP) { Log.info("SIGHUP: the link-only mode (no state directory) has no configuration to reload; nothing changed") }
     Log.info("paybridged: terminal \(endpoint) (\(arguments.family.rawValue))")
     driver.start()
     try loop.run()
@@ -298,8 +281,20 @@ do {
 /// during recovery is not the default (abrupt) exit but a stop as soon as the loop turns.
 final class SignalActions {
     var stop: () -> Void = {}
-    var reload: () -> Void = {}
+    /// Until the station is up, a SIGHUP is remembered and carried out once it is.
+    var reloadAsked = false
+    lazy var reload: () -> Void = { [unowned self] in self.reloadAsked = true }
 }
+
+/// Exit statuses other than 0 (done) and 2 (refused to start: bad arguments or configuration).
+enum ExitStatus {
+    /// The ledger could not make a record durable (EX_IOERR): restart once the disk is fixed.
+    static let ledgerFailed: Int32 = 74
+}
+
+/// After a ledger failure, how long the degraded daemon keeps its loop turning before it exits:
+/// the relays are opened at once, this is for the terminal to be told to drop a card or scan.
+let ledgerFailureGrace: Duration = .seconds(1)
 
 func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments: Arguments) throws {
     let signals = SignalActions()
@@ -310,6 +305,13 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     let opened: (ledger: Ledger, report: RecoveryReport, records: [LedgerRecord])
     if let problem = arguments.ledgerOptions.problem { die("ledger options: \(problem)") }
     do { opened = try Ledger.open(directory: state + "/ledger", options: arguments.ledgerOptions) } catch { die("ledger: \(error)") }
+    // Before anything is promised (READY=1, an armed terminal): the ledger must be able to take
+    // a record now. A read-only, full or failing disk refuses the start, loudly.
+    do { try opened.ledger.prepareForAppends() } catch {
+        Log.error("ledger: \(state)/ledger cannot take a record (\(error)): refusing to start; no payments until the disk is fixed")
+        SystemdNotifier()?.notify("STATUS=ERROR: the ledger in \(state)/ledger cannot take a record (\(error)); not started")
+        exit(ExitStatus.ledgerFailed)
+    }
     var entries: [LedgerEntry] = []
     var outboxRecords: [OutboxRecord] = []
     var unreadable = 0
@@ -325,8 +327,19 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     let now = Moment(monotonic: MonotonicClock.now(), wallMillis: WallClock.nowMillisecondsSinceEpoch())
     let (engine, effects, recovery) = PaymentEngine.recover(config: arguments.engine, entries: entries, at: now)
     Log.info("ledger: \(opened.records.count) records; \(recovery.openSessions) open sessions (\(recovery.toCapture) to capture, \(recovery.toRelease) to release, \(recovery.authorisationsInDoubt) in doubt)")
-    let relay = try SimulatedRelay(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory)
-    var decider: CardDecider = SimulatedCardDecider(loop: loop)
+    let relay: RelayPort
+    /// Why no new payments are taken, for the log, STATUS= and the technicians' status.
+    var notTakingPayments: String?
+    switch arguments.config.chargerIO {
+    case .simulated:
+        relay = try SimulatedRelay(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory)
+        Log.warning("charger I/O is SIMULATED (charger.io = simulated): relays, plugs and meter are invented; for the demo and tests only")
+    case .none:
+        relay = NoChargerIO(loop: loop)
+        notTakingPayments = "no charger I/O configured (charger.io = none): no relay, plug or meter to charge with, so no payments are taken; open sessions are still settled"
+    }
+    var stationRef: Station?
+    var decider: CardDecider = PolicyCardDecider(loop: loop) { stationRef?.engine.config.offlinePolicy ?? .deny }
     var cloudClient: HTTPClient?
     var uplink: HTTPUplink?
     if let url = arguments.cloudURL {
@@ -346,11 +359,42 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     }
     let station = Station(loop: loop, engine: engine, ledger: opened.ledger, link: driver, family: arguments.family,
                           relay: relay, decider: decider, ev: arguments.ev, uplink: uplink, stationId: arguments.stationId)
-    station.onNotice = { Log.info($0) }
+    stationRef = station
+    let notifier = SystemdNotifier()
+    func statusLine(_ now: String) -> String {
+        var parts = [now, "\(station.engine.sessions.count) open sessions"]
+        if let why = station.notTakingPayments { parts.append("NOT TAKING PAYMENTS: \(why)") }
+        return "STATUS=" + parts.joined(separator: "; ")
+    }
+    station.onNotice = { severity, text in
+        Log.write(LogLevel(severity), text)
+        // Errors and warnings are what a technician looking at `systemctl status` needs first.
+        if severity <= .warning { notifier?.notify(statusLine("\(severity): \(text)")) }
+    }
+    // A ledger that cannot write: the station has opened every relay and takes no payments. The
+    // process exits non-zero after `ledgerFailureGrace` (long enough for the terminal to be told
+    // to drop its card), so that systemd restarts it: the restart recovers from what is really on
+    // disk, and refuses to start (the write probe) while the disk still cannot take a record.
+    var exitStatus: Int32 = 0
+    station.onLedgerFailure = { error in
+        guard exitStatus == 0 else { return }
+        exitStatus = ExitStatus.ledgerFailed
+        Log.error("ledger failed (\(error)): relays open, no payments; exiting with status \(ExitStatus.ledgerFailed) in \(ledgerFailureGrace) so that a restart recovers from the disk")
+        notifier?.notify(statusLine("ERROR: ledger failed (\(error)); exiting to recover"))
+        _ = loop.schedule(at: MonotonicClock.now() + ledgerFailureGrace) {
+            notifier?.notify("STOPPING=1")
+            station.shutdown()
+            loop.stop()
+        }
+    }
+    if let why = notTakingPayments {
+        station.notTakingPayments = why
+        Log.warning(why)
+        station.post(.engine(.acceptNewSessions(false)))
+    }
     station.deadLetterPath = state + "/dead-letters.jsonl"
     station.heartbeatInterval = arguments.heartbeat
     station.recovered(highestKey: entries.map(\.session).max() ?? 0)
-    let notifier = SystemdNotifier()
     let linkLog = driver.onEvent
     driver.onEvent = { e in
         let (level, text) = describe(e)
@@ -358,7 +402,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         linkLog(e)
         switch e {
         case .up, .down, .terminalReset:
-            notifier?.notify("STATUS=\(text); \(station.engine.sessions.count) open sessions")
+            notifier?.notify(statusLine(text))
         default: break
         }
     }
@@ -384,7 +428,11 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
             for p in problems { Log.error("\(path): \(p)") }
             return
         }
-        let fresh = Arguments.parse(Array(CommandLine.arguments.dropFirst()), loaded: c)
+        let fresh: Arguments
+        do { fresh = try Arguments.parse(Array(CommandLine.arguments.dropFirst()), loaded: c) } catch {
+            Log.error("SIGHUP: \(path) with the command line: \(error); nothing reloaded")
+            return
+        }
         if let client = cloudClient, fresh.tokenFile != nil || arguments.tokenFile != nil {
             do {
                 client.bearerToken = try fresh.tokenFile.map { try BearerToken.load(path: $0) }
@@ -398,6 +446,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         var restart: [String] = []
         if fresh.endpoint != arguments.endpoint || fresh.family != arguments.family { restart.append("terminal") }
         if fresh.engine.connectors != arguments.engine.connectors { restart.append("charger.connectors") }
+        if fresh.config.chargerIO != arguments.config.chargerIO { restart.append("charger.io") }
         if fresh.stateDir != arguments.stateDir { restart.append("state.directory") }
         if fresh.ledgerOptions.diskBudgetBytes != arguments.ledgerOptions.diskBudgetBytes { restart.append("state.disk_budget_bytes") }
         if fresh.cloudURL != arguments.cloudURL || fresh.stationId != arguments.stationId || fresh.tls != arguments.tls {
@@ -406,6 +455,10 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         let e = fresh.engine
         Log.info("SIGHUP: reloaded \(path): preauth \(e.preauthAmount), tariff \(e.tariff.currency) \(e.tariff.startFee)+\(e.tariff.energyPricePerKWh)/kWh+\(e.tariff.timePricePerMinute)/min (milli), offline policy \(e.offlinePolicy), log level \(c.logLevel)"
                  + (restart.isEmpty ? "" : "; changed but kept until the next start: \(restart.joined(separator: ", "))"))
+    }
+    if signals.reloadAsked {
+        signals.reloadAsked = false
+        _ = loop.schedule(at: MonotonicClock.now()) { signals.reload() }
     }
     if arguments.drain {
         station.post(.engine(.acceptNewSessions(false)))
@@ -422,7 +475,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     }
     station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
     // READY once the ledger is recovered and the terminal link is up or retrying.
-    notifier?.notify("READY=1\nSTATUS=ledger recovered (\(opened.records.count) records, \(recovery.openSessions) open sessions); terminal link starting")
+    notifier?.notify("READY=1\nSTATUS=ledger recovered (\(opened.records.count) records, \(recovery.openSessions) open sessions); terminal link starting\(station.notTakingPayments.map { "; NOT TAKING PAYMENTS: \($0)" } ?? "")")
     if let notifier, let interval = notifier.watchdogInterval {
         // Pinged from the event loop itself: a loop that stops turning stops the pings, and systemd restarts us.
         func ping() {
@@ -433,4 +486,5 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     }
     try loop.run()
     opened.ledger.close()
+    if exitStatus != 0 { exit(exitStatus) }
 }

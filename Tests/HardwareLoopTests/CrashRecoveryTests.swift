@@ -22,7 +22,7 @@ import Timebase
         let common = ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state",
                       "--tariff", "EUR,100,40000,0", "--relay-history", dir + "/relay.jsonl", "--log-level", "warning"]
         for round in 0..<6 {
-            let p = try daemon(common + ["--sim-ev", "plug=100,charge=\(Int.random(in: 200...900, using: &rng)),power=3600000"])
+            let p = try daemon(common + ["--charger-io", "simulated", "--sim-ev", "plug=100,charge=\(Int.random(in: 200...900, using: &rng)),power=3600000"])
             if round == 0 {
                 // However slow the machine, the first life lasts until a session is approved.
                 #expect(waitUntil(.seconds(60)) { !sim.records("approved").isEmpty }, "seed \(seed): no approval")
@@ -33,7 +33,7 @@ import Timebase
             #expect(p.wait(timeout: .seconds(5)) != nil, "seed \(seed) round \(round): daemon did not die")
         }
         // Restart once more and settle whatever the kills left open.
-        let drain = try daemon(common + ["--drain", "--sim-ev", "none"])
+        let drain = try daemon(common + ["--drain", "--charger-io", "simulated", "--sim-ev", "none"])
         let status = drain.wait(timeout: .seconds(60))
         #expect(status == 0, "seed \(seed): drain exited \(String(describing: status))")
 
@@ -76,7 +76,7 @@ import Timebase
         let exe = ChildProcess.executableDirectory() + "/paybridged"
         let common = ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
                       "--relay-history", dir + "/relay.jsonl", "--log-level", "warning"]
-        let p = try ChildProcess.spawn(exe, common + ["--sim-ev", "plug=100,charge=60000,power=3600000"], captureStdout: false, pipeStdin: false)
+        let p = try ChildProcess.spawn(exe, common + ["--charger-io", "simulated", "--sim-ev", "plug=100,charge=60000,power=3600000"], captureStdout: false, pipeStdin: false)
         #expect(waitUntil(.seconds(60)) { fileText(dir + "/relay.jsonl").contains("\"closed\":true") }, "never charged")
         usleep(1_500_000)
         p.signal(SIGTERM)
@@ -85,7 +85,7 @@ import Timebase
         #expect(history.last?.contains("\"closed\":false") == true, "relay left closed: \(history.suffix(2))")
         #expect(sim.records("committed").isEmpty, "the open session is left to recovery, not settled on the way out")
 
-        let drain = try ChildProcess.spawn(exe, common + ["--drain", "--sim-ev", "none"], captureStdout: false, pipeStdin: false)
+        let drain = try ChildProcess.spawn(exe, common + ["--drain", "--charger-io", "simulated", "--sim-ev", "none"], captureStdout: false, pipeStdin: false)
         #expect(drain.wait(timeout: .seconds(60)) == 0)
         let approved = sim.records("approved").compactMap { $0["sessionId"] as? Int }
         let closed = sim.records().filter { ["committed", "voided"].contains($0["event"] as? String ?? "") }.compactMap { $0["sessionId"] as? Int }
@@ -107,7 +107,7 @@ import Timebase
         let exe = ChildProcess.executableDirectory() + "/paybridged"
         let p = try ChildProcess.spawn(exe, ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state",
                                              "--tariff", "EUR,100,40000,0", "--relay-history", dir + "/relay.jsonl", "--log-level", "warning",
-                                             "--sim-ev", "plug=100,charge=2500,power=3600000"], captureStdout: false, pipeStdin: false)
+                                             "--charger-io", "simulated", "--sim-ev", "plug=100,charge=2500,power=3600000"], captureStdout: false, pipeStdin: false)
         #expect(waitUntil(.seconds(60)) { fileText(dir + "/relay.jsonl").contains("\"closed\":true") }, "never charged")
         let closesBefore = fileText(dir + "/relay.jsonl").components(separatedBy: "\"closed\":false").count
         try sim.control("unplug 4000")

@@ -17,7 +17,9 @@ final class Bench {
     /// `terminal`: terminal-sim's arguments beyond the pty; `config`: lines added to the file
     /// (replacing the bench's own line for the same key); `keepLog`: the daemon's standard
     /// error goes to `daemonLog`.
-    init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String,
+    /// `ev`: the simulated vehicles (simulated charger I/O on the command line); nil: the
+    /// configuration alone decides the charger I/O, and there is no relay history.
+    init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String?,
          keepLog: Bool = false) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -32,7 +34,8 @@ final class Bench {
         let file = defaults.filter { !overridden.contains(key($0)) } + config
         try Data((file.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/paybridge.conf"))
         let exe = ChildProcess.executableDirectory() + "/paybridged"
-        let args = ["--config", dir + "/paybridge.conf", "--relay-history", dir + "/relay.jsonl", "--sim-ev", ev]
+        let args = ["--config", dir + "/paybridge.conf"]
+            + (ev.map { ["--relay-history", dir + "/relay.jsonl", "--charger-io", "simulated", "--sim-ev", $0] } ?? [])
         // The shell execs the daemon in its own place (same pid), with standard error in a file.
         daemon = keepLog
             ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(dir)/daemon.log\"", exe] + args,

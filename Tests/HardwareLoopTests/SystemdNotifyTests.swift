@@ -38,7 +38,7 @@ import Platform
         var env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
         env += ["NOTIFY_SOCKET=\(dir)/notify", "WATCHDOG_USEC=400000"]
         let p = try ChildProcess.spawn(ChildProcess.executableDirectory() + "/paybridged",
-                                       ["--terminal", "serial:\(tty)", "--state", dir + "/state", "--sim-ev", "none", "--log-level", "warning"],
+                                       ["--terminal", "serial:\(tty)", "--state", dir + "/state", "--charger-io", "simulated", "--sim-ev", "none", "--log-level", "warning"],
                                        environment: env, captureStdout: false, pipeStdin: false)
         var messages: [String] = []
         #expect(waitUntil(.seconds(30)) {

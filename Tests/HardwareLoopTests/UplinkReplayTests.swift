@@ -73,7 +73,7 @@ func validateAgainstOCPPSchemas(_ records: [[String: Any]], in dir: String) thro
         let daemon = ChildProcess.executableDirectory() + "/paybridged"
         let args = ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
                     "--cloud", cloud.url, "--station", "CS-7", "--decision-timeout", "1", "--log-level", "warning",
-                    "--sim-ev", "plug=100,charge=700,power=3600000"]
+                    "--charger-io", "simulated", "--sim-ev", "plug=100,charge=700,power=3600000"]
 
         // 1. The cloud is down for the whole of several sessions: the offline policy lets them charge.
         var p = try ChildProcess.spawn(daemon, args, captureStdout: false, pipeStdin: false)
@@ -89,7 +89,7 @@ func validateAgainstOCPPSchemas(_ records: [[String: Any]], in dir: String) thro
         #expect(p.wait(timeout: .seconds(90)) == 0, "drain did not finish")
         // 3. Restart once more with nothing to settle: the outbox finishes delivering, then stop.
         let committed = sim.records("committed")
-        p = try ChildProcess.spawn(daemon, args + ["--sim-ev", "none"], captureStdout: false, pipeStdin: false)
+        p = try ChildProcess.spawn(daemon, args + ["--charger-io", "simulated", "--sim-ev", "none"], captureStdout: false, pipeStdin: false)
         #expect(waitUntil(.seconds(90)) {
             cloud.processed().filter { $0["action"] as? String == "NotifySettlement" }.count >= committed.count
         }, "settlements not all delivered")
@@ -143,7 +143,7 @@ func validateAgainstOCPPSchemas(_ records: [[String: Any]], in dir: String) thro
         let daemon = ChildProcess.executableDirectory() + "/paybridged"
         let p = try ChildProcess.spawn(daemon, ["--terminal", "serial:\(tty)", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
                                                 "--cloud", cloud.url, "--station", "CS-9", "--log-level", "warning", "--heartbeat", "1",
-                                                "--sim-ev", "plug=100,charge=500,power=3600000"],
+                                                "--charger-io", "simulated", "--sim-ev", "plug=100,charge=500,power=3600000"],
                                        captureStdout: false, pipeStdin: false)
         #expect(waitUntil(.seconds(60)) {
             cloud.processed().filter { $0["action"] as? String == "NotifySettlement" }.count >= 1
