@@ -35,6 +35,10 @@ extension Array where Element == EngineEffect {
         }
     }
     var notices: [String] { compactMap { if case .notice(_, let n) = $0 { return n }; return nil } }
+    /// The notices of one severity.
+    func notices(_ severity: NoticeSeverity) -> [String] {
+        compactMap { if case let .notice(s, n) = $0, s == severity { return n }; return nil }
+    }
     var commands: [TerminalCommand] { compactMap { if case .terminal(_, let c) = $0 { return c }; return nil } }
 }
 
@@ -675,7 +679,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         var (d, k) = try chargingHarness(config())
         d.wait(.seconds(60))
         d.send(.plug(connector: 0, pluggedIn: false))   // relay told to open, arm goes out
-        d.send(.relay(connector: 0, .welded))
+        #expect(d.send(.relay(connector: 0, .welded)).notices(.error).contains { $0.contains("welded") })
         try d.complete(.capture(terminalRef: 7_001, amount: 52))
         #expect(d.engine.sessions[k] == nil)
         // The pending arm is answered; a card is then refused: no connector left.
@@ -744,7 +748,8 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.armPending)
         let fx = d.send(.ledgerFailed("EIO"))
         #expect(fx.fx == [.relay(0, close: false), .cmd(.cancel)])
-        #expect(fx.notices.contains { $0.contains("EIO") })
+        // An error, so that a log at warning (or error) shows it.
+        #expect(fx.notices(.error).contains { $0.contains("EIO") })
         #expect(!d.engine.acceptingPayments)
         #expect(d.engine.relayCommands == [false, false])
         try d.complete(.cancel)
