@@ -1,7 +1,8 @@
 import Glibc
 import Platform
 
-/// Why a bearer token file was refused.
+/// Why a secret file (the bearer token, the TLS client key, or a client certificate file that
+/// holds its key) was refused.
 public enum BearerTokenError: Error, Equatable, CustomStringConvertible {
     /// Nothing at the path (`ENOENT`, or a directory on the way is missing: `ENOTDIR`).
     case missing(path: String)
@@ -49,20 +50,8 @@ public enum BearerToken {
     /// The checks are made on the opened descriptor (`fstat`), so the file cannot
     /// be swapped between the check and the read.
     public static func load(path: String) throws(BearerTokenError) -> String {
-        let fd: FileDescriptor
-        do {
-            fd = try FileDescriptor.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY)
-        } catch {
-            if error.errno == ENOENT || error.errno == ENOTDIR { throw .missing(path: path) }
-            throw .unreadable(path: path, errno: error.errno)
-        }
+        let (fd, info) = try SecretFile.open(path)
         defer { fd.close() }
-
-        var info = stat()
-        if fstat(fd.rawValue, &info) != 0 { throw .unreadable(path: path, errno: Glibc.errno) }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(path: path) }
-        guard info.st_mode & 0o077 == 0 else { throw .permissionsTooOpen(path: path, mode: info.st_mode & 0o7777) }
-        guard info.st_uid == geteuid() || info.st_uid == 0 else { throw .wrongOwner(path: path, owner: info.st_uid) }
         guard info.st_size <= maxBytes else { throw .tooLarge(path: path, bytes: Int(info.st_size)) }
 
         // Read to end of file (one byte past the limit, in case it grew since fstat).
@@ -88,5 +77,51 @@ public enum BearerToken {
         let token = bytes[first...last]
         guard token.allSatisfy({ (0x21...0x7E).contains($0) }) else { throw .invalidCharacters(path: path) }
         return String(decoding: token, as: UTF8.self)
+    }
+}
+
+/// The checks every secret file gets before the daemon uses it: the bearer token, the TLS client
+/// key, and the client certificate when it holds the key too (libcurl reads the key from it).
+/// A private key anyone on the charger can read is a station identity anyone can take.
+public enum SecretFile {
+    /// Opens `path` for reading and checks, on the opened descriptor (`fstat`, so the file cannot
+    /// be swapped between check and read): a regular file (a symlink is followed and its target
+    /// judged), owned by this process's effective user or by root, no permission bits for group
+    /// or others. The caller closes the descriptor.
+    static func open(_ path: String) throws(BearerTokenError) -> (FileDescriptor, stat) {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY)
+        } catch {
+            if error.errno == ENOENT || error.errno == ENOTDIR { throw .missing(path: path) }
+            throw .unreadable(path: path, errno: error.errno)
+        }
+        var info = stat()
+        if fstat(fd.rawValue, &info) != 0 {
+            let code = Glibc.errno
+            fd.close()
+            throw .unreadable(path: path, errno: code)
+        }
+        let problem: BearerTokenError?
+        if info.st_mode & S_IFMT != S_IFREG {
+            problem = .notRegularFile(path: path)
+        } else if info.st_mode & 0o077 != 0 {
+            problem = .permissionsTooOpen(path: path, mode: info.st_mode & 0o7777)
+        } else if info.st_uid != geteuid() && info.st_uid != 0 {
+            problem = .wrongOwner(path: path, owner: info.st_uid)
+        } else {
+            problem = nil
+        }
+        if let problem {
+            fd.close()
+            throw problem
+        }
+        return (fd, info)
+    }
+
+    /// Checks `path` as `open` does, without reading it (libcurl reads the key itself).
+    public static func check(_ path: String) throws(BearerTokenError) {
+        let (fd, _) = try open(path)
+        fd.close()
     }
 }

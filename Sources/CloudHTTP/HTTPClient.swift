@@ -61,6 +61,10 @@ public final class HTTPClient {
             if fd < 0 { throw .fileNotReadable(path: path, errno: Glibc.errno) }
             Glibc.close(fd)
         }
+        // The key file (or the certificate file when it holds the key) gets the token's checks.
+        if let key = tls.clientKey ?? tls.clientCertificate {
+            do { try SecretFile.check(key) } catch { throw .unprotectedKey(error) }
+        }
         guard let multi = curl_multi_init() else { throw .curl("curl_multi_init failed") }
         guard let share = curl_share_init() else {
             curl_multi_cleanup(multi)

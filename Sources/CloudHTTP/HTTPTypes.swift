@@ -10,8 +10,10 @@ public struct TLSSettings: Sendable, Equatable {
     public var caFile: String?
     /// A PEM client certificate (chain) for mutual TLS. May also hold the key.
     public var clientCertificate: String?
-    /// The PEM private key of `clientCertificate`, unencrypted (protect it with
-    /// file permissions). `nil`: the key is in the certificate file.
+    /// The PEM private key of `clientCertificate`, unencrypted, so its file permissions are its
+    /// only protection: `HTTPClient` refuses a key (or, when `nil`, a certificate file holding
+    /// the key) that is not a regular file of this user or root with mode 0600 or stricter.
+    /// `nil`: the key is in the certificate file.
     public var clientKey: String?
 
     public init(caFile: String? = nil, clientCertificate: String? = nil, clientKey: String? = nil) {
@@ -182,11 +184,16 @@ public enum HTTPClientSetupError: Error, Equatable, CustomStringConvertible {
     case curl(String)
     /// A configured CA, certificate or key file cannot be opened for reading.
     case fileNotReadable(path: String, errno: Int32)
+    /// The client's private key (or the certificate file holding it) fails the secret-file
+    /// checks (`SecretFile`): not a regular file, readable by group or others, or owned by
+    /// another user. The daemon refuses to start rather than use an exposed key.
+    case unprotectedKey(BearerTokenError)
 
     public var description: String {
         switch self {
         case .curl(let m): return "libcurl: \(m)"
         case .fileNotReadable(let path, let errno): return "\(path): cannot be read (errno \(errno))"
+        case .unprotectedKey(let problem): return "client key \(problem)"
         }
     }
 }
