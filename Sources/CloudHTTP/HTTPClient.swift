@@ -29,6 +29,8 @@ public final class HTTPClient {
 
     private let loop: EventLoop
     private let tls: TLSSettings
+    /// The configured proxy (`cloud.proxy`), or nil: none. Never one from the environment.
+    private let proxy: String?
     private let limits: HTTPClientLimits
     private let multi: UnsafeMutableRawPointer
     private let share: UnsafeMutableRawPointer
@@ -45,14 +47,21 @@ public final class HTTPClient {
     /// Requests posted whose completion has not run yet (queued ones included).
     public var inFlight: Int { active.count + pending.count + refused.count }
 
-    /// Creates a client on `loop`. Throws if libcurl cannot be set up or a
-    /// configured TLS file cannot be read (checked now so a typo fails at start-up,
-    /// not on the first message).
+    /// Creates a client on `loop`. Throws if libcurl cannot be set up, a configured TLS file
+    /// cannot be read or the key is not protected, or `proxy` is not `http://HOST:PORT`
+    /// (checked now so a typo fails at start-up, not on the first message).
+    ///
+    /// `proxy`: requests to https URLs go through it (a CONNECT tunnel); nil: no proxy at all.
+    /// The `http_proxy`, `https_proxy`, `ALL_PROXY` and `NO_PROXY` environment variables are
+    /// never consulted: a variable inherited from a shell or a unit file must not route the
+    /// card decision and the bearer token through someone else's machine, nor let a proxy
+    /// see and block the cloud's host. Plain http (loopback only) never uses a proxy.
     public init(loop: EventLoop, tls: TLSSettings = .init(), limits: HTTPClientLimits = .init(),
-                bearerToken: String? = nil) throws(HTTPClientSetupError) {
+                bearerToken: String? = nil, proxy: String? = nil) throws(HTTPClientSetupError) {
         precondition(limits.maxConcurrent >= 1 && limits.maxConnects >= 1 && limits.maxResponseBytes >= 0,
                      "HTTPClientLimits: maxConcurrent and maxConnects must be at least 1")
         precondition(limits.connectTimeout > .zero && limits.totalTimeout > .zero, "HTTPClientLimits: timeouts must be positive")
+        if let proxy, let problem = ProxyURL.problem(proxy) { throw .invalidProxy(problem) }
         guard curlGlobalInitCode == 0 else {
             throw .curl("curl_global_init failed: \(Self.text(of: curlGlobalInitCode))")
         }
@@ -72,6 +81,7 @@ public final class HTTPClient {
         }
         self.loop = loop
         self.tls = tls
+        self.proxy = proxy
         self.limits = limits
         self.multi = multi
         self.share = share
@@ -262,6 +272,25 @@ public final class HTTPClient {
         }
         check(pb_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, transfer.headerList))
 
+        // A proxy only when configured, and never for plain http (loopback): "" disables the
+        // environment's proxies for this handle, and NOPROXY "*" any that might still apply.
+        if let proxy, !CloudURL.isLoopbackHTTP(url) {
+            check(pb_easy_setopt_str(easy, CURLOPT_PROXY, proxy))
+            check(pb_easy_setopt_long(easy, CURLOPT_PROXYTYPE, Int(CURLPROXY_HTTP.rawValue)))
+            check(pb_easy_setopt_long(easy, CURLOPT_HTTPPROXYTUNNEL, 1))
+            // "" means no exceptions: NO_PROXY in the environment cannot send the cloud around it.
+            check(pb_easy_setopt_str(easy, CURLOPT_NOPROXY, ""))
+        } else {
+            check(pb_easy_setopt_str(easy, CURLOPT_PROXY, ""))
+            check(pb_easy_setopt_str(easy, CURLOPT_NOPROXY, "*"))
+        }
+        // localhost is the loopback addresses, never whatever NSS or /etc/hosts make of it.
+        if let pinning = CloudURL.localhostPinning(url) {
+            guard let list = curl_slist_append(nil, pinning) else { return CURLE_OUT_OF_MEMORY.rawValue }
+            transfer.resolveList = list
+            check(pb_easy_setopt_slist(easy, CURLOPT_RESOLVE, list))
+        }
+
         check(pb_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(limits.connectTimeout.millisecondsClamped)))
         check(pb_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(limits.totalTimeout.millisecondsClamped)))
         check(pb_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1))
@@ -402,6 +431,8 @@ final class Transfer {
     let completion: (Result<HTTPResponse, HTTPError>) -> Void
     let errorBuffer: UnsafeMutablePointer<CChar>
     var headerList: UnsafeMutablePointer<curl_slist>?
+    /// The `CURLOPT_RESOLVE` entries (localhost pinned to loopback), alive as long as the handle.
+    var resolveList: UnsafeMutablePointer<curl_slist>?
     private(set) var body: [UInt8] = []
     private(set) var exceeded = false
     private let maxBytes: Int
@@ -436,6 +467,8 @@ final class Transfer {
         curl_easy_cleanup(easy)
         curl_slist_free_all(headerList)
         headerList = nil
+        curl_slist_free_all(resolveList)
+        resolveList = nil
         errorBuffer.deallocate()
     }
 

@@ -188,12 +188,15 @@ public enum HTTPClientSetupError: Error, Equatable, CustomStringConvertible {
     /// checks (`SecretFile`): not a regular file, readable by group or others, or owned by
     /// another user. The daemon refuses to start rather than use an exposed key.
     case unprotectedKey(BearerTokenError)
+    /// The configured proxy is not `http://HOST:PORT` (`Platform.ProxyURL`); the reason.
+    case invalidProxy(String)
 
     public var description: String {
         switch self {
         case .curl(let m): return "libcurl: \(m)"
         case .fileNotReadable(let path, let errno): return "\(path): cannot be read (errno \(errno))"
         case .unprotectedKey(let problem): return "client key \(problem)"
+        case .invalidProxy(let problem): return "proxy: \(problem)"
         }
     }
 }

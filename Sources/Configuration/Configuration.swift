@@ -34,6 +34,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var clientCertificate: String?
     public var clientKey: String?
     public var tokenFile: String?
+    /// `cloud.proxy`: the one proxy the uplink may use; nil: none (the environment's are ignored).
+    public var cloudProxy: String?
     public var heartbeatSeconds: Int64 = 300
     public var stateDirectory = "/var/lib/paybridge"
     public var diskBudgetBytes = 64 << 20
@@ -64,6 +66,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("cloud.client_cert", "client certificate for mutual TLS (with cloud.client_key)"),
         ("cloud.client_key", "client key for mutual TLS"),
         ("cloud.token_file", "bearer token file (mode 0600)"),
+        ("cloud.proxy", "http://HOST:PORT of a proxy for the platform's https traffic (empty: none; proxy environment variables are ignored)"),
         ("cloud.offline_policy", "allow | deny: what to do when the cloud does not answer in time"),
         ("cloud.heartbeat_seconds", "heartbeat after this much quiet, 0 = never"),
         ("state.directory", "where the ledger lives"),
@@ -223,6 +226,9 @@ public enum ConfigParser {
         case "cloud.client_cert": c.clientCertificate = optional()
         case "cloud.client_key": c.clientKey = optional()
         case "cloud.token_file": c.tokenFile = optional()
+        case "cloud.proxy":
+            if !v.isEmpty, let problem = ProxyURL.problem(v) { return "expected http://HOST:PORT (empty: no proxy): \(problem)" }
+            c.cloudProxy = optional()
         case "cloud.offline_policy":
             guard let p = OfflinePolicy(rawValue: v) else { return "expected allow or deny" }
             c.engine.offlinePolicy = p

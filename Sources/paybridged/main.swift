@@ -25,7 +25,7 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
        paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:ADDRESS[:PORT] | tcp:[IPV6]:PORT [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--charger-io none|simulated] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
                    [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]
-                   [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F]
+                   [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F] [--proxy http://HOST:PORT]
                     [--offline-policy allow|deny] [--decision-timeout SECONDS] [--heartbeat SECONDS]]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
 
@@ -83,6 +83,8 @@ struct Arguments {
     var tls: TLSSettings { TLSSettings(caFile: config.caFile, clientCertificate: config.clientCertificate, clientKey: config.clientKey) }
     var tokenFile: String? { config.tokenFile }
     var heartbeat: Duration? { config.heartbeatSeconds == 0 ? nil : .seconds(config.heartbeatSeconds) }
+    /// `cloud.proxy` / `--proxy`; nil: no proxy (the environment's are ignored).
+    var proxy: String? { config.cloudProxy }
 
     /// The flags that stand for a configuration key.
     static let keyFlags: [String: String] = [
@@ -90,7 +92,7 @@ struct Arguments {
         "--preauth": "payment.preauth", "--plug-timeout": "timeouts.plug_in_seconds",
         "--decision-timeout": "timeouts.decision_seconds", "--cloud": "cloud.url", "--station": "cloud.station_id",
         "--ca-file": "cloud.ca_file", "--client-cert": "cloud.client_cert", "--client-key": "cloud.client_key",
-        "--token-file": "cloud.token_file", "--offline-policy": "cloud.offline_policy", "--heartbeat": "cloud.heartbeat_seconds",
+        "--token-file": "cloud.token_file", "--offline-policy": "cloud.offline_policy", "--heartbeat": "cloud.heartbeat_seconds", "--proxy": "cloud.proxy",
         "--state": "state.directory", "--disk-budget": "state.disk_budget_bytes", "--log-level": "log.level",
     ]
 
@@ -348,7 +350,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
             do { token = try BearerToken.load(path: path) } catch { die("token file: \(error)") }
         }
         let client: HTTPClient
-        do { client = try HTTPClient(loop: loop, tls: arguments.tls, bearerToken: token) } catch { die("HTTPS client: \(error)") }
+        do { client = try HTTPClient(loop: loop, tls: arguments.tls, bearerToken: token, proxy: arguments.proxy) } catch { die("HTTPS client: \(error)") }
         cloudClient = client
         let u = HTTPUplink(client: client, baseURL: url, stationId: arguments.stationId)
         uplink = u
@@ -449,7 +451,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         if fresh.config.chargerIO != arguments.config.chargerIO { restart.append("charger.io") }
         if fresh.stateDir != arguments.stateDir { restart.append("state.directory") }
         if fresh.ledgerOptions.diskBudgetBytes != arguments.ledgerOptions.diskBudgetBytes { restart.append("state.disk_budget_bytes") }
-        if fresh.cloudURL != arguments.cloudURL || fresh.stationId != arguments.stationId || fresh.tls != arguments.tls {
+        if fresh.cloudURL != arguments.cloudURL || fresh.stationId != arguments.stationId || fresh.tls != arguments.tls || fresh.proxy != arguments.proxy {
             restart.append("cloud connection")
         }
         let e = fresh.engine

@@ -264,3 +264,32 @@ server = Server(('127.0.0.1', 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """#
+
+/// Tests/Scripts/test-proxy.py: a forward proxy on loopback reporting every connection and
+/// request line it sees.
+final class TestProxy {
+    let process: ChildProcess
+    let port: UInt16
+
+    init() throws {
+        let script = #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/")
+            + "/Scripts/test-proxy.py"
+        process = try ChildProcess.spawn(TestServer.python, [script], pipeStdin: false)
+        guard let line = try process.readLine(timeout: .seconds(10)), let port = UInt16(line) else {
+            throw SystemError(call: "test proxy did not report its port", errno: EIO)
+        }
+        self.port = port
+    }
+
+    deinit { process.terminate() }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// The lines it printed within `wait` (it prints as it goes).
+    func lines(within wait: Duration) throws -> [String] {
+        var out: [String] = []
+        let deadline = MonotonicClock.now() + wait
+        while MonotonicClock.now() < deadline, let line = try process.readLine(timeout: deadline - MonotonicClock.now()) { out.append(line) }
+        return out
+    }
+}

@@ -48,3 +48,23 @@ import Configuration
         #expect(problems.isEmpty && c.cloudURL == nil, "empty: no cloud")
     }
 }
+
+/// `cloud.proxy` (issue 11 item 4): absent or empty means no proxy at all; a value is checked.
+@Suite struct CloudProxySetting {
+    @Test func noProxyUnlessNamed() {
+        let (c, problems) = ConfigParser.parse("cloud.url = https://cpo.example/ocpp\n")
+        #expect(problems.isEmpty && c.cloudProxy == nil)
+        let (empty, none) = ConfigParser.parse("cloud.proxy =\n")
+        #expect(none.isEmpty && empty.cloudProxy == nil)
+    }
+
+    @Test func aNamedProxyIsKeptAndABadOneIsAProblemWithItsLine() {
+        let (c, problems) = ConfigParser.parse("cloud.proxy = http://192.0.2.7:3128\n")
+        #expect(problems.isEmpty && c.cloudProxy == "http://192.0.2.7:3128")
+        let (_, bad) = ConfigParser.parse("# proxy\ncloud.proxy = http://user:secret@192.0.2.7:3128\n")
+        #expect(bad.count == 1 && bad.first?.line == 2, "\(bad)")
+        #expect(!"\(bad)".contains("secret"), "the password is not repeated in the problem")
+        let (_, noPort) = ConfigParser.parse("cloud.proxy = http://proxy.example\n")
+        #expect(noPort.count == 1)
+    }
+}

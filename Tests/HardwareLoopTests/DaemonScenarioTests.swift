@@ -16,11 +16,13 @@ final class Bench {
 
     /// `terminal`: terminal-sim's arguments beyond the pty; `config`: lines added to the file
     /// (replacing the bench's own line for the same key); `keepLog`: the daemon's standard
-    /// error goes to `daemonLog`.
+    /// error goes to `daemonLog`; `environment`: the daemon's (nil: the test process's);
+    /// `launcher`: a command that execs the daemon's command line given after it (same pid),
+    /// e.g. to run it in a namespace of its own.
     /// `ev`: the simulated vehicles (simulated charger I/O on the command line); nil: the
     /// configuration alone decides the charger I/O, and there is no relay history.
     init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String?,
-         keepLog: Bool = false) throws {
+         keepLog: Bool = false, environment: [String]? = nil, launcher: [String] = []) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tty = dir + "/ttyPSP"
@@ -37,10 +39,15 @@ final class Bench {
         let args = ["--config", dir + "/paybridge.conf"]
             + (ev.map { ["--relay-history", dir + "/relay.jsonl", "--charger-io", "simulated", "--sim-ev", $0] } ?? [])
         // The shell execs the daemon in its own place (same pid), with standard error in a file.
-        daemon = keepLog
-            ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(dir)/daemon.log\"", exe] + args,
-                                     captureStdout: false, pipeStdin: false)
-            : try ChildProcess.spawn(exe, args, captureStdout: false, pipeStdin: false)
+        if let first = launcher.first {
+            daemon = try ChildProcess.spawn(first, Array(launcher.dropFirst()) + [exe] + args, environment: environment,
+                                            captureStdout: false, pipeStdin: false)
+        } else {
+            daemon = keepLog
+                ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(dir)/daemon.log\"", exe] + args,
+                                         environment: environment, captureStdout: false, pipeStdin: false)
+                : try ChildProcess.spawn(exe, args, environment: environment, captureStdout: false, pipeStdin: false)
+        }
     }
 
     deinit {

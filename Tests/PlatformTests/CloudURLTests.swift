@@ -27,3 +27,40 @@ import Platform
         #expect(!CloudURL.isLoopbackHTTP("https://127.0.0.1/"))
     }
 }
+
+/// `localhost` is this machine whatever NSS says (issue 11 item 7): libcurl gets the addresses.
+@Suite struct LocalhostPinning {
+    @Test func plainHTTPToLocalhostIsPinnedToLoopbackAddresses() {
+        #expect(CloudURL.localhostPinning("http://localhost:9000/ocpp") == "localhost:9000:127.0.0.1,[::1]")
+        #expect(CloudURL.localhostPinning("HTTP://LocalHost/x") == "localhost:80:127.0.0.1,[::1]")
+        #expect(CloudURL.localhostPinning("http://localhost") == "localhost:80:127.0.0.1,[::1]")
+        #expect(CloudURL.localhostPinning("http://localhost:/x") == "localhost:80:127.0.0.1,[::1]")
+        #expect(CloudURL.localhostPinning("http://localhost?q#f") == "localhost:80:127.0.0.1,[::1]")
+    }
+
+    @Test func nothingElseIsPinned() {
+        for url in ["http://127.0.0.1:9000/", "http://[::1]/", "https://localhost/", "http://localhost.attacker.example/",
+                    "http://localhost:80@attacker.example/", "http://cpo.example/", "https://cpo.example/"] {
+            #expect(CloudURL.localhostPinning(url) == nil, "\(url)")
+        }
+    }
+}
+
+/// `cloud.proxy` (issue 11 item 4): only what the configuration names, in one checked form.
+@Suite struct ProxyURLRule {
+    @Test func acceptedForms() {
+        for ok in ["http://192.0.2.7:3128", "http://192.0.2.7:3128/", "http://proxy.example:8080", "HTTP://Proxy-1.example:1",
+                   "http://[2001:db8::1]:3128", "http://[::1]:65535"] {
+            #expect(ProxyURL.problem(ok) == nil, "\(ok): \(ProxyURL.problem(ok) ?? "")")
+        }
+    }
+
+    @Test func refusedForms() {
+        for bad in ["", "192.0.2.7:3128", "http://192.0.2.7", "http://192.0.2.7:", "http://192.0.2.7:0", "http://192.0.2.7:65536",
+                    "http://user:secret@192.0.2.7:3128", "http://192.0.2.7:3128/path", "http://192.0.2.7:3128?x", "https://192.0.2.7:3128",
+                    "socks5://192.0.2.7:1080", "http://:3128", "http://[::1:3128", "http://[]:3128", "http://a b:3128",
+                    "http://proxy_1:3128", "http://-x:3128", "http://p\\@q:3128", "http://192.0.2.7:3128\r\n"] {
+            #expect(ProxyURL.problem(bad) != nil, "\(bad) accepted")
+        }
+    }
+}
