@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
-                                                           "Station", "Ledger", "PaymentEngine", "Uplink"]),
+                                                           "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP"]),
     ],
     swiftLanguageModes: [.v6]
 )

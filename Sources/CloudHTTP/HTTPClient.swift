@@ -36,7 +36,11 @@ public final class HTTPClient {
     private let share: UnsafeMutableRawPointer
 
     private var active: [UnsafeMutableRawPointer: Transfer] = [:]
+    /// Ordinary requests among `active`: at most `limits.maxConcurrent`.
+    private var activeOrdinary = 0
     private var pending: [(sequence: UInt64, request: HTTPRequest, completion: (Result<HTTPResponse, HTTPError>) -> Void)] = []
+    /// Urgent requests waiting for a slot: served before `pending`.
+    private var pendingUrgent: [(sequence: UInt64, request: HTTPRequest, completion: (Result<HTTPResponse, HTTPError>) -> Void)] = []
     private var refused: [UInt64: (token: TimerToken, completion: (Result<HTTPResponse, HTTPError>) -> Void)] = [:]
     private var nextSequence: UInt64 = 0
     private var watches: [Int32: WatchToken] = [:]
@@ -45,7 +49,7 @@ public final class HTTPClient {
     private var completionCheck: TimerToken?
 
     /// Requests posted whose completion has not run yet (queued ones included).
-    public var inFlight: Int { active.count + pending.count + refused.count }
+    public var inFlight: Int { active.count + pending.count + pendingUrgent.count + refused.count }
 
     /// Creates a client on `loop`. Throws if libcurl cannot be set up, a configured TLS file
     /// cannot be read or the key is not protected, or `proxy` is not `http://HOST:PORT`
@@ -58,8 +62,8 @@ public final class HTTPClient {
     /// see and block the cloud's host. Plain http (loopback only) never uses a proxy.
     public init(loop: EventLoop, tls: TLSSettings = .init(), limits: HTTPClientLimits = .init(),
                 bearerToken: String? = nil, proxy: String? = nil) throws(HTTPClientSetupError) {
-        precondition(limits.maxConcurrent >= 1 && limits.maxConnects >= 1 && limits.maxResponseBytes >= 0,
-                     "HTTPClientLimits: maxConcurrent and maxConnects must be at least 1")
+        precondition(limits.maxConcurrent >= 1 && limits.maxConnects >= 1 && limits.maxResponseBytes >= 0 && limits.reservedUrgent >= 0,
+                     "HTTPClientLimits: maxConcurrent and maxConnects must be at least 1, reservedUrgent at least 0")
         precondition(limits.connectTimeout > .zero && limits.totalTimeout > .zero, "HTTPClientLimits: timeouts must be positive")
         if let proxy, let problem = ProxyURL.problem(proxy) { throw .invalidProxy(problem) }
         guard curlGlobalInitCode == 0 else {
@@ -126,17 +130,47 @@ public final class HTTPClient {
 
     /// Sends `request` as a POST. `completion` runs once on the loop thread with
     /// the response (any status) or the reason there is none.
-    public func post(_ request: HTTPRequest, completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
+    ///
+    /// `priority: .urgent` (the card decision: a driver is waiting at the charger) starts at
+    /// once even when ordinary requests (the outbox's backlog) hold every one of their
+    /// `maxConcurrent` slots: it may use `reservedUrgent` slots ordinary requests never get,
+    /// and when those are taken too it waits ahead of every queued ordinary request.
+    public func post(_ request: HTTPRequest, priority: HTTPPriority = .ordinary,
+                     completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
         let sequence = nextSequence
         nextSequence += 1
         if let problem = Self.validate(request) {
             refuse(sequence, .invalidRequest(problem), completion)
             return
         }
-        if active.count < limits.maxConcurrent {
-            start(sequence, request, completion)
-        } else {
-            pending.append((sequence, request, completion))
+        switch priority {
+        case .urgent:
+            if active.count < totalSlots {
+                start(sequence, request, completion, urgent: true)
+            } else {
+                pendingUrgent.append((sequence, request, completion))
+            }
+        case .ordinary:
+            if activeOrdinary < limits.maxConcurrent, active.count < totalSlots, pendingUrgent.isEmpty {
+                start(sequence, request, completion, urgent: false)
+            } else {
+                pending.append((sequence, request, completion))
+            }
+        }
+    }
+
+    /// Every slot, ordinary and reserved.
+    private var totalSlots: Int { limits.maxConcurrent + limits.reservedUrgent }
+
+    /// Starts queued requests while slots are free: urgent ones first.
+    private func startQueued() {
+        while active.count < totalSlots, !pendingUrgent.isEmpty {
+            let next = pendingUrgent.removeFirst()
+            start(next.sequence, next.request, next.completion, urgent: true)
+        }
+        while activeOrdinary < limits.maxConcurrent, active.count < totalSlots, !pending.isEmpty {
+            let next = pending.removeFirst()
+            start(next.sequence, next.request, next.completion, urgent: false)
         }
     }
 
@@ -150,8 +184,10 @@ public final class HTTPClient {
             ended.append((transfer.sequence, transfer.completion))
         }
         active.removeAll()
-        for entry in pending { ended.append((entry.sequence, entry.completion)) }
+        activeOrdinary = 0
+        for entry in pending + pendingUrgent { ended.append((entry.sequence, entry.completion)) }
         pending.removeAll()
+        pendingUrgent.removeAll()
         for (sequence, entry) in refused {
             loop.cancel(entry.token)
             ended.append((sequence, entry.completion))
@@ -197,12 +233,13 @@ public final class HTTPClient {
         refused[sequence] = (token, completion)
     }
 
-    private func start(_ sequence: UInt64, _ request: HTTPRequest, _ completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
+    private func start(_ sequence: UInt64, _ request: HTTPRequest, _ completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void,
+                       urgent: Bool) {
         guard let easy = curl_easy_init() else {
             refuse(sequence, .other(code: 27, "curl_easy_init failed"), completion)
             return
         }
-        let transfer = Transfer(easy: easy, sequence: sequence, maxBytes: limits.maxResponseBytes, completion: completion)
+        let transfer = Transfer(easy: easy, sequence: sequence, maxBytes: limits.maxResponseBytes, urgent: urgent, completion: completion)
         // "Name: value" sends a header, "Name;" an empty one, "Name:" suppresses one libcurl would add.
         var lines = request.headers.map { $0.1.isEmpty ? "\($0.0);" : "\($0.0): \($0.1)" }
         func has(_ name: String) -> Bool { request.headers.contains { $0.0.lowercased() == name } }
@@ -231,6 +268,7 @@ public final class HTTPClient {
             return
         }
         active[easy] = transfer
+        if !urgent { activeOrdinary += 1 }
         // Put the request on the wire now rather than at the next turn of the loop: a card's
         // Authorize must not wait behind the rest of this turn (a ledger fdatasync, typically).
         // Completions still run from the loop, never inside `post`.
@@ -376,6 +414,7 @@ public final class HTTPClient {
         while let message = curl_multi_info_read(multi, &left) {
             guard pb_msg_is_done(message) != 0, let easy = message.pointee.easy_handle,
                   let transfer = active.removeValue(forKey: easy) else { continue }
+            if !transfer.urgent { activeOrdinary -= 1 }
             finished.append((transfer, pb_msg_result(message).rawValue))
         }
         guard !finished.isEmpty else { return }
@@ -386,10 +425,7 @@ public final class HTTPClient {
             transfer.release()
             results.append((transfer, result))
         }
-        while active.count < limits.maxConcurrent, !pending.isEmpty {
-            let next = pending.removeFirst()
-            start(next.sequence, next.request, next.completion)
-        }
+        startQueued()
         for (transfer, result) in results { transfer.completion(result) }
     }
 
@@ -428,6 +464,8 @@ public final class HTTPClient {
 final class Transfer {
     let easy: UnsafeMutableRawPointer
     let sequence: UInt64
+    /// Posted with `HTTPPriority.urgent`: counts against no ordinary slot.
+    let urgent: Bool
     let completion: (Result<HTTPResponse, HTTPError>) -> Void
     let errorBuffer: UnsafeMutablePointer<CChar>
     var headerList: UnsafeMutablePointer<curl_slist>?
@@ -438,10 +476,11 @@ final class Transfer {
     private let maxBytes: Int
     private var released = false
 
-    init(easy: UnsafeMutableRawPointer, sequence: UInt64, maxBytes: Int,
+    init(easy: UnsafeMutableRawPointer, sequence: UInt64, maxBytes: Int, urgent: Bool,
          completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
         self.easy = easy
         self.sequence = sequence
+        self.urgent = urgent
         self.maxBytes = maxBytes
         self.completion = completion
         errorBuffer = .allocate(capacity: Int(PB_CURL_ERROR_SIZE))

@@ -163,19 +163,33 @@ public struct HTTPClientLimits: Sendable, Equatable {
     public var totalTimeout: Duration
     /// The largest response body accepted; a larger one fails with `.tooLarge`.
     public var maxResponseBytes: Int
-    /// Requests in progress at once; more are queued in order and started as others finish.
+    /// Ordinary requests in progress at once; more are queued in order and started as others finish.
     public var maxConcurrent: Int
+    /// Slots beyond `maxConcurrent` that only `HTTPPriority.urgent` requests may use, so a card
+    /// decision never waits for the outbox's backlog (at most `maxConcurrent + reservedUrgent`
+    /// requests are in progress in all).
+    public var reservedUrgent: Int
     /// Idle connections kept open for reuse (libcurl's connection cache).
     public var maxConnects: Int
 
     public init(connectTimeout: Duration = .seconds(5), totalTimeout: Duration = .seconds(20),
-                maxResponseBytes: Int = 1 << 20, maxConcurrent: Int = 4, maxConnects: Int = 4) {
+                maxResponseBytes: Int = 1 << 20, maxConcurrent: Int = 4, maxConnects: Int = 4, reservedUrgent: Int = 2) {
         self.connectTimeout = connectTimeout
         self.totalTimeout = totalTimeout
         self.maxResponseBytes = maxResponseBytes
         self.maxConcurrent = maxConcurrent
         self.maxConnects = maxConnects
+        self.reservedUrgent = reservedUrgent
     }
+}
+
+/// Which slots a request may take (`HTTPClient.post`).
+public enum HTTPPriority: Sendable, Equatable {
+    /// Queued messages (the outbox): up to `HTTPClientLimits.maxConcurrent` at once, in order.
+    case ordinary
+    /// A request someone is waiting for now (the card decision): starts at once in a slot of
+    /// its own (`reservedUrgent`) or any free one, and queues ahead of every ordinary request.
+    case urgent
 }
 
 /// Why an `HTTPClient` could not be created.

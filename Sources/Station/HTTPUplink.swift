@@ -46,7 +46,8 @@ public final class HTTPCardDecider: CardDecider {
         let body = Array(OCPPPayload.authorize(card: card).text.utf8)
         let request = HTTPRequest.uplink(baseURL: uplink.baseURL, stationId: uplink.stationId, action: OCPPAction.authorize.rawValue,
                                          messageId: ids.next(), json: body)
-        uplink.client.post(request) { result in
+        // Urgent: a driver is waiting, and the outbox's backlog must not hold the question up.
+        uplink.client.post(request, priority: .urgent) { result in
             // No answer, or an answer we cannot read: say nothing and let the deadline decide.
             guard case .success(let r) = result, (200..<300).contains(r.status),
                   let parsed = try? JSON.parse(r.body),
