@@ -357,7 +357,9 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         var seed: UInt64 = 0
         let fd = open("/dev/urandom", O_RDONLY)
         if fd >= 0 { _ = read(fd, &seed, 8); close(fd) }
-        decider = HTTPCardDecider(uplink: u, seed: seed)
+        let cloudDecider = HTTPCardDecider(uplink: u, seed: seed)
+        cloudDecider.onProblem = { Log.warning("card decision: \($0)") }
+        decider = cloudDecider
     }
     let station = Station(loop: loop, engine: engine, ledger: opened.ledger, link: driver, family: arguments.family,
                           relay: relay, decider: decider, ev: arguments.ev, uplink: uplink, stationId: arguments.stationId)
