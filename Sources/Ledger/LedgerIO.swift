@@ -61,7 +61,12 @@ public struct SystemLedgerIO: LedgerIO, Sendable {
     }
 
     public func open(_ path: String, flags: Int32, mode: mode_t) throws(SystemError) -> FileDescriptor {
-        try FileDescriptor.open(path, flags: flags, mode: mode)
+        // Files (segments, the compaction's temporary) never through a symlink (ELOOP): a planted
+        // link would aim the daemon's writes elsewhere. Directories may be reached through one
+        // (the state directory may be an administrator's link to another disk); the daemon's own
+        // `ledger/` is refused as a symlink by `StateDirectory.prepare` before the ledger opens.
+        // FileDescriptor.open adds O_CLOEXEC.
+        try FileDescriptor.open(path, flags: flags & O_DIRECTORY != 0 ? flags : flags | O_NOFOLLOW, mode: mode)
     }
 
     public func close(_ fd: FileDescriptor) { fd.close() }

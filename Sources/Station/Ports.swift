@@ -37,7 +37,7 @@ public final class SimulatedRelay: RelayPort {
     public init(loop: EventLoop, connectors: Int, historyPath: String?) throws {
         self.loop = loop
         closed = Array(repeating: false, count: connectors)
-        history = try historyPath.map { try FileDescriptor.open($0, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o644) }
+        history = try historyPath.map { try FileDescriptor.open($0, flags: O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, mode: 0o644) }
     }
 
     public func set(connector c: Int, closed wantClosed: Bool) {

@@ -315,11 +315,22 @@ public final class Station {
         let line = JSONLines.JSON.object([("messageId", .string(m.id)), ("action", .string(m.action.rawValue)), ("queue", .string(m.queue)),
                                           ("status", .number(status)), ("response", .string(response)),
                                           ("t", .number(WallClock.nowMillisecondsSinceEpoch()))]).text + "\n"
-        if let fd = try? FileDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o640) {
-            try? fd.writeAll(Array(line.utf8), timeout: .seconds(1))
-            fd.close()
+        // Never through a symlink or into a file linked elsewhere: the daemon runs as root. The
+        // message stays in the ledger as dead-lettered either way; the file is for technicians.
+        do {
+            let fd = try StateDirectory.openForAppend(path)
+            defer { fd.close() }
+            do { try fd.writeAll(Array(line.utf8), timeout: .seconds(1)) } catch {
+                deadLetterFileFailures += 1
+                onNotice("dead letters: message \(m.id) not written to \(path): \(error); it stays in the ledger")
+            }
+        } catch {
+            deadLetterFileFailures += 1
+            onNotice("dead letters: message \(m.id) not written: \(error); it stays in the ledger")
         }
     }
+    /// Dead letters that could not be written to `deadLetterPath` (refused file, write error).
+    public private(set) var deadLetterFileFailures = 0
 
     /// Sends whose queued records are durable. After a ledger failure nothing more is sent:
     /// what is not on disk must not reach the cloud.

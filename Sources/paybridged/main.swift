@@ -303,7 +303,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     try loop.onSignal(SIGTERM) { signals.stop() }
     try loop.onSignal(SIGINT) { signals.stop() }
     try loop.onSignal(SIGHUP) { signals.reload() }
-    mkdir(state, 0o750)
+    do { try StateDirectory.prepare(state) } catch { die("state directory refused: \(error)") }
     let opened: (ledger: Ledger, report: RecoveryReport, records: [LedgerRecord])
     if let problem = arguments.ledgerOptions.problem { die("ledger options: \(problem)") }
     do { opened = try Ledger.open(directory: state + "/ledger", options: arguments.ledgerOptions) } catch { die("ledger: \(error)") }

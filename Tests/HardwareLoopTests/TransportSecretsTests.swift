@@ -69,4 +69,43 @@ final class ProxyProcess {
         #expect(waitUntil(.seconds(60)) { !b.sim.records("committed").isEmpty }, "the offline policy (deny) refused the card")
         #expect(b.stop() == 0)
     }
+
+    /// A symlink named dead-letters.jsonl in the state directory: the daemon (root here) does
+    /// not write through it, says why in its log, and the dead letter stays in the ledger.
+    @Test func aDeadLetterIsNeverWrittenThroughASymlink() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("deadletter-\(UUID().uuidString.prefix(8))").path
+        let state = root + "/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let victim = root + "/victim"
+        try Data("precious\n".utf8).write(to: URL(fileURLWithPath: victim))
+        #expect(symlink(victim, state + "/dead-letters.jsonl") == 0)
+        // The cloud rejects the first TransactionEvent for good: a dead letter.
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"], cloud: ["--fail4xx", "TransactionEvent", "1"],
+                          config: ["state.directory = \(state)", "log.level = info"], ev: "plug=100,charge=500,power=3600000", keepLog: true)
+        #expect(waitUntil(.seconds(60)) { b.cloud.records().contains { $0["status"] as? Int == 400 } }, "nothing was rejected")
+        #expect(waitUntil(.seconds(30)) { b.daemonLog.contains("dead letters:") }, "the refusal is not in the log")
+        #expect(b.stop() == 0)
+        #expect(fileText(victim) == "precious\n", "the daemon wrote through the symlink")
+        #expect(b.daemonLog.contains("symbolic link"), "\(b.daemonLog.suffix(2000))")
+        var info = stat()
+        #expect(lstat(state + "/dead-letters.jsonl", &info) == 0 && info.st_mode & S_IFMT == S_IFLNK)
+    }
+
+    /// A state directory anyone may write to: the daemon refuses to start and says why.
+    @Test func aStateDirectoryOthersMayWriteStopsTheDaemon() throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("open-state-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        #expect(chmod(state, 0o777) == 0)
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let exe = ChildProcess.executableDirectory() + "/paybridged"
+        let daemon = try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>&1", exe, "--terminal", "tcp:127.0.0.1:1", "--state", state,
+                                                        "--sim-ev", "none"], pipeStdin: false)
+        defer { daemon.terminate() }
+        var lines: [String] = []
+        while let line = try daemon.readLine(timeout: .seconds(10)) { lines.append(line) }
+        #expect(daemon.wait(timeout: .seconds(10)) == 2, "\(lines)")
+        #expect(lines.contains { $0.contains("state directory refused") && $0.contains("777") }, "\(lines)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/ledger"), "a ledger was made in it")
+    }
 }
