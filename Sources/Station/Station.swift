@@ -322,11 +322,11 @@ public final class Station {
             defer { fd.close() }
             do { try fd.writeAll(Array(line.utf8), timeout: .seconds(1)) } catch {
                 deadLetterFileFailures += 1
-                onNotice("dead letters: message \(m.id) not written to \(path): \(error); it stays in the ledger")
+                notice(.error, "dead letters: message \(m.id) not written to \(path): \(error); it stays in the ledger")
             }
         } catch {
             deadLetterFileFailures += 1
-            onNotice("dead letters: message \(m.id) not written: \(error); it stays in the ledger")
+            notice(.error, "dead letters: message \(m.id) not written: \(error); it stays in the ledger")
         }
     }
     /// Dead letters that could not be written to `deadLetterPath` (refused file, write error).

@@ -100,7 +100,7 @@ final class ProxyProcess {
         defer { try? FileManager.default.removeItem(atPath: state) }
         let exe = ChildProcess.executableDirectory() + "/paybridged"
         let daemon = try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>&1", exe, "--terminal", "tcp:127.0.0.1:1", "--state", state,
-                                                        "--sim-ev", "none"], pipeStdin: false)
+                                                        "--charger-io", "simulated", "--sim-ev", "none"], pipeStdin: false)
         defer { daemon.terminate() }
         var lines: [String] = []
         while let line = try daemon.readLine(timeout: .seconds(10)) { lines.append(line) }
