@@ -176,13 +176,13 @@ import Platform
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let state = dir + "/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-        #expect(mount("tmpfs", state, "tmpfs", 0, "size=16m") == 0, "mount: errno \(errno)")
+        #expect(mount("tmpfs", state, "tmpfs", 0, "size=16m,mode=0750") == 0, "mount: errno \(errno)")
         defer { umount(state) }
         // A ledger that worked (a drained run leaves its segment), then the file system goes
         // read-only, as ext4 does with errors=remount-ro.
         let (drained, drainLog) = try run(["--terminal", "serial:\(dir)/tty", "--state", state, "--drain"], in: dir)
         #expect(drained == 0, "\(drainLog)")
-        #expect(mount("tmpfs", state, "tmpfs", UInt(MS_REMOUNT | MS_RDONLY), "size=16m") == 0, "remount: errno \(errno)")
+        #expect(mount("tmpfs", state, "tmpfs", UInt(MS_REMOUNT | MS_RDONLY), "size=16m,mode=0750") == 0, "remount: errno \(errno)")
         let sock = try SystemdNotify().bindDatagram(dir + "/notify")
         defer { close(sock) }
         var env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
@@ -207,7 +207,7 @@ import Platform
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let state = dir + "/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-        #expect(mount("tmpfs", state, "tmpfs", 0, "size=256k") == 0, "mount: errno \(errno)")
+        #expect(mount("tmpfs", state, "tmpfs", 0, "size=256k,mode=0750") == 0, "mount: errno \(errno)")
         defer { umount(state) }
         try FileManager.default.createDirectory(atPath: state + "/ledger", withIntermediateDirectories: true)
         // Fill it: what is left cannot hold a segment header.
