@@ -45,7 +45,9 @@ let package = Package(
         // Pure: PSP frames and messages, bytes in, values out.
         // Pure: a tiny ordered JSON writer for records, logs and the technicians' tool.
         .target(name: "JSONLines"),
-        .target(name: "PSPCodec", dependencies: ["JSONLines"]),
+        // Pure: the one card-data filter (card numbers, track data) and PAN masking, for every protocol.
+        .target(name: "CardSafety"),
+        .target(name: "PSPCodec", dependencies: ["JSONLines", "CardSafety"]),
         // Pure: the PSP link state machine (bring-up, correlation, timeouts, keep-alive, recovery).
         .target(name: "PSPLink", dependencies: ["PSPCodec", "Timebase"]),
         // Pure: the payment engine (sessions, tariff, write-ahead entries, recovery).
@@ -61,7 +63,7 @@ let package = Package(
         // Shell: the engine's effects carried out in order against the ledger, link, relays and card decider.
         .target(name: "Station", dependencies: ["PaymentEngine", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
-        .target(name: "TerminalSim", dependencies: ["PSPCodec", "Timebase", "JSONLines", "Platform"],
+        .target(name: "TerminalSim", dependencies: ["PSPCodec", "CardSafety", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
         // The deterministic simulation of the payment engine with its terminal, cloud, EVs and crashes.
         .target(name: "EngineSimulation", dependencies: ["PaymentEngine", "Timebase"], path: "HardwareSim/EngineSimulation"),
@@ -76,7 +78,7 @@ let package = Package(
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
         .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
-        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "JSONLines"]),
+        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
         .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "Platform", "Timebase", "CAllocCounter"]),
@@ -93,14 +95,15 @@ let package = Package(
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "PaymentEngine", "Platform"]),
-        .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "JSONLines", "Timebase"],
+        .testTarget(name: "CardSafetyTests", dependencies: ["CardSafety", "Timebase"]),
+        .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "Timebase"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
         .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
-                                                           "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP"]),
+                                                           "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,5 @@
+import CardSafety
+
 /// One BER-TLV data object from a PSP DOL (data object list).
 public struct TLV: Equatable, Sendable {
     /// The tag's bytes as a big-endian integer, e.g. 0xDFCA0B.
@@ -112,7 +114,9 @@ public enum BERTLV {
 }
 
 /// The card facts the bridge may keep (PCI DSS): the masked number, the terminal's card hash,
-/// the brand and the payment references. Built only through `init(dol:hashTags:)`, which masks.
+/// the brand and the payment references. `init(dol:hashTags:)` passes every field through
+/// `CardDataFilter` and `PANMask`; whatever held card data is masked or dropped, and named in
+/// `redactedFields` so that the shell can count and report it.
 public struct CardData: Equatable, Sendable {
     /// First 6 and last 4 digits at most; every other digit is '*'.
     public var maskedPAN: String?
@@ -123,12 +127,44 @@ public struct CardData: Equatable, Sendable {
     public var hostReference: [UInt8]?
     /// DFCA09: the terminal's item reference.
     public var itemReference: [UInt8]?
+    /// The fields the terminal sent with card data in them (a full number, track data) that
+    /// were masked or dropped here: "maskedPAN", "brand", "cardHash", "hostReference", "itemReference".
+    public private(set) var redactedFields: [String] = []
 
     public init(maskedPAN: String? = nil, cardHash: [UInt8]? = nil, brand: String? = nil,
                 hostReference: [UInt8]? = nil, itemReference: [UInt8]? = nil) {
-        self.maskedPAN = maskedPAN.map(PANMask.mask)
-        self.cardHash = cardHash; self.brand = brand
-        self.hostReference = hostReference; self.itemReference = itemReference
+        var redacted: [String] = []
+        func text(_ s: String?, _ name: String) -> String? {
+            guard let s else { return nil }
+            let (clean, found) = CardDataFilter.scrub(s)
+            if found != nil { redacted.append(name) }
+            return found == .trackData ? nil : clean
+        }
+        func bytes(_ b: [UInt8]?, _ name: String) -> [UInt8]? {
+            guard let b, CardDataFilter.find(in: b) != nil else { return b }
+            redacted.append(name)
+            return nil
+        }
+        // The masked-PAN field may hold a number: PANMask keeps its first 6 and last 4. Anything
+        // it has to hide beyond what the terminal masked, or track data, was card data.
+        if let p = maskedPAN {
+            if CardDataFilter.find(in: p) == .trackData {
+                redacted.append("maskedPAN")
+            } else {
+                let masked = PANMask.mask(p)
+                if masked != p { redacted.append("maskedPAN") }
+                self.maskedPAN = masked
+            }
+        }
+        if let h = cardHash, CardDataFilter.isCardData(wholeValue: h) {
+            redacted.append("cardHash")
+        } else {
+            self.cardHash = cardHash
+        }
+        self.brand = text(brand, "brand")
+        self.hostReference = bytes(hostReference, "hostReference")
+        self.itemReference = bytes(itemReference, "itemReference")
+        self.redactedFields = redacted
     }
 
     /// Extracts card facts from DOL data; `hashTags` lists candidate hash tags in order of preference.
@@ -153,88 +189,5 @@ public struct CardData: Equatable, Sendable {
         guard let p = maskedPAN else { return nil }
         let tail = p.reversed().prefix { $0.isASCII && $0.isNumber }
         return tail.count >= 4 ? String(tail.prefix(4).reversed()) : nil
-    }
-}
-
-/// PAN masking: the terminal is meant to send a masked number already; this makes
-/// sure a full number (a misconfigured terminal, a test card) never goes further.
-///
-/// Digits are judged by Unicode scalar, not by Character: every scalar with a numeric value in
-/// any script (fullwidth ４, Arabic-Indic ٤, mathematical 𝟒, …) is a digit, and combining marks
-/// are dropped, since a digit followed by a mark is one Character that is neither ASCII nor a
-/// plain digit, which would otherwise let a whole number through unmasked.
-public enum PANMask {
-    /// Keeps the first 6 and last 4 digits and replaces every other digit with '*'.
-    /// An all-digit string of 12 digits or fewer keeps only its last 4: it might be a short PAN.
-    /// A string already masked by the terminal keeps its visible digits up to 6 + 4.
-    /// Kept digits come out as ASCII digits (a numeric scalar that is not a digit 0…9, such as ½,
-    /// as '*'); combining marks are removed.
-    public static func mask(_ s: String) -> String {
-        let scalars = s.unicodeScalars.filter { !isMark($0) }.map { $0 }
-        let digitPositions = scalars.indices.filter { isDigit(scalars[$0]) }
-        let n = digitPositions.count
-        var keep = Set<Int>()
-        let alreadyMasked: Bool = {
-            guard let a = digitPositions.first, let b = digitPositions.last, a < b else { return false }
-            return scalars[a...b].contains { $0 == "*" || $0 == "X" || $0 == "x" || $0 == "#" }
-        }()
-        if n >= 13 || (alreadyMasked && n >= 4) {
-            keep.formUnion(digitPositions.prefix(6))
-            keep.formUnion(digitPositions.suffix(4))
-        } else {
-            keep.formUnion(digitPositions.suffix(min(4, max(0, n - 1))))
-        }
-        var out = String.UnicodeScalarView()
-        for (i, c) in scalars.enumerated() {
-            out.append(isDigit(c) ? (keep.contains(i) ? asciiDigit(c) : "*") : c)
-        }
-        return String(out)
-    }
-
-    /// True when `s` contains a run of 13 or more digits (a possible full card number): digits as
-    /// `mask` counts them, in any script; spaces, dashes, combining marks and invisible format
-    /// characters between them do not end a run.
-    public static func containsPANLikeRun(_ s: String) -> Bool {
-        var run = 0
-        for c in s.unicodeScalars {
-            if isDigit(c) {
-                run += 1
-                if run >= 13 { return true }
-            } else if !continuesRun(c) {
-                run = 0
-            }
-        }
-        return false
-    }
-
-    /// A scalar with a numeric value, in any script.
-    static func isDigit(_ c: Unicode.Scalar) -> Bool {
-        if c.isASCII { return c.value >= 0x30 && c.value <= 0x39 }
-        return c.properties.numericType != nil
-    }
-
-    static func isMark(_ c: Unicode.Scalar) -> Bool {
-        switch c.properties.generalCategory {
-        case .nonspacingMark, .spacingMark, .enclosingMark: return true
-        default: return false
-        }
-    }
-
-    /// Separators a number may be written with: they neither count as digits nor end a run.
-    static func continuesRun(_ c: Unicode.Scalar) -> Bool {
-        if c == " " || c == "-" { return true }
-        if c.isASCII { return false }
-        switch c.properties.generalCategory {
-        case .nonspacingMark, .spacingMark, .enclosingMark, .format, .spaceSeparator, .dashPunctuation: return true
-        default: return false
-        }
-    }
-
-    /// The ASCII digit of a digit scalar (its numeric value 0…9), or '*' for any other numeric value.
-    static func asciiDigit(_ c: Unicode.Scalar) -> Unicode.Scalar {
-        if c.isASCII { return c }
-        guard let v = c.properties.numericValue, v >= 0, v <= 9, v == v.rounded(.towardZero),
-              let digit = Unicode.Scalar(0x30 + UInt32(v)) else { return "*" }
-        return digit
     }
 }

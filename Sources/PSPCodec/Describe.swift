@@ -1,26 +1,75 @@
+import CardSafety
 import JSONLines
 
 /// JSON renderings of decoded messages for technicians (`paybridgectl decode`) and records.
-/// Card data goes through `PANMask`; encrypted card data is shown by length only.
+///
+/// A technician pastes this output into tickets, so it shows a DOL value only for tags known to
+/// hold no card data (`shownTags`), and even those only after `CardDataFilter` found nothing in
+/// them; every other tag is shown by tag and length alone. The card tags (5A PAN, 57 and 9F6B
+/// track 2, 56 and 9F1F track 1, 5F20 name, 5F24 expiry, DFAA6C encrypted card data, …) are never
+/// on the list, and neither is an undocumented tag a terminal might fill with anything.
 public enum PSPDescribe {
+    /// How an allowed tag's value is shown.
+    public enum Rendering: Sendable {
+        /// Through `PANMask` (the terminal's masked number).
+        case maskedPAN
+        /// As text through the card-data filter.
+        case text
+        /// As text when printable, else hex; dropped when the filter finds card data.
+        case reference
+        /// As hex; dropped when the filter finds card data.
+        case hex
+        /// The terminal's card hash: hex, unless the whole value is a card number.
+        case cardHash
+    }
+
+    /// The tags whose values may be shown. Payter's own (psp.md, the DOL page) and the EMV
+    /// data elements that describe the transaction or the application, not the card holder.
+    public static let shownTags: [UInt32: Rendering] = {
+        var t: [UInt32: Rendering] = [
+            DOLTag.maskedPAN: .maskedPAN,
+            DOLTag.brandName: .text, DOLTag.hostResponseCode: .text,
+            DOLTag.hostTransactionReference: .reference, DOLTag.itemReference: .reference,
+            DOLTag.brandID: .hex,
+            0x50: .text, 0x9F12: .text,                        // application label, preferred name
+        ]
+        for tag in DOLTag.cardHashCandidates { t[tag] = .cardHash }
+        // Transaction and application data: amounts, currency, country, date, type, AID, AIP,
+        // TVR, CVM results, cryptogram and its data, ATC, unpredictable number, PAN sequence number.
+        for tag: UInt32 in [0x9F02, 0x9F03, 0x5F2A, 0x9F1A, 0x9A, 0x9C, 0x9F21, 0x4F, 0x84, 0x9F06, 0x82, 0x95,
+                            0x9B, 0x9F34, 0x9F26, 0x9F27, 0x9F10, 0x9F36, 0x9F37, 0x5F34, 0x9F33, 0x9F35, 0x9F09,
+                            0x9F41, 0x9F1E, 0x9F6E, 0x9F66, 0x8A] {
+            t[tag] = .hex
+        }
+        return t
+    }()
+
     public static func dol(_ items: [TLV]) -> JSON {
         .array(items.map { t in
             var f: [(String, JSON)] = [("tag", .string(t.tagHex)), ("length", .number(t.value.count))]
-            switch t.tag {
-            case DOLTag.maskedPAN:
-                f.append(("maskedPAN", .string(PANMask.mask(String(decoding: t.value, as: UTF8.self)))))
-            case DOLTag.encryptedCardData:
-                break
-            case DOLTag.brandName, DOLTag.hostResponseCode:
-                f.append(("text", .string(String(decoding: t.value, as: UTF8.self))))
-            default:
-                let text = String(decoding: t.value, as: UTF8.self)
-                // A terminal that puts a full number in an undocumented tag must not leak it here.
-                if PANMask.containsPANLikeRun(text) {
-                    f.append(("redacted", .bool(true)))
+            let text = String(decoding: t.value, as: UTF8.self)
+            switch shownTags[t.tag] {
+            case .maskedPAN?:
+                let c = CardData(maskedPAN: text)
+                if let p = c.maskedPAN { f.append(("maskedPAN", .string(p))) } else { f.append(("withheld", .string("card data"))) }
+            case .text?:
+                let (clean, found) = CardDataFilter.scrub(text)
+                f.append(found == nil ? ("text", .string(clean)) : ("withheld", .string("card data")))
+            case .reference?:
+                if CardDataFilter.find(in: t.value) != nil {
+                    f.append(("withheld", .string("card data")))
+                } else if CardDataFilter.isPrintableText(t.value) {
+                    f.append(("text", .string(text)))
                 } else {
                     f.append(("value", .string(hexString(t.value))))
                 }
+            case .hex?:
+                f.append(CardDataFilter.find(in: t.value) == nil ? ("value", .string(hexString(t.value))) : ("withheld", .string("card data")))
+            case .cardHash?:
+                f.append(CardDataFilter.isCardData(wholeValue: t.value) ? ("withheld", .string("card data"))
+                                                                          : ("value", .string(hexString(t.value))))
+            case nil:
+                f.append(("withheld", .string("not a tag known to hold no card data")))
             }
             return .object(f)
         })

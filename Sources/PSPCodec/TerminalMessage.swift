@@ -1,3 +1,5 @@
+import CardSafety
+
 /// How to read a 0x00 frame: Payter gives Result and Get Status Response the same header,
 /// so the reading depends on which request is outstanding.
 public enum ZeroHeaderReading: String, Sendable {
@@ -124,8 +126,8 @@ public enum TerminalMessage: Equatable, Sendable {
             }
             return .result(try decodeResult(payload))
         case 0x24: return .synchronize
-        case 0x27: return .identity(try decodeIdentity(payload, layout: context.identityLayout))
-        case 0x29: return .uiEvent(buttonID: r.isAtEnd ? "" : try r.cString("button ID"))
+        case 0x27: return .identity(scrubbed(try decodeIdentity(payload, layout: context.identityLayout)))
+        case 0x29: return .uiEvent(buttonID: r.isAtEnd ? "" : CardDataFilter.scrub(try r.cString("button ID")).text)
         case 0x30:
             let total = try r.u8("total")
             var ids: [UInt32] = []
@@ -211,6 +213,27 @@ public enum TerminalMessage: Equatable, Sendable {
             }
         }
         throw .truncated(field: "DOL data")
+    }
+
+    /// Every string of an identity through the card-data filter; an ICCID in the SIM-serial
+    /// field is inventory and stays whole (`CardDataFilter.isICCID`).
+    static func scrubbed(_ id: TerminalIdentity) -> TerminalIdentity {
+        var out = id
+        var redacted: [String] = []
+        func clean(_ s: String, _ name: String) -> String {
+            let (text, found) = CardDataFilter.scrub(s)
+            if found != nil { redacted.append(name) }
+            return text
+        }
+        out.serialNumber = clean(id.serialNumber, "serialNumber")
+        out.model = id.model.map { clean($0, "model") }
+        out.firmware = id.firmware.map { clean($0, "firmware") }
+        out.applications = id.applications.map { clean($0, "applications") }
+        out.simSerial = id.simSerial.map { CardDataFilter.isICCID($0) ? $0 : clean($0, "simSerial") }
+        out.samSerials = id.samSerials.map { clean($0, "samSerials") }
+        out.macAddress = id.macAddress.map { clean($0, "macAddress") }
+        out.redactedFields = redacted
+        return out
     }
 
     static func decodeIdentity(_ p: ArraySlice<UInt8>, layout: TerminalIdentity.Layout?) throws(PSPMessageError) -> TerminalIdentity {

@@ -135,6 +135,9 @@ public struct TerminalIdentity: Equatable, Sendable {
     public var samSerials: [String]
     /// P6X: MAC address, "aa:bb:cc:dd:ee:ff".
     public var macAddress: String?
+    /// Fields the terminal sent with card data in them, masked by the decoder (`CardDataFilter`):
+    /// nothing a terminal reports as its identity may carry a card number into a log or a status.
+    public var redactedFields: [String] = []
 
     public init(layout: Layout, serialNumber: String, model: String? = nil, firmware: String? = nil,
                 applications: [String] = [], simSerial: String? = nil, samSerials: [String] = [], macAddress: String? = nil) {

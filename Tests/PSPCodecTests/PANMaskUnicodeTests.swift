@@ -1,5 +1,6 @@
 import Testing
 import PSPCodec
+import CardSafety
 
 /// A card number written with digits other than ASCII's (fullwidth, another script's, or
 /// each followed by a combining mark) is still a card number: it is masked and redacted.

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import PSPCodec
+import CardSafety
 
 /// Payter's own hex examples (copied from ../shared/vectors/psp-docs.json).
 struct DocVector: Sendable {
