@@ -1,3 +1,4 @@
+import CardSafety
 // paybridgectl: the technicians' tool. Today: decoding captured PSP traffic.
 import Glibc
 import JSONLines
@@ -99,10 +100,11 @@ func decodePSP(_ o: DecodeOptions) {
         }
     }
     func payloadHex(_ f: PSPFrame) -> String {
-        // Encrypted card data and everything else is hex already; masked PANs are masked by the terminal,
-        // and a full number in the raw payload is hidden rather than printed.
-        let text = String(decoding: f.payload, as: UTF8.self)
-        return PANMask.containsPANLikeRun(text) ? "(redacted: contains a card-number-like digit run)" : hexString(f.payload)
+        // The hex is shown only where it cannot be card data: never for a message that carries a
+        // card's DOL or a receipt (the decoded fields above show what may be shown), and never when
+        // the card-data filter finds a number or track in it.
+        if !o.fromHost && cardMessageHeaders.contains(f.header) { return "(withheld: card message)" }
+        return CardDataFilter.find(in: f.payload) == nil ? hexString(f.payload) : "(withheld: card data)"
     }
     func frameAt(_ offset: Int) -> [(String, JSON)]? {
         let p = o.format.prefixSize
@@ -112,8 +114,10 @@ func decodePSP(_ o: DecodeOptions) {
         let end = offset + p + length
         guard length >= 2, end < stream.count else { return nil }
         let sum = PSPFrameEncoder.checksum(stream[offset..<end])
+        // The payload of a frame that failed its checksum is not printed: it may be a card message
+        // with a damaged header, and the technician has the captured hex already.
         return [("header", .number(stream[offset + p + 1])), ("length", .number(length)),
-                ("payload", .string(hexString(stream[(offset + p + 2)..<end]))), ("checksumOK", .bool(false)),
+                ("payloadLength", .number(length - 2)), ("checksumOK", .bool(false)),
                 ("checksum", .number(stream[end])), ("expectedChecksum", .number(sum))]
     }
     func drain() {
@@ -156,6 +160,10 @@ func decodePSP(_ o: DecodeOptions) {
         }
     }
 }
+
+/// Terminal messages that carry a card's DOL or receipt: Session Approved, Declined, Card Read,
+/// Partially Approved, proprietary Card Read, Receipt.
+let cardMessageHeaders: Set<UInt8> = [0x31, 0x32, 0x34, 0x35, 0x40, 0x45]
 
 func describe(_ k: MalformedKind) -> String {
     switch k {
