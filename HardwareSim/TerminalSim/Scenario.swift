@@ -1,3 +1,4 @@
+import CardSafety
 import PSPCodec
 
 /// What the simulated cardholder and bank do in one payment session.
@@ -17,9 +18,15 @@ public struct SimCard: Equatable, Sendable {
     public var maskedPAN: String
     public var hash: [UInt8]
     public var brand: String
+    /// The host transaction reference (DFCA03) the approval carries; nil: "PSPREF<session id>".
+    public var hostReference: [UInt8]?
+    /// More data objects appended to the Card Read and approval DOLs (for tests of what the
+    /// daemon does with a terminal that sends card data it should not).
+    public var extraDOL: [TLV] = []
     public init(maskedPAN: String = "476173******0119", hash: [UInt8] = [0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6, 0x07, 0x18],
-                brand: String = "VISA") {
+                brand: String = "VISA", hostReference: [UInt8]? = nil, extraDOL: [TLV] = []) {
         self.maskedPAN = maskedPAN; self.hash = hash; self.brand = brand
+        self.hostReference = hostReference; self.extraDOL = extraDOL
     }
 }
 
@@ -132,6 +139,7 @@ public struct ScenarioError: Error, Equatable, CustomStringConvertible {
 ///     family apollo|p6x
 ///     preamble 0x55            magic 0x3C
 ///     session approve|decline [reason=N]|partial amount=N|cancel|nocard [card=MASKED] [hash=HEX]
+///             [brand=TEXT ('_' for a space)] [host-ref=TEXT] [dol=HEX (TLVs added to Card Read and approval)]
 ///     fallback <session spec>
 ///     delay <Command> <ms>     tap-delay <ms>     auth-delay <ms>
 ///     start-result on|off      split on|off       card-detect <ms>     idle-close <ms>
@@ -203,6 +211,12 @@ public enum ScenarioParser {
         // A terminal that breaks the rule and sends the whole card number: for the tests that
         // the daemon masks it everywhere it writes.
         if let c = opts.removeValue(forKey: "unmasked-pan") { card.maskedPAN = c }
+        if let b = opts.removeValue(forKey: "brand") { card.brand = String(b.map { $0 == "_" ? " " : $0 }) }
+        if let r = opts.removeValue(forKey: "host-ref") { card.hostReference = Array(r.utf8) }
+        if let d = opts.removeValue(forKey: "dol") {
+            guard let b = hexBytes(d), let tlvs = try? BERTLV.parse(b[...]) else { throw fail("dol must be hex BER-TLV") }
+            card.extraDOL = tlvs
+        }
         if let h = opts.removeValue(forKey: "hash") {
             guard let b = hexBytes(h), !b.isEmpty else { throw fail("hash must be hex") }
             card.hash = b

@@ -318,7 +318,7 @@ public struct TerminalSimCore: Sendable {
         if options.contains(.transactionEvents) { emit(.transactionEvent(0x01), now: now, &fx) }
         let dol = [TLV(tag: 0xDFF006, value: card.hash),
                    TLV(tag: DOLTag.maskedPAN, value: Array(card.maskedPAN.utf8)),
-                   TLV(tag: DOLTag.brandName, value: Array(card.brand.utf8))]
+                   TLV(tag: DOLTag.brandName, value: Array(card.brand.utf8))] + card.extraDOL
         emit(.cardRead(dol: dol), now: now, &fx)
         if options.contains(.transactionEvents) { emit(.transactionEvent(0x02), now: now, &fx) }
         fire(.cardRead(cardReads), now: now, &fx)
@@ -338,10 +338,10 @@ public struct TerminalSimCore: Sendable {
             var amount = p.amount
             if case .partial(let a) = script { amount = min(a, p.amount) }
             openSessions[id] = SimSession(id: id, authorised: amount, approvedAt: now)
-            let ref = Array("PSPREF\(id)".utf8)
+            let ref = card.hostReference ?? Array("PSPREF\(id)".utf8)
             let dol = [TLV(tag: DOLTag.hostTransactionReference, value: ref),
                        TLV(tag: DOLTag.itemReference, value: [0x00, 0x00, UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id)]),
-                       TLV(tag: DOLTag.maskedPAN, value: Array(card.maskedPAN.utf8))]
+                       TLV(tag: DOLTag.maskedPAN, value: Array(card.maskedPAN.utf8))] + card.extraDOL
             let event = amount < p.amount ? "partiallyApproved" : "approved"
             fx.append(.record(record(event, id, amount, extra: [("requested", .number(p.amount)), ("reference", .number(p.reference))])))
             if amount < p.amount {

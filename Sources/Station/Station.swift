@@ -168,6 +168,7 @@ public final class Station {
             switch input {
             case .engine(let e): apply(engine.handle(e, at: now))
             case .link(let e):
+                noteFilteredCardData(e)
                 for t in adapter.inputs(for: e) { apply(engine.handle(.terminal(t), at: now)) }
                 if let next = adapter.nextRequest() {
                     adapter.submitted(link.submit(next.command), for: next.id, next.engineCommand)
@@ -399,6 +400,26 @@ public final class Station {
         // Also from a timer (a deferred sync): post, so the engine hears of it at once.
         post(.engine(.ledgerFailed("\(error)")))
         onLedgerFailure(error)
+    }
+
+    /// Fields of terminal messages in which the card-data filter found a card number or track
+    /// data: each was masked or dropped by the codec before anything used it.
+    public private(set) var cardDataRedactions = 0
+
+    /// A terminal that puts card data where it does not belong is misconfigured (its DOL set, or
+    /// a test card profile): nothing leaked, but the operator must know, so it is a warning.
+    func noteFilteredCardData(_ e: LinkEvent) {
+        let fields: [String]
+        switch e {
+        case .identity(let id): fields = id.redactedFields
+        case .message(.cardRead(let d)), .message(.propCardRead(let d)), .message(.sessionApproved(_, let d)),
+             .message(.sessionPartiallyApproved(_, _, let d)), .message(.sessionDeclined(_, let d)):
+            fields = CardData(dol: d, hashTags: adapter.cardHashTags).redactedFields
+        default: return
+        }
+        guard !fields.isEmpty else { return }
+        cardDataRedactions += fields.count
+        notice(.warning, "card data filter: the terminal sent card data in \(fields.joined(separator: ", ")); masked or dropped before use (\(cardDataRedactions) fields so far); check the terminal's configuration")
     }
 
     func notice(_ severity: NoticeSeverity, _ text: String) {

@@ -196,6 +196,44 @@ func minor(_ n: Any?) -> Int? {
         }
     }
 
+    /// The review's case (issue 11 item 1): a terminal that puts whole card numbers in the other
+    /// card fields. The brand is `VISA 4111111111111111`, the host reference `4111111111111111`,
+    /// and the Card Read and approval also carry EMV 5A (a BCD number), 57 (track 2 equivalent)
+    /// and 56 (track 1). Nothing of them reaches the log (at debug), the ledger or the cloud.
+    @Test func cardDataInAnyTerminalFieldIsWrittenNowhere() throws {
+        let dol = "5A085555555555554444" + "57104012888888881881D25121010000000F"
+            + "5624" + Array("%B378282246310005^TEST/CARD^2512101?".utf8).map { String(format: "%02X", $0) }.joined()
+        let b = try Bench(terminal: ["--session", "approve brand=VISA_4111111111111111 host-ref=4111111111111111 dol=\(dol)",
+                                     "--fallback", "nocard"],
+                          config: ["log.level = debug"], ev: "plug=100,charge=800,power=3600000", keepLog: true)
+        #expect(waitUntil(.seconds(60)) { !b.settlements("Settled").isEmpty }, "no settlement reached the cloud")
+        #expect(b.stop() == 0)
+        let log = b.daemonLog
+        #expect(log.contains("VISA 411111******1111"), "the brand is shown masked: \(log.prefix(3000))")
+        #expect(log.contains("card data filter"), "the operator is not told that the terminal sends card data")
+        // The host reference held a card number: the settlement names the terminal's session instead.
+        #expect((b.settlements("Settled").first?["pspRef"] as? String)?.hasPrefix("terminal-") == true)
+        var written: [(name: String, text: String)] = [("log", log), ("cloud", fileText(b.cloud.recordPath))]
+        let state = b.dir + "/state"
+        for name in (try? FileManager.default.subpathsOfDirectory(atPath: state)) ?? [] {
+            if var data = FileManager.default.contents(atPath: state + "/" + name) {
+                // Ledger segments are preallocated: the zeros after the last record hold nothing.
+                while data.last == 0 { data.removeLast() }
+                written.append((name, String(decoding: data, as: UTF8.self)))
+                // A BCD number written as bytes shows as its own digits in hex.
+                written.append((name + " (hex)", data.map { String(format: "%02X", $0) }.joined()))
+            }
+        }
+        #expect(written.contains { $0.name.contains("seg-") }, "no ledger files found")
+        for w in written {
+            for number in ["4111111111111111", "5555555555554444", "4012888888881881", "378282246310005"] {
+                for piece in tenDigitWindows(number) { #expect(!w.text.contains(piece), "\(piece) of \(number) in \(w.name)") }
+            }
+            #expect(!w.text.contains("TEST/CARD"), "the cardholder name in \(w.name)")
+            if !w.name.hasSuffix("(hex)") { #expect(luhnValidRuns(w.text).isEmpty, "\(w.name): \(luhnValidRuns(w.text))") }
+        }
+    }
+
     @Test func tapToStopEndsTheChargeWithTheSameCard() throws {
         // The first tap pays; the terminal then scans with the same card in reach, which the
         // test taps while the car is still charging.
