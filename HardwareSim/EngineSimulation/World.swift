@@ -90,10 +90,10 @@ public struct EngineWorld {
     public private(set) var ledger: [LedgerEntry] = []
     /// Durable facts by session, kept as entries are persisted (the relay oracle).
     var durableConnector: [SessionKey: Int] = [:]
-    var durableRefs = Set<UInt32>()
+    var durableRefs = Set<TerminalHandle>()
     var durableApproved = Set<SessionKey>(), durableCharging = Set<SessionKey>(), durableEnded = Set<SessionKey>()
     /// The terminal's own books, by terminal reference.
-    var terminalSessions: [UInt32: TerminalSession] = [:]
+    var terminalSessions: [TerminalHandle: TerminalSession] = [:]
     var nextRef: UInt32 = 5000
     var terminalUp = false
     var armed = false
@@ -144,7 +144,7 @@ public struct EngineWorld {
     /// Runs the configured number of card sessions, then lets everything settle.
     public mutating func run() throws(InvariantViolation) -> SimulationSummary {
         terminalUp = true
-        try apply(engine.handle(.terminal(.ready(canList: settings.terminalCanList)), at: now))
+        try apply(engine.handle(.terminal(.ready(settings.terminalCanList ? [.listOpenSessions] : [])), at: now))
         schedule(.tap(nextCard()), after: .seconds(1))
         for c in 0..<settings.connectors { schedule(.meterTick(c), after: .seconds(10)) }
         schedule(.engineTick, after: .seconds(1))
@@ -202,17 +202,17 @@ public struct EngineWorld {
                 summary.declined += 1
                 if !lost { try apply(engine.handle(.terminal(.declined(reason: 9)), at: now)) }
             } else {
-                let ref = nextRef
+                let ref = TerminalHandle(reference: nextRef)
                 nextRef += 1
                 terminalSessions[ref] = TerminalSession(authorised: cardAmount, approvedAt: now.monotonic, state: 0)
                 summary.approvals += 1
                 lastApprovedCard = card
                 if !lost {
-                    try apply(engine.handle(.terminal(.approved(terminalRef: ref, amount: cardAmount, pspRef: Array("REF\(ref)".utf8))), at: now))
+                    try apply(engine.handle(.terminal(.approved(ref, amount: cardAmount, pspRef: Array("REF\(ref)".utf8))), at: now))
                     planDriver(card)
                 } else {
                     // The approval exists at the bank but its answer is lost.
-                    try apply(engine.handle(.terminal(.completed(id, .authorise, .unknown)), at: now))
+                    try apply(engine.handle(.terminal(.completed(id, .authorise(amount: cardAmount), .unknown)), at: now))
                 }
             }
             if lost { summary.linkDrops += 0 }
@@ -231,7 +231,7 @@ public struct EngineWorld {
             schedule(.meterTick(c), after: .seconds(30))
         case .linkBack:
             terminalUp = true
-            try apply(engine.handle(.terminal(.ready(canList: settings.terminalCanList)), at: now))
+            try apply(engine.handle(.terminal(.ready(settings.terminalCanList ? [.listOpenSessions] : [])), at: now))
         case .engineTick:
             try apply(engine.tick(at: now))
             try terminalTimeouts()
@@ -272,7 +272,7 @@ public struct EngineWorld {
 
     /// The driver's plan after an approval: plug in (maybe), charge a while, unplug.
     mutating func planDriver(_ card: Int) {
-        guard let k = engine.sessions.values.first(where: { $0.card.hash == EngineWorld.card(card).hash && $0.terminalRef != nil })?.key,
+        guard let k = engine.sessions.values.first(where: { $0.card.hash == EngineWorld.card(card).hash && $0.handle != nil })?.key,
               let c = engine.sessions[k]?.connector, c >= 0 else { return }
         if percent(settings.neverPlugPercent) { return }
         schedule(.plug(c, true), after: ms(1_000...120_000))
@@ -343,7 +343,7 @@ public struct EngineWorld {
         case .cancel:
             armed = false
             cardOnTerminal = nil
-        case let .capture(ref, amount):
+        case let .capture(ref, amount, _):
             if var s = terminalSessions[ref], s.state == 0 {
                 guard amount <= s.authorised else { throw violation("capture of \(amount) above authorised \(s.authorised) on \(ref)") }
                 s.state = 1; s.amount = amount
@@ -398,7 +398,7 @@ public struct EngineWorld {
 
     mutating func terminalExecuteSilently(_ cmd: TerminalCommand) throws(InvariantViolation) {
         switch cmd {
-        case let .capture(ref, amount):
+        case let .capture(ref, amount, _):
             if var s = terminalSessions[ref], s.state == 0 {
                 guard amount <= s.authorised else { throw violation("capture above authorised") }
                 s.state = 1; s.amount = amount; terminalSessions[ref] = s; summary.committed += 1
@@ -434,7 +434,7 @@ public struct EngineWorld {
         var rounds = 0
         while rounds < 200 {
             rounds += 1
-            if !terminalUp { terminalUp = true; try apply(engine.handle(.terminal(.ready(canList: settings.terminalCanList)), at: now)) }
+            if !terminalUp { terminalUp = true; try apply(engine.handle(.terminal(.ready(settings.terminalCanList ? [.listOpenSessions] : [])), at: now)) }
             for c in 0..<settings.connectors where plugged[c] {
                 plugged[c] = false
                 try apply(engine.handle(.plug(connector: c, pluggedIn: false), at: now))
@@ -481,7 +481,7 @@ public struct EngineWorld {
         }
         if !engine.sessions.isEmpty { throw violation("engine still holds \(engine.sessions.count) sessions: \(engine.sessions.values.map { "\($0.key):\($0.phase)" })") }
         // Captures: the amount the terminal took is the amount the ledger computed.
-        var tariffOf: [SessionKey: Tariff] = [:], refOf: [SessionKey: UInt32] = [:], authorisedOf: [SessionKey: Int64] = [:]
+        var tariffOf: [SessionKey: Tariff] = [:], refOf: [SessionKey: TerminalHandle] = [:], authorisedOf: [SessionKey: Int64] = [:]
         var lastUsage: [SessionKey: (Int64, Int64)] = [:], requested: [SessionKey: Int64] = [:]
         for e in ledger {
             switch e {

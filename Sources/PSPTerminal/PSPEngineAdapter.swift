@@ -24,21 +24,35 @@ public struct PSPEngineAdapter: Sendable {
     /// The next page to ask for, when a List Sessions answer said there are more (`nextRequest`).
     var followUp: (command: HostCommand, id: CommandID)?
 
+    /// What this family of terminal can do (psp.md): a P6X lists its open sessions; an Apollo
+    /// approves partially and raises an approval (Update Session).
+    public var capabilities: TerminalCapabilities {
+        family == .p6x ? [.listOpenSessions] : [.partialApproval, .incrementalAuthorisation]
+    }
+
     public init(family: TerminalFamily, cardHashTags: [UInt32] = DOLTag.cardHashCandidates) {
         self.family = family
         self.cardHashTags = cardHashTags
     }
 
-    /// The PSP command for an engine command.
-    public mutating func hostCommand(for command: TerminalCommand) -> HostCommand {
+    /// The PSP command for an engine command; nil when PSP cannot name what it refers to: a
+    /// handle that is not a PSP session id (a payment another kind of terminal approved, whose
+    /// ledger outlived it), which the terminal cannot know.
+    public mutating func hostCommand(for command: TerminalCommand) -> HostCommand? {
         switch command {
         case let .arm(amount, reference):
             armedAmount = amount
             return .startSession(StartSession(amount: UInt32(clamping: amount), reference: reference))
+        // PSP authorises what Start Session armed; a lower maximum from the cloud does not reach
+        // the card (no `amountAtAuthorisation`), and the engine never captures above it.
         case .authorise: return .authSession
         case .cancel: return .cancelSession
-        case let .capture(ref, amount): return .commitSession(sessionID: ref, amount: UInt32(clamping: amount))
-        case .release(let ref): return .voidSession(sessionID: ref)
+        case let .capture(handle, amount, _):
+            guard let id = handle.reference else { return nil }
+            return .commitSession(sessionID: id, amount: UInt32(clamping: amount))
+        case .release(let handle):
+            guard let id = handle.reference else { return nil }
+            return .voidSession(sessionID: id)
         case .listOpen:
             forgetListing()
             return .listSessions(offset: 0)
@@ -72,7 +86,7 @@ public struct PSPEngineAdapter: Sendable {
     public mutating func inputs(for event: LinkEvent) -> [TerminalInput] {
         switch event {
         case .up:
-            return [.ready(canList: family == .p6x)]
+            return [.ready(capabilities)]
         case .down, .terminalReset:
             forgetListing()
             return [.unavailable]
@@ -82,9 +96,9 @@ public struct PSPEngineAdapter: Sendable {
                 let c = CardData(dol: dol, hashTags: cardHashTags)
                 return [.cardRead(CardIdentity(maskedPAN: c.maskedPAN ?? "", hash: c.cardHash ?? [], brand: c.brand ?? ""))]
             case let .sessionApproved(id, dol):
-                return [.approved(terminalRef: id, amount: armedAmount, pspRef: CardData(dol: dol).hostReference ?? [])]
+                return [.approved(TerminalHandle(reference: id), amount: armedAmount, pspRef: CardData(dol: dol).hostReference ?? [])]
             case let .sessionPartiallyApproved(id, amount, dol):
-                return [.approved(terminalRef: id, amount: Int64(amount), pspRef: CardData(dol: dol).hostReference ?? [])]
+                return [.approved(TerminalHandle(reference: id), amount: Int64(amount), pspRef: CardData(dol: dol).hostReference ?? [])]
             case .sessionDeclined(let reason, _):
                 return [.declined(reason: reason)]
             case .sessionCancelled:
@@ -119,7 +133,7 @@ public struct PSPEngineAdapter: Sendable {
                 }
                 let all = listed
                 forgetListing()
-                return [.completed(id, command, .ok), .openSessions(all)]
+                return [.completed(id, command, .ok), .openSessions(all.map(TerminalHandle.init(reference:)))]
             case .response, .assumedAccepted: return [.completed(id, command, .ok)]
             // Sent, but no answer: it may have taken effect.
             case .timedOut, .linkLost, .unreadable: return [.completed(id, command, .unknown)]

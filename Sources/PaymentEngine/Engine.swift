@@ -100,7 +100,8 @@ public struct Session: Equatable, Sendable {
     public var tariff: Tariff
     public var phase: Phase
     public var requested: Int64
-    public var terminalRef: UInt32?
+    /// The terminal's name for the approval: what a capture or release quotes.
+    public var handle: TerminalHandle?
     public var authorised: Int64 = 0
     public var registerStartWh: Int64?
     public var energyWh: Int64 = 0
@@ -315,8 +316,8 @@ public struct PaymentEngine: Sendable {
 
     mutating func terminalInput(_ t: TerminalInput, _ now: Moment, _ fx: inout [EngineEffect]) {
         switch t {
-        case .ready(let canList):
-            terminalCanList = canList
+        case .ready(let capabilities):
+            terminalCanList = capabilities.contains(.listOpenSessions)
             if flow == .unavailable { flow = .idle(rearmAt: now.monotonic) }
             // Everything that waited for the terminal goes now.
             for k in sessions.keys.sorted() where sessions[k]?.phase == .disposing && sessions[k]?.pending == nil {
@@ -418,10 +419,10 @@ public struct PaymentEngine: Sendable {
         sessions[k] = s
         // Durable before Auth: after a crash we must know an approval may exist.
         fx.append(.persist(.authRequested(k, connector: s.connector, amount: s.requested, card: s.card, tariff: s.tariff, at: now.wallMillis)))
-        fx.append(command(.authorise))
+        fx.append(command(.authorise(amount: s.requested)))
     }
 
-    mutating func approved(_ ref: UInt32, _ amount: Int64, _ pspRef: [UInt8], _ now: Moment, _ fx: inout [EngineEffect]) {
+    mutating func approved(_ ref: TerminalHandle, _ amount: Int64, _ pspRef: [UInt8], _ now: Moment, _ fx: inout [EngineEffect]) {
         var key: SessionKey?
         if case .presented(let k) = flow, let s = sessions[k], s.phase == .authorising || s.phase == .authUnknown { key = k }
         if key == nil, let k = sessions.values.filter({ $0.phase == .authUnknown }).map(\.key).min() { key = k }
@@ -430,9 +431,9 @@ public struct PaymentEngine: Sendable {
             let orphan = nextKey
             nextKey += 1
             fx.append(.notice(.warning, "unexpected approval \(ref): releasing it"))
-            fx.append(.persist(.approved(orphan, terminalRef: ref, authorised: amount, pspRef: pspRef, at: now.wallMillis)))
+            fx.append(.persist(.approved(orphan, handle: ref, authorised: amount, pspRef: pspRef, at: now.wallMillis)))
             sessions[orphan] = Session(key: orphan, connector: -1, card: CardIdentity(maskedPAN: "", hash: []), tariff: config.tariff,
-                                       phase: .disposing, requested: amount, terminalRef: ref, authorised: amount)
+                                       phase: .disposing, requested: amount, handle: ref, authorised: amount)
             dispose(orphan, .release, now, &fx)
             return
         }
@@ -440,20 +441,20 @@ public struct PaymentEngine: Sendable {
         if s.connector < 0 || connectors[safe: s.connector]?.session != k {
             // An approval for a session that lost its connector (a restart in between): the
             // driver has gone; never charge on it.
-            s.terminalRef = ref
+            s.handle = ref
             s.authorised = max(0, amount)
             sessions[k] = s
-            fx.append(.persist(.approved(k, terminalRef: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
+            fx.append(.persist(.approved(k, handle: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
             fx.append(.notice(.warning, "session \(k): approval \(ref) arrived after its connector was given up: releasing it"))
             dispose(k, .release, now, &fx)
             return
         }
-        s.terminalRef = ref
+        s.handle = ref
         // Never capture more than both the bank approved and we asked for.
         s.authorised = max(0, s.requested > 0 ? min(amount, s.requested) : amount)
         s.phase = .awaitingPlug(deadline: now.monotonic + config.plugInTimeout)
         sessions[k] = s
-        fx.append(.persist(.approved(k, terminalRef: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
+        fx.append(.persist(.approved(k, handle: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
         fx.append(.notice(.info, "session \(k) approved for \(s.authorised) (terminal ref \(ref))"))
         if connectors[s.connector].plugged { startCharging(k, now, &fx) }
     }
@@ -519,7 +520,7 @@ public struct PaymentEngine: Sendable {
                 let what = s.disposition == .release ? "release" : "capture"
                 let note = s.attemptUnknown
                     ? "\(what) answered 'session not found' after an unanswered attempt: it most likely succeeded; check with the acquirer"
-                    : "terminal does not know session \(s.terminalRef ?? 0) for \(what): released by the terminal or lost; check with the acquirer"
+                    : "terminal does not know session \(s.handle?.label ?? "?") for \(what): released by the terminal or lost; check with the acquirer"
                 reconcile(k, note: note, &fx)
             case .refused(notFound: false):
                 s.refusals += 1
@@ -585,17 +586,17 @@ public struct PaymentEngine: Sendable {
 
     /// Open sessions on the terminal that we hold no approval for are released; sessions whose
     /// authorisation went unanswered and are not among them were never approved.
-    mutating func orphans(_ refs: [UInt32], _ now: Moment, _ fx: inout [EngineEffect]) {
-        let known = Set(sessions.values.compactMap(\.terminalRef))
+    mutating func orphans(_ refs: [TerminalHandle], _ now: Moment, _ fx: inout [EngineEffect]) {
+        let known = Set(sessions.values.compactMap(\.handle))
         var unknownAuths = sessions.values.filter { $0.phase == .authUnknown }.map(\.key).sorted()
         for ref in refs.sorted() where !known.contains(ref) {
             let k: SessionKey
             if !unknownAuths.isEmpty { k = unknownAuths.removeFirst() } else { k = nextKey; nextKey += 1 }
             fx.append(.notice(.warning, "terminal holds session \(ref) we never charged on: releasing it"))
-            fx.append(.persist(.approved(k, terminalRef: ref, authorised: 0, pspRef: [], at: now.wallMillis)))
+            fx.append(.persist(.approved(k, handle: ref, authorised: 0, pspRef: [], at: now.wallMillis)))
             var s = sessions[k] ?? Session(key: k, connector: -1, card: CardIdentity(maskedPAN: "", hash: []), tariff: config.tariff,
                                            phase: .disposing, requested: 0)
-            s.terminalRef = ref
+            s.handle = ref
             sessions[k] = s
             if s.connector >= 0, connectors[safe: s.connector]?.session == k { connectors[s.connector].session = nil }
             sessions[k]?.connector = -1
@@ -707,12 +708,12 @@ public struct PaymentEngine: Sendable {
     }
 
     mutating func sendDisposition(_ k: SessionKey, _ now: Moment, _ fx: inout [EngineEffect]) {
-        guard var s = sessions[k], let d = s.disposition, let ref = s.terminalRef, s.pending == nil else { return }
+        guard var s = sessions[k], let d = s.disposition, let ref = s.handle, s.pending == nil else { return }
         guard flow != .unavailable else { s.nextRetry = nil; sessions[k] = s; return }
         let cmd: TerminalCommand
         switch d {
-        case .capture(let amount): cmd = .capture(terminalRef: ref, amount: amount)
-        case .release: cmd = .release(terminalRef: ref)
+        case .capture(let amount): cmd = .capture(ref, amount: amount, reserved: s.authorised)
+        case .release: cmd = .release(ref)
         }
         let (id, e) = commandWithID(cmd)
         s.pending = id

@@ -3,7 +3,8 @@
 /// `captureRequested`/`voidRequested` before the terminal is told to capture or release.
 public enum LedgerEntry: Equatable, Sendable {
     case authRequested(SessionKey, connector: Int, amount: Int64, card: CardIdentity, tariff: Tariff, at: Int64)
-    case approved(SessionKey, terminalRef: UInt32, authorised: Int64, pspRef: [UInt8], at: Int64)
+    /// The terminal approved: its handle for the payment, what it authorised, the payment reference.
+    case approved(SessionKey, handle: TerminalHandle, authorised: Int64, pspRef: [UInt8], at: Int64)
     case declined(SessionKey, reason: UInt8?, at: Int64)
     /// The flow ended without an approval (cancelled, refused by the cloud, card removed).
     case abandoned(SessionKey, at: Int64)
@@ -18,11 +19,16 @@ public enum LedgerEntry: Equatable, Sendable {
     /// The terminal cannot tell what happened: a person must look. The session is closed for the engine.
     case needsReconciliation(SessionKey, note: String)
 
+    /// The format entries are written in. Format 2 (issue 12) stores an approval's terminal handle
+    /// as opaque bytes and a label (kind 13) instead of a 32-bit reference (kind 2, format 1).
+    /// Every kind of both formats is read; only the current one is written.
+    public static let formatVersion = 2
+
     /// The ledger's record kind for this entry.
     public var kind: UInt16 {
         switch self {
         case .authRequested: return 1
-        case .approved: return 2
+        case .approved: return 13
         case .declined: return 3
         case .abandoned: return 4
         case .charging: return 5
@@ -64,7 +70,8 @@ public enum LedgerEntry: Equatable, Sendable {
             w.string(card.maskedPAN); w.bytes(card.hash); w.string(card.brand)
             w.string(tariff.currency); w.i64(tariff.startFee); w.i64(tariff.energyPricePerKWh); w.i64(tariff.timePricePerMinute)
             w.i64(at)
-        case let .approved(_, ref, authorised, pspRef, at): w.u32(ref); w.i64(authorised); w.bytes(pspRef); w.i64(at)
+        case let .approved(_, handle, authorised, pspRef, at):
+            w.bytes(handle.bytes); w.string(handle.label); w.i64(authorised); w.bytes(pspRef); w.i64(at)
         case let .declined(_, reason, at): w.u8(reason == nil ? 0 : 1); w.u8(reason ?? 0); w.i64(at)
         case let .abandoned(_, at), let .charging(_, at), let .voided(_, at): w.i64(at)
         case let .meter(_, e, s): w.i64(e); w.i64(s)
@@ -78,7 +85,7 @@ public enum LedgerEntry: Equatable, Sendable {
     }
 
     public static func decode(kind: UInt16, body: [UInt8]) throws(EntryDecodeError) -> LedgerEntry {
-        guard (1...12).contains(kind) else { throw .unknownKind(kind) }
+        guard (1...13).contains(kind) else { throw .unknownKind(kind) }
         var r = EntryReader(body)
         let k = try r.u64()
         switch kind {
@@ -87,7 +94,13 @@ public enum LedgerEntry: Equatable, Sendable {
             let card = CardIdentity(maskedPAN: try r.string(), hash: try r.bytes(), brand: try r.string())
             let tariff = Tariff(currency: try r.string(), startFee: try r.i64(), energyPricePerKWh: try r.i64(), timePricePerMinute: try r.i64())
             return .authRequested(k, connector: connector, amount: amount, card: card, tariff: tariff, at: try r.i64())
-        case 2: return .approved(k, terminalRef: try r.u32(), authorised: try r.i64(), pspRef: try r.bytes(), at: try r.i64())
+        case 2:
+            // Format 1: a 32-bit terminal reference (PSP's session id, the only kind there was).
+            return .approved(k, handle: TerminalHandle(reference: try r.u32()), authorised: try r.i64(), pspRef: try r.bytes(), at: try r.i64())
+        case 13:
+            let bytes = try r.bytes(), label = try r.string()
+            guard let handle = TerminalHandle(bytes: bytes, label: label) else { throw .badValue("terminal handle") }
+            return .approved(k, handle: handle, authorised: try r.i64(), pspRef: try r.bytes(), at: try r.i64())
         case 3:
             let has = try r.u8(), reason = try r.u8()
             return .declined(k, reason: has == 1 ? reason : nil, at: try r.i64())

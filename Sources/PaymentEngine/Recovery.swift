@@ -49,7 +49,7 @@ extension PaymentEngine {
                 s.connector = connector < config.connectors ? connector : -1
                 s.requested = amount; s.card = card; s.tariff = tariff; s.phase = .authUnknown
             case let .approved(_, ref, authorised, _, _):
-                s.terminalRef = ref; s.authorised = authorised
+                s.handle = ref; s.authorised = authorised
                 s.phase = .awaitingPlug(deadline: now.monotonic)
             case .charging:
                 s.phase = .charging

@@ -46,19 +46,79 @@ public struct Moment: Equatable, Sendable {
 /// Identifies a command the engine gave the terminal, to match its outcome.
 public typealias CommandID = UInt64
 
+/// The terminal's own name for an approved payment, opaque to the engine: what a capture or a
+/// release must quote (PSP: the session id; ZVT: receipt and trace numbers). Bounded, so that a
+/// terminal cannot make the ledger keep an arbitrary blob.
+public struct TerminalHandle: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// A handle longer than this is refused by `init(bytes:label:)`.
+    public static let maxBytes = 32
+    /// The label is cut to this many bytes of UTF-8.
+    public static let maxLabelBytes = 32
+    /// What the terminal needs back, byte for byte.
+    public let bytes: [UInt8]
+    /// How people see it (the log, `terminal-<label>` payment references): the terminal's notation.
+    public let label: String
+
+    /// nil for an empty handle or one over `maxBytes`.
+    public init?(bytes: [UInt8], label: String) {
+        guard !bytes.isEmpty, bytes.count <= TerminalHandle.maxBytes else { return nil }
+        self.bytes = bytes
+        var l = Substring(label)
+        while l.utf8.count > TerminalHandle.maxLabelBytes { l = l.dropLast() }
+        self.label = String(l)
+    }
+
+    /// A 32-bit reference: big-endian bytes, decimal label. Entry format 1 stored every handle this
+    /// way (PSP's session id was the only kind), so a PSP terminal's handles must be made here too.
+    public init(reference: UInt32) {
+        bytes = (0..<4).map { UInt8(truncatingIfNeeded: reference >> (24 - 8 * UInt32($0))) }
+        label = String(reference)
+    }
+
+    /// The 32-bit reference `init(reference:)` made, when this is one.
+    public var reference: UInt32? {
+        guard bytes.count == 4 else { return nil }
+        return bytes.reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    public var description: String { label }
+
+    /// Byte order (for a 32-bit reference, numeric order): listings are handled deterministically.
+    public static func < (a: TerminalHandle, b: TerminalHandle) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+}
+
+/// What a terminal can do beyond arm, authorise, capture and release. The engine consults it
+/// instead of knowing terminal families; each protocol's adapter says what its terminal has.
+public struct TerminalCapabilities: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// It lists the approved payments it still holds (P6X List Sessions): recovery asks it instead
+    /// of leaving an approval in doubt to the terminal's own timeout.
+    public static let listOpenSessions = TerminalCapabilities(rawValue: 1 << 0)
+    /// It can raise an approval's amount (Apollo Update Session, ZVT pre-authorisation increment).
+    public static let incrementalAuthorisation = TerminalCapabilities(rawValue: 1 << 1)
+    /// It may approve less than asked (Apollo Session Partially Approved).
+    public static let partialApproval = TerminalCapabilities(rawValue: 1 << 2)
+    /// It takes the amount when authorising, not only when armed (ZVT reservation): the cloud's
+    /// lower maximum reaches the card.
+    public static let amountAtAuthorisation = TerminalCapabilities(rawValue: 1 << 3)
+}
+
 /// Protocol-neutral terminal commands.
 public enum TerminalCommand: Equatable, Sendable {
     /// Reserve: start a payment flow for `amount` and wait for a card (PSP Start Session, ZVT reservation).
     case arm(amount: Int64, reference: UInt32)
-    /// Authorise the card just read for the armed amount.
-    case authorise
+    /// Authorise the card just read for `amount`: the armed amount, or the cloud's lower maximum.
+    /// A terminal without `amountAtAuthorisation` authorises what it was armed with.
+    case authorise(amount: Int64)
     /// Drop the card just read or stop waiting for one.
     case cancel
-    /// Capture `amount` of an approved session.
-    case capture(terminalRef: UInt32, amount: Int64)
-    /// Release an approved session's reservation.
-    case release(terminalRef: UInt32)
-    /// Ask which approved sessions the terminal still holds (P6X List Sessions); not all terminals can.
+    /// Capture `amount` of an approved payment that reserved `reserved` (ZVT's partial reversal
+    /// and a terminal's own sanity check need both).
+    case capture(TerminalHandle, amount: Int64, reserved: Int64)
+    /// Release an approved payment's reservation.
+    case release(TerminalHandle)
+    /// Ask which approved payments the terminal still holds (needs `listOpenSessions`).
     case listOpen
 }
 
@@ -75,15 +135,15 @@ public enum CommandOutcome: Equatable, Sendable {
 
 /// Protocol-neutral inputs from the terminal.
 public enum TerminalInput: Equatable, Sendable {
-    /// The link is up and the terminal accepts commands. `canList` when it supports `listOpen`.
-    case ready(canList: Bool)
+    /// The link is up and the terminal accepts commands; what it can do beyond the basics.
+    case ready(TerminalCapabilities)
     case unavailable
     case cardRead(CardIdentity)
-    case approved(terminalRef: UInt32, amount: Int64, pspRef: [UInt8])
+    case approved(TerminalHandle, amount: Int64, pspRef: [UInt8])
     case declined(reason: UInt8?)
     case cancelled
     case completed(CommandID, TerminalCommand, CommandOutcome)
-    case openSessions([UInt32])
+    case openSessions([TerminalHandle])
 }
 
 /// What the cloud said about a card.

@@ -431,7 +431,12 @@ public final class Station {
         switch effect {
         case .persist: break
         case let .terminal(id, command):
-            let host = adapter.hostCommand(for: command)
+            guard let host = adapter.hostCommand(for: command) else {
+                // The terminal cannot be told of a payment it has no name for: it does not know it.
+                notice(.warning, "terminal: \(command) names a payment this terminal cannot know")
+                post(.engine(.terminal(.completed(id, command, .refused(notFound: true)))))
+                return
+            }
             // The link may answer synchronously (not ready): that answer is queued, and the
             // adapter learns the request before the queue is drained.
             let request = link.submit(host)

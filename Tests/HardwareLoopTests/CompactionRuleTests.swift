@@ -19,7 +19,7 @@ import Station
         // Sessions 1...40 closed (captured), session 41 open (charging), session 42 closed last.
         for k: SessionKey in 1...42 {
             try write(.authRequested(k, connector: 0, amount: 5000, card: card, tariff: tariff, at: 1))
-            try write(.approved(k, terminalRef: UInt32(k), authorised: 5000, pspRef: [], at: 2))
+            try write(.approved(k, handle: TerminalHandle(reference: UInt32(k)), authorised: 5000, pspRef: [], at: 2))
             try write(.charging(k, at: 3))
             for i in 0..<5 { try write(.meter(k, energyWh: Int64(i * 100), seconds: Int64(i))) }
             if k != 41 {

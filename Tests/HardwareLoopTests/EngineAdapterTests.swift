@@ -11,16 +11,16 @@ import PSPTerminal
         let request = RequestID(value: 1)
         _ = a.hostCommand(for: command)
         a.submitted(request, for: 9, command)
-        return a.inputs(for: .completed(request, a.hostCommand(for: command), linkOutcome))
+        return a.inputs(for: .completed(request, a.hostCommand(for: command)!, linkOutcome))
     }
 
     @Test func anUnreadableAnswerIsAnUnknownOutcomeNotARefusal() {
         let garbled = RequestOutcome.unreadable(.truncated(field: "DOL"))
-        for command in [TerminalCommand.authorise, .capture(terminalRef: 7, amount: 100), .release(terminalRef: 7)] {
+        for command in [TerminalCommand.authorise(amount: 5_000), .capture(7, amount: 100, reserved: 5_000), .release(7)] {
             #expect(outcome(of: garbled, for: command) == [.completed(9, command, .unknown)], "\(command)")
         }
         // A terminal's own "malformed message" refusal stays a refusal.
-        #expect(outcome(of: .result(.notOK(ResultReason.malformed)), for: .authorise) == [.completed(9, .authorise, .refused(notFound: false))])
+        #expect(outcome(of: .result(.notOK(ResultReason.malformed)), for: .authorise(amount: 5_000)) == [.completed(9, .authorise(amount: 5_000), .refused(notFound: false))])
     }
 }
 
@@ -47,7 +47,7 @@ import PSPTerminal
             }
         }
         #expect(offsets == [0, 8, 16])
-        #expect(inputs == [.completed(9, .listOpen, .ok), .openSessions(Array(1...18))])
+        #expect(inputs == [.completed(9, .listOpen, .ok), .openSessions((1...18).map(TerminalHandle.init(reference:)))])
         #expect(a.nextRequest() == nil)
     }
 
@@ -62,7 +62,7 @@ import PSPTerminal
         #expect(next.command == .listSessions(offset: 8))
         a.submitted(RequestID(value: 2), for: 9, .listOpen)
         let inputs = a.inputs(for: .completed(RequestID(value: 2), .listSessions(offset: 8), .response(.sessionList(total: 12, sessionIDs: [8, 9, 10, 11]))))
-        #expect(inputs == [.completed(9, .listOpen, .ok), .openSessions(Array(1...11))])
+        #expect(inputs == [.completed(9, .listOpen, .ok), .openSessions((1...11).map(TerminalHandle.init(reference:)))])
     }
 
     @Test func anEmptyPageShortOfTheTotalIsNoList() {

@@ -58,7 +58,7 @@ import Uplink
         let now = Moment(monotonic: MonotonicClock.now(), wallMillis: 1_800_000_000_000)
         var (engine, effects, report) = PaymentEngine.recover(config: config, entries: l.entries, at: now)
         // The terminal comes up: what recovery owes it is sent.
-        effects += engine.handle(.terminal(.ready(canList: true)), at: now)
+        effects += engine.handle(.terminal(.ready([.listOpenSessions])), at: now)
         #expect(report.openSessions == 1 && report.toCapture == 1 && report.toRelease == 0 && report.authorisationsInDoubt == 0)
         // The last durable reading of session 3, priced with the tariff it was authorised under.
         let lastMeter = l.entries.last { if case .meter(3, _, _) = $0 { return true } else { return false } }
@@ -69,10 +69,10 @@ import Uplink
         #expect(persisted.contains(.stopped(3, reason: .recovery, energyWh: wh, seconds: seconds, at: now.wallMillis)))
         #expect(persisted.contains(.captureRequested(3, amount: owed)))
         let commands = effects.compactMap { if case .terminal(_, let c) = $0 { return c } else { return nil } }
-        #expect(commands.contains(.capture(terminalRef: 7466, amount: owed)), "\(commands)")
+        #expect(commands.contains(.capture(7466, amount: owed, reserved: 5_000)), "\(commands)")
         // Written ahead: the capture is persisted before the terminal is told.
         let persistAt = effects.firstIndex(of: .persist(.captureRequested(3, amount: owed)))
-        let commandAt = effects.firstIndex { if case .terminal(_, .capture(7466, _)) = $0 { return true } else { return false } }
+        let commandAt = effects.firstIndex { if case .terminal(_, .capture(7466, _, _)) = $0 { return true } else { return false } }
         #expect(persistAt != nil && commandAt != nil && persistAt! < commandAt!)
     }
 

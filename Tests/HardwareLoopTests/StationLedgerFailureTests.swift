@@ -86,7 +86,7 @@ final class SilentDecider: CardDecider {
             for f in fx { if case .persist(let x) = f { entries.append(x) } }
             return fx
         }
-        _ = keep(e.handle(.terminal(.ready(canList: false)), at: at()))
+        _ = keep(e.handle(.terminal(.ready([])), at: at()))
         for (i, tariff) in tariffs.enumerated() {
             t = t + .seconds(1)
             _ = keep(e.handle(.terminal(.cancelled), at: at()))
@@ -99,7 +99,7 @@ final class SilentDecider: CardDecider {
             _ = keep(e.handle(.terminal(.cardRead(CardIdentity(maskedPAN: "412345******000\(i)", hash: [UInt8(i + 1)]))), at: at()))
             let k = e.sessions.keys.max()!
             _ = keep(e.handle(.cloud(k, CardDecision(allowed: true, tariff: tariff)), at: at()))
-            _ = keep(e.handle(.terminal(.approved(terminalRef: UInt32(100 + i), amount: 5000, pspRef: [])), at: at()))
+            _ = keep(e.handle(.terminal(.approved(TerminalHandle(reference: UInt32(100 + i)), amount: 5000, pspRef: [])), at: at()))
             if charging { _ = keep(e.handle(.plug(connector: i, pluggedIn: true), at: at())) }
         }
         return (e, entries)

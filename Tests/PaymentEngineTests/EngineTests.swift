@@ -119,6 +119,14 @@ struct Harness {
         return send(.terminal(.completed(id, cmd, outcome)))
     }
 
+    /// Answers the outstanding authorise, whatever amount it carries.
+    @discardableResult
+    mutating func completeAuthorise(_ outcome: CommandOutcome = .ok, sourceLocation: SourceLocation = #_sourceLocation) throws -> [EngineEffect] {
+        let id = try #require(pendingID { if case .authorise = $0 { return true }; return false }, "no outstanding authorise", sourceLocation: sourceLocation)
+        let cmd = outstanding.removeValue(forKey: id)!
+        return send(.terminal(.completed(id, cmd, outcome)))
+    }
+
     /// Answers the outstanding arm command.
     @discardableResult
     mutating func completeArm(_ outcome: CommandOutcome = .ok, sourceLocation: SourceLocation = #_sourceLocation) throws -> [EngineEffect] {
@@ -146,8 +154,8 @@ struct Harness {
             throw HarnessError.unexpected
         }
         send(.cloud(k, decision))
-        try complete(.authorise, sourceLocation: sourceLocation)
-        send(.terminal(.approved(terminalRef: ref, amount: amount, pspRef: Self.psp(ref))))
+        try completeAuthorise(sourceLocation: sourceLocation)
+        send(.terminal(.approved(TerminalHandle(reference: ref), amount: amount, pspRef: Self.psp(ref))))
         return k
     }
 
@@ -155,10 +163,10 @@ struct Harness {
 
     /// Every capture the engine ever sent for a terminal reference.
     func captures(of ref: UInt32) -> [Int64] {
-        all.compactMap { if case let .terminal(_, .capture(r, a)) = $0, r == ref { return a }; return nil }
+        all.compactMap { if case let .terminal(_, .capture(r, a, _)) = $0, r.reference == ref { return a }; return nil }
     }
     func releases(of ref: UInt32) -> Int {
-        all.filter { if case let .terminal(_, .release(r)) = $0, r == ref { return true }; return false }.count
+        all.filter { if case let .terminal(_, .release(r)) = $0, r.reference == ref { return true }; return false }.count
     }
 }
 
@@ -185,7 +193,7 @@ func config(connectors: Int = 1, tariff: Tariff = mixedTariff, _ tweak: (inout E
 /// A harness with the terminal up and the arm answered.
 func readyHarness(_ c: EngineConfig, canList: Bool = false) throws -> Harness {
     var d = Harness(c)
-    #expect(d.send(.terminal(.ready(canList: canList))).fx == [.cmd(.arm(amount: c.preauthAmount, reference: 1))])
+    #expect(d.send(.terminal(.ready(canList ? [.listOpenSessions] : []))).fx == [.cmd(.arm(amount: c.preauthAmount, reference: 1))])
     return d
 }
 
@@ -208,7 +216,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         let t0 = d.wall
 
         // The terminal comes up: the engine arms it for the pre-authorisation amount.
-        #expect(d.send(.terminal(.ready(canList: false))).fx == [.cmd(.arm(amount: 5_000, reference: 1))])
+        #expect(d.send(.terminal(.ready([]))).fx == [.cmd(.arm(amount: 5_000, reference: 1))])
         #expect(d.engine.acceptingPayments)
         #expect(try d.completeArm().fx == [])
 
@@ -221,15 +229,15 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
         // The cloud allows: authRequested is durable before Auth is sent.
         #expect(d.send(.cloud(1, CardDecision(allowed: true))).fx
-                == [.persist(.authRequested(1, connector: 0, amount: 5_000, card: cardA, tariff: mixedTariff, at: t0)), .cmd(.authorise)])
+                == [.persist(.authRequested(1, connector: 0, amount: 5_000, card: cardA, tariff: mixedTariff, at: t0)), .cmd(.authorise(amount: 5_000))])
         #expect(d.engine.sessions[1]?.phase == .authorising)
-        #expect(try d.complete(.authorise).fx == [])
+        #expect(try d.completeAuthorise().fx == [])
 
         // The bank approves 5000.
         d.wait(.seconds(2))
         let approvedAt = d.mono
-        #expect(d.send(.terminal(.approved(terminalRef: 7_001, amount: 5_000, pspRef: [0xAB, 0xCD]))).fx
-                == [.persist(.approved(1, terminalRef: 7_001, authorised: 5_000, pspRef: [0xAB, 0xCD], at: d.wall))])
+        #expect(d.send(.terminal(.approved(7_001, amount: 5_000, pspRef: [0xAB, 0xCD]))).fx
+                == [.persist(.approved(1, handle: 7_001, authorised: 5_000, pspRef: [0xAB, 0xCD], at: d.wall))])
         #expect(d.engine.sessions[1]?.phase == .awaitingPlug(deadline: approvedAt + .seconds(300)))
         #expect(d.engine.sessions[1]?.authorised == 5_000)
         // The only connector is taken: no re-arm, the next deadline is the plug-in timeout.
@@ -270,18 +278,18 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(unplug.fx == [.relay(0, close: false),
                               .persist(.stopped(1, reason: .unplugged, energyWh: 1_234, seconds: 1_800, at: d.wall)),
                               .persist(.captureRequested(1, amount: 144)),
-                              .cmd(.capture(terminalRef: 7_001, amount: 144)),
+                              .cmd(.capture(7_001, amount: 144, reserved: 5_000)),
                               // The connector is free again: the terminal is offered to the next driver.
                               .cmd(.arm(amount: 5_000, reference: 2))])
         #expect(d.engine.relayCommands == [false])
         #expect(d.engine.sessions[1]?.phase == .disposing)
 
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 144)).fx == [.persist(.captured(1, amount: 144, at: d.wall))])
+        #expect(try d.complete(.capture(7_001, amount: 144, reserved: 5_000)).fx == [.persist(.captured(1, amount: 144, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
 
         #expect(d.ledger == [
             .authRequested(1, connector: 0, amount: 5_000, card: cardA, tariff: mixedTariff, at: t0),
-            .approved(1, terminalRef: 7_001, authorised: 5_000, pspRef: [0xAB, 0xCD], at: t0 + 2_000),
+            .approved(1, handle: 7_001, authorised: 5_000, pspRef: [0xAB, 0xCD], at: t0 + 2_000),
             .charging(1, at: t0 + 12_000),
             .meter(1, energyWh: 150, seconds: 20),
             .meter(1, energyWh: 200, seconds: 90),
@@ -311,11 +319,11 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         await #expect(processExitsWith: .success) {
             var e = PaymentEngine(config: EngineConfig())
             let m = Moment(monotonic: Instant(nanoseconds: 1_000_000_000), wallMillis: 0)
-            _ = e.handle(.terminal(.ready(canList: false)), at: m)
+            _ = e.handle(.terminal(.ready([])), at: m)
             _ = e.handle(.terminal(.completed(1, .arm(amount: 5_000, reference: 1), .ok)), at: m)
             _ = e.handle(.terminal(.cardRead(CardIdentity(maskedPAN: "4*", hash: [1]))), at: m)
             _ = e.handle(.cloud(1, CardDecision(allowed: true)), at: m)
-            _ = e.handle(.terminal(.approved(terminalRef: 1, amount: 5_000, pspRef: [])), at: m)
+            _ = e.handle(.terminal(.approved(1, amount: 5_000, pspRef: [])), at: m)
             _ = e.handle(.plug(connector: 0, pluggedIn: true), at: m)
             _ = e.handle(.meter(connector: 0, registerWh: 5), at: m)
             _ = e.handle(.meter(connector: 0, registerWh: Int64.min), at: m)
@@ -336,17 +344,17 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         let cloudTariff = Tariff(currency: "EUR", startFee: 0, energyPricePerKWh: 60_000)
         try d.tap(card(1))
         #expect(d.send(.cloud(1, CardDecision(allowed: true, tariff: cloudTariff, maxAmount: 3_000)))
-                .fx == [.persist(.authRequested(1, connector: 0, amount: 3_000, card: card(1), tariff: cloudTariff, at: d.wall)), .cmd(.authorise)])
-        try d.complete(.authorise)
+                .fx == [.persist(.authRequested(1, connector: 0, amount: 3_000, card: card(1), tariff: cloudTariff, at: d.wall)), .cmd(.authorise(amount: 3_000))])
+        try d.completeAuthorise()
         // The bank approves more than asked: never capture above what we asked for.
-        #expect(d.send(.terminal(.approved(terminalRef: 9, amount: 5_000, pspRef: []))).fx
-                == [.persist(.approved(1, terminalRef: 9, authorised: 3_000, pspRef: [], at: d.wall))])
+        #expect(d.send(.terminal(.approved(9, amount: 5_000, pspRef: []))).fx
+                == [.persist(.approved(1, handle: 9, authorised: 3_000, pspRef: [], at: d.wall))])
         d.send(.plug(connector: 0, pluggedIn: true))
         d.send(.meter(connector: 0, registerWh: 0))
         d.wait(.seconds(60))
         // 10 kWh at 0.60 = 600 ct with the cloud's tariff (400 with the configured one would be wrong).
         d.send(.meter(connector: 0, registerWh: 10_000))
-        #expect(d.send(.plug(connector: 0, pluggedIn: false)).fx.contains(.cmd(.capture(terminalRef: 9, amount: 600))))
+        #expect(d.send(.plug(connector: 0, pluggedIn: false)).fx.contains(.cmd(.capture(9, amount: 600, reserved: 3_000))))
     }
 
     @Test func aBankApprovalBelowTheRequestIsTheCap() throws {
@@ -358,7 +366,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         // 50 kWh = 2000 ct: the cap.
         let fx = d.send(.meter(connector: 0, registerWh: 50_000)).fx
         #expect(fx.contains(.persist(.stopped(k, reason: .costLimit, energyWh: 50_000, seconds: 0, at: d.wall))))
-        #expect(fx.contains(.cmd(.capture(terminalRef: 5, amount: 2_000))))
+        #expect(fx.contains(.cmd(.capture(5, amount: 2_000, reserved: 2_000))))
     }
 
     @Test func plugInFirstThenTapChargesOnApproval() throws {
@@ -367,9 +375,9 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.send(.plug(connector: 1, pluggedIn: true)).fx == [])
         #expect(try d.tap(card(1)).fx == [.ask(1, connector: 1)])
         d.send(.cloud(1, CardDecision(allowed: true)))
-        try d.complete(.authorise)
-        #expect(d.send(.terminal(.approved(terminalRef: 3, amount: 5_000, pspRef: []))).fx
-                == [.persist(.approved(1, terminalRef: 3, authorised: 5_000, pspRef: [], at: d.wall)),
+        try d.completeAuthorise()
+        #expect(d.send(.terminal(.approved(3, amount: 5_000, pspRef: []))).fx
+                == [.persist(.approved(1, handle: 3, authorised: 5_000, pspRef: [], at: d.wall)),
                     .persist(.charging(1, at: d.wall)), .relay(1, close: true)])
         #expect(d.engine.relayCommands == [false, true])
     }
@@ -382,7 +390,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         var d = try readyHarness(config())
         try d.tap(card(1))
         d.send(.cloud(1, CardDecision(allowed: true)))
-        try d.complete(.authorise)
+        try d.completeAuthorise()
         #expect(d.send(.terminal(.declined(reason: 5))).fx == [.persist(.declined(1, reason: 5, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
         #expect(!d.all.contains { if case .relay = $0 { return true }; return false })
@@ -399,7 +407,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         var d = try readyHarness(config())
         try d.tap(card(1))
         d.send(.cloud(1, CardDecision(allowed: true)))
-        try d.complete(.authorise)
+        try d.completeAuthorise()
         #expect(d.send(.terminal(.cancelled)).fx == [.persist(.abandoned(1, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
         #expect(d.ledger.map(\.kind) == [1, 4])
@@ -437,7 +445,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.engine.nextDeadline == deadline)
         #expect(d.after(.milliseconds(9_999)).fx == [])
         let fx = d.after(.milliseconds(1))
-        #expect(fx.fx == [.persist(.authRequested(1, connector: 0, amount: 5_000, card: card(1), tariff: mixedTariff, at: d.wall)), .cmd(.authorise)])
+        #expect(fx.fx == [.persist(.authRequested(1, connector: 0, amount: 5_000, card: card(1), tariff: mixedTariff, at: d.wall)), .cmd(.authorise(amount: 5_000))])
         #expect(fx.notices.contains { $0.contains("offline policy allow") })
         // A late "no" from the cloud changes nothing any more.
         #expect(d.send(.cloud(1, CardDecision(allowed: false))).fx == [])
@@ -458,7 +466,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
             var d = try readyHarness(config())
             try d.tap(card(1))
             d.send(.cloud(1, CardDecision(allowed: true)))
-            #expect(try d.complete(.authorise, outcome).fx == [.persist(.abandoned(1, at: d.wall))], "\(outcome)")
+            #expect(try d.completeAuthorise(outcome).fx == [.persist(.abandoned(1, at: d.wall))], "\(outcome)")
             #expect(d.engine.sessions.isEmpty)
         }
     }
@@ -482,13 +490,13 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         let k = try d.approvedSession(card(1), ref: 7_001)
         #expect(d.after(.milliseconds(299_999)).fx == [])
         let fx = d.after(.milliseconds(1))
-        #expect(fx.fx == [.persist(.voidRequested(k)), .cmd(.release(terminalRef: 7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(fx.fx == [.persist(.voidRequested(k)), .cmd(.release(7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
         #expect(d.engine.sessions[k]?.phase == .disposing)
         // Plugging in now starts nothing.
         #expect(d.send(.plug(connector: 0, pluggedIn: true)).fx == [])
-        #expect(try d.complete(.release(terminalRef: 7_001)).fx == [.persist(.voided(k, at: d.wall))])
+        #expect(try d.complete(.release(7_001)).fx == [.persist(.voided(k, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
-        #expect(d.ledger.map(\.kind) == [1, 2, 10, 11])
+        #expect(d.ledger.map(\.kind) == [1, 13, 10, 11])
         #expect(!d.all.contains { if case .relay = $0 { return true }; return false })
     }
 
@@ -506,20 +514,20 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                           .relay(0, close: false),
                           .persist(.stopped(k, reason: .tapToStop, energyWh: 3_000, seconds: 600, at: d.wall)),
                           .persist(.captureRequested(k, amount: 185)),
-                          .cmd(.capture(terminalRef: 7_001, amount: 185))])
+                          .cmd(.capture(7_001, amount: 185, reserved: 5_000))])
         #expect(!fx.contains { if case .askCloud = $0 { return true }; return false })
         #expect(d.engine.sessions.count == 1)
         // Unplugging afterwards changes nothing.
         #expect(d.send(.plug(connector: 0, pluggedIn: false)).fx == [])
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 185)).fx == [.persist(.captured(k, amount: 185, at: d.wall))])
+        #expect(try d.complete(.capture(7_001, amount: 185, reserved: 5_000)).fx == [.persist(.captured(k, amount: 185, at: d.wall))])
     }
 
     @Test func sameCardWhileAwaitingPlugReleases() throws {
         var d = try readyHarness(config(connectors: 2))
         let k = try d.approvedSession(card(1), ref: 7_001)
         d.after(.seconds(1))
-        #expect(try d.tap(card(1)).fx == [.cmd(.cancel), .persist(.voidRequested(k)), .cmd(.release(terminalRef: 7_001))])
-        #expect(try d.complete(.release(terminalRef: 7_001)).fx == [.persist(.voided(k, at: d.wall))])
+        #expect(try d.tap(card(1)).fx == [.cmd(.cancel), .persist(.voidRequested(k)), .cmd(.release(7_001))])
+        #expect(try d.complete(.release(7_001)).fx == [.persist(.voided(k, at: d.wall))])
         #expect(!d.all.contains { if case .relay = $0 { return true }; return false })
     }
 
@@ -563,10 +571,10 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                 == [.relay(0, close: false),
                     .persist(.stopped(k, reason: .costLimit, energyWh: 130_000, seconds: 180, at: d.wall)),
                     .persist(.captureRequested(k, amount: 5_000)),
-                    .cmd(.capture(terminalRef: 7_001, amount: 5_000))])
+                    .cmd(.capture(7_001, amount: 5_000, reserved: 5_000))])
                 // The car is still plugged in: the connector is not offered again until it leaves.
         #expect(d.engine.relayCommands == [false])
-        try d.complete(.capture(terminalRef: 7_001, amount: 5_000))
+        try d.complete(.capture(7_001, amount: 5_000, reserved: 5_000))
         #expect(d.ledger.last == .captured(k, amount: 5_000, at: d.wall))
         #expect(d.captures(of: 7_001) == [5_000])
     }
@@ -577,7 +585,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         // 124 988 Wh = 4999.52 → 5000 = authorised.
         let fx = d.send(.meter(connector: 0, registerWh: 124_988)).fx
         #expect(fx.contains(.persist(.stopped(k, reason: .costLimit, energyWh: 124_988, seconds: 0, at: d.wall))))
-        #expect(fx.contains(.cmd(.capture(terminalRef: 7_001, amount: 5_000))))
+        #expect(fx.contains(.cmd(.capture(7_001, amount: 5_000, reserved: 5_000))))
     }
 
     @Test func timeReachingTheAuthorisationStopsOnTick() throws {
@@ -589,7 +597,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                 == [.relay(0, close: false),
                     .persist(.stopped(k, reason: .costLimit, energyWh: 0, seconds: 3_000, at: d.wall)),
                     .persist(.captureRequested(k, amount: 5_000)),
-                    .cmd(.capture(terminalRef: 7_001, amount: 5_000))])
+                    .cmd(.capture(7_001, amount: 5_000, reserved: 5_000))])
                 // The car is still plugged in: the connector is not offered again until it leaves.
     }
 
@@ -626,14 +634,14 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                 == [.relay(0, close: false),
                     .persist(.stopped(k, reason: .operatorCommand, energyWh: 0, seconds: 120, at: d.wall)),
                     .persist(.captureRequested(k, amount: 53)),
-                    .cmd(.capture(terminalRef: 7_001, amount: 53))])
+                    .cmd(.capture(7_001, amount: 53, reserved: 5_000))])
                 // The car is still plugged in: the connector is not offered again until it leaves.
     }
 
     @Test func operatorStopWhileAwaitingPlugReleases() throws {
         var d = try readyHarness(config())
         let k = try d.approvedSession(card(1), ref: 7_001)
-        #expect(d.send(.operatorStop(connector: 0)).fx == [.persist(.voidRequested(k)), .cmd(.release(terminalRef: 7_001))])
+        #expect(d.send(.operatorStop(connector: 0)).fx == [.persist(.voidRequested(k)), .cmd(.release(7_001))])
         // Nothing on a connector without a session.
         #expect(d.send(.operatorStop(connector: 0)).fx == [])
         #expect(d.send(.operatorStop(connector: 5)).fx == [])
@@ -649,7 +657,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(fx.fx == [.relay(0, close: false),
                           .persist(.stopped(k, reason: .fault, energyWh: 1_000, seconds: 60, at: d.wall)),
                           .persist(.captureRequested(k, amount: 91)),
-                          .cmd(.capture(terminalRef: 7_001, amount: 91))])
+                          .cmd(.capture(7_001, amount: 91, reserved: 5_000))])
         #expect(fx.notices.contains { $0.contains("ground fault") })
     }
 
@@ -660,7 +668,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                 == [.relay(0, close: false),
                     .persist(.stopped(k, reason: .relayRefused, energyWh: 0, seconds: 2, at: d.wall)),
                     .persist(.voidRequested(k)),
-                    .cmd(.release(terminalRef: 7_001))])
+                    .cmd(.release(7_001))])
                 // The car is still plugged in: the connector is not offered again until it leaves.
         #expect(d.captures(of: 7_001).isEmpty)
     }
@@ -672,7 +680,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                 == [.relay(0, close: false),
                     .persist(.stopped(k, reason: .unplugged, energyWh: 0, seconds: 0, at: d.wall)),
                     .persist(.voidRequested(k)),
-                    .cmd(.release(terminalRef: 7_001))])   // no arm yet: within the 500 ms re-arm delay
+                    .cmd(.release(7_001))])   // no arm yet: within the 500 ms re-arm delay
     }
 
     @Test func weldedConnectorIsNoLongerOffered() throws {
@@ -680,7 +688,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         d.wait(.seconds(60))
         d.send(.plug(connector: 0, pluggedIn: false))   // relay told to open, arm goes out
         #expect(d.send(.relay(connector: 0, .welded)).notices(.error).contains { $0.contains("welded") })
-        try d.complete(.capture(terminalRef: 7_001, amount: 52))
+        try d.complete(.capture(7_001, amount: 52, reserved: 5_000))
         #expect(d.engine.sessions[k] == nil)
         // The pending arm is answered; a card is then refused: no connector left.
         #expect(try d.tap(card(2)).fx == [.cmd(.cancel)])
@@ -718,7 +726,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         try d.completeArm()
         // No capture, no release, no re-arm, whatever happens next.
         d.send(.plug(connector: 0, pluggedIn: false))
-        d.send(.terminal(.ready(canList: true)))
+        d.send(.terminal(.ready([.listOpenSessions])))
         d.after(.seconds(3_600))
         #expect(d.captures(of: 7_001).isEmpty)
         #expect(d.releases(of: 7_001) == 0)
@@ -780,9 +788,9 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                     .persist(.captureRequested(k, amount: 91))])
         #expect(d.engine.nextDeadline == nil)
         #expect(d.after(.seconds(600)).fx == [])
-        #expect(d.send(.terminal(.ready(canList: false))).fx
-                == [.cmd(.capture(terminalRef: 7_001, amount: 91)), .cmd(.arm(amount: 5_000, reference: 2))])
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 91)).fx == [.persist(.captured(k, amount: 91, at: d.wall))])
+        #expect(d.send(.terminal(.ready([]))).fx
+                == [.cmd(.capture(7_001, amount: 91, reserved: 5_000)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(try d.complete(.capture(7_001, amount: 91, reserved: 5_000)).fx == [.persist(.captured(k, amount: 91, at: d.wall))])
     }
 
     @Test func linkLostWhileDecidingForgetsTheCard() throws {
@@ -793,7 +801,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.send(.cloud(1, CardDecision(allowed: true))).fx == [])
         #expect(d.ledger.isEmpty)
         // The connector is free again once the terminal is back.
-        #expect(d.send(.terminal(.ready(canList: false))).fx == [.cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(d.send(.terminal(.ready([]))).fx == [.cmd(.arm(amount: 5_000, reference: 2))])
     }
 
     @Test func captureInFlightWhenTheLinkDropsIsResentOnReady() throws {
@@ -803,7 +811,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.captures(of: 7_001) == [52])   // 50 + 1.5 → 51.5 → 52
         d.send(.terminal(.unavailable))
         d.outstanding.removeAll()
-        #expect(d.send(.terminal(.ready(canList: false))).fx == [.cmd(.capture(terminalRef: 7_001, amount: 52)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(d.send(.terminal(.ready([]))).fx == [.cmd(.capture(7_001, amount: 52, reserved: 5_000)), .cmd(.arm(amount: 5_000, reference: 2))])
         #expect(d.captures(of: 7_001) == [52, 52])
         _ = k
     }
@@ -816,8 +824,8 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         d.send(.plug(connector: 0, pluggedIn: false))
         d.send(.terminal(.unavailable))
         d.outstanding.removeAll()
-        d.send(.terminal(.ready(canList: false)))
-        let fx = try d.complete(.capture(terminalRef: 7_001, amount: 52), .refused(notFound: true))
+        d.send(.terminal(.ready([])))
+        let fx = try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .refused(notFound: true))
         guard case .persist(.needsReconciliation(k, let note))? = fx.fx.first else { Issue.record("\(fx.fx)"); return }
         #expect(note.contains("most likely succeeded"), "\(note)")
     }
@@ -835,14 +843,14 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func unknownIsRetriedWithTheSameAmountThenNotFoundNeedsReconciliation() throws {
         var (d, k) = try stopped()
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 52), .unknown).fx == [])
+        #expect(try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .unknown).fx == [])
         #expect(d.engine.sessions[k]?.phase == .disposing)
         #expect(d.engine.nextDeadline == d.mono + .seconds(15))
         #expect(d.after(.milliseconds(14_999)).fx == [])
-        #expect(d.after(.milliseconds(1)).fx == [.cmd(.capture(terminalRef: 7_001, amount: 52))])
+        #expect(d.after(.milliseconds(1)).fx == [.cmd(.capture(7_001, amount: 52, reserved: 5_000))])
         // Retried again while unanswered? No: one command at a time.
         #expect(d.after(.seconds(60)).fx == [])
-        let fx = try d.complete(.capture(terminalRef: 7_001, amount: 52), .refused(notFound: true))
+        let fx = try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .refused(notFound: true))
         guard case .persist(.needsReconciliation(k, let note))? = fx.fx.first, fx.fx.count == 1 else {
             Issue.record("expected needsReconciliation only: \(fx.fx)"); return
         }
@@ -856,14 +864,14 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func notSentIsRetried() throws {
         var (d, k) = try stopped()
-        try d.complete(.capture(terminalRef: 7_001, amount: 52), .notSent)
-        #expect(d.after(.seconds(15)).fx == [.cmd(.capture(terminalRef: 7_001, amount: 52))])
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 52)).fx == [.persist(.captured(k, amount: 52, at: d.wall))])
+        try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .notSent)
+        #expect(d.after(.seconds(15)).fx == [.cmd(.capture(7_001, amount: 52, reserved: 5_000))])
+        #expect(try d.complete(.capture(7_001, amount: 52, reserved: 5_000)).fx == [.persist(.captured(k, amount: 52, at: d.wall))])
     }
 
     @Test func notFoundOnTheFirstAttemptNeedsReconciliation() throws {
         var (d, k) = try stopped()
-        let fx = try d.complete(.capture(terminalRef: 7_001, amount: 52), .refused(notFound: true))
+        let fx = try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .refused(notFound: true))
         guard case .persist(.needsReconciliation(k, let note))? = fx.fx.first else { Issue.record("\(fx.fx)"); return }
         #expect(note.contains("does not know session 7001"))
         #expect(d.engine.sessions.isEmpty)
@@ -871,11 +879,11 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func refusedMaxRefusalsTimesNeedsReconciliation() throws {
         var (d, k) = try stopped(config { $0.maxRefusals = 3 })
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 52), .refused(notFound: false)).fx == [])
-        #expect(d.after(.seconds(15)).fx == [.cmd(.capture(terminalRef: 7_001, amount: 52))])
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 52), .refused(notFound: false)).fx == [])
-        #expect(d.after(.seconds(15)).fx == [.cmd(.capture(terminalRef: 7_001, amount: 52))])
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 52), .refused(notFound: false)).fx
+        #expect(try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .refused(notFound: false)).fx == [])
+        #expect(d.after(.seconds(15)).fx == [.cmd(.capture(7_001, amount: 52, reserved: 5_000))])
+        #expect(try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .refused(notFound: false)).fx == [])
+        #expect(d.after(.seconds(15)).fx == [.cmd(.capture(7_001, amount: 52, reserved: 5_000))])
+        #expect(try d.complete(.capture(7_001, amount: 52, reserved: 5_000), .refused(notFound: false)).fx
                 == [.persist(.needsReconciliation(k, note: "terminal refused 3 times"))])
         #expect(d.engine.sessions.isEmpty)
         #expect(d.captures(of: 7_001) == [52, 52, 52])
@@ -886,10 +894,10 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         var d = try readyHarness(config())
         let k = try d.approvedSession(card(1), ref: 7_001)
         d.send(.operatorStop(connector: 0))
-        try d.complete(.release(terminalRef: 7_001), .unknown)
+        try d.complete(.release(7_001), .unknown)
         // The connector is free again: the same tick also offers the terminal.
-        #expect(d.after(.seconds(15)).fx == [.cmd(.release(terminalRef: 7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
-        #expect(try d.complete(.release(terminalRef: 7_001)).fx == [.persist(.voided(k, at: d.wall))])
+        #expect(d.after(.seconds(15)).fx == [.cmd(.release(7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(try d.complete(.release(7_001)).fx == [.persist(.voided(k, at: d.wall))])
     }
 }
 
@@ -901,8 +909,8 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.after(.milliseconds(500)).fx == [.cmd(.arm(amount: 5_000, reference: 2))])
         #expect(try d.tap(card(2)).fx == [.ask(2, connector: 1)])
         d.send(.cloud(2, CardDecision(allowed: true)))
-        try d.complete(.authorise)
-        d.send(.terminal(.approved(terminalRef: 7_002, amount: 5_000, pspRef: [])))
+        try d.completeAuthorise()
+        d.send(.terminal(.approved(7_002, amount: 5_000, pspRef: [])))
         #expect(d.send(.plug(connector: 1, pluggedIn: true)).fx == [.persist(.charging(2, at: d.wall)), .relay(1, close: true)])
         #expect(d.engine.relayCommands == [true, true])
         #expect(d.engine.sessions[k1]?.connector == 0)
@@ -941,22 +949,22 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func listedApprovalIsRecordedAndReleased() throws {
         var d = try authUnknown(canList: true)
-        #expect(try d.complete(.authorise, .unknown).fx == [.cmd(.listOpen)])
+        #expect(try d.completeAuthorise(.unknown).fx == [.cmd(.listOpen)])
         #expect(d.engine.sessions[1]?.phase == .authUnknown)
         #expect(try d.complete(.listOpen).fx == [])
         #expect(d.send(.terminal(.openSessions([9_001]))).fx
-                == [.persist(.approved(1, terminalRef: 9_001, authorised: 0, pspRef: [], at: d.wall)),
+                == [.persist(.approved(1, handle: 9_001, authorised: 0, pspRef: [], at: d.wall)),
                     .persist(.voidRequested(1)),
-                    .cmd(.release(terminalRef: 9_001))])
-        #expect(try d.complete(.release(terminalRef: 9_001)).fx == [.persist(.voided(1, at: d.wall))])
+                    .cmd(.release(9_001))])
+        #expect(try d.complete(.release(9_001)).fx == [.persist(.voided(1, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
         #expect(d.after(.seconds(1)).fx == [.cmd(.arm(amount: 5_000, reference: 2))])
-        #expect(d.ledger.map(\.kind) == [1, 2, 10, 11])
+        #expect(d.ledger.map(\.kind) == [1, 13, 10, 11])
     }
 
     @Test func notListedMeansNeverApproved() throws {
         var d = try authUnknown(canList: true)
-        try d.complete(.authorise, .unknown)
+        try d.completeAuthorise(.unknown)
         try d.complete(.listOpen)
         #expect(d.send(.terminal(.openSessions([]))).fx == [.persist(.abandoned(1, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
@@ -967,7 +975,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
     /// to reconciliation instead of waiting in doubt while the link stays up.
     @Test func listingThatNeverBringsAListEndsInReconciliation() throws {
         var d = try authUnknown(canList: true)
-        try d.complete(.authorise, .unknown)
+        try d.completeAuthorise(.unknown)
         let tries = EngineConfig().maxRefusals
         for n in 1...tries {
             let fx = try d.complete(.listOpen, n % 2 == 0 ? .unknown : .refused(notFound: false)).fx
@@ -1009,7 +1017,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func anAcknowledgedAuthorisationWithoutAnOutcomeGoesInDoubt() throws {
         var d = try authUnknown(canList: true)
-        #expect(try d.complete(.authorise, .ok).fx == [])
+        #expect(try d.completeAuthorise(.ok).fx == [])
         #expect(d.engine.sessions[1]?.phase == .authorising)
         #expect(d.engine.nextDeadline == d.mono + EngineConfig().authOutcomeTimeout)
         #expect(!d.after(EngineConfig().authOutcomeTimeout - .seconds(1)).fx.contains(.cmd(.listOpen)))
@@ -1021,7 +1029,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func withoutListingItNeedsReconciliation() throws {
         var d = try authUnknown(canList: false)
-        let fx = try d.complete(.authorise, .unknown).fx
+        let fx = try d.completeAuthorise(.unknown).fx
         guard case .persist(.needsReconciliation(1, let note))? = fx.first, fx.count == 1 else { Issue.record("\(fx)"); return }
         #expect(note.contains("cannot list"))
         #expect(d.engine.sessions.isEmpty)
@@ -1029,9 +1037,9 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func aLateApprovalAfterAnUnknownAuthIsKept() throws {
         var d = try authUnknown(canList: true)
-        try d.complete(.authorise, .unknown)
-        #expect(d.send(.terminal(.approved(terminalRef: 9_001, amount: 5_000, pspRef: [7]))).fx
-                == [.persist(.approved(1, terminalRef: 9_001, authorised: 5_000, pspRef: [7], at: d.wall))])
+        try d.completeAuthorise(.unknown)
+        #expect(d.send(.terminal(.approved(9_001, amount: 5_000, pspRef: [7]))).fx
+                == [.persist(.approved(1, handle: 9_001, authorised: 5_000, pspRef: [7], at: d.wall))])
         // The listing now knows it: nothing is released.
         try d.complete(.listOpen)
         #expect(d.send(.terminal(.openSessions([9_001]))).fx == [])
@@ -1043,12 +1051,12 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.send(.terminal(.unavailable)).fx == [])
         #expect(d.engine.sessions[1]?.phase == .authUnknown)
         d.outstanding.removeAll()
-        #expect(d.send(.terminal(.ready(canList: true))).fx == [.cmd(.listOpen)])
+        #expect(d.send(.terminal(.ready([.listOpenSessions]))).fx == [.cmd(.listOpen)])
         #expect(d.send(.terminal(.openSessions([4_444, 9_001]))).fx
-                == [.persist(.approved(1, terminalRef: 4_444, authorised: 0, pspRef: [], at: d.wall)),
-                    .persist(.voidRequested(1)), .cmd(.release(terminalRef: 4_444)),
-                    .persist(.approved(2, terminalRef: 9_001, authorised: 0, pspRef: [], at: d.wall)),
-                    .persist(.voidRequested(2)), .cmd(.release(terminalRef: 9_001)),
+                == [.persist(.approved(1, handle: 4_444, authorised: 0, pspRef: [], at: d.wall)),
+                    .persist(.voidRequested(1)), .cmd(.release(4_444)),
+                    .persist(.approved(2, handle: 9_001, authorised: 0, pspRef: [], at: d.wall)),
+                    .persist(.voidRequested(2)), .cmd(.release(9_001)),
                     .cmd(.arm(amount: 5_000, reference: 3))])
     }
 
@@ -1057,7 +1065,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         // but nothing schedules another listing; resolveUnknownAuths only runs on `.ready` and
         // on an Auth failure. The session keeps its connector: a 1-connector charger stops taking cards.
         var d = try authUnknown(canList: true)
-        try d.complete(.authorise, .unknown)
+        try d.completeAuthorise(.unknown)
         try d.complete(.listOpen, .unknown)
         for _ in 0..<10 { d.after(.seconds(60)) }
         #expect(d.engine.sessions[1]?.phase != .authUnknown || d.pendingID { $0 == .listOpen } != nil,
@@ -1068,11 +1076,11 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 
     @Test func anApprovalNobodyAskedForIsReleased() throws {
         var d = try readyHarness(config())
-        #expect(d.send(.terminal(.approved(terminalRef: 4_242, amount: 5_000, pspRef: [1, 2]))).fx
-                == [.persist(.approved(1, terminalRef: 4_242, authorised: 5_000, pspRef: [1, 2], at: d.wall)),
+        #expect(d.send(.terminal(.approved(4_242, amount: 5_000, pspRef: [1, 2]))).fx
+                == [.persist(.approved(1, handle: 4_242, authorised: 5_000, pspRef: [1, 2], at: d.wall)),
                     .persist(.voidRequested(1)),
-                    .cmd(.release(terminalRef: 4_242))])
-        #expect(try d.complete(.release(terminalRef: 4_242)).fx == [.persist(.voided(1, at: d.wall))])
+                    .cmd(.release(4_242))])
+        #expect(try d.complete(.release(4_242)).fx == [.persist(.voided(1, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
         #expect(!d.all.contains { if case .relay = $0 { return true }; return false })
         // The next real card gets the next key.
@@ -1082,10 +1090,10 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
     @Test func anOrphanApprovalWhileDecidingIsReleasedAndTheCardGoesOn() throws {
         var d = try readyHarness(config())
         try d.tap(card(1))
-        #expect(d.send(.terminal(.approved(terminalRef: 4_242, amount: 5_000, pspRef: []))).fx
-                == [.persist(.approved(2, terminalRef: 4_242, authorised: 5_000, pspRef: [], at: d.wall)),
+        #expect(d.send(.terminal(.approved(4_242, amount: 5_000, pspRef: []))).fx
+                == [.persist(.approved(2, handle: 4_242, authorised: 5_000, pspRef: [], at: d.wall)),
                     .persist(.voidRequested(2)),
-                    .cmd(.release(terminalRef: 4_242))])
+                    .cmd(.release(4_242))])
         #expect(d.engine.sessions[1]?.phase == .deciding(deadline: d.mono + .seconds(10)))
     }
 }
@@ -1103,7 +1111,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.engine.sessions[a]?.connector == 1)
         d.send(.meter(connector: 1, registerWh: 0))
         d.send(.meter(connector: 1, registerWh: 200_000))   // cost limit: stops, car stays plugged
-        try d.complete(.capture(terminalRef: 1, amount: 5_000))
+        try d.complete(.capture(1, amount: 5_000, reserved: 5_000))
         d.after(.seconds(1))
         let b = try d.approvedSession(card(2), ref: 2)
         #expect(d.engine.sessions[b]?.phase != .charging)
@@ -1119,7 +1127,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
     /// to the offline policy at its deadline; no deadline is left in the past.
     @Test func aSecondCardReadWhileDecidingIsIgnored() throws {
         var d = Harness(config(connectors: 2))
-        d.send(.terminal(.ready(canList: false)))
+        d.send(.terminal(.ready([])))
         let first = try d.tap(card(1))
         guard case let .ask(k, _)? = first.fx.first else { Issue.record("no cloud question: \(first.fx)"); return }
         let second = d.send(.terminal(.cardRead(card(2))))
@@ -1127,10 +1135,10 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.engine.sessions.count == 1)
         // No answer from the cloud: the offline policy (allow) authorises the first card.
         d.after(EngineConfig().decisionTimeout + .seconds(1))
-        #expect(d.pendingID { $0 == .authorise } != nil)
+        #expect(d.pendingID { $0 == .authorise(amount: 5_000) } != nil)
         #expect(d.engine.nextDeadline.map { $0 > d.mono } ?? true)
-        try d.complete(.authorise)
-        d.send(.terminal(.approved(terminalRef: 1, amount: 5_000, pspRef: [])))
+        try d.completeAuthorise()
+        d.send(.terminal(.approved(1, amount: 5_000, pspRef: [])))
         #expect(d.engine.sessions[k]?.connector == 0)
         if case .awaitingPlug = d.engine.sessions[k]?.phase {} else { Issue.record("\(String(describing: d.engine.sessions[k]?.phase))") }
     }
@@ -1141,7 +1149,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 @Suite struct RecoveryTests {
     static let now = Moment(monotonic: Instant(nanoseconds: 5_000_000_000), wallMillis: 1_765_000_000_000)
     static let auth = LedgerEntry.authRequested(1, connector: 0, amount: 5_000, card: card(1), tariff: mixedTariff, at: 1_764_000_000_000)
-    static let approved = LedgerEntry.approved(1, terminalRef: 7_001, authorised: 5_000, pspRef: [1], at: 1_764_000_002_000)
+    static let approved = LedgerEntry.approved(1, handle: 7_001, authorised: 5_000, pspRef: [1], at: 1_764_000_002_000)
     static let charging = LedgerEntry.charging(1, at: 1_764_000_012_000)
 
     func recover(_ entries: [LedgerEntry], _ c: EngineConfig = config()) -> (Harness, EngineRecovery) {
@@ -1154,7 +1162,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.all.isEmpty)
         #expect(report.sessionsReplayed == 0 && report.openSessions == 0 && report.toRelease == 0 && report.toCapture == 0 && report.authorisationsInDoubt == 0)
         #expect(d.engine.sessions.isEmpty)
-        #expect(d.send(.terminal(.ready(canList: true))).fx == [.cmd(.arm(amount: 5_000, reference: 1))])
+        #expect(d.send(.terminal(.ready([.listOpenSessions]))).fx == [.cmd(.arm(amount: 5_000, reference: 1))])
     }
 
     @Test func approvedOnlyIsReleased() throws {
@@ -1163,8 +1171,8 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.all.fx == [.persist(.voidRequested(1))])
         #expect(report.toRelease == 1 && report.openSessions == 1 && report.toCapture == 0)
         #expect(d.engine.relayCommands == [false])
-        #expect(d.send(.terminal(.ready(canList: false))).fx == [.cmd(.release(terminalRef: 7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
-        #expect(try d.complete(.release(terminalRef: 7_001)).fx == [.persist(.voided(1, at: d.wall))])
+        #expect(d.send(.terminal(.ready([]))).fx == [.cmd(.release(7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(try d.complete(.release(7_001)).fx == [.persist(.voided(1, at: d.wall))])
         #expect(d.engine.sessions.isEmpty)
         // A plug-in never charges on the recovered approval.
         #expect(d.captures(of: 7_001).isEmpty)
@@ -1178,8 +1186,8 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                              .persist(.captureRequested(1, amount: 144))])
         #expect(report.toCapture == 1)
         #expect(d.engine.relayCommands == [false])
-        #expect(d.send(.terminal(.ready(canList: false))).fx == [.cmd(.capture(terminalRef: 7_001, amount: 144)), .cmd(.arm(amount: 5_000, reference: 2))])
-        #expect(try d.complete(.capture(terminalRef: 7_001, amount: 144)).fx == [.persist(.captured(1, amount: 144, at: d.wall))])
+        #expect(d.send(.terminal(.ready([]))).fx == [.cmd(.capture(7_001, amount: 144, reserved: 5_000)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(try d.complete(.capture(7_001, amount: 144, reserved: 5_000)).fx == [.persist(.captured(1, amount: 144, at: d.wall))])
     }
 
     /// The operator configured fewer connectors before the restart: sessions on the removed
@@ -1188,21 +1196,21 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         let onSecond = LedgerEntry.authRequested(1, connector: 1, amount: 5_000, card: card(1), tariff: mixedTariff, at: 1_764_000_000_000)
         let approvedOnly = LedgerEntry.authRequested(2, connector: 1, amount: 5_000, card: card(2), tariff: mixedTariff, at: 1_764_000_000_000)
         var (d, report) = recover([onSecond, Self.approved, Self.charging, .meter(1, energyWh: 150, seconds: 20),
-                                   approvedOnly, .approved(2, terminalRef: 7_002, authorised: 5_000, pspRef: [], at: 0)])
+                                   approvedOnly, .approved(2, handle: 7_002, authorised: 5_000, pspRef: [], at: 0)])
         #expect(report.toCapture == 1 && report.toRelease == 1)
         #expect(d.engine.relayCommands == [false])
         // The same capture as the same session on a connector that still exists.
         var (reference, _) = recover([Self.auth, Self.approved, Self.charging, .meter(1, energyWh: 150, seconds: 20)])
-        let expected = reference.send(.terminal(.ready(canList: false))).fx.first
-        #expect(expected == .cmd(.capture(terminalRef: 7_001, amount: 56)))
-        let fx = d.send(.terminal(.ready(canList: false))).fx
+        let expected = reference.send(.terminal(.ready([]))).fx.first
+        #expect(expected == .cmd(.capture(7_001, amount: 56, reserved: 5_000)))
+        let fx = d.send(.terminal(.ready([]))).fx
         #expect(fx.first == expected, "\(fx)")
-        #expect(fx.contains(.cmd(.release(terminalRef: 7_002))), "\(fx)")
+        #expect(fx.contains(.cmd(.release(7_002))), "\(fx)")
         #expect(!d.all.contains { if case .relay(let c, _) = $0 { return c >= 1 } else { return false } })
     }
 
     @Test func recoveredCaptureIsCappedAtTheAuthorisation() {
-        let (d, _) = recover([Self.auth, .approved(1, terminalRef: 7_001, authorised: 100, pspRef: [], at: 0), Self.charging,
+        let (d, _) = recover([Self.auth, .approved(1, handle: 7_001, authorised: 100, pspRef: [], at: 0), Self.charging,
                               .meter(1, energyWh: 1_234, seconds: 1_800)])
         #expect(d.all.fx.last == .persist(.captureRequested(1, amount: 100)))
     }
@@ -1211,7 +1219,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         var (d, _) = recover([Self.auth, Self.approved, Self.charging, .meter(1, energyWh: 150, seconds: 20),
                               .stopped(1, reason: .shutdown, energyWh: 1_234, seconds: 1_800, at: 0)])
         #expect(d.all.fx == [.persist(.captureRequested(1, amount: 144))])
-        #expect(d.send(.terminal(.ready(canList: false))).fx.first == .cmd(.capture(terminalRef: 7_001, amount: 144)))
+        #expect(d.send(.terminal(.ready([]))).fx.first == .cmd(.capture(7_001, amount: 144, reserved: 5_000)))
     }
 
     @Test func stoppedWithNothingDeliveredIsReleasedAsTheLiveEngineWould() {
@@ -1234,9 +1242,9 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.engine.sessions[1]?.phase == .disposing)
         // Nothing while the terminal is down, whatever the clock does.
         #expect(d.after(.seconds(60)).fx == [])
-        #expect(d.send(.terminal(.ready(canList: false))).fx == [.cmd(.capture(terminalRef: 7_001, amount: 144)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(d.send(.terminal(.ready([]))).fx == [.cmd(.capture(7_001, amount: 144, reserved: 5_000)), .cmd(.arm(amount: 5_000, reference: 2))])
         // The first one went through before the crash: "not found" means it most likely worked.
-        let fx = try d.complete(.capture(terminalRef: 7_001, amount: 144), .refused(notFound: true)).fx
+        let fx = try d.complete(.capture(7_001, amount: 144, reserved: 5_000), .refused(notFound: true)).fx
         guard case .persist(.needsReconciliation(1, let note))? = fx.first else { Issue.record("\(fx)"); return }
         #expect(note.contains("most likely succeeded"))
         #expect(d.captures(of: 7_001) == [144])
@@ -1246,8 +1254,8 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         var (d, report) = recover([Self.auth, Self.approved, .voidRequested(1)])
         #expect(d.all.isEmpty)
         #expect(report.toRelease == 1)
-        #expect(d.send(.terminal(.ready(canList: true))).fx == [.cmd(.release(terminalRef: 7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
-        #expect(try d.complete(.release(terminalRef: 7_001)).fx == [.persist(.voided(1, at: d.wall))])
+        #expect(d.send(.terminal(.ready([.listOpenSessions]))).fx == [.cmd(.release(7_001)), .cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(try d.complete(.release(7_001)).fx == [.persist(.voided(1, at: d.wall))])
     }
 
     @Test(arguments: [
@@ -1261,7 +1269,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.all.isEmpty)
         #expect(d.engine.sessions.isEmpty)
         #expect(report.openSessions == 0 && report.sessionsReplayed == 1)
-        #expect(d.send(.terminal(.ready(canList: true))).fx == [.cmd(.arm(amount: 5_000, reference: 2))])
+        #expect(d.send(.terminal(.ready([.listOpenSessions]))).fx == [.cmd(.arm(amount: 5_000, reference: 2))])
     }
 
     @Test func authRequestedOnlyIsInDoubtAndListed() throws {
@@ -1269,53 +1277,53 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         #expect(d.all.isEmpty)
         #expect(report.authorisationsInDoubt == 1)
         #expect(d.engine.sessions[1]?.phase == .authUnknown)
-        let fx = d.send(.terminal(.ready(canList: true))).fx
+        let fx = d.send(.terminal(.ready([.listOpenSessions]))).fx
         #expect(fx.first == .cmd(.listOpen))
         #expect(fx.filter { $0 == .cmd(.listOpen) }.count == 1)
         try d.complete(.listOpen)
         #expect(d.send(.terminal(.openSessions([7_001]))).fx
-                == [.persist(.approved(1, terminalRef: 7_001, authorised: 0, pspRef: [], at: d.wall)),
-                    .persist(.voidRequested(1)), .cmd(.release(terminalRef: 7_001))])
+                == [.persist(.approved(1, handle: 7_001, authorised: 0, pspRef: [], at: d.wall)),
+                    .persist(.voidRequested(1)), .cmd(.release(7_001))])
     }
 
     @Test func aLateApprovalAfterRecoveryIsReleasedNotCharged() throws {
         // After a restart the driver of an in-doubt authorisation has been told the charger
         // restarted: a late approval is recorded and released, and never closes a relay.
         var (d, _) = recover([Self.auth])
-        d.send(.terminal(.ready(canList: true)))
+        d.send(.terminal(.ready([.listOpenSessions])))
         d.send(.plug(connector: 0, pluggedIn: true))
-        let fx = d.send(.terminal(.approved(terminalRef: 7_001, amount: 5_000, pspRef: []))).fx
-        #expect(fx.first == .persist(.approved(1, terminalRef: 7_001, authorised: 5_000, pspRef: [], at: d.wall)))
+        let fx = d.send(.terminal(.approved(7_001, amount: 5_000, pspRef: []))).fx
+        #expect(fx.first == .persist(.approved(1, handle: 7_001, authorised: 5_000, pspRef: [], at: d.wall)))
         #expect(fx.contains(.persist(.voidRequested(1))))
-        #expect(fx.contains(.cmd(.release(terminalRef: 7_001))))
+        #expect(fx.contains(.cmd(.release(7_001))))
         #expect(!d.all.contains { if case .relay(_, true) = $0 { return true }; return false })
         #expect(d.engine.relayCommands == [false])
     }
 
     @Test func authRequestedOnlyWithoutListingNeedsReconciliation() {
         var (d, _) = recover([Self.auth])
-        let fx = d.send(.terminal(.ready(canList: false))).fx
+        let fx = d.send(.terminal(.ready([]))).fx
         guard case .persist(.needsReconciliation(1, _))? = fx.first else { Issue.record("\(fx)"); return }
         #expect(d.engine.sessions.isEmpty)
     }
 
     @Test func newSessionsAfterRecoveryGetFreshKeys() throws {
         var (d, _) = recover([Self.auth, Self.approved, .voidRequested(1), .voided(1, at: 0),
-                              .approved(4, terminalRef: 1, authorised: 0, pspRef: [], at: 0), .voidRequested(4), .voided(4, at: 0)])
-        #expect(d.send(.terminal(.ready(canList: false))).fx == [.cmd(.arm(amount: 5_000, reference: 5))])
+                              .approved(4, handle: 1, authorised: 0, pspRef: [], at: 0), .voidRequested(4), .voided(4, at: 0)])
+        #expect(d.send(.terminal(.ready([]))).fx == [.cmd(.arm(amount: 5_000, reference: 5))])
         #expect(try d.tap(card(2)).fx == [.ask(5, connector: 0)])
     }
 
     @Test func twoOpenSessionsAreBothFinished() throws {
         let auth2 = LedgerEntry.authRequested(2, connector: 1, amount: 5_000, card: card(2), tariff: mixedTariff, at: 0)
-        var (d, report) = recover([Self.auth, Self.approved, Self.charging, auth2, .approved(2, terminalRef: 7_002, authorised: 5_000, pspRef: [], at: 0),
+        var (d, report) = recover([Self.auth, Self.approved, Self.charging, auth2, .approved(2, handle: 7_002, authorised: 5_000, pspRef: [], at: 0),
                                    .meter(1, energyWh: 1_234, seconds: 1_800)], config(connectors: 2))
         #expect(d.all.fx == [.persist(.stopped(1, reason: .recovery, energyWh: 1_234, seconds: 1_800, at: Self.now.wallMillis)),
                              .persist(.captureRequested(1, amount: 144)),
                              .persist(.voidRequested(2))])
         #expect(report.openSessions == 2 && report.toCapture == 1 && report.toRelease == 1)
-        #expect(d.send(.terminal(.ready(canList: false))).fx
-                == [.cmd(.capture(terminalRef: 7_001, amount: 144)), .cmd(.release(terminalRef: 7_002)), .cmd(.arm(amount: 5_000, reference: 3))])
+        #expect(d.send(.terminal(.ready([]))).fx
+                == [.cmd(.capture(7_001, amount: 144, reserved: 5_000)), .cmd(.release(7_002)), .cmd(.arm(amount: 5_000, reference: 3))])
     }
 
     /// A crash after every durable entry of a full session: the recovered engine, with a terminal
@@ -1331,8 +1339,8 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
         live.after(.seconds(60))
         live.wait(.seconds(1_650)); live.send(.meter(connector: 0, registerWh: 11_234))
         live.send(.plug(connector: 0, pluggedIn: false))
-        try live.complete(.capture(terminalRef: 7_001, amount: 144))
-        #expect(live.ledger.map(\.kind) == [1, 2, 5, 6, 6, 6, 6, 7, 8, 9])
+        try live.complete(.capture(7_001, amount: 144, reserved: 5_000))
+        #expect(live.ledger.map(\.kind) == [1, 13, 5, 6, 6, 6, 6, 7, 8, 9])
         #expect(k == 1)
 
         // What the terminal must end with for a crash after entry n (hand-computed costs).
@@ -1355,9 +1363,9 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
             let (engine, fx, _) = PaymentEngine.recover(config: config(), entries: prefix, at: Self.now)
             var d = Harness(recovered: engine, effects: fx, at: Self.now)
             // The terminal's books: the approval exists from the Auth on; captured only if the ledger says so.
-            var open: Set<UInt32> = n >= 1 && n < live.ledger.count ? [7_001] : []
+            var open: Set<TerminalHandle> = n >= 1 && n < live.ledger.count ? [7_001] : []
             var end: End? = n == live.ledger.count ? .captured(144) : nil
-            d.send(.terminal(.ready(canList: true)))
+            d.send(.terminal(.ready([.listOpenSessions])))
             for _ in 0..<20 {
                 guard let (id, cmd) = d.outstanding.filter({ if case .arm = $0.value { return false }; return true }).min(by: { $0.key < $1.key }) else { break }
                 d.outstanding[id] = nil
@@ -1365,7 +1373,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
                 case .listOpen:
                     d.send(.terminal(.completed(id, cmd, .ok)))
                     d.send(.terminal(.openSessions(open.sorted())))
-                case let .capture(ref, amount):
+                case let .capture(ref, amount, _):
                     if open.remove(ref) != nil {
                         #expect(end == nil, "prefix \(n): second settlement")
                         end = .captured(amount)

@@ -16,8 +16,10 @@ import PaymentEngine
                            tariff: Tariff(currency: "", startFee: .min, energyPricePerKWh: .max, timePricePerMinute: -1), at: .min),
             .authRequested(7, connector: 3, amount: 0, card: CardIdentity(maskedPAN: "5413******0004", hash: Array(0...255), brand: "Carte Bancaire ✓ €"),
                            tariff: Tariff(currency: "CHF"), at: 0),
-            .approved(2, terminalRef: 7_001, authorised: 5_000, pspRef: Array("REF7001".utf8), at: 1_764_000_001_000),
-            .approved(0, terminalRef: .max, authorised: 0, pspRef: [], at: -1),
+            .approved(2, handle: 7_001, authorised: 5_000, pspRef: Array("REF7001".utf8), at: 1_764_000_001_000),
+            .approved(0, handle: TerminalHandle(reference: .max), authorised: 0, pspRef: [], at: -1),
+            .approved(1, handle: TerminalHandle(bytes: Array(repeating: 0xFF, count: TerminalHandle.maxBytes), label: "ZVT receipt 9999 trace 999999")!,
+                      authorised: 1, pspRef: Array("x".utf8), at: 5),
             .declined(3, reason: nil, at: 42),
             .declined(3, reason: 0, at: 42),
             .declined(3, reason: 255, at: .max),
@@ -43,7 +45,7 @@ import PaymentEngine
         // The kinds are on disk: they must never change.
         let expected: [(LedgerEntry, UInt16)] = [
             (.authRequested(1, connector: 0, amount: 0, card: Self.card, tariff: Self.tariff, at: 0), 1),
-            (.approved(1, terminalRef: 0, authorised: 0, pspRef: [], at: 0), 2),
+            (.approved(1, handle: 0, authorised: 0, pspRef: [], at: 0), 13),
             (.declined(1, reason: nil, at: 0), 3),
             (.abandoned(1, at: 0), 4),
             (.charging(1, at: 0), 5),
@@ -56,7 +58,8 @@ import PaymentEngine
             (.needsReconciliation(1, note: ""), 12),
         ]
         for (entry, kind) in expected { #expect(entry.kind == kind, "\(entry)") }
-        #expect(Set(Self.samples.map(\.kind)) == Set(1...12))
+        // Kind 2 (an approval in format 1) is read, never written.
+        #expect(Set(Self.samples.map(\.kind)) == Set(1...13).subtracting([2]))
         #expect(StopReason.allCases.map(\.rawValue) == [1, 2, 3, 4, 5, 6, 7, 8])
     }
 
@@ -85,24 +88,25 @@ import PaymentEngine
         let body: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 8, 0xFF, 0xFF, 0xFF, 0xFF, 0x41]
         #expect(throws: EntryDecodeError.truncated) { try LedgerEntry.decode(kind: 12, body: body) }
         // approved: a pspRef length one past the end.
-        var a = LedgerEntry.approved(2, terminalRef: 1, authorised: 1, pspRef: [1, 2, 3], at: 9).encodeBody()
-        a[23] = 12   // pspRef length (bytes 20…23): 12, but only 3 + 8 bytes follow
-        #expect(throws: EntryDecodeError.truncated) { try LedgerEntry.decode(kind: 2, body: a) }
+        var a = LedgerEntry.approved(2, handle: 1, authorised: 1, pspRef: [1, 2, 3], at: 9).encodeBody()
+        // key 8, handle 4 + 4, label 4 + 1, authorised 8: the pspRef length is bytes 29…32.
+        a[32] = 12   // 12, but only 3 + 8 bytes follow
+        #expect(throws: EntryDecodeError.truncated) { try LedgerEntry.decode(kind: 13, body: a) }
     }
 
     @Test func unknownKindsThrowUnknownKind() {
         let body = LedgerEntry.voided(6, at: 1).encodeBody()
-        for kind: UInt16 in [0, 13, 99, 0x7FFF, .max] {
+        for kind: UInt16 in [0, 14, 99, 0x7FFF, .max] {
             #expect(throws: EntryDecodeError.unknownKind(kind)) { try LedgerEntry.decode(kind: kind, body: body) }
         }
         // A body that is just a session key is enough to learn the kind is unknown.
-        #expect(throws: EntryDecodeError.unknownKind(13)) { try LedgerEntry.decode(kind: 13, body: [0, 0, 0, 0, 0, 0, 0, 1]) }
+        #expect(throws: EntryDecodeError.unknownKind(14)) { try LedgerEntry.decode(kind: 14, body: [0, 0, 0, 0, 0, 0, 0, 1]) }
     }
 
     @Test func unknownKindWithAShortBodyIsReportedAsUnknownKind() {
         // A record of a newer format should be reported as such whatever its body; decode reads
         // the session key before looking at the kind, so a short body reports `.truncated`.
-        #expect(throws: EntryDecodeError.unknownKind(13)) { try LedgerEntry.decode(kind: 13, body: []) }
+        #expect(throws: EntryDecodeError.unknownKind(14)) { try LedgerEntry.decode(kind: 14, body: []) }
         #expect(throws: EntryDecodeError.unknownKind(200)) { try LedgerEntry.decode(kind: 200, body: [1, 2, 3]) }
     }
 
@@ -116,13 +120,18 @@ import PaymentEngine
 
     // MARK: exact layout (big-endian, u32-length-prefixed byte strings)
 
-    @Test func layoutIsBigEndianAndLengthPrefixed() {
+    @Test func layoutIsBigEndianAndLengthPrefixed() throws {
         #expect(LedgerEntry.captureRequested(0x0102_0304_0506_0708, amount: -2).encodeBody()
                 == [1, 2, 3, 4, 5, 6, 7, 8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE])
         #expect(LedgerEntry.voidRequested(1).encodeBody() == [0, 0, 0, 0, 0, 0, 0, 1])
-        #expect(LedgerEntry.approved(2, terminalRef: 0x0A0B_0C0D, authorised: 5_000, pspRef: [0xAB], at: 1).encodeBody()
-                == [0, 0, 0, 0, 0, 0, 0, 2, 0x0A, 0x0B, 0x0C, 0x0D, 0, 0, 0, 0, 0, 0, 0x13, 0x88, 0, 0, 0, 1, 0xAB,
-                    0, 0, 0, 0, 0, 0, 0, 1])
+        // Format 2 (kind 13): the handle's bytes and label, each length-prefixed.
+        #expect(LedgerEntry.approved(2, handle: 0x0A0B_0C0D, authorised: 5_000, pspRef: [0xAB], at: 1).encodeBody()
+                == [0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4, 0x0A, 0x0B, 0x0C, 0x0D] + [0, 0, 0, 9] + Array("168496141".utf8)
+                    + [0, 0, 0, 0, 0, 0, 0x13, 0x88, 0, 0, 0, 1, 0xAB, 0, 0, 0, 0, 0, 0, 0, 1])
+        // Format 1 (kind 2), as earlier releases wrote it: a 32-bit reference, read as that handle.
+        let v1: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 2, 0x0A, 0x0B, 0x0C, 0x0D, 0, 0, 0, 0, 0, 0, 0x13, 0x88, 0, 0, 0, 1, 0xAB,
+                           0, 0, 0, 0, 0, 0, 0, 1]
+        #expect(try LedgerEntry.decode(kind: 2, body: v1) == .approved(2, handle: 0x0A0B_0C0D, authorised: 5_000, pspRef: [0xAB], at: 1))
         #expect(LedgerEntry.declined(3, reason: nil, at: 0).encodeBody() == [0, 0, 0, 0, 0, 0, 0, 3, 0, 0] + Array(repeating: 0, count: 8))
         #expect(LedgerEntry.declined(3, reason: 5, at: 0).encodeBody() == [0, 0, 0, 0, 0, 0, 0, 3, 1, 5] + Array(repeating: 0, count: 8))
         #expect(LedgerEntry.stopped(4, reason: .costLimit, energyWh: 1, seconds: 2, at: 3).encodeBody()

@@ -16,7 +16,7 @@ import Uplink
 
     static let settled: [LedgerEntry] = [
         .authRequested(7, connector: 0, amount: 5000, card: card, tariff: tariff, at: 1_764_054_000_000),
-        .approved(7, terminalRef: 7465, authorised: 5000, pspRef: Array("PSPREF7465".utf8), at: 1_764_054_001_000),
+        .approved(7, handle: 7465, authorised: 5000, pspRef: Array("PSPREF7465".utf8), at: 1_764_054_001_000),
         .charging(7, at: 1_764_054_002_000),
         .meter(7, energyWh: 600, seconds: 900),
         .stopped(7, reason: .unplugged, energyWh: 1234, seconds: 1800, at: 1_764_055_802_000),
@@ -59,7 +59,7 @@ import Uplink
         all += Self.run([.authRequested(8, connector: 1, amount: 5000, card: Self.card, tariff: Self.tariff, at: 1),
                          .declined(8, reason: 9, at: 2)])
         all += Self.run([.authRequested(9, connector: 0, amount: 5000, card: Self.card, tariff: Self.tariff, at: 1),
-                         .approved(9, terminalRef: 1, authorised: 5000, pspRef: [], at: 2), .voidRequested(9), .voided(9, at: 3)])
+                         .approved(9, handle: 1, authorised: 5000, pspRef: [], at: 2), .voidRequested(9), .voided(9, at: 3)])
         all += Self.run([.authRequested(10, connector: 0, amount: 5000, card: Self.card, tariff: Self.tariff, at: 1),
                          .needsReconciliation(10, note: "authorisation went unanswered")])
         let statuses = all.filter { $0.action == .notifySettlement }.map { String(decoding: $0.body, as: UTF8.self) }
