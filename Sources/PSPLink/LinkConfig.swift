@@ -38,6 +38,13 @@ public struct LinkTimeouts: Equatable, Sendable {
     /// After a Get Status answered with no certain status (refused, or readable both ways):
     /// when to ask again (a few times, then back to the keep-alive interval).
     public var statusRecheck: Duration = .seconds(1)
+    /// After an Auth Session is answered without its outcome (a bare OK), or goes unanswered:
+    /// how long a Session Approved / Partially Approved / Declined is still taken as its outcome.
+    /// Longer than the engine's `authOutcomeTimeout` (120 s), so nothing the engine still waits
+    /// for is turned away. A later outcome is rejected as implausible; a real one is then still
+    /// settled by the in-doubt path (P6X: List Sessions and a void; Apollo: reconciliation and
+    /// the terminal's session timeout).
+    public var authOutcome: Duration = .seconds(150)
 
     public static func defaults(for family: TerminalFamily) -> LinkTimeouts {
         LinkTimeouts(general: family == .apollo ? .seconds(5) : .seconds(10),
@@ -79,6 +86,24 @@ public struct PSPLinkConfig: Equatable, Sendable {
     public var maxQueuedRequests: Int = 16
     /// Ask the terminal for its serial numbers after every bring-up (technicians' inventory).
     public var requestIdentity: Bool = true
+    /// Learn the preamble and magic the terminal uses from its answer to our Synchronize at each
+    /// bring-up, and accept only those until the next bring-up. It matters where `acceptPreamble`
+    /// / `acceptMagic` are `.any` (P6X: configurable on the terminal, so unknown to us): an 8-bit
+    /// checksum alone lets about one random byte position in 256 pass as a frame, and two fixed
+    /// bytes cut that by 65536 (measured: `psp-bench noise`, docs/ARCHITECTURE.md). A policy that
+    /// is already `.only` (Apollo) is kept as it is. A terminal whose answers stop matching fails
+    /// its next bring-up step or keep-alive, and the bring-up that follows learns again.
+    public var lockFraming: Bool = true
+    /// A Card Read is acted on only when it names a card: a non-empty masked PAN (DFCA0B) or card
+    /// hash (`cardHashTags`). Payter's default Card Read DOLs carry both (psp.md §4.4).
+    public var requireCardIdentity: Bool = true
+    /// A Session Approved / Partially Approved whose session ID the link already saw since the
+    /// last bring-up (approved, committed, voided, updated or listed) is rejected as implausible:
+    /// the terminal gives each approval a new ID. Cleared at each bring-up, because a terminal that
+    /// restarted may number its sessions afresh.
+    public var rejectKnownSessionIDs: Bool = true
+    /// How many such session IDs the link remembers (the oldest is forgotten first).
+    public var maxKnownSessionIDs: Int = 256
 
     public init(family: TerminalFamily, transport: LinkTransportKind) {
         self.family = family

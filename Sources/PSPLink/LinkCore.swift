@@ -60,8 +60,49 @@ public enum LinkEvent: Equatable, Sendable {
     case message(TerminalMessage)
     /// Bytes discarded while resynchronising.
     case malformed(MalformedKind, skipped: Int)
-    /// A frame with a good checksum whose payload does not fit its header's layout.
+    /// A frame with a good checksum whose payload does not fit its header's layout; or, with
+    /// `.invalid(field:)` from `ImplausibleReason.field`, a frame that decodes but that the link
+    /// refuses to act on (`LinkCounters.implausible`): it completes no request.
     case undecodable(header: UInt8, error: PSPMessageError)
+}
+
+/// Why a frame with a good checksum that decodes was not acted on: its timing or values are
+/// ones no real terminal answer has. On a P6X serial line an 8-bit checksum is all that guards
+/// a frame, so line noise yields frames; these rules keep such a frame from changing payment
+/// state. Each rejection is counted and reported (`.undecodable(header, .invalid(field:))`),
+/// and it never completes a request: the request keeps waiting for the real answer and, failing
+/// that, times out into the in-doubt path.
+public enum ImplausibleReason: String, CaseIterable, Sendable {
+    /// Session Approved, Partially Approved or Declined with no Auth Session outstanding or
+    /// awaiting its outcome (`LinkTimeouts.authOutcome` after a bare OK or a timeout), or a
+    /// second outcome to one Auth Session.
+    case noAuthOutstanding
+    /// Session Cancelled with no session flow (scan, card, authorisation) or Cancel Session in progress.
+    case noSessionInProgress
+    /// Card Read with no session flow started (Start Session / Read Card) and the terminal not
+    /// reported scanning or waiting for an authorisation.
+    case noScanActive
+    /// Card Read naming no card (no masked PAN, no card hash): `PSPLinkConfig.requireCardIdentity`.
+    case noCardIdentity
+    /// Session Approved or Partially Approved with session ID 0.
+    case zeroSessionID
+    /// A session ID the link saw since bring-up: `PSPLinkConfig.rejectKnownSessionIDs`.
+    case knownSessionID
+    /// Partially approved amount of 0, or above the amount of the Start Session.
+    case partialAmountOutOfRange
+
+    /// The text of the `.invalid(field:)` error the link reports, for the log.
+    public var field: String {
+        switch self {
+        case .noAuthOutstanding: return "session outcome: no Auth Session awaits one"
+        case .noSessionInProgress: return "Session Cancelled: no session in progress"
+        case .noScanActive: return "Card Read: no scan in progress"
+        case .noCardIdentity: return "Card Read: no masked PAN or card hash"
+        case .zeroSessionID: return "session ID 0"
+        case .knownSessionID: return "session ID already known to the link"
+        case .partialAmountOutOfRange: return "partially approved amount (0, or above the amount requested)"
+        }
+    }
 }
 
 /// What the shell must do for the link.
@@ -87,6 +128,11 @@ public struct LinkCounters: Equatable, Sendable {
     /// Get Status checks answered with something other than a certain status (a Result, an
     /// answer that reads both ways, or one that reads neither way): the state stays unknown.
     public var statusUnknown = 0
+    /// Frames refused by the plausibility rules, by reason (`ImplausibleReason`).
+    public var implausible: [ImplausibleReason: Int] = [:]
+    public var implausibleTotal: Int { implausible.values.reduce(0, +) }
+    /// Bring-ups at which the terminal's preamble and magic were learned (`PSPLinkConfig.lockFraming`).
+    public var framingLocks = 0
     public var malformed = MalformedCounters()
 }
 
@@ -122,6 +168,21 @@ public struct PSPLinkCore: Sendable {
     var statusCheckDue: Instant?
     /// Get Status checks in a row that gave no certain status (`statusUnknown`).
     var statusUnknownStreak = 0
+    /// The preamble and magic learned at this bring-up (`PSPLinkConfig.lockFraming`); nil until then.
+    public private(set) var learnedFraming: (preamble: UInt8, magic: UInt8)?
+    /// Until when an outcome to the last Auth Session is still expected once it is no longer
+    /// outstanding (answered by a bare OK, unreadable, or unanswered); nil when none is.
+    var authOutcomeUntil: Instant?
+    /// A Start Session / Read Card was sent and no outcome (approved, declined, cancelled) or
+    /// refusal ended that session flow yet: a Session Cancelled may come (the cardholder or a
+    /// terminal timeout aborting it), and a Card Read.
+    var sessionInProgress = false
+    /// The amount of the last Start Session (nil after a Read Card, which has none): the most a
+    /// partial approval may be.
+    var requestedAmount: UInt32?
+    /// Session IDs seen since bring-up (`rejectKnownSessionIDs`), in arrival order and as a set.
+    var knownSessionOrder: [UInt32] = []
+    var knownSessions: Set<UInt32> = []
 
     public init(config: PSPLinkConfig) {
         self.config = config
@@ -135,7 +196,7 @@ public struct PSPLinkCore: Sendable {
     /// The transport connected (or a serial device opened): start bring-up.
     public mutating func transportUp(now: Instant) -> [LinkEffect] {
         var fx: [LinkEffect] = []
-        restartBringUp(now: now, &fx)
+        restartBringUp(now: now, keepAuthOutcome: true, &fx)
         return fx
     }
 
@@ -143,6 +204,9 @@ public struct PSPLinkCore: Sendable {
     public mutating func transportDown(reason: String, now: Instant) -> [LinkEffect] {
         var fx: [LinkEffect] = []
         let wasUp = phase != .down
+        // A cable pulled or a connection lost during an authorisation: the terminal may still
+        // send its outcome once the link is back (the engine takes it for the session in doubt).
+        let authPending = awaitingAuthOutcome(now: now)
         failAll(&fx)
         phase = .down
         terminalState = nil
@@ -150,6 +214,8 @@ public struct PSPLinkCore: Sendable {
         statusCheckDue = nil
         statusUnknownStreak = 0
         setFormat(.normal)
+        forgetSessionContext(keepAuthOutcome: false)
+        if authPending { authOutcomeUntil = now + config.timeouts.authOutcome }
         decoder.reset()
         if wasUp { fx.append(.event(.down(reason: reason))) }
         return fx
@@ -236,16 +302,133 @@ public struct PSPLinkCore: Sendable {
 
     /// Starts bring-up again: the first Synchronize goes out at `syncAt` (now, or after a pause
     /// when the terminal refused a step, so a terminal that keeps refusing is not hammered).
-    mutating func restartBringUp(now: Instant, syncAt: Instant? = nil, _ fx: inout [LinkEffect]) {
+    /// `keepAuthOutcome`: the transport came back (rather than the terminal losing its state),
+    /// so an authorisation's outcome is still awaited, as `transportDown` left it.
+    mutating func restartBringUp(now: Instant, syncAt: Instant? = nil, keepAuthOutcome: Bool = false, _ fx: inout [LinkEffect]) {
         failAll(&fx)
         phase = .synchronizing
         setFormat(.normal)
         configSteps = []
         statusCheckDue = nil
         statusUnknownStreak = 0
+        forgetSessionContext(keepAuthOutcome: keepAuthOutcome)
         syncDue = syncAt ?? now
         counters.bringUps += 1
         pump(now: now, &fx)
+    }
+
+    /// A new bring-up: framing is learned again, and nothing outstanding from before counts
+    /// (except an awaited authorisation outcome, when `keepAuthOutcome`).
+    mutating func forgetSessionContext(keepAuthOutcome: Bool) {
+        learnedFraming = nil
+        decoder.options.preamble = config.acceptPreamble
+        decoder.options.magic = config.acceptMagic
+        if !keepAuthOutcome { authOutcomeUntil = nil }
+        sessionInProgress = false
+        requestedAmount = nil
+        knownSessionOrder.removeAll()
+        knownSessions.removeAll()
+    }
+
+    /// Remembers a session ID the terminal or we used (`rejectKnownSessionIDs`), bounded.
+    mutating func remember(_ id: UInt32) {
+        guard config.rejectKnownSessionIDs, config.maxKnownSessionIDs > 0, knownSessions.insert(id).inserted else { return }
+        knownSessionOrder.append(id)
+        if knownSessionOrder.count > config.maxKnownSessionIDs {
+            knownSessions.remove(knownSessionOrder.removeFirst())
+        }
+    }
+
+    /// The terminal answered our Synchronize: take its preamble and magic as the only ones until
+    /// the next bring-up (`lockFraming`). A noise frame taken for the echo only costs a bring-up:
+    /// the real answers then fail to match, a step times out and bring-up learns again.
+    mutating func lockFraming(_ f: PSPFrame) {
+        guard config.lockFraming, learnedFraming == nil else { return }
+        learnedFraming = (f.preamble, f.magic)
+        counters.framingLocks += 1
+        if config.acceptPreamble == .any { decoder.options.preamble = .only(f.preamble) }
+        if config.acceptMagic == .any { decoder.options.magic = .only(f.magic) }
+    }
+
+    /// Whether an Auth Session still awaits its outcome.
+    func awaitingAuthOutcome(now: Instant) -> Bool {
+        if case .authSession? = outstanding?.command { return true }
+        if let u = authOutcomeUntil { return now < u }
+        return false
+    }
+
+    /// Why the link must not act on `m`, or nil when it may. Only the messages that change
+    /// payment state are judged; the rest pass as before.
+    func implausibility(_ m: TerminalMessage, now: Instant) -> ImplausibleReason? {
+        func sessionID(_ id: UInt32) -> ImplausibleReason? {
+            if id == 0 { return .zeroSessionID }
+            if config.rejectKnownSessionIDs, knownSessions.contains(id) { return .knownSessionID }
+            return nil
+        }
+        switch m {
+        case .sessionApproved(let id, _):
+            guard awaitingAuthOutcome(now: now) else { return .noAuthOutstanding }
+            return sessionID(id)
+        case let .sessionPartiallyApproved(id, amount, _):
+            guard awaitingAuthOutcome(now: now) else { return .noAuthOutstanding }
+            if let r = sessionID(id) { return r }
+            if amount == 0 { return .partialAmountOutOfRange }
+            if let requested = requestedAmount, amount > requested { return .partialAmountOutOfRange }
+            return nil
+        case .sessionDeclined:
+            return awaitingAuthOutcome(now: now) ? nil : .noAuthOutstanding
+        case .sessionCancelled:
+            // Not judged by the terminal's reported state: a Get Status answer is itself one
+            // frame that noise can forge. We start every session flow ourselves.
+            if awaitingAuthOutcome(now: now) || sessionInProgress { return nil }
+            switch outstanding?.command {
+            case .startSession?, .readCard?, .cancelSession?: return nil
+            default: return .noSessionInProgress
+            }
+        case .cardRead(let dol):
+            let scanning: Bool
+            switch outstanding?.command {
+            case .startSession?, .readCard?: scanning = true
+            // The reported state also counts (EV mode reads a card in WAIT_AUTH, psp.md §3.2):
+            // lenient, because a card read must also name a card.
+            default: scanning = sessionInProgress || terminalState == .waitCard || terminalState == .waitAuth
+            }
+            guard scanning else { return .noScanActive }
+            if config.requireCardIdentity {
+                let named = dol.contains { t in
+                    !t.value.isEmpty && (t.tag == DOLTag.maskedPAN || config.cardHashTags.contains(t.tag))
+                }
+                if !named { return .noCardIdentity }
+            }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    /// Counts and reports a frame the link will not act on; it completes no request.
+    mutating func reject(_ m: TerminalMessage, _ reason: ImplausibleReason, _ fx: inout [LinkEffect]) {
+        counters.implausible[reason, default: 0] += 1
+        fx.append(.event(.undecodable(header: m.header, error: .invalid(field: reason.field))))
+    }
+
+    /// After a message was acted on: what the link now knows about the session flow.
+    mutating func noteActedOn(_ m: TerminalMessage, now: Instant) {
+        switch m {
+        case .sessionApproved(let id, _), .sessionPartiallyApproved(let id, _, _):
+            remember(id)
+            authOutcomeUntil = nil
+            sessionInProgress = false
+        case .sessionDeclined, .sessionCancelled:
+            authOutcomeUntil = nil
+            sessionInProgress = false
+        case .sessionList(_, let ids):
+            for id in ids { remember(id) }
+        case .updateSessionResult(let u):
+            remember(u.sessionID)
+        default:
+            break
+        }
     }
 
     mutating func setFormat(_ f: PSPFrameFormat) {
@@ -333,6 +516,13 @@ public struct PSPLinkCore: Sendable {
         case .startSession, .readCard: r.graceDeadline = now + config.timeouts.startResultGrace
         default: r.graceDeadline = nil
         }
+        switch r.command {
+        case .authSession: authOutcomeUntil = nil
+        case .startSession(let s): sessionInProgress = true; requestedAmount = s.amount
+        case .readCard: sessionInProgress = true; requestedAmount = nil
+        case .commitSession(let id, _), .voidSession(let id): remember(id)
+        default: break
+        }
         outstanding = r
         lastSend = now
         counters.framesSent += 1
@@ -356,6 +546,7 @@ public struct PSPLinkCore: Sendable {
             return
         }
         fx.append(.event(.completed(r.id, r.command, .timedOut)))
+        if case .authSession = r.command { authOutcomeUntil = now + config.timeouts.authOutcome }
         if config.transport == .tcp {
             fx.append(.resetTransport(reason: "no answer to \(r.command.name)"))
         } else {
@@ -385,6 +576,14 @@ public struct PSPLinkCore: Sendable {
                                             identityLayout: config.family == .apollo ? .apollo : .p6x)
             do {
                 let m = try TerminalMessage.decode(header: f.header, payload: f.payload, context: ctx)
+                if let reason = implausibility(m, now: now) {
+                    reject(m, reason, &fx)
+                    pump(now: now, &fx)
+                    return
+                }
+                if case .synchronize = m, phase == .synchronizing, case .synchronize? = outstanding?.command {
+                    lockFraming(f)
+                }
                 if expectStatus, f.header == 0x00, let r = outstanding, r.internalStep,
                    TerminalMessage.zeroHeaderReadings(f.payload).isAmbiguous {
                     // Reads as a status and as a refusal alike (psp.md §4.2, e.g. [0x01, 0x05]:
@@ -411,6 +610,7 @@ public struct PSPLinkCore: Sendable {
                         default: restartAfterFailedStep(now: now, &fx)
                         }
                     } else {
+                        if case .authSession = r.command { authOutcomeUntil = now + config.timeouts.authOutcome }
                         fx.append(.event(.completed(r.id, r.command, .unreadable(error))))
                     }
                     pump(now: now, &fx)
@@ -436,6 +636,7 @@ public struct PSPLinkCore: Sendable {
 
     mutating func handle(_ m: TerminalMessage, now: Instant, _ fx: inout [LinkEffect]) {
         trackState(m, &fx)
+        noteActedOn(m, now: now)
         let isSessionEvent: Bool
         switch m {
         case .cardRead, .propCardRead, .sessionApproved, .sessionDeclined, .sessionCancelled,
@@ -446,6 +647,16 @@ public struct PSPLinkCore: Sendable {
         }
         if let r = outstanding, answers(m.header, r.command), !(m.header == 0x38) {
             outstanding = nil
+            if case .authSession = r.command, case .result = m {
+                // Acknowledged (or refused) without the outcome: it may still come on its own.
+                authOutcomeUntil = now + config.timeouts.authOutcome
+            }
+            if case .result(let res) = m, !res.ok {
+                switch r.command {
+                case .startSession, .readCard: sessionInProgress = false
+                default: break
+                }
+            }
             if r.internalStep {
                 internalAnswered(r, m, now: now, &fx)
             } else {
