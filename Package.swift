@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
-        .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "Platform", "Timebase", "CAllocCounter"]),
+        .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "PSPLink", "Platform", "Timebase", "CAllocCounter"]),
         // Shell: the durable write-ahead ledger (checksummed segment files, group commit, recovery, compaction).
         .target(name: "Ledger", dependencies: ["Platform", "Timebase"]),
         .executableTarget(name: "ledger-bench", dependencies: ["Ledger", "Platform", "Timebase"]),

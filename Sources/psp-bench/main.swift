@@ -2,6 +2,10 @@
 // allocations each makes. Meaningful figures need a release build:
 //   swift build -c release --product psp-bench && .build/release/psp-bench
 // Options: --frames N (frames per run, default 2,000,000), --quick (smoke run for CI).
+//
+//   psp-bench noise [--mb N] [--seed S] [--chunk B]
+// measures how often seeded random line noise yields frames, and frames the P6X link acts on
+// (issue 11; figures in docs/ARCHITECTURE.md). Deterministic: no clock, a seeded generator.
 import Glibc
 
 /// Default frames per run: at least a million, so a run lasts long enough (tens of ms)
@@ -14,7 +18,24 @@ let targetNs = 1000.0
 
 func usage() -> Never {
     print("usage: psp-bench [--frames N] [--quick]")
+    print("       psp-bench noise [--mb N] [--seed S] [--chunk B]")
     exit(2)
+}
+
+if CommandLine.arguments.dropFirst().first == "noise" {
+    var o = NoiseOptions()
+    var rest = CommandLine.arguments.dropFirst(2)
+    while let arg = rest.popFirst() {
+        guard let v = rest.popFirst() else { usage() }
+        switch arg {
+        case "--mb": guard let n = Int(v), n > 0 else { usage() }; o.megabytes = n
+        case "--seed": guard let n = UInt64(v) else { usage() }; o.seed = n
+        case "--chunk": guard let n = Int(v), n > 0 else { usage() }; o.chunk = n
+        default: usage()
+        }
+    }
+    runNoise(o)
+    exit(0)
 }
 
 var frames = defaultFrames
