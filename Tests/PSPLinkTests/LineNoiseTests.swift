@@ -288,3 +288,41 @@ func p6xAwaitingAuth(authDelay: Int = 2000, link: (inout PSPLinkConfig) -> Void 
 extension UInt32 {
     var bigEndianBytes: [UInt8] { [UInt8(self >> 24), UInt8(truncatingIfNeeded: self >> 16), UInt8(truncatingIfNeeded: self >> 8), UInt8(truncatingIfNeeded: self)] }
 }
+
+@Suite struct FramingLockAndAuthWindow {
+    /// A frame taken for the terminal's Synchronize echo that was not the terminal's (noise in
+    /// another framing) costs a bring-up, not the link: the real answers fail to match, a step
+    /// times out, and the next bring-up learns the terminal's framing.
+    @Test func aForgedSynchronizeEchoIsUnlearnedByTheNextBringUp() {
+        var s = SimScenario.defaults(for: .p6x)
+        s.faults = [ArmedFault(.silent(command: "Synchronize", count: 1), on: .frames(1))]
+        var w = LinkWorld(link: PSPLinkConfig(family: .p6x, transport: .serial), sim: s)
+        w.connect()
+        // Synchronize echo (0x24, empty) in the Apollo's framing: AA 02 3C 24, checksum 0x0C.
+        w.inject("AA 02 3C 24 0C")
+        #expect(w.link.learnedFraming?.preamble == 0xAA)
+        #expect(w.run(within: .seconds(120)) { $0.isUp })
+        #expect(w.link.learnedFraming?.preamble == 0x55 && w.link.learnedFraming?.magic == 0x3C)
+        #expect(w.link.counters.framingLocks >= 2)
+        guard case .sessionApproved(let id, _)? = pay(&w) else { Issue.record("no approval after relearning"); return }
+        #expect(w.request(.commitSession(sessionID: id, amount: 100)) == .result(.ok))
+    }
+
+    /// The cable is pulled while the bank decides: an approval that arrives once the link is
+    /// back (here crafted: the simulator drops a pending authorisation at Synchronize) is still
+    /// the awaited outcome, which the engine takes for the session in doubt; not noise.
+    @Test func anApprovalAfterATransportDropDuringAuthIsStillTaken() {
+        guard var (w, auth) = p6xAwaitingAuth(authDelay: 600_000) else { Issue.record("no Auth Session"); return }
+        w.cut(for: .milliseconds(300))
+        #expect(w.outcome(of: auth) == .linkLost)
+        #expect(w.run(within: .seconds(30)) { $0.isUp })
+        let mark = w.events.count
+        w.inject(Crafted.approvedPlausible)
+        #expect(w.approvals(from: mark) == [.sessionApproved(sessionID: 0x1234_5678, dol: [])])
+        #expect(w.link.counters.implausibleTotal == 0)
+        // One outcome per Auth Session: the same frame again is refused.
+        w.inject(Crafted.approvedPlausible)
+        #expect(w.approvals(from: mark).count == 1)
+        #expect(w.link.counters.implausible[.noAuthOutstanding] == 1)
+    }
+}
