@@ -12,10 +12,13 @@ usage: terminal-sim (--pty [--link PATH] | --device PATH [--line "57600 8N1"] | 
                     [--fault SPEC]... [--record FILE] [--seed N] [--split] [--no-start-result]
                     [--idle-close MS] [--preamble BYTE] [--magic BYTE] [--protocol-version 1|2|3]
                     [--exit-with-stdin] [--tap-delay MS] [--auth-delay MS]
+                    [--serial TEXT] [--firmware TEXT] [--sim-serial TEXT]
 
 Prints "device PATH" or "listening HOST:PORT" on standard output when ready (again after a replug).
 Standard input takes controls: tap | reset | garbage N | unplug MS | sessions | quit.
 SPEC strings use the scenario-file syntax, e.g. --session "decline reason=9", --fault "reset on approved 1".
+--serial, --firmware and --sim-serial replace those fields of the identity the simulator reports
+(Request Ids), byte for byte (control characters included), after --family has chosen the layout.
 """
 
 func fail(_ message: String) -> Never {
@@ -52,6 +55,8 @@ struct Options {
         var tcpHost = "127.0.0.1"
         var tcpPort: UInt16?
         var exitWithStdin = false
+        // Applied after everything else: `--family` replaces the whole scenario, identity included.
+        var serial: String?, firmware: String?, simSerial: String?
 
         func take(_ flag: String) -> String {
             guard !args.isEmpty else { fail("\(flag) needs a value\n\(usage)") }
@@ -97,10 +102,16 @@ struct Options {
             case "--exit-with-stdin": exitWithStdin = true
             case "--tap-delay": directive(["tap-delay", take(a)])
             case "--auth-delay": directive(["auth-delay", take(a)])
+            case "--serial": serial = take(a)
+            case "--firmware": firmware = take(a)
+            case "--sim-serial": simSerial = take(a)
             case "--help", "-h": say(usage); exit(0)
             default: fail("unknown option \(a)\n\(usage)")
             }
         }
+        if let serial { scenario.identity.serialNumber = serial }
+        if let firmware { scenario.identity.firmware = firmware }
+        if let simSerial { scenario.identity.simSerial = simSerial }
         if let devicePath { mode = .device(devicePath, line) }
         if let tcpPort { mode = .tcp(host: tcpHost, port: tcpPort) }
         if case .pty = mode { mode = .pty(link: linkPath) }

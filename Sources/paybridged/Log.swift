@@ -1,4 +1,5 @@
 import PaymentEngine
+import Platform
 import Glibc
 
 /// Log levels with their sd-daemon priority prefixes, so journald keeps the level.
@@ -29,12 +30,16 @@ enum LogLevel: Int, Comparable {
 
 /// Standard-error logging, one line per event. Callers pass only masked card data
 /// (the codec's `CardData` masks); nothing here formats raw payloads.
+///
+/// Every message is escaped (`LogText.escaped`) at this sink, whatever its source: a line break
+/// or control character from a terminal, the cloud or a file can never start a line of its own
+/// (with a priority prefix of its choosing).
 enum Log {
     nonisolated(unsafe) static var threshold = LogLevel.info
 
     static func write(_ level: LogLevel, _ message: String) {
         guard level <= threshold else { return }
-        var bytes = Array("<\(level.rawValue)>\(message)\n".utf8)
+        var bytes = line(level, message)
         // One write per line so concurrent writers (the simulator in the demo) do not interleave mid-line.
         var off = 0
         while off < bytes.count {
@@ -43,6 +48,17 @@ enum Log {
             off += n
         }
         bytes.removeAll()
+    }
+
+    /// The bytes of one log line: priority prefix, the escaped message, newline.
+    static func line(_ level: LogLevel, _ message: String) -> [UInt8] {
+        Array("<\(level.rawValue)>\(LogText.escaped(message))\n".utf8)
+    }
+
+    /// Text that is several lines by design (the usage after a refused argument): each line is
+    /// logged on its own, escaped and with its own prefix, so none can pick its priority.
+    static func lines(_ level: LogLevel, _ text: String) {
+        for l in text.split(separator: "\n", omittingEmptySubsequences: false) { write(level, String(l)) }
     }
 
     static func error(_ m: String) { write(.error, m) }

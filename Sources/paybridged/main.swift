@@ -45,7 +45,13 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
 let defaultConfigPath = "/etc/paybridge/paybridge.conf"
 
 func die(_ message: String) -> Never {
-    Log.error("paybridged: \(message)")
+    // The usage is several lines by design; the message before it is one escaped line.
+    if message.hasSuffix("\n" + usage) {
+        Log.error("paybridged: " + message.dropLast(usage.count + 1))
+        Log.lines(.error, usage)
+    } else {
+        Log.error("paybridged: \(message)")
+    }
     exit(2)
 }
 
@@ -368,7 +374,9 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     func statusLine(_ now: String) -> String {
         var parts = [now, "\(station.engine.sessions.count) open sessions"]
         if let why = station.notTakingPayments { parts.append("NOT TAKING PAYMENTS: \(why)") }
-        return "STATUS=" + parts.joined(separator: "; ")
+        // Escaped like a log line: sd_notify's assignments are newline-separated, and a line
+        // break from outside (a reason, a notice) would otherwise add one of its own (READY=1, …).
+        return "STATUS=" + LogText.escaped(parts.joined(separator: "; "))
     }
     station.onNotice = { severity, text in
         Log.write(LogLevel(severity), text)
