@@ -46,7 +46,8 @@ public final class ChildProcess {
     /// not the child's. Descriptors other than 0-2 are closed in the child.
     public static func spawn(
         _ path: String, _ arguments: [String], environment: [String]? = nil,
-        captureStdout: Bool = true, pipeStdin: Bool = true, standardErrorPath: String? = nil
+        captureStdout: Bool = true, pipeStdin: Bool = true, standardErrorPath: String? = nil,
+        standardError: FileDescriptor? = nil
     ) throws(SystemError) -> ChildProcess {
         // Close-on-exec pipes, so a concurrent spawn elsewhere cannot inherit
         // them. Only our ends are made non-blocking: the child's must block, as
@@ -67,7 +68,8 @@ public final class ChildProcess {
                 try p.read.setNonBlocking()
                 (childStdout, ourStdout) = (p.write, p.read)
             }
-            let pid = try launch(path, arguments, environment, stdin: childStdin, stdout: childStdout, stderrPath: standardErrorPath)
+            let pid = try launch(path, arguments, environment, stdin: childStdin, stdout: childStdout, stderrPath: standardErrorPath,
+                                 stderr: standardError)
             childStdin?.close()
             childStdout?.close()
             return ChildProcess(pid: pid, stdinFD: ourStdin, stdoutFD: ourStdout)
@@ -79,7 +81,7 @@ public final class ChildProcess {
 
     private static func launch(
         _ path: String, _ arguments: [String], _ environment: [String]?,
-        stdin: FileDescriptor?, stdout: FileDescriptor?, stderrPath: String?
+        stdin: FileDescriptor?, stdout: FileDescriptor?, stderrPath: String?, stderr: FileDescriptor?
     ) throws(SystemError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
@@ -94,6 +96,8 @@ public final class ChildProcess {
         if let stdout { posix_spawn_file_actions_adddup2(&actions, stdout.rawValue, STDOUT_FILENO) }
         // Standard error appended to a file, opened in the child: no shell in between (whose own
         // signal dispositions would hide the program's).
+        // Or a descriptor of the caller's (a pipe the caller may never read, in the log tests).
+        if let stderr { posix_spawn_file_actions_adddup2(&actions, stderr.rawValue, STDERR_FILENO) }
         if let stderrPath { posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
         // Safety net for descriptors some library opened without O_CLOEXEC: a
         // stray pipe end held by a long-lived child would hide EOF from its owner.

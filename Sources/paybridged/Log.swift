@@ -33,21 +33,22 @@ enum LogLevel: Int, Comparable {
 ///
 /// Every message is escaped (`LogText.escaped`) at this sink, whatever its source: a line break
 /// or control character from a terminal, the cloud or a file can never start a line of its own
-/// (with a priority prefix of its choosing).
+/// (with a priority prefix of its choosing). Writes never block (`LogSink`): lines a slow
+/// destination cannot take wait in a bounded backlog, beyond which they are dropped and counted.
 enum Log {
     nonisolated(unsafe) static var threshold = LogLevel.info
+    /// Chosen from what standard error is at the first line logged. What is still queued when
+    /// the process exits is waited for, at most `LogSinkLimits.exitFlushTimeout`.
+    nonisolated(unsafe) static let sink: LogSink = {
+        let s = LogSink()
+        atexit { Log.sink.drain(timeout: LogSinkLimits.exitFlushTimeout) }
+        return s
+    }()
 
     static func write(_ level: LogLevel, _ message: String) {
         guard level <= threshold else { return }
-        var bytes = line(level, message)
         // One write per line so concurrent writers (the simulator in the demo) do not interleave mid-line.
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return }
-            off += n
-        }
-        bytes.removeAll()
+        sink.emit(line(level, message))
     }
 
     /// The bytes of one log line: priority prefix, the escaped message, newline.
@@ -60,6 +61,9 @@ enum Log {
     static func lines(_ level: LogLevel, _ text: String) {
         for l in text.split(separator: "\n", omittingEmptySubsequences: false) { write(level, String(l)) }
     }
+
+    /// From now on the backlog is also written whenever the loop sees standard error writable.
+    static func attach(to loop: EventLoop) { sink.attach(to: loop) }
 
     static func error(_ m: String) { write(.error, m) }
     static func warning(_ m: String) { write(.warning, m) }

@@ -261,6 +261,7 @@ do { arguments = try Arguments.parse(Array(CommandLine.arguments.dropFirst())) }
 do {
     try Signals.ignore(SIGPIPE)
     let loop = try EventLoop()
+    Log.attach(to: loop)
     if arguments.demo {
         let ok = try Demo(loop: loop, directory: arguments.demoDir).run()
         exit(ok ? 0 : 1)

@@ -18,11 +18,12 @@ final class Bench {
     /// (replacing the bench's own line for the same key); `keepLog`: the daemon's standard
     /// error goes to `daemonLog`; `environment`: the daemon's (nil: the test process's);
     /// `launcher`: a command that execs the daemon's command line given after it (same pid),
-    /// e.g. to run it in a namespace of its own.
+    /// e.g. to run it in a namespace of its own. `standardError`: the daemon's standard error
+    /// (without `keepLog` or a launcher).
     /// `ev`: the simulated vehicles (simulated charger I/O on the command line); nil: the
     /// configuration alone decides the charger I/O, and there is no relay history.
     init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String?,
-         keepLog: Bool = false, environment: [String]? = nil, launcher: [String] = []) throws {
+         keepLog: Bool = false, environment: [String]? = nil, launcher: [String] = [], standardError: FileDescriptor? = nil) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tty = dir + "/ttyPSP"
@@ -46,7 +47,8 @@ final class Bench {
             daemon = keepLog
                 ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(dir)/daemon.log\"", exe] + args,
                                          environment: environment, captureStdout: false, pipeStdin: false)
-                : try ChildProcess.spawn(exe, args, environment: environment, captureStdout: false, pipeStdin: false)
+                : try ChildProcess.spawn(exe, args, environment: environment, captureStdout: false, pipeStdin: false,
+                                         standardError: standardError)
         }
     }
 

@@ -50,4 +50,109 @@ import Timebase
         #expect(identity.first?.contains("SIM 89\\r\\x1B[2J") == true, "\(identity)")
         _ = sim
     }
+
+    // MARK: the blocking-writes question: a log nobody reads never stalls the loop
+
+    /// A pipe for the daemon's standard error that is already full when it starts, as a
+    /// stalled journald or a forgotten `| reader` would leave it. The write end the child gets
+    /// is blocking (its parent's choice); only our read end is non-blocking.
+    final class StalledPipe {
+        let read: FileDescriptor
+        var write: FileDescriptor?
+        /// The filler's bytes, all whole lines.
+        private(set) var filled = 0
+        static let filler = Array("<6>filler: the reader of this pipe has stopped reading.....\n".utf8)
+
+        init() throws {
+            var ends: [Int32] = [-1, -1]
+            guard Glibc.pipe(&ends) == 0 else { throw SystemError(call: "pipe", errno: errno) }
+            read = FileDescriptor(rawValue: ends[0])
+            write = FileDescriptor(rawValue: ends[1])
+            try read.setNonBlocking()
+            try read.setCloseOnExec()
+            try write?.setCloseOnExec()
+            // Filled through the shared description, non-blocking only while filling.
+            let flags = fcntl(ends[1], F_GETFL)
+            _ = fcntl(ends[1], F_SETFL, flags | O_NONBLOCK)
+            let line = Self.filler
+            while line.withUnsafeBytes({ Glibc.write(ends[1], $0.baseAddress, $0.count) }) == line.count { filled += line.count }
+            _ = fcntl(ends[1], F_SETFL, flags)
+        }
+
+        /// After the child has its copy: ours closes, so end of file comes when the child exits.
+        func closeWriteEnd() { write?.close(); write = nil }
+
+        /// Everything readable now; nil at end of file.
+        func drain() -> String? {
+            var out: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buf.withUnsafeMutableBytes { Glibc.read(read.rawValue, $0.baseAddress, $0.count) }
+                if n > 0 { out += buf[0..<n]; continue }
+                if n == 0, out.isEmpty { return nil }
+                return String(decoding: out, as: UTF8.self)
+            }
+        }
+
+        deinit { closeWriteEnd(); read.close() }
+    }
+
+    /// With its standard error a full pipe nobody reads and logging at debug, the daemon still
+    /// takes a whole payment (Card Read → Authorize → approval → charge → commit). When the
+    /// reader comes back it gets whole lines and a notice of how many were dropped; SIGTERM
+    /// still stops the daemon with status 0.
+    @Test func aLogNobodyReadsDoesNotHoldUpAPayment() throws {
+        let pipe = try StalledPipe()
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"], config: ["log.level = debug"],
+                          ev: "plug=100,charge=1500,power=3600000", standardError: pipe.write)
+        pipe.closeWriteEnd()
+        #expect(waitUntil(.seconds(60)) { !b.sim.records("committed").isEmpty },
+                "no commit while the log was stalled: \(b.sim.records())")
+        // Still stalled: more than the backlog holds. Each SIGHUP is a reload and an info line of
+        // about 250 bytes (signals that arrive together count once). (Sent after the commit:
+        // hundreds of reloads during a simulated charge end it early, logging or not.)
+        for _ in 0..<600 { b.daemon?.signal(SIGHUP); usleep(2_000) }
+        #expect(b.daemon?.wait(timeout: .milliseconds(500)) == nil, "the daemon ended")
+        // The reader comes back: the backlog and the drop notice follow, written from the loop.
+        var text = ""
+        #expect(waitUntil(.seconds(20)) {
+            text += pipe.drain() ?? ""
+            return text.contains("log lines dropped")
+        }, "no drop notice after the reader came back:\n\(text.suffix(2000))")
+        #expect(b.stop() == 0)
+        while let more = pipe.drain() { text += more; usleep(10_000) }
+        let all = lines(text)
+        let dropped = all.compactMap { l -> Int? in
+            guard l.contains("log lines dropped") else { return nil }
+            return Int(l.dropFirst(3).split(separator: " ").first ?? "")
+        }
+        #expect(dropped.count == 1 && (dropped.first ?? 0) > 0, "\(dropped)")
+        // Whole lines only, each with its prefix; the filler came first and intact.
+        #expect(all.allSatisfy { $0.count >= 3 && $0.hasPrefix("<") && $0.dropFirst(2).hasPrefix(">") },
+                "a torn line:\n\(all.filter { !$0.hasPrefix("<") }.prefix(5))")
+        #expect(all.prefix { $0.hasPrefix("<6>filler") }.count * StalledPipe.filler.count == pipe.filled)
+        #expect(all.contains { $0.hasPrefix("<7>") }, "no debug line got through after the reader came back")
+        print("stalled log: \(pipe.filled) bytes of filler, \(dropped.first ?? 0) lines dropped, \(all.count) lines read")
+    }
+
+    /// The same stalled pipe: a daemon with nothing to do but log (debug, link only) stops on
+    /// SIGTERM at once, its last lines waited for at most `LogSinkLimits.exitFlushTimeout`.
+    @Test func aLogNobodyReadsDoesNotHoldUpSIGTERM() throws {
+        let dir = try tempDir("stalled")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let sim = try SimProcess(["--pty", "--link", tty])
+        let pipe = try StalledPipe()
+        let p = try ChildProcess.spawn(Self.daemon, ["--terminal", "serial:\(tty)", "--log-level", "debug"],
+                                       captureStdout: false, pipeStdin: false, standardError: pipe.write)
+        pipe.closeWriteEnd()
+        defer { p.terminate() }
+        // The link comes up and keeps logging its keep-alives at debug, all of it into the full pipe.
+        usleep(2_000_000)
+        let asked = MonotonicClock.now()
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0, "SIGTERM did not stop a daemon whose log is not read")
+        #expect(MonotonicClock.now() - asked < .seconds(3))
+        _ = sim
+    }
 }
