@@ -12,6 +12,9 @@ public final class PSPLinkDriver {
     public let connection: TerminalConnection
     /// Every link event, in order, on the loop thread.
     public var onEvent: (LinkEvent) -> Void
+    /// The terminal being away and back, for the log: once per reason, not per retry.
+    public var onAvailability: (AvailabilityReport) -> Void = { _ in }
+    public private(set) var availability: LinkAvailability
 
     let loop: EventLoop
     var timer: TimerToken?
@@ -23,11 +26,26 @@ public final class PSPLinkDriver {
         self.core = PSPLinkCore(config: config)
         self.connection = TerminalConnection(loop: loop, endpoint: endpoint, backoff: backoff)
         self.onEvent = onEvent
-        connection.onUp = { [unowned self] in self.apply(self.core.transportUp(now: MonotonicClock.now())) }
+        self.availability = LinkAvailability(now: MonotonicClock.now())
+        connection.onUp = { [unowned self] in
+            let now = MonotonicClock.now()
+            self.availability.opened(now: now)
+            self.apply(self.core.transportUp(now: now))
+        }
         connection.onBytes = { [unowned self] bytes in self.apply(self.core.receive(bytes, now: MonotonicClock.now())) }
         connection.onDown = { [unowned self] reason in
-            self.apply(self.core.transportDown(reason: reason, now: MonotonicClock.now()))
+            let now = MonotonicClock.now()
+            self.report(self.availability.lost(reason, now: now))
+            self.apply(self.core.transportDown(reason: reason, now: now))
         }
+        connection.onOpenFailure = { [unowned self] reason in
+            self.report(self.availability.openFailed(reason, now: MonotonicClock.now()))
+            self.rearm()
+        }
+    }
+
+    func report(_ r: AvailabilityReport?) {
+        if let r { onAvailability(r) }
     }
 
     /// Opens the transport and starts bring-up (retrying until it works).
@@ -51,7 +69,13 @@ public final class PSPLinkDriver {
         for e in effects {
             switch e {
             case .write(let bytes): connection.write(bytes)
-            case .event(let ev): onEvent(ev)
+            case .event(let ev):
+                onEvent(ev)
+                switch ev {
+                case .up: report(availability.up(now: MonotonicClock.now()))
+                case .terminalReset: availability.restarted(now: MonotonicClock.now())
+                default: break
+                }
             case .resetTransport(let reason):
                 connection.reset(reason: reason)
             }
@@ -59,9 +83,10 @@ public final class PSPLinkDriver {
         rearm()
     }
 
-    /// One timer, at the core's earliest deadline; rescheduled only when that moves.
+    /// One timer, at the earliest of the core's deadline and the silence report's; rescheduled
+    /// only when that moves.
     func rearm() {
-        let next = core.nextDeadline
+        let next = [core.nextDeadline, availability.nextDeadline].compactMap { $0 }.min()
         guard next != timerAt else { return }
         if let t = timer { loop.cancel(t) }
         timer = nil
@@ -72,7 +97,9 @@ public final class PSPLinkDriver {
             timer = loop.schedule(at: max(next, floor)) { [unowned self] in
                 self.timer = nil
                 self.timerAt = nil
-                self.apply(self.core.tick(now: MonotonicClock.now()))
+                let now = MonotonicClock.now()
+                self.report(self.availability.tick(now: now))
+                self.apply(self.core.tick(now: now))
             }
         }
     }

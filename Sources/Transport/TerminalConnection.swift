@@ -50,6 +50,9 @@ public final class TerminalConnection {
     public var onUp: () -> Void = {}
     public var onBytes: (UnsafeRawBufferPointer) -> Void = { _ in }
     public var onDown: (String) -> Void = { _ in }
+    /// Every failed attempt to open or connect, with the reason (it is retried after backoff).
+    /// Until this existed a terminal that could not be opened was never logged, even at debug.
+    public var onOpenFailure: (String) -> Void = { _ in }
 
     let loop: EventLoop
     var fd: FileDescriptor?
@@ -166,6 +169,7 @@ public final class TerminalConnection {
         counters.openFailures += 1
         lastError = reason
         scheduleRetry()
+        onOpenFailure(reason)
     }
 
     func scheduleRetry() {

@@ -273,9 +273,10 @@ do {
         try runStation(loop: loop, driver: driver, state: state, arguments: arguments)
         exit(0)
     }
-    driver.onEvent = { e in let (level, text) = describe(e); Log.write(level, text) }
-    try loop.onSignal(SIGTERM) { Log.info("stopping"); loop.stop() }
-    try loop.onSignal(SIGINT) { Log.info("stopping"); loop.stop() }
+    let terminalLog = TerminalLog(loop: loop, driver: driver)
+    driver.onEvent = { e in terminalLog.log(e) }
+    try loop.onSignal(SIGTERM) { terminalLog.flush(); Log.info("stopping"); loop.stop() }
+    try loop.onSignal(SIGINT) { terminalLog.flush(); Log.info("stopping"); loop.stop() }
     try loop.onSignal(SIGHUP) { Log.info("SIGHUP: the link-only mode (no state directory) has no configuration to reload; nothing changed") }
     Log.info("paybridged: terminal \(endpoint) (\(arguments.family.rawValue))")
     driver.start()
@@ -409,13 +410,13 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     station.heartbeatInterval = arguments.heartbeat
     station.recovered(highestKey: entries.map(\.session).max() ?? 0)
     let linkLog = driver.onEvent
+    let terminalLog = TerminalLog(loop: loop, driver: driver)
     driver.onEvent = { e in
-        let (level, text) = describe(e)
-        Log.write(level, text)
+        terminalLog.log(e)
         linkLog(e)
         switch e {
         case .up, .down, .terminalReset:
-            notifier?.notify(statusLine(text))
+            notifier?.notify(statusLine(describe(e).1))
         default: break
         }
     }
@@ -423,6 +424,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     let stop = {
         guard !stopping else { return }
         stopping = true
+        terminalLog.flush()
         Log.info("stopping: relays open, no new cards; open sessions are left to recovery")
         notifier?.notify("STOPPING=1")
         station.shutdown()

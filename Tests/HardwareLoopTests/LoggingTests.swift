@@ -155,4 +155,52 @@ import Timebase
         #expect(MonotonicClock.now() - asked < .seconds(3))
         _ = sim
     }
+
+    // MARK: item 12: a terminal that cannot be opened, or never answers, is logged once
+
+    /// The daemon pointed at a device that does not exist: one warning with the reason, not
+    /// one per retry. Then a pty appears there that never answers: one warning after the
+    /// bring-up patience. Then the real (simulated) terminal: an info line with the time away.
+    @Test func aTerminalThatIsAwayIsLoggedOncePerReasonAndWhenItIsBack() throws {
+        let dir = try tempDir("away")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        let log = dir + "/daemon.log"
+        let started = MonotonicClock.now()
+        let p = try ChildProcess.spawn(Self.daemon, ["--terminal", "serial:\(tty)", "--log-level", "debug"],
+                                       captureStdout: false, pipeStdin: false, standardErrorPath: log)
+        defer { p.terminate() }
+        func warnings(_ what: String) -> [Substring] { lines(fileText(log)).filter { $0.hasPrefix("<4>") && $0.contains(what) } }
+        // About five retries (250 ms doubling) in six seconds.
+        usleep(6_000_000)
+        let missing = warnings("cannot be opened")
+        #expect(missing.count == 1, "expected one warning for the missing device:\n\(fileText(log))")
+        #expect(missing.first?.contains("\(tty) not found") == true, "\(missing)")
+
+        // A line that opens but where nobody answers (a powered-off terminal on a live adapter).
+        let silent = try PseudoTerminal.open()
+        #expect(symlink(silent.path, tty) == 0)
+        #expect(waitUntil(.seconds(45)) { !warnings("has not answered bring-up").isEmpty }, "no silence warning:\n\(fileText(log))")
+        usleep(3_000_000)
+        #expect(warnings("has not answered bring-up").count == 1, "\(fileText(log))")
+        #expect(warnings("cannot be opened").count == 1, "\(fileText(log))")
+
+        // The terminal arrives: the silent line goes (hang-up), terminal-sim takes the name.
+        unlink(tty)
+        silent.close()
+        let sim = try SimProcess(["--pty", "--link", tty])
+        var back: Substring?
+        #expect(waitUntil(.seconds(45)) {
+            back = lines(fileText(log)).first { $0.hasPrefix("<6>terminal link up after ") }
+            return back != nil
+        }, "no line for the terminal coming back:\n\(fileText(log))")
+        let elapsed = Double((MonotonicClock.now() - started).nanosecondsClamped) / 1e9
+        let away = back.flatMap { Double($0.dropFirst("<6>terminal link up after ".count).split(separator: " ").first ?? "") } ?? -1
+        // Away since the start: at least the six seconds and the patience above, at most the whole run.
+        #expect(away >= 16 && away <= elapsed + 0.5, "away \(away) s of \(elapsed) s: \(String(describing: back))")
+        print("terminal away: \(back.map(String.init) ?? "-"); warnings: \(lines(fileText(log)).filter { $0.hasPrefix("<4>") })")
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0)
+        _ = sim
+    }
 }
