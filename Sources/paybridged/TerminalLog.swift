@@ -5,25 +5,32 @@ import PSPLink
 import PSPTerminal
 import Timebase
 
-/// What the daemon logs about its terminal: the link's events (`describe`) and the terminal
-/// being away and back (`AvailabilityReport`, once per reason).
+/// What the daemon logs about its terminal: the link's events (`describe`), the terminal being
+/// away and back (`AvailabilityReport`, once per reason), and bad input summarised at most once
+/// per `LineNoiseLimits.reportInterval` (`LineNoiseSummary`), never one line per bad frame.
 final class TerminalLog {
     let loop: EventLoop
     let endpoint: String
+    var noise: LineNoiseSummary
+    var timer: TimerToken?
 
     init(loop: EventLoop, driver: PSPLinkDriver) {
         self.loop = loop
         endpoint = "\(driver.connection.endpoint)"
+        noise = LineNoiseSummary(now: MonotonicClock.now())
         driver.onAvailability = { [unowned self] r in
             let (level, text) = self.text(for: r)
             Log.write(level, text)
         }
     }
 
-    /// Logs one link event. A link that went down is reported by the availability reports
-    /// (once per reason), so its event is debug here.
+    /// Logs one link event. Bad input is counted and summarised; a link that went down is
+    /// reported by the availability reports (once per reason), so its event is debug here.
     func log(_ e: LinkEvent) {
+        let now = MonotonicClock.now()
         switch e {
+        case let .malformed(kind, n): report(noise.malformed(kind, skipped: n, now: now))
+        case let .undecodable(h, _): report(noise.undecodable(header: h, now: now))
         case .down:
             Log.write(.debug, describe(e).1)
         default:
@@ -32,8 +39,21 @@ final class TerminalLog {
         }
     }
 
-    /// The daemon is stopping.
-    func flush() {}
+    /// The daemon is stopping: what is still counted is logged now.
+    func flush() {
+        report(noise.flush(now: MonotonicClock.now()))
+    }
+
+    func report(_ r: LineNoiseReport?) {
+        if let r { Log.warning(Self.summary(r, total: noise.total, interval: noise.interval)) }
+        if let t = timer { loop.cancel(t); timer = nil }
+        if let due = noise.nextDeadline {
+            timer = loop.schedule(at: due) { [unowned self] in
+                self.timer = nil
+                self.report(self.noise.tick(now: MonotonicClock.now()))
+            }
+        }
+    }
 
     func text(for r: AvailabilityReport) -> (LogLevel, String) {
         switch r {
@@ -46,6 +66,24 @@ final class TerminalLog {
         case .back(let away):
             return (.info, "terminal link up after \(Self.seconds(away)) away")
         }
+    }
+
+    /// One line for a period's bad input, with the totals since the start, so that the lines
+    /// add up and a reader can tell nothing was left out.
+    static func summary(_ r: LineNoiseReport, total: LineNoiseReport, interval: Duration) -> String {
+        var parts: [String] = []
+        if r.malformedTotal > 0 {
+            let kinds = MalformedKind.allCases.filter { r[$0] > 0 }.map { "\($0.rawValue) \(r[$0])" }
+            parts.append("\(r.malformedTotal) malformed (\(kinds.joined(separator: ", "))), \(r.bytesDiscarded) bytes discarded")
+        }
+        if r.undecodableTotal > 0 {
+            let headers = r.undecodable.keys.sorted().map { "0x\(String($0, radix: 16)) \(r.undecodable[$0]!)" }
+            parts.append("\(r.undecodableTotal) undecodable (\(headers.joined(separator: ", ")))")
+        }
+        let span = r.last - r.first
+        return "bad input from the terminal\(span >= .milliseconds(100) ? " over \(seconds(span))" : ""): " + parts.joined(separator: "; ")
+            + "; since start: \(total.malformedTotal) malformed, \(total.bytesDiscarded) bytes discarded, \(total.undecodableTotal) undecodable"
+            + "; at most one such line every \(seconds(interval))"
     }
 
     /// "42.3 s".

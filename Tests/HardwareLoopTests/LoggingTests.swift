@@ -203,4 +203,62 @@ import Timebase
         #expect(p.wait(timeout: .seconds(10)) == 0)
         _ = sim
     }
+
+    // MARK: item 13: garbage from the terminal is summarised, not logged frame by frame
+
+    /// 200 KB of seeded random bytes from the terminal while the daemon runs: at most three log
+    /// lines about them, each one's counts add up, and together they account for the bytes.
+    @Test func garbageFromTheTerminalIsSummarised() throws {
+        let seed = UInt64.random(in: 1...UInt64(Int64.max))
+        let garbage = 200 * 1024
+        print("garbage seed \(seed)")
+        let dir = try tempDir("garbage")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tty = dir + "/ttyPSP"
+        // A P6X: any preamble byte may start a frame, so random bytes make every kind of bad frame.
+        let sim = try SimProcess(["--pty", "--link", tty, "--family", "p6x", "--seed", "\(seed)"])
+        let log = dir + "/daemon.log"
+        let p = try ChildProcess.spawn(Self.daemon, ["--terminal", "serial:\(tty)", "--family", "p6x", "--log-level", "info"],
+                                       captureStdout: false, pipeStdin: false, standardErrorPath: log)
+        defer { p.terminate() }
+        #expect(waitUntil(.seconds(30)) { fileText(log).contains("terminal link up") }, "seed \(seed):\n\(fileText(log))")
+        try sim.control("garbage \(garbage)")
+        usleep(4_000_000)
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0)
+        let about = lines(fileText(log)).filter { $0.contains("bad input") || $0.contains("discarded") || $0.contains("undecodable") }
+        print("seed \(seed): \(about.count) log lines about \(garbage) bytes of garbage:\n\(about.prefix(5).joined(separator: "\n"))")
+        #expect(about.count <= 3 && about.count >= 1, "seed \(seed): \(about.count) lines")
+        func number(_ line: Substring, before word: String) -> Int? {
+            guard let r = line.range(of: " " + word) else { return nil }
+            return Int(line[..<r.lowerBound].split(separator: " ").last ?? "")
+        }
+        var discarded = 0
+        for line in about {
+            // "N malformed (kindA a, kindB b), M bytes discarded; K undecodable (0x31 k, …); since start: …"
+            let head = line.split(separator: ";").first.map(String.init) ?? ""
+            let period = line.components(separatedBy: "; since start:").first ?? ""
+            if let malformed = number(Substring(head), before: "malformed (") {
+                let kinds = head.components(separatedBy: "malformed (").last?.components(separatedBy: ")").first ?? ""
+                let sum = kinds.split(separator: ",").compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
+                #expect(sum == malformed, "seed \(seed): kinds do not add up in \(line)")
+                discarded += number(Substring(head), before: "bytes discarded") ?? 0
+            }
+            if period.contains("undecodable (") {
+                let part = period.components(separatedBy: "; ").first { $0.contains("undecodable (") } ?? ""
+                let n = number(Substring(part), before: "undecodable (") ?? -1
+                let byHeader = part.components(separatedBy: "(").last?.components(separatedBy: ")").first ?? ""
+                #expect(byHeader.split(separator: ",").compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +) == n,
+                        "seed \(seed): headers do not add up in \(line)")
+            }
+        }
+        // The periods add up to the total since start, which accounts for the garbage: all of
+        // it discarded except what happened to read as frames. On a P6X (any preamble, any
+        // magic) one position in about 256 passes the checksum and takes up to 258 bytes with
+        // it, so a good third of random bytes read as frames; more than the garbage never.
+        let total = about.last.flatMap { $0.components(separatedBy: "since start: ").last }.map { Substring($0) }
+        let totalDiscarded = total.flatMap { number($0, before: "bytes discarded") } ?? -1
+        #expect(discarded == totalDiscarded, "seed \(seed): the lines say \(discarded), the total \(totalDiscarded)")
+        #expect(totalDiscarded <= garbage + 4096 && totalDiscarded >= garbage / 3, "seed \(seed): \(totalDiscarded) of \(garbage)")
+    }
 }
