@@ -204,6 +204,27 @@ import Timebase
         _ = sim
     }
 
+    /// An Apollo address where nobody listens: one warning with the reason over several
+    /// seconds of retries, not one per refused connection.
+    @Test func aTCPTerminalNobodyListensForIsLoggedOnce() throws {
+        let dir = try tempDir("refused")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A port that was free a moment ago: bound, then released.
+        let probe = try TCPListener.listen(host: "127.0.0.1", port: 0)
+        let port = probe.port
+        probe.close()
+        let log = dir + "/daemon.log"
+        let p = try ChildProcess.spawn(Self.daemon, ["--terminal", "tcp:127.0.0.1:\(port)", "--log-level", "debug"],
+                                       captureStdout: false, pipeStdin: false, standardErrorPath: log)
+        defer { p.terminate() }
+        usleep(6_000_000)
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0)
+        let warnings = lines(fileText(log)).filter { $0.hasPrefix("<4>") }
+        #expect(warnings.count == 1, "\(fileText(log))")
+        #expect(warnings.first?.contains("cannot be opened") == true && warnings.first?.contains("Connection refused") == true, "\(warnings)")
+    }
+
     // MARK: item 13: garbage from the terminal is summarised, not logged frame by frame
 
     /// 200 KB of seeded random bytes from the terminal while the daemon runs: at most three log
