@@ -26,6 +26,9 @@ public struct DaemonConfig: Equatable, Sendable {
     public var line = LineSettings.psp
     public var host = ""
     public var port: UInt16 = 3201
+    /// `terminal.lock_framing`: learn a P6X's preamble and magic at bring-up and accept only those
+    /// (psp.md leaves them configurable on the terminal; the lock keeps line noise from forging frames).
+    public var lockFraming = true
     public var engine = EngineConfig()
     public var chargerIO = ChargerIO.none
     public var cloudURL: String?
@@ -51,6 +54,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.line", "serial line settings, e.g. 57600 8N1 (9600…115200; ZVT uses 8N2)"),
         ("terminal.host", "Apollo on TCP: its IP address (IPv4 or IPv6; names are refused: resolving one would block)"),
         ("terminal.port", "Apollo on TCP: port, default 3201"),
+        ("terminal.lock_framing", "on | off: accept only the preamble and magic a P6X answered bring-up with (off: any, as psp.md allows)"),
         ("charger.connectors", "connectors on this charger, 1…8"),
         ("charger.io", "none | simulated: where relays, plugs and meters come from (none: no payments are taken; simulated: demo and tests only)"),
         ("payment.preauth", "amount reserved on the card, minor units"),
@@ -186,6 +190,12 @@ public enum ConfigParser {
         case "terminal.port":
             guard let p = int(1...65535) else { return "expected 1…65535" }
             c.port = UInt16(p)
+        case "terminal.lock_framing":
+            switch v {
+            case "on": c.lockFraming = true
+            case "off": c.lockFraming = false
+            default: return "expected on or off, got '\(v)'"
+            }
         case "charger.connectors":
             guard let n = int(1...Int64(EngineConfig.maxConnectors)) else { return "expected 1…\(EngineConfig.maxConnectors)" }
             c.engine.connectors = Int(n)

@@ -268,7 +268,9 @@ do {
     }
     guard let endpoint = arguments.endpoint else { die("no terminal given\n\(usage)") }
     let transport: LinkTransportKind = { if case .tcp = endpoint { return .tcp } else { return .serial } }()
-    let driver = PSPLinkDriver(loop: loop, endpoint: endpoint, config: PSPLinkConfig(family: arguments.family, transport: transport))
+    var linkConfig = PSPLinkConfig(family: arguments.family, transport: transport)
+    linkConfig.lockFraming = arguments.config.lockFraming
+    let driver = PSPLinkDriver(loop: loop, endpoint: endpoint, config: linkConfig)
     if let state = arguments.stateDir {
         try runStation(loop: loop, driver: driver, state: state, arguments: arguments)
         exit(0)

@@ -37,6 +37,15 @@ import Platform
         #expect(c.cloudURL == "https://cpo.example/ocpp")
     }
 
+    /// The framing lock is on unless the file turns it off; nothing but on or off is taken.
+    @Test func lockFramingIsOnByDefaultAndTakesOnOrOff() {
+        #expect(ConfigParser.parse("").0.lockFraming)
+        #expect(!ConfigParser.parse("terminal.lock_framing = off").0.lockFraming)
+        #expect(ConfigParser.parse("terminal.lock_framing = on").0.lockFraming)
+        let (_, problems) = ConfigParser.parse("terminal.lock_framing = yes")
+        #expect(problems.count == 1 && problems[0].message.contains("expected on or off"), "\(problems)")
+    }
+
     @Test func everyProblemIsReportedWithItsLine() {
         let (_, problems) = ConfigParser.parse("""
         # a comment
