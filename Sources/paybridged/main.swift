@@ -176,7 +176,6 @@ struct Arguments {
             throw ArgumentError("--sim-ev needs simulated charger I/O (charger.io = simulated, or --charger-io simulated): a real charger never simulates a car")
         }
         if a.relayHistory != nil, a.config.chargerIO != .simulated { throw ArgumentError("--relay-history is the simulated relay's record: it needs charger.io = simulated") }
-        if let l = LogLevel(name: a.config.logLevel) { Log.threshold = l }
         return a
     }
 }
@@ -258,6 +257,7 @@ func fromConfig(_ path: String) -> DaemonConfig {
 try? Signals.ignore(SIGHUP)
 let arguments: Arguments
 do { arguments = try Arguments.parse(Array(CommandLine.arguments.dropFirst())) } catch { die("\(error)") }
+if let l = LogLevel(name: arguments.config.logLevel) { Log.threshold = l }
 do {
     try Signals.ignore(SIGPIPE)
     let loop = try EventLoop()
@@ -437,6 +437,8 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     // start). What is safe on the fly takes effect: settings for sessions that start from now
     // on (pre-authorisation, tariff, timeouts, offline policy), the heartbeat, the bearer token
     // and the log level. The rest needs a restart and is named. A file with problems changes nothing.
+    // What the daemon runs with: the start's configuration, plus the keys each reload applied.
+    var running = arguments.config
     signals.reload = {
         guard let path = arguments.configPath else { Log.warning("SIGHUP: no configuration file to reload"); return }
         guard let (c, problems) = readConfig(path) else { return }
@@ -458,20 +460,14 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
                 return
             }
         }
+        // Everything checked: from here the reload is carried out, and only here does it change anything.
+        let change = ConfigChange(from: running, to: fresh.config)
+        for key in change.applied { if let v = fresh.config.value(of: key) { _ = ConfigParser.apply(key, v, to: &running) } }
         station.post(.engine(.reconfigure(fresh.engine)))
         station.heartbeatInterval = fresh.heartbeat
-        var restart: [String] = []
-        if fresh.endpoint != arguments.endpoint || fresh.family != arguments.family { restart.append("terminal") }
-        if fresh.engine.connectors != arguments.engine.connectors { restart.append("charger.connectors") }
-        if fresh.config.chargerIO != arguments.config.chargerIO { restart.append("charger.io") }
-        if fresh.stateDir != arguments.stateDir { restart.append("state.directory") }
-        if fresh.ledgerOptions.diskBudgetBytes != arguments.ledgerOptions.diskBudgetBytes { restart.append("state.disk_budget_bytes") }
-        if fresh.cloudURL != arguments.cloudURL || fresh.stationId != arguments.stationId || fresh.tls != arguments.tls || fresh.proxy != arguments.proxy {
-            restart.append("cloud connection")
-        }
+        if let l = LogLevel(name: fresh.config.logLevel) { Log.threshold = l }
         let e = fresh.engine
-        Log.info("SIGHUP: reloaded \(path): preauth \(e.preauthAmount), tariff \(e.tariff.currency) \(e.tariff.startFee)+\(e.tariff.energyPricePerKWh)/kWh+\(e.tariff.timePricePerMinute)/min (milli), offline policy \(e.offlinePolicy), log level \(c.logLevel)"
-                 + (restart.isEmpty ? "" : "; changed but kept until the next start: \(restart.joined(separator: ", "))"))
+        Log.info("SIGHUP: reloaded \(path): \(change.summary) (now: preauth \(e.preauthAmount), tariff \(e.tariff.currency) \(e.tariff.startFee)+\(e.tariff.energyPricePerKWh)/kWh+\(e.tariff.timePricePerMinute)/min (milli), offline policy \(e.offlinePolicy), log level \(fresh.config.logLevel))")
     }
     if signals.reloadAsked {
         signals.reloadAsked = false

@@ -123,6 +123,7 @@ import Platform
         let deadline = Date().addingTimeInterval(20)
         while !text().contains("SIGHUP: reloaded"), Date() < deadline { usleep(50_000) }
         #expect(text().contains("<6>SIGHUP: reloaded"), "\(text())")
+        #expect(text().contains("applied: log.level"), "the reload names what it changed: \(text())")
         try (base + "log.level = loud\n").write(toFile: conf, atomically: true, encoding: .utf8)
         p.signal(SIGHUP)
         let d2 = Date().addingTimeInterval(20)
@@ -130,5 +131,33 @@ import Platform
         #expect(text().contains("<3>SIGHUP:") && text().contains("nothing reloaded"), "\(text())")
         p.signal(SIGTERM)
         #expect(p.wait(timeout: .seconds(10)) == 0)
+    }
+
+    /// A reload refused at its last check (the token file) changes nothing, not even the log level
+    /// it read on the way (it used to be set while the command line was parsed again).
+    @Test func aRefusedReloadLeavesTheLogLevelAsItWas() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hup-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let token = dir + "/token"
+        try "secret\n".write(toFile: token, atomically: true, encoding: .utf8)
+        chmod(token, 0o600)
+        let conf = dir + "/paybridge.conf"
+        let base = "terminal.device = \(dir)/no-such-tty\nstate.directory = \(dir)/state\ncloud.url = http://127.0.0.1:9\n"
+        try (base + "cloud.token_file = \(token)\nlog.level = warning\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let log = dir + "/stderr"
+        let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(ChildProcess.executableDirectory())/paybridged --config \(conf) 2>\(log)"],
+                                       captureStdout: false, pipeStdin: false)
+        func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        usleep(800_000)
+        try (base + "cloud.token_file = \(dir)/missing-token\nlog.level = debug\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        p.signal(SIGHUP)
+        let deadline = Date().addingTimeInterval(20)
+        while !text().contains("nothing reloaded"), Date() < deadline { usleep(50_000) }
+        #expect(text().contains("<3>SIGHUP: token file") && text().contains("nothing reloaded"), "\(text())")
+        p.signal(SIGTERM)
+        #expect(p.wait(timeout: .seconds(10)) == 0)
+        // "stopping" is an info line: at the level the daemon still runs with (warning) it is not written.
+        #expect(!text().contains("<6>") && !text().contains("<7>"), "the refused reload changed the log level: \(text())")
     }
 }

@@ -1,0 +1,74 @@
+import Testing
+import Configuration
+import PaymentEngine
+
+/// What a SIGHUP applies is `ConfigChange`, a pure function of the running and the reloaded
+/// configuration: every key is rendered, classified, and reported when it changes.
+@Suite struct ConfigChangeTests {
+    /// A value for every key that differs from its default and passes the file's checks.
+    static let other: [String: String] = [
+        "terminal.family": "p6x", "terminal.transport": "tcp", "terminal.device": "/dev/ttyUSB7",
+        "terminal.line": "115200 8N2", "terminal.host": "192.0.2.10", "terminal.port": "3202",
+        "terminal.lock_framing": "off", "charger.connectors": "2", "charger.io": "simulated",
+        "payment.preauth": "2500", "tariff.currency": "CHF", "tariff.start_fee": "50",
+        "tariff.energy_per_kwh_milli": "39900", "tariff.time_per_minute_milli": "100",
+        "timeouts.plug_in_seconds": "120", "timeouts.decision_seconds": "5",
+        "cloud.url": "https://cpo.example/ocpp", "cloud.station_id": "CH-ZH-0042",
+        "cloud.ca_file": "/etc/paybridge/ca.pem", "cloud.client_cert": "/etc/paybridge/client.pem",
+        "cloud.client_key": "/etc/paybridge/client.key", "cloud.token_file": "/etc/paybridge/token",
+        "cloud.proxy": "http://192.0.2.1:3128", "cloud.offline_policy": "deny", "cloud.heartbeat_seconds": "60",
+        "state.directory": "/srv/paybridge", "state.disk_budget_bytes": "16777216", "log.level": "debug",
+    ]
+
+    @Test func everyKeyHasAnAlternativeAndAValue() {
+        #expect(Set(Self.other.keys) == Set(DaemonConfig.keys.map(\.key)), "a key was added: give it a value here")
+        for (key, _) in DaemonConfig.keys { #expect(DaemonConfig().value(of: key) != nil, "\(key)") }
+        #expect(DaemonConfig().value(of: "terminal.famly") == nil)
+        #expect(DaemonConfig.reloadableKeys.isSubset(of: Set(DaemonConfig.keys.map(\.key))))
+    }
+
+    /// A file written from a configuration reads back as that configuration.
+    @Test func theFileTextReadsBackAsTheSameConfiguration() {
+        let text = DaemonConfig.keys.map { "\($0.key) = \(Self.other[$0.key]!)" }.joined(separator: "\n")
+        let (c, problems) = ConfigParser.parse(text)
+        #expect(problems.isEmpty, "\(problems)")
+        for (key, _) in DaemonConfig.keys { #expect(c.value(of: key) == Self.other[key], "\(key)") }
+        let (back, again) = ConfigParser.parse(c.fileText)
+        #expect(again.isEmpty && back == c)
+        let (defaults, none) = ConfigParser.parse(DaemonConfig().fileText)
+        #expect(none.isEmpty && defaults == DaemonConfig())
+    }
+
+    /// Changing one key changes exactly that key, in the bucket its kind says.
+    @Test func eachKeyIsReportedAloneInItsBucket() {
+        for (key, _) in DaemonConfig.keys {
+            // Keys that need a partner to pass the whole-file checks get it in both versions.
+            var base: [String: String] = [:]
+            if key == "terminal.transport" { base["terminal.host"] = "192.0.2.10" }
+            if key == "cloud.client_cert" || key == "cloud.client_key" {
+                base["cloud.client_cert"] = "/etc/a.pem"
+                base["cloud.client_key"] = "/etc/a.key"
+            }
+            var changed = base
+            changed[key] = Self.other[key]!
+            func text(_ d: [String: String]) -> String { d.map { "\($0.key) = \($0.value)" }.joined(separator: "\n") }
+            let (old, p1) = ConfigParser.parse(text(base))
+            let (new, p2) = ConfigParser.parse(text(changed))
+            #expect(p1.isEmpty && p2.isEmpty, "\(key): \(p1) \(p2)")
+            let change = ConfigChange(from: old, to: new)
+            let reloadable = DaemonConfig.reloadableKeys.contains(key)
+            #expect(change.applied == (reloadable ? [key] : []) && change.needsRestart == (reloadable ? [] : [key]), "\(key): \(change)")
+        }
+    }
+
+    @Test func theSummarySaysWhatWasAppliedAndWhatWaits() {
+        var new = DaemonConfig()
+        new.engine.preauthAmount = 2500
+        new.logLevel = "debug"
+        new.device = "/dev/ttyUSB1"
+        let change = ConfigChange(from: DaemonConfig(), to: new)
+        #expect(change.applied == ["payment.preauth", "log.level"] && change.needsRestart == ["terminal.device"])
+        #expect(change.summary == "applied: payment.preauth, log.level; changed but kept until the next start: terminal.device")
+        #expect(ConfigChange(from: new, to: new).isEmpty && ConfigChange(from: new, to: new).summary == "nothing changed")
+    }
+}
