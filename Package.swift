@@ -59,9 +59,13 @@ let package = Package(
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
         .target(name: "Transport", dependencies: ["Platform", "Timebase"]),
         // Shell: runs a PSPLink over a Transport on the event loop.
-        .target(name: "PSPTerminal", dependencies: ["PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
+        // Pure: the station's view of a payment terminal, whatever its protocol (commands in, inputs and status out).
+        .target(name: "TerminalPort", dependencies: ["PaymentEngine"]),
+        .target(name: "PSPTerminal", dependencies: ["TerminalPort", "PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
         // Shell: the engine's effects carried out in order against the ledger, link, relays and card decider.
-        .target(name: "Station", dependencies: ["PaymentEngine", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
+        .target(name: "Station", dependencies: ["PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
+        // Test support: a scriptable terminal behind the TerminalPort, for station tests that are not about a protocol.
+        .target(name: "FakeTerminal", dependencies: ["TerminalPort", "PaymentEngine"], path: "HardwareSim/FakeTerminal"),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
         .target(name: "TerminalSim", dependencies: ["PSPCodec", "CardSafety", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
@@ -76,7 +80,7 @@ let package = Package(
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
         .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
-        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
+        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
@@ -103,7 +107,8 @@ let package = Package(
         .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
-                                                           "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety"]),
+                                                           "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety",
+                                                           "TerminalPort", "FakeTerminal"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,9 +1,7 @@
 import Ledger
 import PaymentEngine
 import Platform
-import PSPCodec
-import PSPLink
-import PSPTerminal
+import TerminalPort
 import Timebase
 import Uplink
 import JSONLines
@@ -16,7 +14,8 @@ import Glibc
 public final class Station {
     public enum Input {
         case engine(EngineInput)
-        case link(LinkEvent)
+        /// What the terminal said, as engine inputs, in order.
+        case terminal([TerminalInput])
         /// The outcome of sending an outbox message to the cloud.
         case delivered(id: String, DeliveryResult)
         case tick
@@ -24,7 +23,8 @@ public final class Station {
 
     public private(set) var engine: PaymentEngine
     public let ledger: Ledger
-    public let link: PSPLinkDriver
+    /// The payment terminal, whatever its protocol.
+    public let terminal: TerminalPort
     public let relay: RelayPort
     public let decider: CardDecider
     /// Every notice, the engine's and the station's own, with its severity.
@@ -64,7 +64,6 @@ public final class Station {
     public var notTakingPayments: String?
 
     let loop: EventLoop
-    var adapter: PSPEngineAdapter
     var queue: [Input] = []
     var processing = false
     var timer: TimerToken?
@@ -82,7 +81,7 @@ public final class Station {
     /// The highest session key seen: its records stay, so keys keep growing after compaction.
     var highestKey: SessionKey = 0
 
-    public init(loop: EventLoop, engine: PaymentEngine, ledger: Ledger, link: PSPLinkDriver, family: TerminalFamily,
+    public init(loop: EventLoop, engine: PaymentEngine, ledger: Ledger, terminal: TerminalPort,
                 relay: RelayPort, decider: CardDecider, ev: SimulatedEVSettings?,
                 uplink: UplinkTransport? = nil, stationId: String = "station", outbox: Outbox = Outbox()) {
         self.loop = loop
@@ -91,18 +90,18 @@ public final class Station {
         self.reporter = TransactionReporter(stationId: stationId)
         self.engine = engine
         self.ledger = ledger
-        self.link = link
+        self.terminal = terminal
         self.relay = relay
         self.decider = decider
         self.ev = ev
-        adapter = PSPEngineAdapter(family: family, cardHashTags: link.core.config.cardHashTags)
         register = Array(repeating: 0, count: engine.config.connectors)
         plugged = Array(repeating: false, count: engine.config.connectors)
-        link.onEvent = { [unowned self] e in self.post(.link(e)) }
+        terminal.onInputs = { [unowned self] inputs in self.post(.terminal(inputs)) }
+        terminal.onNotice = { [unowned self] severity, text in self.notice(severity, text) }
         relay.onFeedback = { [unowned self] c, f in self.post(.engine(.relay(connector: c, f))) }
     }
 
-    /// Opens every relay (the safe state at start), carries out what recovery asked for, and starts the link.
+    /// Opens every relay (the safe state at start), carries out what recovery asked for, and starts the terminal.
     /// `entries` and `outboxRecords` are what the ledger held: the reporter replays the entries, and
     /// any message whose queued record did not reach the disk before a crash is queued again (same id).
     public func start(recoveryEffects: [EngineEffect], entries: [LedgerEntry] = [], outboxRecords: [OutboxRecord] = []) {
@@ -130,7 +129,7 @@ public final class Station {
         }
         processing = false
         drain()
-        link.start()
+        terminal.start()
         rearm()
         scheduleHeartbeat()
     }
@@ -152,7 +151,7 @@ public final class Station {
     /// Stops gracefully: relays open, no new cards, the ledger synced; open sessions are left to recovery.
     public func shutdown() {
         post(.engine(.shutdown))
-        link.stop()
+        terminal.stop()
     }
 
     public func post(_ input: Input) {
@@ -167,12 +166,8 @@ public final class Station {
             let now = moment()
             switch input {
             case .engine(let e): apply(engine.handle(e, at: now))
-            case .link(let e):
-                noteFilteredCardData(e)
-                for t in adapter.inputs(for: e) { apply(engine.handle(.terminal(t), at: now)) }
-                if let next = adapter.nextRequest() {
-                    adapter.submitted(link.submit(next.command), for: next.id, next.engineCommand)
-                }
+            case .terminal(let inputs):
+                for t in inputs { apply(engine.handle(.terminal(t), at: now)) }
             case .tick:
                 apply(engine.tick(at: now))
                 handleOutboxAndSync(outbox.tick(now: now.monotonic))
@@ -402,26 +397,6 @@ public final class Station {
         onLedgerFailure(error)
     }
 
-    /// Fields of terminal messages in which the card-data filter found a card number or track
-    /// data: each was masked or dropped by the codec before anything used it.
-    public private(set) var cardDataRedactions = 0
-
-    /// A terminal that puts card data where it does not belong is misconfigured (its DOL set, or
-    /// a test card profile): nothing leaked, but the operator must know, so it is a warning.
-    func noteFilteredCardData(_ e: LinkEvent) {
-        let fields: [String]
-        switch e {
-        case .identity(let id): fields = id.redactedFields
-        case .message(.cardRead(let d)), .message(.propCardRead(let d)), .message(.sessionApproved(_, let d)),
-             .message(.sessionPartiallyApproved(_, _, let d)), .message(.sessionDeclined(_, let d)):
-            fields = CardData(dol: d, hashTags: adapter.cardHashTags).redactedFields
-        default: return
-        }
-        guard !fields.isEmpty else { return }
-        cardDataRedactions += fields.count
-        notice(.warning, "card data filter: the terminal sent card data in \(fields.joined(separator: ", ")); masked or dropped before use (\(cardDataRedactions) fields so far); check the terminal's configuration")
-    }
-
     func notice(_ severity: NoticeSeverity, _ text: String) {
         if severity <= .warning { lastProblem = (severity, text) }
         onNotice(severity, text)
@@ -431,16 +406,7 @@ public final class Station {
         switch effect {
         case .persist: break
         case let .terminal(id, command):
-            guard let host = adapter.hostCommand(for: command) else {
-                // The terminal cannot be told of a payment it has no name for: it does not know it.
-                notice(.warning, "terminal: \(command) names a payment this terminal cannot know")
-                post(.engine(.terminal(.completed(id, command, .refused(notFound: true)))))
-                return
-            }
-            // The link may answer synchronously (not ready): that answer is queued, and the
-            // adapter learns the request before the queue is drained.
-            let request = link.submit(host)
-            adapter.submitted(request, for: id, command)
+            terminal.perform(id, command)
         case let .relay(c, close):
             relay.set(connector: c, closed: close)
         case let .askCloud(key, card, connector):

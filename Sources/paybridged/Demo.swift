@@ -87,8 +87,8 @@ final class Demo {
         try cloud.start()
         let client = try HTTPClient(loop: loop)
         let uplink = HTTPUplink(client: client, baseURL: "http://127.0.0.1:\(cloud.port)", stationId: "DEMO-1")
-        let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger, link: driver, family: .apollo,
-                              relay: relay, decider: HTTPCardDecider(uplink: uplink, seed: 42), ev: ev, uplink: uplink, stationId: "DEMO-1")
+        let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger,
+                              terminal: PSPTerminalPort(loop: loop, driver: driver), relay: relay, decider: HTTPCardDecider(uplink: uplink, seed: 42), ev: ev, uplink: uplink, stationId: "DEMO-1")
         station.onNotice = { [unowned self] _, text in self.show("  [engine] \(text)") }
         let engineLink = driver.onEvent
         driver.onEvent = { [unowned self] e in

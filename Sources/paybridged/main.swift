@@ -371,7 +371,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         cloudDecider.onProblem = { Log.warning("card decision: \($0)") }
         decider = cloudDecider
     }
-    let station = Station(loop: loop, engine: engine, ledger: opened.ledger, link: driver, family: arguments.family,
+    let station = Station(loop: loop, engine: engine, ledger: opened.ledger, terminal: PSPTerminalPort(loop: loop, driver: driver),
                           relay: relay, decider: decider, ev: arguments.ev, uplink: uplink, stationId: arguments.stationId)
     stationRef = station
     let notifier = SystemdNotifier()

@@ -1,4 +1,5 @@
 import Foundation
+import FakeTerminal
 import Ledger
 import Platform
 import PSPLink
@@ -110,12 +111,10 @@ final class SilentDecider: CardDecider {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let loop = try EventLoop()
         let ledger = try Ledger.open(directory: dir, options: LedgerOptions(), io: io).ledger
-        // A link that never comes up: these tests are about the ledger and the relays.
-        let link = PSPLinkDriver(loop: loop, endpoint: .serial(path: "/nonexistent/tty", settings: .psp),
-                                 config: PSPLinkConfig(family: .apollo, transport: .serial))
+        // A terminal that stays silent: these tests are about the ledger and the relays.
         let relays = RecordingRelays(io: io)
         for (i, c) in engine.relayCommands.enumerated() { relays.closed[i] = c }
-        let s = Station(loop: loop, engine: engine, ledger: ledger, link: link, family: .apollo, relay: relays,
+        let s = Station(loop: loop, engine: engine, ledger: ledger, terminal: FakeTerminal(), relay: relays,
                         decider: SilentDecider(), ev: nil, uplink: uplink)
         return (s, relays)
     }

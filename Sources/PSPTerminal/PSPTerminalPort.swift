@@ -1,0 +1,104 @@
+import PaymentEngine
+import Platform
+import PSPCodec
+import PSPLink
+import TerminalPort
+import Timebase
+import Transport
+
+/// A Payter terminal behind the station's `TerminalPort`: the PSP link driver, the engine
+/// adapter and List Sessions paging, and the card-data warnings, all in one place, so that the
+/// station names no PSP type.
+public final class PSPTerminalPort: TerminalPort {
+    public var onInputs: ([TerminalInput]) -> Void = { _ in }
+    public var onNotice: (NoticeSeverity, String) -> Void = { _, _ in }
+    /// The link, for the daemon's PSP-specific log (`TerminalLog` wraps its `onEvent`).
+    public let driver: PSPLinkDriver
+    var adapter: PSPEngineAdapter
+    let loop: EventLoop
+    /// Link events that arrived while a command was being submitted: the link may answer at
+    /// once (not ready), and the adapter must learn the request before it sees the answer.
+    var held: [LinkEvent] = []
+    var submitting = false
+    var identity: TerminalIdentity?
+    /// Fields of terminal messages in which the card-data filter found a card number or track
+    /// data: each was masked or dropped by the codec before anything used it.
+    public private(set) var cardDataRedactions = 0
+
+    public init(loop: EventLoop, driver: PSPLinkDriver) {
+        self.loop = loop
+        self.driver = driver
+        adapter = PSPEngineAdapter(family: driver.core.config.family, cardHashTags: driver.core.config.cardHashTags)
+        driver.onEvent = { [unowned self] e in self.linkEvent(e) }
+    }
+
+    public func start() { driver.start() }
+    public func stop() { driver.stop() }
+
+    public func perform(_ id: CommandID, _ command: TerminalCommand) {
+        guard let host = adapter.hostCommand(for: command) else {
+            // A payment PSP cannot name (another kind of terminal approved it): this terminal
+            // does not know it. Answered on the next turn, never from inside `perform`.
+            onNotice(.warning, "terminal: \(command) names a payment this terminal cannot know")
+            _ = loop.schedule(at: MonotonicClock.now()) { [weak self] in
+                self?.onInputs([.completed(id, command, .refused(notFound: true))])
+            }
+            return
+        }
+        submit(host, id, command)
+    }
+
+    func submit(_ host: HostCommand, _ id: CommandID, _ command: TerminalCommand) {
+        submitting = true
+        let request = driver.submit(host)
+        adapter.submitted(request, for: id, command)
+        submitting = false
+        let now = held
+        held = []
+        for e in now { linkEvent(e) }
+    }
+
+    func linkEvent(_ e: LinkEvent) {
+        if submitting { held.append(e); return }
+        if case .identity(let id) = e { identity = id }
+        noteFilteredCardData(e)
+        let inputs = adapter.inputs(for: e)
+        if !inputs.isEmpty { onInputs(inputs) }
+        // The next page of a session list, asked on the engine's behalf.
+        if let next = adapter.nextRequest() { submit(next.command, next.id, next.engineCommand) }
+    }
+
+    /// A terminal that puts card data where it does not belong is misconfigured (its DOL set, or
+    /// a test card profile): nothing leaked, but the operator must know, so it is a warning.
+    func noteFilteredCardData(_ e: LinkEvent) {
+        let fields: [String]
+        switch e {
+        case .identity(let id): fields = id.redactedFields
+        case .message(.cardRead(let d)), .message(.propCardRead(let d)), .message(.sessionApproved(_, let d)),
+             .message(.sessionPartiallyApproved(_, _, let d)), .message(.sessionDeclined(_, let d)):
+            fields = CardData(dol: d, hashTags: adapter.cardHashTags).redactedFields
+        default: return
+        }
+        guard !fields.isEmpty else { return }
+        cardDataRedactions += fields.count
+        onNotice(.warning, "card data filter: the terminal sent card data in \(fields.joined(separator: ", ")); masked or dropped before use (\(cardDataRedactions) fields so far); check the terminal's configuration")
+    }
+
+    public var status: TerminalSnapshot {
+        let core = driver.core
+        let c = core.counters
+        return TerminalSnapshot(
+            protocolName: "PSP", family: core.config.family.rawValue, endpoint: "\(driver.connection.endpoint)",
+            linkUp: core.phase == .ready, state: core.terminalState.map { "\($0)" }, lastError: driver.connection.lastError,
+            identity: identity.map {
+                TerminalInventory(serialNumber: $0.serialNumber, model: $0.model, firmware: $0.firmware,
+                                  simSerial: $0.simSerial, samSerials: $0.samSerials)
+            },
+            capabilities: adapter.capabilities,
+            counters: ["framesSent": c.framesSent, "framesReceived": c.framesReceived, "framesMalformed": c.malformed.malformedTotal,
+                       "bytesDiscarded": c.malformed.bytesDiscarded, "framesUndecodable": c.undecodable,
+                       "framesImplausible": c.implausibleTotal, "timeouts": c.timeouts, "terminalResets": c.terminalResets,
+                       "bringUps": c.bringUps, "linkOpens": driver.connection.counters.opens,
+                       "linkHangUps": driver.connection.counters.hangUps, "cardDataRedactions": cardDataRedactions])
+    }
+}
