@@ -64,6 +64,8 @@ let package = Package(
         .target(name: "PSPTerminal", dependencies: ["TerminalPort", "PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
         // Shell: the engine's effects carried out in order against the ledger, link, relays and card decider.
         .target(name: "Station", dependencies: ["PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
+        // The simulated charger (relays with feedback, vehicles that plug in and draw energy): demo and tests only.
+        .target(name: "ChargerSim", dependencies: ["Station", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
         // Test support: a scriptable terminal behind the TerminalPort, for station tests that are not about a protocol.
         .target(name: "FakeTerminal", dependencies: ["TerminalPort", "PaymentEngine"], path: "HardwareSim/FakeTerminal"),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
@@ -80,7 +82,7 @@ let package = Package(
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
         .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
-        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
+        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "ChargerSim", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
@@ -108,7 +110,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety",
-                                                           "TerminalPort", "FakeTerminal"]),
+                                                           "TerminalPort", "FakeTerminal", "ChargerSim"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -186,10 +186,39 @@ public struct PaymentEngine: Sendable {
     /// What each connector is, as a charging platform sees it.
     public enum ConnectorStatus: String, Sendable, Equatable { case available, occupied, faulted, unavailable }
 
+    /// What a connector offers a driver (`connectorOffers`).
+    public enum ConnectorOffer: Equatable, Sendable {
+        /// Free: tap a card.
+        case available
+        /// A session is being decided, authorised or settled here.
+        case busy(SessionKey)
+        /// Approved: plug in now.
+        case awaitingPlug(SessionKey)
+        case charging(SessionKey)
+        /// Out of service (no payments taken, a welded relay).
+        case unavailable
+    }
+
     public var connectorStatuses: [ConnectorStatus] {
         connectors.map { c in
             if c.welded { return .faulted }
             if c.session != nil || c.plugged { return .occupied }
+            return acceptingPayments ? .available : .unavailable
+        }
+    }
+
+    /// What each connector offers a driver now: what a charger shows on its display or LEDs, and
+    /// what a simulated driver reacts to (plugging in once a session awaits the plug).
+    public var connectorOffers: [ConnectorOffer] {
+        connectors.map { c in
+            if c.welded { return .unavailable }
+            if let k = c.session, let s = sessions[k] {
+                switch s.phase {
+                case .awaitingPlug: return .awaitingPlug(k)
+                case .charging: return .charging(k)
+                default: return .busy(k)
+                }
+            }
             return acceptingPayments ? .available : .unavailable
         }
     }

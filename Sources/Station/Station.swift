@@ -16,6 +16,8 @@ public final class Station {
         case engine(EngineInput)
         /// What the terminal said, as engine inputs, in order.
         case terminal([TerminalInput])
+        /// What the charger's hardware said (plug, meter, relay feedback), in order.
+        case charger([EngineInput])
         /// The outcome of sending an outbox message to the cloud.
         case delivered(id: String, DeliveryResult)
         case tick
@@ -25,7 +27,8 @@ public final class Station {
     public let ledger: Ledger
     /// The payment terminal, whatever its protocol.
     public let terminal: TerminalPort
-    public let relay: RelayPort
+    /// The charger's relays, plugs and meters.
+    public let charger: ChargerPort
     public let decider: CardDecider
     /// Every notice, the engine's and the station's own, with its severity.
     public var onNotice: (NoticeSeverity, String) -> Void = { _, _ in }
@@ -68,11 +71,8 @@ public final class Station {
     var processing = false
     var timer: TimerToken?
     var timerAt: Instant?
-    let ev: SimulatedEVSettings?
-    var register: [Int64]
-    var plugged: [Bool]
-    var evTimers: [Int: Bool] = [:]
-    var evSeen = Set<SessionKey>()
+    /// What each connector was last shown to offer (`ChargerPort.show`).
+    var shownOffers: [PaymentEngine.ConnectorOffer] = []
     /// Refuse new sessions above this share of the disk budget, so running ones keep room to finish.
     public static let storageHighWaterPercent = 90
     /// Compact the ledger after this many records: sealed segments of closed sessions go.
@@ -82,7 +82,7 @@ public final class Station {
     var highestKey: SessionKey = 0
 
     public init(loop: EventLoop, engine: PaymentEngine, ledger: Ledger, terminal: TerminalPort,
-                relay: RelayPort, decider: CardDecider, ev: SimulatedEVSettings?,
+                charger: ChargerPort, decider: CardDecider,
                 uplink: UplinkTransport? = nil, stationId: String = "station", outbox: Outbox = Outbox()) {
         self.loop = loop
         self.uplink = uplink
@@ -91,21 +91,18 @@ public final class Station {
         self.engine = engine
         self.ledger = ledger
         self.terminal = terminal
-        self.relay = relay
+        self.charger = charger
         self.decider = decider
-        self.ev = ev
-        register = Array(repeating: 0, count: engine.config.connectors)
-        plugged = Array(repeating: false, count: engine.config.connectors)
         terminal.onInputs = { [unowned self] inputs in self.post(.terminal(inputs)) }
         terminal.onNotice = { [unowned self] severity, text in self.notice(severity, text) }
-        relay.onFeedback = { [unowned self] c, f in self.post(.engine(.relay(connector: c, f))) }
+        charger.onInputs = { [unowned self] inputs in self.post(.charger(inputs)) }
     }
 
     /// Opens every relay (the safe state at start), carries out what recovery asked for, and starts the terminal.
     /// `entries` and `outboxRecords` are what the ledger held: the reporter replays the entries, and
     /// any message whose queued record did not reach the disk before a crash is queued again (same id).
     public func start(recoveryEffects: [EngineEffect], entries: [LedgerEntry] = [], outboxRecords: [OutboxRecord] = []) {
-        for c in 0..<engine.config.connectors { relay.set(connector: c, closed: false) }
+        for c in 0..<engine.config.connectors { charger.setRelay(connector: c, closed: false) }
         processing = true
         if uplink != nil {
             outbox = Outbox.recover(config: outbox.config, records: outboxRecords, now: MonotonicClock.now())
@@ -168,6 +165,8 @@ public final class Station {
             case .engine(let e): apply(engine.handle(e, at: now))
             case .terminal(let inputs):
                 for t in inputs { apply(engine.handle(.terminal(t), at: now)) }
+            case .charger(let inputs):
+                for i in inputs { apply(engine.handle(i, at: now)) }
             case .tick:
                 apply(engine.tick(at: now))
                 handleOutboxAndSync(outbox.tick(now: now.monotonic))
@@ -175,7 +174,7 @@ public final class Station {
                 if case let .rejected(status, response) = result, let m = outbox.message(id) { recordDeadLetter(m, status, response) }
                 handleOutboxAndSync(outbox.completed(id, result, now: now.monotonic))
             }
-            driveEVs()
+            showOffers()
             reportConnectorStatus()
         }
         processing = false
@@ -390,7 +389,7 @@ public final class Station {
     func failed(_ error: LedgerError) {
         guard ledgerError == nil else { return }
         ledgerError = error
-        for c in 0..<engine.config.connectors { relay.set(connector: c, closed: false) }
+        for c in 0..<engine.config.connectors { charger.setRelay(connector: c, closed: false) }
         notice(.error, "ledger: \(error)")
         // Also from a timer (a deferred sync): post, so the engine hears of it at once.
         post(.engine(.ledgerFailed("\(error)")))
@@ -408,7 +407,7 @@ public final class Station {
         case let .terminal(id, command):
             terminal.perform(id, command)
         case let .relay(c, close):
-            relay.set(connector: c, closed: close)
+            charger.setRelay(connector: c, closed: close)
         case let .askCloud(key, card, connector):
             decider.decide(session: key, card: card, connector: connector) { [weak self] d in self?.post(.engine(.cloud(key, d))) }
         case let .notice(severity, text):
@@ -417,17 +416,7 @@ public final class Station {
     }
 
     func rearm() {
-        var next = [engine.nextDeadline, outbox.nextDeadline].compactMap { $0 }.min()
-        // The simulated meter reads once a second, and only while a car draws energy: an idle
-        // charger wakes for its deadlines alone. Energy counts from the moment a relay closes.
-        if ev != nil {
-            if !connectorsDrawing().isEmpty {
-                if !meterRunning { lastMeter = MonotonicClock.now(); meterRunning = true }
-                next = [next, MonotonicClock.now() + .seconds(1)].compactMap { $0 }.min()
-            } else {
-                meterRunning = false
-            }
-        }
+        let next = [engine.nextDeadline, outbox.nextDeadline].compactMap { $0 }.min()
         guard next != timerAt else { return }
         if let t = timer { loop.cancel(t) }
         timerAt = next
@@ -436,60 +425,18 @@ public final class Station {
             timer = loop.schedule(at: max(next, MonotonicClock.now() + .milliseconds(1))) { [unowned self] in
                 self.timer = nil
                 self.timerAt = nil
-                self.meterTick()
                 self.post(.tick)
             }
         }
     }
 
-    // MARK: simulated vehicles
-
-    func driveEVs() {
-        guard let ev, let plugAfter = ev.plugAfter else { return }
-        for (k, s) in engine.sessions.sorted(by: { $0.key < $1.key }) where s.connector >= 0 {
-            guard case .awaitingPlug = s.phase, !plugged[s.connector], evTimers[s.connector] == nil, !evSeen.contains(k) else { continue }
-            let c = s.connector
-            evSeen.insert(k)
-            let n = evSeen.count - 1
-            if n < ev.plugs.count, !ev.plugs[n] { continue }   // this driver never plugs in
-            evTimers[c] = true
-            _ = loop.schedule(at: MonotonicClock.now() + plugAfter) { [unowned self] in
-                self.plugged[c] = true
-                self.post(.engine(.plug(connector: c, pluggedIn: true)))
-                _ = self.loop.schedule(at: MonotonicClock.now() + ev.chargeFor) { [unowned self] in
-                    self.meterTick()
-                    self.plugged[c] = false
-                    self.evTimers[c] = nil
-                    self.post(.engine(.plug(connector: c, pluggedIn: false)))
-                }
-            }
+    /// Tells the charger what each connector offers when it changes (its display or LEDs; a
+    /// simulated driver plugs in when a session awaits the plug).
+    func showOffers() {
+        let now = engine.connectorOffers
+        for (c, offer) in now.enumerated() where c >= shownOffers.count || shownOffers[c] != offer {
+            charger.show(connector: c, offer)
         }
-    }
-
-    /// Connectors where a car draws energy: relay closed and plugged in.
-    func connectorsDrawing() -> [Int] {
-        let closed = engine.relayCommands
-        return closed.indices.filter { closed[$0] && plugged[$0] }
-    }
-
-    var lastMeter: Instant?
-    /// Whether a relay was closed on a plugged connector at the last `rearm`.
-    var meterRunning = false
-    func meterTick() {
-        guard let ev else { return }
-        let now = MonotonicClock.now()
-        let elapsedMs = lastMeter.map { (now - $0).millisecondsClamped } ?? 0
-        lastMeter = now
-        let drawing = connectorsDrawing()
-        for c in 0..<register.count {
-            if drawing.contains(c) {
-                // Bounded settings make this small, but a stalled loop must not trap the daemon:
-                // the product saturates, and so does the register.
-                let (energy, over) = ev.powerW.multipliedReportingOverflow(by: elapsedMs)
-                let wh = over ? Int64.max / 3_600_000 : energy / 3_600_000
-                register[c] = register[c].addingReportingOverflow(wh).overflow ? Int64.max : register[c] + wh
-            }
-            queue.append(.engine(.meter(connector: c, registerWh: register[c])))
-        }
+        shownOffers = now
     }
 }

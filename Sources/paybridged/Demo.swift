@@ -1,3 +1,4 @@
+import ChargerSim
 import CloudHTTP
 import CloudSim
 import Glibc
@@ -68,9 +69,10 @@ final class Demo {
         let (ledger, _, _) = try Ledger.open(directory: directory + "/ledger")
         let driver = PSPLinkDriver(loop: loop, endpoint: .serial(path: device, settings: .psp),
                                    config: PSPLinkConfig(family: .apollo, transport: .serial))
-        let relay = try SimulatedRelay(loop: loop, connectors: 1, historyPath: directory + "/relay.jsonl")
         // 720 kW is not a car, but it makes 2.5 s of demo worth 0.50 kWh.
-        let ev = SimulatedEVSettings(plugAfter: .milliseconds(600), chargeFor: .milliseconds(2500), powerW: 720_000, plugs: [true, false])
+        let charger = try SimulatedCharger(loop: loop, connectors: 1, historyPath: directory + "/relay.jsonl",
+                                           vehicles: SimulatedEVSettings(plugAfter: .milliseconds(600), chargeFor: .milliseconds(2500),
+                                                                         powerW: 720_000, plugs: [true, false]))
         // The embedded cloud: cloud-sim's server on loopback, spoken to over the daemon's own HTTP client.
         let cloud = try CloudServer(loop: loop, port: 0, core: CloudSimCore(station: "DEMO-1"), record: directory + "/cloud-sim.record.jsonl")
         cloud.readsStandardInput = false
@@ -88,7 +90,7 @@ final class Demo {
         let client = try HTTPClient(loop: loop)
         let uplink = HTTPUplink(client: client, baseURL: "http://127.0.0.1:\(cloud.port)", stationId: "DEMO-1")
         let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger,
-                              terminal: PSPTerminalPort(loop: loop, driver: driver), relay: relay, decider: HTTPCardDecider(uplink: uplink, seed: 42), ev: ev, uplink: uplink, stationId: "DEMO-1")
+                              terminal: PSPTerminalPort(loop: loop, driver: driver), charger: charger, decider: HTTPCardDecider(uplink: uplink, seed: 42), uplink: uplink, stationId: "DEMO-1")
         station.onNotice = { [unowned self] _, text in self.show("  [engine] \(text)") }
         let engineLink = driver.onEvent
         driver.onEvent = { [unowned self] e in

@@ -4,6 +4,7 @@
 // one event loop: the PSP link, the payment engine with its write-ahead ledger, the relays and
 // the uplink (Station). Without one it runs the link alone and logs what the terminal reports,
 // which is how a technician checks the cable. `--demo` runs everything against the simulators.
+import ChargerSim
 import Glibc
 import Platform
 import PSPCodec
@@ -339,15 +340,16 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     let now = Moment(monotonic: MonotonicClock.now(), wallMillis: WallClock.nowMillisecondsSinceEpoch())
     let (engine, effects, recovery) = PaymentEngine.recover(config: arguments.engine, entries: entries, at: now)
     Log.info("ledger: \(opened.records.count) records; \(recovery.openSessions) open sessions (\(recovery.toCapture) to capture, \(recovery.toRelease) to release, \(recovery.authorisationsInDoubt) in doubt)")
-    let relay: RelayPort
+    let charger: ChargerPort
     /// Why no new payments are taken, for the log, STATUS= and the technicians' status.
     var notTakingPayments: String?
     switch arguments.config.chargerIO {
     case .simulated:
-        relay = try SimulatedRelay(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory)
+        charger = try SimulatedCharger(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory,
+                                       vehicles: arguments.ev ?? SimulatedEVSettings())
         Log.warning("charger I/O is SIMULATED (charger.io = simulated): relays, plugs and meter are invented; for the demo and tests only")
     case .none:
-        relay = NoChargerIO(loop: loop)
+        charger = NoChargerIO(loop: loop)
         notTakingPayments = "no charger I/O configured (charger.io = none): no relay, plug or meter to charge with, so no payments are taken; open sessions are still settled"
     }
     var stationRef: Station?
@@ -372,7 +374,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         decider = cloudDecider
     }
     let station = Station(loop: loop, engine: engine, ledger: opened.ledger, terminal: PSPTerminalPort(loop: loop, driver: driver),
-                          relay: relay, decider: decider, ev: arguments.ev, uplink: uplink, stationId: arguments.stationId)
+                          charger: charger, decider: decider, uplink: uplink, stationId: arguments.stationId)
     stationRef = station
     let notifier = SystemdNotifier()
     func statusLine(_ now: String) -> String {

@@ -52,16 +52,17 @@ final class SwitchableLedgerIO: LedgerIO {
 }
 
 /// Relays that remember each command with the number of fdatasyncs done before it.
-final class RecordingRelays: RelayPort {
-    var onFeedback: (Int, RelayFeedback) -> Void = { _, _ in }
+final class RecordingRelays: ChargerPort {
+    var onInputs: ([EngineInput]) -> Void = { _ in }
     var closed = [Bool](repeating: false, count: 4)
     private(set) var commands: [(connector: Int, close: Bool, syncsBefore: Int)] = []
     let io: SwitchableLedgerIO
     init(io: SwitchableLedgerIO) { self.io = io }
-    func set(connector: Int, closed c: Bool) {
+    func setRelay(connector: Int, closed c: Bool) {
         closed[connector] = c
         commands.append((connector, c, io.syncs))
     }
+    func show(connector: Int, _ offer: PaymentEngine.ConnectorOffer) {}
 }
 
 final class QuietUplink: UplinkTransport {
@@ -114,8 +115,8 @@ final class SilentDecider: CardDecider {
         // A terminal that stays silent: these tests are about the ledger and the relays.
         let relays = RecordingRelays(io: io)
         for (i, c) in engine.relayCommands.enumerated() { relays.closed[i] = c }
-        let s = Station(loop: loop, engine: engine, ledger: ledger, terminal: FakeTerminal(), relay: relays,
-                        decider: SilentDecider(), ev: nil, uplink: uplink)
+        let s = Station(loop: loop, engine: engine, ledger: ledger, terminal: FakeTerminal(), charger: relays,
+                        decider: SilentDecider(), uplink: uplink)
         return (s, relays)
     }
 
