@@ -27,6 +27,7 @@ let package = Package(
     name: "paybridge",
     products: [
         .executable(name: "paybridged", targets: ["paybridged"]),
+        .executable(name: "paybridge-demo", targets: ["paybridge-demo"]),
         .executable(name: "paybridgectl", targets: ["paybridgectl"]),
         .executable(name: "terminal-sim", targets: ["terminal-sim"]),
         .executable(name: "cloud-sim", targets: ["cloud-sim"]),
@@ -82,8 +83,15 @@ let package = Package(
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
         .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
-        .executableTarget(name: "paybridged", dependencies: ["CloudSim", "Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "TerminalSim", "ChargerSim", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
+        // Shell: the daemon's log (levels, escaping, non-blocking standard error) and what it says about its terminal.
+        .target(name: "DaemonLog", dependencies: ["PaymentEngine", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
+        // The shipped daemon: no simulated terminal or cloud (the demo is paybridge-demo). The simulated
+        // charger (ChargerSim) stays until simulated charger I/O can run as a process of its own.
+        .executableTarget(name: "paybridged", dependencies: ["Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog", "ChargerSim", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
+        // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
+        .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
+                                                                 "ChargerSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),

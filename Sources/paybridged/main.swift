@@ -15,7 +15,7 @@ import PSPTerminal
 import CloudHTTP
 import Configuration
 import Station
-import TerminalSim
+import DaemonLog
 import Uplink
 import Timebase
 import Transport
@@ -187,43 +187,17 @@ struct ArgumentError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Log lines for link events; card data only as the codec's masked form.
-func describe(_ e: LinkEvent) -> (LogLevel, String) {
-    switch e {
-    case .up: return (.info, "terminal link up: ENABLED")
-    case .down(let reason): return (.warning, "terminal link down: \(reason)")
-    case .terminalReset: return (.warning, "terminal reset: PSP state lost, bringing the link up again")
-    case .terminalState(let s): return (.debug, "terminal state \(s)")
-    case .identity(let id):
-        var parts = ["serial \(id.serialNumber)"]
-        if let m = id.model { parts.append("model \(m)") }
-        if let f = id.firmware { parts.append("firmware \(f)") }
-        if let sim = id.simSerial { parts.append("SIM \(sim)") }
-        return (.info, "terminal identity: " + parts.joined(separator: ", "))
-    case let .completed(id, cmd, outcome):
-        // Named, never printed whole: a response can carry the card's DOL (Card Read answering
-        // Start Session, Session Approved answering Auth), and only CardData masks it.
-        let what: String
-        switch outcome {
-        case .result(let r): what = r.ok ? "OK" : "Not OK\(r.reason.map { " (reason \($0))" } ?? "")"
-        case .response(let m): what = m.name
-        default: what = "\(outcome)"
-        }
-        return (.debug, "request \(id) \(cmd.name): \(what)")
-    case .message(let m):
-        switch m {
-        case .cardRead(let dol), .propCardRead(let dol):
-            let c = CardData(dol: dol)
-            return (.info, "card read: \(c.maskedPAN ?? "no PAN")\(c.brand.map { " \($0)" } ?? "")")
-        case let .sessionApproved(id, _): return (.info, "session \(id) approved")
-        case let .sessionPartiallyApproved(id, amount, _): return (.info, "session \(id) partially approved for \(amount)")
-        case .sessionDeclined(let r, _): return (.info, "session declined\(r.map { ": \(DeclineReason.name($0))" } ?? "")")
-        case .sessionCancelled: return (.info, "session cancelled")
-        default: return (.debug, "terminal: \(m.name)")
-        }
-    case let .malformed(kind, n): return (.warning, "discarded \(n) bytes from the terminal (\(kind.rawValue))")
-    case let .undecodable(h, err): return (.warning, "undecodable frame 0x\(String(h, radix: 16)): \(err)")
-    }
+/// `--demo`: the demo is its own program (`paybridge-demo`, beside this one), so that the daemon
+/// links no simulated terminal or cloud; this keeps the README's command working.
+func runDemo(_ a: Arguments) -> Never {
+    let path = ChildProcess.executableDirectory() + "/paybridge-demo"
+    var args = [path]
+    if let d = a.demoDir { args += ["--demo-dir", d] }
+    args += ["--log-level", a.config.logLevel]
+    var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+    execv(path, &argv)
+    let e = errno
+    die("--demo runs \(path), which could not be started (\(String(cString: strerror(e)))): the demo is not installed with the daemon")
 }
 
 /// Reads a configuration file; nil with a message when it cannot be read (never the defaults).
@@ -263,10 +237,7 @@ do {
     try Signals.ignore(SIGPIPE)
     let loop = try EventLoop()
     Log.attach(to: loop)
-    if arguments.demo {
-        let ok = try Demo(loop: loop, directory: arguments.demoDir).run()
-        exit(ok ? 0 : 1)
-    }
+    if arguments.demo { runDemo(arguments) }
     guard let endpoint = arguments.endpoint else { die("no terminal given\n\(usage)") }
     let transport: LinkTransportKind = { if case .tcp = endpoint { return .tcp } else { return .serial } }()
     var linkConfig = PSPLinkConfig(family: arguments.family, transport: transport)

@@ -1,5 +1,6 @@
 import ChargerSim
 import CloudHTTP
+import DaemonLog
 import CloudSim
 import Glibc
 import JSONLines

@@ -8,13 +8,13 @@ import Timebase
 /// What the daemon logs about its terminal: the link's events (`describe`), the terminal being
 /// away and back (`AvailabilityReport`, once per reason), and bad input summarised at most once
 /// per `LineNoiseLimits.reportInterval` (`LineNoiseSummary`), never one line per bad frame.
-final class TerminalLog {
+public final class TerminalLog {
     let loop: EventLoop
     let endpoint: String
     var noise: LineNoiseSummary
     var timer: TimerToken?
 
-    init(loop: EventLoop, driver: PSPLinkDriver) {
+    public init(loop: EventLoop, driver: PSPLinkDriver) {
         self.loop = loop
         endpoint = "\(driver.connection.endpoint)"
         noise = LineNoiseSummary(now: MonotonicClock.now())
@@ -26,7 +26,7 @@ final class TerminalLog {
 
     /// Logs one link event. Bad input is counted and summarised; a link that went down is
     /// reported by the availability reports (once per reason), so its event is debug here.
-    func log(_ e: LinkEvent) {
+    public func log(_ e: LinkEvent) {
         let now = MonotonicClock.now()
         switch e {
         case let .malformed(kind, n): report(noise.malformed(kind, skipped: n, now: now))
@@ -40,7 +40,7 @@ final class TerminalLog {
     }
 
     /// The daemon is stopping: what is still counted is logged now.
-    func flush() {
+    public func flush() {
         report(noise.flush(now: MonotonicClock.now()))
     }
 
@@ -90,5 +90,44 @@ final class TerminalLog {
     static func seconds(_ d: Duration) -> String {
         let tenths = max(0, d.nanosecondsClamped / 100_000_000)
         return "\(tenths / 10).\(tenths % 10) s"
+    }
+}
+
+/// Log lines for link events; card data only as the codec's masked form.
+public func describe(_ e: LinkEvent) -> (LogLevel, String) {
+    switch e {
+    case .up: return (.info, "terminal link up: ENABLED")
+    case .down(let reason): return (.warning, "terminal link down: \(reason)")
+    case .terminalReset: return (.warning, "terminal reset: PSP state lost, bringing the link up again")
+    case .terminalState(let s): return (.debug, "terminal state \(s)")
+    case .identity(let id):
+        var parts = ["serial \(id.serialNumber)"]
+        if let m = id.model { parts.append("model \(m)") }
+        if let f = id.firmware { parts.append("firmware \(f)") }
+        if let sim = id.simSerial { parts.append("SIM \(sim)") }
+        return (.info, "terminal identity: " + parts.joined(separator: ", "))
+    case let .completed(id, cmd, outcome):
+        // Named, never printed whole: a response can carry the card's DOL (Card Read answering
+        // Start Session, Session Approved answering Auth), and only CardData masks it.
+        let what: String
+        switch outcome {
+        case .result(let r): what = r.ok ? "OK" : "Not OK\(r.reason.map { " (reason \($0))" } ?? "")"
+        case .response(let m): what = m.name
+        default: what = "\(outcome)"
+        }
+        return (.debug, "request \(id) \(cmd.name): \(what)")
+    case .message(let m):
+        switch m {
+        case .cardRead(let dol), .propCardRead(let dol):
+            let c = CardData(dol: dol)
+            return (.info, "card read: \(c.maskedPAN ?? "no PAN")\(c.brand.map { " \($0)" } ?? "")")
+        case let .sessionApproved(id, _): return (.info, "session \(id) approved")
+        case let .sessionPartiallyApproved(id, amount, _): return (.info, "session \(id) partially approved for \(amount)")
+        case .sessionDeclined(let r, _): return (.info, "session declined\(r.map { ": \(DeclineReason.name($0))" } ?? "")")
+        case .sessionCancelled: return (.info, "session cancelled")
+        default: return (.debug, "terminal: \(m.name)")
+        }
+    case let .malformed(kind, n): return (.warning, "discarded \(n) bytes from the terminal (\(kind.rawValue))")
+    case let .undecodable(h, err): return (.warning, "undecodable frame 0x\(String(h, radix: 16)): \(err)")
     }
 }

@@ -3,13 +3,13 @@ import Platform
 import Glibc
 
 /// Log levels with their sd-daemon priority prefixes, so journald keeps the level.
-enum LogLevel: Int, Comparable {
+public enum LogLevel: Int, Comparable, Sendable {
     case error = 3, warning = 4, info = 6, debug = 7
 
-    static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
 
     /// The level a notice of this severity is logged at.
-    init(_ severity: NoticeSeverity) {
+    public init(_ severity: NoticeSeverity) {
         switch severity {
         case .error: self = .error
         case .warning: self = .warning
@@ -17,7 +17,7 @@ enum LogLevel: Int, Comparable {
         }
     }
 
-    init?(name: String) {
+    public init?(name: String) {
         switch name {
         case "error": self = .error
         case "warning": self = .warning
@@ -35,8 +35,8 @@ enum LogLevel: Int, Comparable {
 /// or control character from a terminal, the cloud or a file can never start a line of its own
 /// (with a priority prefix of its choosing). Writes never block (`LogSink`): lines a slow
 /// destination cannot take wait in a bounded backlog, beyond which they are dropped and counted.
-enum Log {
-    nonisolated(unsafe) static var threshold = LogLevel.info
+public enum Log {
+    nonisolated(unsafe) public static var threshold = LogLevel.info
     /// Chosen from what standard error is at the first line logged. What is still queued when
     /// the process exits is waited for, at most `LogSinkLimits.exitFlushTimeout`.
     nonisolated(unsafe) static let sink: LogSink = {
@@ -45,28 +45,28 @@ enum Log {
         return s
     }()
 
-    static func write(_ level: LogLevel, _ message: String) {
+    public static func write(_ level: LogLevel, _ message: String) {
         guard level <= threshold else { return }
         // One write per line so concurrent writers (the simulator in the demo) do not interleave mid-line.
         sink.emit(line(level, message))
     }
 
     /// The bytes of one log line: priority prefix, the escaped message, newline.
-    static func line(_ level: LogLevel, _ message: String) -> [UInt8] {
+    public static func line(_ level: LogLevel, _ message: String) -> [UInt8] {
         Array("<\(level.rawValue)>\(LogText.escaped(message))\n".utf8)
     }
 
     /// Text that is several lines by design (the usage after a refused argument): each line is
     /// logged on its own, escaped and with its own prefix, so none can pick its priority.
-    static func lines(_ level: LogLevel, _ text: String) {
+    public static func lines(_ level: LogLevel, _ text: String) {
         for l in text.split(separator: "\n", omittingEmptySubsequences: false) { write(level, String(l)) }
     }
 
     /// From now on the backlog is also written whenever the loop sees standard error writable.
-    static func attach(to loop: EventLoop) { sink.attach(to: loop) }
+    public static func attach(to loop: EventLoop) { sink.attach(to: loop) }
 
-    static func error(_ m: String) { write(.error, m) }
-    static func warning(_ m: String) { write(.warning, m) }
-    static func info(_ m: String) { write(.info, m) }
-    static func debug(_ m: String) { write(.debug, m) }
+    public static func error(_ m: String) { write(.error, m) }
+    public static func warning(_ m: String) { write(.warning, m) }
+    public static func info(_ m: String) { write(.info, m) }
+    public static func debug(_ m: String) { write(.debug, m) }
 }
