@@ -644,7 +644,16 @@ public final class Ledger {
     ///
     /// The active segment is never compacted. Relocation is exempt from the
     /// disk budget (compaction exists to give space back), not from a full disk.
-    public func compact(isLive: (LedgerRecord) -> Bool) throws(LedgerError) -> CompactionReport {
+    ///
+    /// What the caller must keep of the dead: `dropping` sees every dead record
+    /// of the segments that will be deleted (oldest first), then `carryForward`
+    /// is called once and its records are appended (new sequences, exempt from
+    /// the budget like relocations) and made durable with the relocated ones,
+    /// before anything is deleted. A crash in between leaves both the originals
+    /// and what was carried forward; the caller reads them back and must accept both.
+    public func compact(isLive: (LedgerRecord) -> Bool,
+                        dropping: (LedgerRecord) -> Void = { _ in },
+                        carryForward: () -> [(kind: UInt16, body: [UInt8])] = { [] }) throws(LedgerError) -> CompactionReport {
         try checkUsable()
         let start = MonotonicClock.now()
         var report = CompactionReport(segmentsDeleted: 0, recordsRelocated: 0, bytesFreed: 0, segmentsKept: 0,
@@ -653,12 +662,15 @@ public final class Ledger {
         var deletable = 0
         segmentLoop: for index in 0..<sealed {
             let segment = segments[index]
-            guard let live = readLiveRecords(segment, isLive: isLive) else {
+            var dead: [LedgerRecord] = []
+            guard let live = readLiveRecords(segment, isLive: isLive, dead: &dead) else {
                 report.damagedSegment = segment.name
                 break segmentLoop
             }
             let liveBytes = live.reduce(0) { $0 + LedgerFormat.recordHeaderBytes + LedgerFormat.relocationPrefixBytes + $1.body.count }
             guard liveBytes <= options.compactionRelocateLimitBytes else { break segmentLoop }
+            // Only a segment that will go is shown: its dead records are about to be lost.
+            for record in dead { dropping(record) }
             for record in live {
                 _ = try write(kind: record.kind, flags: LedgerFormat.relocatedFlag, original: record.sequence,
                               body: record.body, enforceBudget: false)
@@ -666,8 +678,12 @@ public final class Ledger {
             report.recordsRelocated += live.count
             deletable = index + 1
         }
+        for record in carryForward() {
+            _ = try write(kind: record.kind, flags: 0, original: nil, body: record.body, enforceBudget: false)
+            report.recordsCarriedForward += 1
+        }
         // The copies are durable before any original goes.
-        if report.recordsRelocated > 0 { try sync() }
+        if report.recordsRelocated > 0 || report.recordsCarriedForward > 0 { try sync() }
         for segment in segments[0..<deletable] {
             do { try io.unlink(path(segment.name)) } catch { throw fail(error) }
             report.bytesFreed += segment.bytes
@@ -684,7 +700,9 @@ public final class Ledger {
 
     /// The live records of a sealed segment, or nil if it no longer reads back
     /// whole (damage since it was opened; the next open sets it aside).
-    private func readLiveRecords(_ segment: Segment, isLive: (LedgerRecord) -> Bool) -> [LedgerRecord]? {
+    /// The dead ones are appended to `dead`.
+    private func readLiveRecords(_ segment: Segment, isLive: (LedgerRecord) -> Bool,
+                                 dead: inout [LedgerRecord]) -> [LedgerRecord]? {
         let image: [UInt8]
         do {
             let fd = try io.open(path(segment.name), flags: O_RDONLY, mode: 0)
@@ -703,7 +721,7 @@ public final class Ledger {
                 let bodyStart = relocated ? r.bodyOffset + LedgerFormat.relocationPrefixBytes : r.bodyOffset
                 let record = LedgerRecord(sequence: relocated ? raw.loadLE(UInt64.self, at: r.bodyOffset) : r.sequence,
                                           kind: r.kind, body: Array(UnsafeRawBufferPointer(rebasing: raw[bodyStart..<r.end])))
-                if isLive(record) { live.append(record) }
+                if isLive(record) { live.append(record) } else { dead.append(record) }
             }
             return live
         }

@@ -178,6 +178,8 @@ public struct CompactionReport: Sendable, Equatable {
     public var segmentsDeleted: Int
     /// Live records copied forward (durably) from deleted segments.
     public var recordsRelocated: Int
+    /// Records the caller's `carryForward` asked for (durable before any deletion).
+    public var recordsCarriedForward = 0
     /// Bytes of segment files deleted.
     public var bytesFreed: Int
     /// Sealed segments left in place: the first had more live data than

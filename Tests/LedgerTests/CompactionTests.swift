@@ -97,4 +97,41 @@ import Timebase
         #expect(final.filter { $0.sequence < activeFirst } == all.filter { live.contains($0.sequence) })
         #expect(final.filter { $0.sequence >= activeFirst && $0.sequence <= 150 } == all.filter { $0.sequence >= activeFirst })
     }
+
+    /// `dropping` sees exactly the dead records of the segments that go, and what
+    /// `carryForward` returns is appended and durable before they are deleted: a crash
+    /// in between (the unlink fails) leaves the originals and the carried records both.
+    @Test func carriedForwardRecordsAreDurableBeforeTheDeadOnesGo() throws {
+        let dir = TemporaryDirectory()
+        let io = FaultyIO()
+        let (ledger, _, _) = try openLedger(dir.path, smallSegments, io: io)
+        var all: [LedgerRecord] = []
+        for i in 0..<150 {
+            let body = [UInt8](repeating: UInt8(i), count: 30)
+            all.append(LedgerRecord(sequence: try ledger.append(kind: 5, body: body), kind: 5, body: body))
+        }
+        try ledger.sync()
+        let activeFirst = LedgerFormat.firstSequence(ofSegmentNamed: ledger.segmentNames.last!)!
+        let live: Set<UInt64> = [2, 60]
+        var seen: [LedgerRecord] = []
+        io.schedule(.unlink, .error(EIO))
+        #expect(throws: LedgerError.failed(SystemError(call: "unlink", errno: EIO))) {
+            try ledger.compact(isLive: { live.contains($0.sequence) }, dropping: { seen.append($0) },
+                               carryForward: { [(kind: 9, body: [UInt8(seen.count)])] })
+        }
+        #expect(seen == all.filter { $0.sequence < activeFirst && !live.contains($0.sequence) })
+        ledger.close()
+        let (again, report, records) = try openLedger(dir.path, smallSegments)
+        #expect(!report.hasDamage)
+        #expect(Array(records.prefix(all.count)) == all, "the originals are all there")
+        #expect(records.filter { $0.kind == 9 } .map(\.body) == [[UInt8(seen.count)]], "and the carried record, once")
+        // Finished: the carried record stays with the relocated ones; nothing is carried when nothing goes.
+        var carried = 0
+        let done = try again.compact(isLive: { live.contains($0.sequence) || $0.kind == 9 }, carryForward: { carried += 1; return [] })
+        #expect(done.segmentsDeleted > 0 && carried == 1 && done.recordsCarriedForward == 0)
+        again.close()
+        let (_, _, final) = try openLedger(dir.path, smallSegments)
+        #expect(final.filter { $0.kind == 9 }.count == 1)
+        #expect(final.filter { $0.kind == 5 && $0.sequence < activeFirst } == all.filter { live.contains($0.sequence) })
+    }
 }
