@@ -80,6 +80,9 @@ public final class Station {
     var sinceCompaction = 0
     /// The highest session key seen: its records stay, so keys keep growing after compaction.
     var highestKey: SessionKey = 0
+    /// Summaries of closed sessions through compaction; the daemon replaces it with one built
+    /// from the recovered records and `state.retention_days`.
+    public var summaries: SummaryKeeper
 
     public init(loop: EventLoop, engine: PaymentEngine, ledger: Ledger, terminal: TerminalPort,
                 charger: ChargerPort, decider: CardDecider,
@@ -93,6 +96,7 @@ public final class Station {
         self.terminal = terminal
         self.charger = charger
         self.decider = decider
+        summaries = SummaryKeeper(retention: SummaryRetention(diskBudgetBytes: ledger.options.diskBudgetBytes))
         terminal.onInputs = { [unowned self] inputs in self.post(.terminal(inputs)) }
         terminal.onNotice = { [unowned self] severity, text in self.notice(severity, text) }
         charger.onInputs = { [unowned self] inputs in self.post(.charger(inputs)) }
@@ -341,14 +345,20 @@ public final class Station {
 
     /// Drops the records of closed sessions. A record is live while its session is open, when it
     /// carries the highest key, or when this version cannot read it (never drop what we cannot judge).
+    /// A closed session's entries leave a summary behind (`SummaryKeeper`), written first.
     public func compact() {
         sinceCompaction = 0
         let open = Set(engine.sessions.keys)
         let floor = highestKey
         let pending = outbox.pendingIDs
         do {
-            let report = try ledger.compact { Station.isLive($0, openSessions: open, highestKey: floor, pendingMessages: pending) }
-            if report.segmentsDeleted > 0 { notice(.info, "ledger compacted: \(report.segmentsDeleted) segments, \(report.bytesFreed) bytes freed") }
+            let report = try summaries.compact(ledger, openSessions: open, highestKey: floor, pendingMessages: pending,
+                                               now: WallClock.nowMillisecondsSinceEpoch())
+            if report.ledger.segmentsDeleted > 0 {
+                notice(.info, "ledger compacted: \(report.ledger.segmentsDeleted) segments, \(report.ledger.bytesFreed) bytes freed, "
+                       + "\(report.written) session summaries written")
+            }
+            for (severity, text) in report.notices { notice(severity, text) }
         } catch {
             failed(error)
         }
