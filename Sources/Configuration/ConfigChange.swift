@@ -41,6 +41,7 @@ extension DaemonConfig {
         case "cloud.heartbeat_seconds": return String(heartbeatSeconds)
         case "state.directory": return stateDirectory
         case "state.disk_budget_bytes": return String(diskBudgetBytes)
+        case "state.retention_days": return String(retentionDays)
         case "log.level": return logLevel
         default: return nil
         }

@@ -42,6 +42,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var heartbeatSeconds: Int64 = 300
     public var stateDirectory = "/var/lib/paybridge"
     public var diskBudgetBytes = 64 << 20
+    /// `state.retention_days`: how long a closed session's summary is kept for reconciliation.
+    public var retentionDays = SummaryRetention.defaultDays
     public var logLevel = "info"
 
     public init() {}
@@ -75,6 +77,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("cloud.heartbeat_seconds", "heartbeat after this much quiet, 0 = never"),
         ("state.directory", "where the ledger lives"),
         ("state.disk_budget_bytes", "ledger size limit; new sessions are refused at 90 %"),
+        ("state.retention_days", "days a closed session's summary is kept for reconciliation, 1…3650 (within 25 % of the disk budget)"),
         ("log.level", "error | warning | info | debug"),
     ]
 }
@@ -251,6 +254,10 @@ public enum ConfigParser {
         case "state.disk_budget_bytes":
             guard let n = int(4 << 20...(64 << 30)) else { return "expected 4 MiB…64 GiB" }
             c.diskBudgetBytes = Int(n)
+        case "state.retention_days":
+            let range = SummaryRetention.dayRange
+            guard let n = int(Int64(range.lowerBound)...Int64(range.upperBound)) else { return "expected \(range.lowerBound)…\(range.upperBound)" }
+            c.retentionDays = Int(n)
         case "log.level":
             guard ["error", "warning", "info", "debug"].contains(v) else { return "expected error, warning, info or debug" }
             c.logLevel = v

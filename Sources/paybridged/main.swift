@@ -300,6 +300,8 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     var outboxRecords: [OutboxRecord] = []
     var unreadable = 0
     for r in opened.records {
+        // Session summaries are the SummaryKeeper's (below), not entries to recover from.
+        if r.kind == SessionSummary.recordKind { continue }
         if OutboxRecord.kinds.contains(r.kind) {
             if let o = OutboxRecord.decode(kind: r.kind, body: r.body) { outboxRecords.append(o) } else { unreadable += 1 }
             continue
@@ -384,6 +386,9 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     station.deadLetterPath = state + "/dead-letters.jsonl"
     station.heartbeatInterval = arguments.heartbeat
     station.recovered(highestKey: entries.map(\.session).max() ?? 0)
+    station.summaries = SummaryKeeper(retention: SummaryRetention(days: arguments.config.retentionDays,
+                                                                  diskBudgetBytes: opened.ledger.options.diskBudgetBytes),
+                                      records: opened.records)
     let linkLog = driver.onEvent
     let terminalLog = TerminalLog(loop: loop, driver: driver)
     driver.onEvent = { e in

@@ -17,7 +17,7 @@ import PaymentEngine
         "cloud.ca_file": "/etc/paybridge/ca.pem", "cloud.client_cert": "/etc/paybridge/client.pem",
         "cloud.client_key": "/etc/paybridge/client.key", "cloud.token_file": "/etc/paybridge/token",
         "cloud.proxy": "http://192.0.2.1:3128", "cloud.offline_policy": "deny", "cloud.heartbeat_seconds": "60",
-        "state.directory": "/srv/paybridge", "state.disk_budget_bytes": "16777216", "log.level": "debug",
+        "state.directory": "/srv/paybridge", "state.disk_budget_bytes": "16777216", "state.retention_days": "30", "log.level": "debug",
     ]
 
     @Test func everyKeyHasAnAlternativeAndAValue() {

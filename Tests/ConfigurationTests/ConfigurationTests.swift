@@ -37,6 +37,19 @@ import Platform
         #expect(c.cloudURL == "https://cpo.example/ocpp")
     }
 
+    /// Summaries are kept 400 days unless the file says otherwise, 1…3650; a reload does not change it.
+    @Test func retentionDaysDefaultsTo400AndTakes1To3650() {
+        #expect(ConfigParser.parse("").0.retentionDays == 400)
+        #expect(ConfigParser.parse("state.retention_days = 1").0.retentionDays == 1)
+        #expect(ConfigParser.parse("state.retention_days = 3650").0.retentionDays == 3650)
+        for bad in ["0", "3651", "-1", "a year"] {
+            let (c, problems) = ConfigParser.parse("state.retention_days = \(bad)")
+            #expect(c.retentionDays == 400)
+            #expect(problems.count == 1 && problems[0].message.contains("expected 1…3650"), "\(bad): \(problems)")
+        }
+        #expect(!DaemonConfig.reloadableKeys.contains("state.retention_days"))
+    }
+
     /// The framing lock is on unless the file turns it off; nothing but on or off is taken.
     @Test func lockFramingIsOnByDefaultAndTakesOnOrOff() {
         #expect(ConfigParser.parse("").0.lockFraming)
