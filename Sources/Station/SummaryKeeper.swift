@@ -145,6 +145,22 @@ public struct SummaryKeeper: Sendable {
                       reconciliationDroppedForBudget: reconciliationDropped)
     }
 
+    /// Every session `records` (what `Ledger.open` returned, in order) still tells of, one
+    /// summary each, in time order: the export's list (`SessionSummary.all`). Records this
+    /// version cannot read and outbox records are left out.
+    public static func summaries(in records: [LedgerRecord]) -> [SessionSummary] {
+        var summaries: [SessionSummary] = []
+        var entries: [LedgerEntry] = []
+        for r in records {
+            if r.kind == SessionSummary.recordKind {
+                if let s = try? SessionSummary.decode(kind: r.kind, body: r.body) { summaries.append(s) }
+            } else if let e = try? LedgerEntry.decode(kind: r.kind, body: r.body) {
+                entries.append(e)
+            }
+        }
+        return SessionSummary.all(summaries: summaries, entries: entries)
+    }
+
     /// FNV-1a, 64 bits: tells bodies apart well enough to skip writing one that is already on disk.
     static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325

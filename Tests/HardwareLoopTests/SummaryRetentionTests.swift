@@ -150,9 +150,10 @@ import Uplink
         }
     }
 
+    /// A fresh seed each run, printed; `RETENTION_SEED=N` repeats a run.
     static func seed() -> UInt64 {
-        let s = UInt64.random(in: 1...UInt64.max)
-        print("SummaryRetentionTests seed \(s)")
+        let s = ProcessInfo.processInfo.environment["RETENTION_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64.max)
+        print("SummaryRetentionTests seed \(s) (RETENTION_SEED=\(s) repeats it)")
         return s
     }
 
@@ -170,6 +171,7 @@ import Uplink
         let (summaries, entries, records) = try run.reopen()
         #expect(entries.count < 100, "the closed sessions' entries are gone (seed \(seed))")
         let all = SessionSummary.all(summaries: summaries, entries: entries)
+        #expect(SummaryKeeper.summaries(in: records) == all, "the export's reading of the records")
         let byKey = Dictionary(all.map { ($0.session, $0) }, uniquingKeysWith: { a, _ in a })
         #expect(byKey.count == all.count, "one summary per session")
         let horizon = run.now - 10 * Self.day
