@@ -30,19 +30,27 @@ public enum SessionOutcome: UInt8, Sendable, CaseIterable, CustomStringConvertib
 /// early entries of a session whose later ones sit in a segment it keeps, and then writes a
 /// partial summary; `merged(with:)` joins the parts again. Times are wall-clock milliseconds.
 public struct SessionSummary: Equatable, Sendable {
+    /// The engine's key of the session.
     public var session: SessionKey
+    /// The connector it charged on (0-based, as the engine counts).
     public var connector: Int?
     /// `authRequested`'s time: the card was accepted and authorisation asked for.
     public var startedAt: Int64?
     /// The latest time any entry carried (the outcome's, when it has one).
     public var endedAt: Int64?
+    /// The card as the ledger keeps it: first 6 and last 4 digits.
     public var maskedPAN: String = ""
+    /// The card brand the terminal named.
     public var brand: String = ""
+    /// The tariff's ISO 4217 currency: the unit of every amount here.
     public var currency: String = ""
     /// The terminal's label of its payment handle (`TerminalHandle.label`).
     public var terminalReference: String = ""
+    /// The terminal's payment reference (the acquirer's), cut to `maxReferenceBytes`.
     public var paymentReference: [UInt8] = []
+    /// The amount the terminal authorised, minor units.
     public var authorised: Int64?
+    /// The amount captured, minor units (0 when the reservation was released).
     public var captured: Int64?
     /// The last energy reading (meter or stop), in Wh.
     public var energyWh: Int64?

@@ -32,7 +32,7 @@ public struct SummaryKeeper: Sendable {
         self.retention = retention
         for r in records where r.kind == SessionSummary.recordKind {
             guard let s = try? SessionSummary.decode(kind: r.kind, body: r.body) else { continue }
-            note(s, body: r.body)
+            Self.note(s, body: r.body, in: &held)
         }
     }
 
@@ -42,7 +42,8 @@ public struct SummaryKeeper: Sendable {
         LedgerFormat.recordHeaderBytes + LedgerFormat.relocationPrefixBytes + body.count
     }
 
-    private mutating func note(_ s: SessionSummary, body: [UInt8]) {
+    /// Adds one summary record to what `held` says the ledger holds; a body already there adds nothing.
+    private static func note(_ s: SessionSummary, body: [UInt8], in held: inout [SessionKey: Held]) {
         let hash = Self.fnv1a(body)
         var h = held[s.session] ?? Held(facts: SummaryRetention.Held(session: s.session, endedAt: nil, bytes: 0,
                                                                      needsReconciliation: false), bodies: [])
@@ -120,23 +121,23 @@ public struct SummaryKeeper: Sendable {
                 dropped[e.session] = (dropped[e.session] ?? SessionSummary(session: e.session)).applying(e)
             },
             carryForward: {
-                var keeper = SummaryKeeper(retention: retention)
-                keeper.held = kept
+                var after = kept
                 var fresh: [(SessionSummary, [UInt8])] = []
                 for k in order {
                     guard let s = dropped[k] else { continue }
                     let body = s.encodeBody()
                     if kept[k]?.bodies.contains(Self.fnv1a(body)) == true { continue }
                     fresh.append((s, body))
-                    keeper.note(s, body: body)
+                    Self.note(s, body: body, in: &after)
                 }
-                let after = retention.plan(keeper.held.keys.sorted().compactMap { keeper.held[$0]?.facts }, now: now)
-                for k in after.expired + after.droppedForBudget { keeper.held[k] = nil }
-                expired += after.expired.count
-                droppedForBudget += after.droppedForBudget.count
-                reconciliationDropped += after.reconciliationDroppedForBudget
-                next = keeper.held
-                let write = fresh.filter { keeper.held[$0.0.session] != nil }
+                // With the new summaries: the budget may now ask for more room, oldest first.
+                let plan = retention.plan(after.keys.sorted().compactMap { after[$0]?.facts }, now: now)
+                for k in plan.expired + plan.droppedForBudget { after[k] = nil }
+                expired += plan.expired.count
+                droppedForBudget += plan.droppedForBudget.count
+                reconciliationDropped += plan.reconciliationDroppedForBudget
+                next = after
+                let write = fresh.filter { after[$0.0.session] != nil }
                 written = write.count
                 return write.map { (kind: SessionSummary.recordKind, body: $0.1) }
             })
