@@ -44,17 +44,19 @@ let package = Package(
         // Thin typed wrappers over Glibc: fds, termios, poll, sockets, ptys, child processes.
         .target(name: "Platform", dependencies: ["Timebase"]),
         // Pure: PSP frames and messages, bytes in, values out.
+        // Pure: the wire primitives every codec shares: byte reader/writer, BCD, BER-TLV, hex, CRC-32C, CRC-16/KERMIT.
+        .target(name: "WireFormat"),
         // Pure: a tiny ordered JSON writer for records, logs and the technicians' tool.
         .target(name: "JSONLines"),
         // Pure: the one card-data filter (card numbers, track data) and PAN masking, for every protocol.
         .target(name: "CardSafety"),
-        .target(name: "PSPCodec", dependencies: ["JSONLines", "CardSafety"]),
+        .target(name: "PSPCodec", dependencies: ["JSONLines", "CardSafety", "WireFormat"]),
         // Pure: the PSP link state machine (bring-up, correlation, timeouts, keep-alive, recovery).
         .target(name: "PSPLink", dependencies: ["PSPCodec", "Timebase"]),
         // Pure: the payment engine (sessions, tariff, write-ahead entries, recovery).
-        .target(name: "PaymentEngine", dependencies: ["Timebase"]),
+        .target(name: "PaymentEngine", dependencies: ["Timebase", "WireFormat"]),
         // Pure: OCPP 2.1 payment payloads for the cloud uplink.
-        .target(name: "Uplink", dependencies: ["JSONLines", "PaymentEngine", "Timebase"]),
+        .target(name: "Uplink", dependencies: ["JSONLines", "PaymentEngine", "Timebase", "WireFormat"]),
         // Pure: the daemon's configuration file (parser with line-numbered problems).
         .target(name: "Configuration", dependencies: ["PaymentEngine", "Platform"]),
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
@@ -92,13 +94,13 @@ let package = Package(
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
                                                                  "ChargerSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
-        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines"]),
+        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
         .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "PSPLink", "Platform", "Timebase", "CAllocCounter"]),
         // Shell: the durable write-ahead ledger (checksummed segment files, group commit, recovery, compaction).
-        .target(name: "Ledger", dependencies: ["Platform", "Timebase"]),
-        .executableTarget(name: "ledger-bench", dependencies: ["Ledger", "Platform", "Timebase"]),
+        .target(name: "Ledger", dependencies: ["Platform", "Timebase", "WireFormat"]),
+        .executableTarget(name: "ledger-bench", dependencies: ["Ledger", "Platform", "Timebase", "WireFormat"]),
         // Appends records durably and prints each acknowledged sequence: the kill -9 and power-cut tests run it.
         .executableTarget(name: "ledger-torture", dependencies: ["Ledger", "Platform"]),
         // C: libcurl via pkg-config; its header adds typed wrappers for the variadic setopt/getinfo calls.
@@ -115,9 +117,10 @@ let package = Package(
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
         .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
-        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase"]),
+        .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase", "WireFormat"]),
+        .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
-                                                           "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety",
+                                                           "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety", "WireFormat",
                                                            "TerminalPort", "FakeTerminal", "ChargerSim"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,5 @@
+import WireFormat
+
 /// The ledger's on-disk format, version 1. Every integer is little-endian.
 ///
 /// A segment file `seg-XXXXXXXXXXXXXXXX.log` (16 lower-case hex digits: the

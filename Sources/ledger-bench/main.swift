@@ -10,6 +10,7 @@ import Glibc
 import Ledger
 import Platform
 import Timebase
+import WireFormat
 
 struct Arguments {
     var directory = "/tmp"

@@ -1,6 +1,7 @@
 import Ledger
 import Testing
 import Timebase
+import WireFormat
 
 @Suite struct EarlierDamageTests {
     /// A byte flipped in the middle of a sealed segment: the segment's valid

@@ -1,4 +1,4 @@
-import Ledger
+import WireFormat
 import Testing
 import Timebase
 
