@@ -1,32 +1,5 @@
 import CardSafety
-
-/// One BER-TLV data object from a PSP DOL (data object list).
-public struct TLV: Equatable, Sendable {
-    /// The tag's bytes as a big-endian integer, e.g. 0xDFCA0B.
-    public var tag: UInt32
-    public var value: [UInt8]
-
-    public init(tag: UInt32, value: [UInt8]) { self.tag = tag; self.value = value }
-
-    /// Tag as upper-case hex ("DFCA0B").
-    public var tagHex: String { tagBytes.map { hexByte($0) }.joined() }
-
-    var tagBytes: [UInt8] {
-        var t = tag, out: [UInt8] = []
-        repeat { out.insert(UInt8(truncatingIfNeeded: t), at: 0); t >>= 8 } while t != 0
-        return out
-    }
-}
-
-func hexByte(_ b: UInt8) -> String {
-    let d = Array("0123456789ABCDEF".utf8)
-    return String(decoding: [d[Int(b >> 4)], d[Int(b & 0xF)]], as: UTF8.self)
-}
-
-/// Upper-case hex of a byte sequence.
-public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-    bytes.map { hexByte($0) }.joined()
-}
+import WireFormat
 
 /// Tags that matter to the bridge (Payter's DOL page).
 public enum DOLTag {
@@ -42,75 +15,6 @@ public enum DOLTag {
     public static let defaultCardRead: [UInt32] = [0xDFF006, 0xDFCA0B, 0xDFCA09, 0xDFF002, 0xDFF003, 0xDFCA03]
     /// Candidate card-hash tags, most specific first; configurable in the link options.
     public static let cardHashCandidates: [UInt32] = [0xDFAA70, 0xDFF006, 0xDFF002, 0xDFF003]
-}
-
-/// BER-TLV parsing and building for DOL data.
-public enum BERTLV {
-    /// Tags longer than this are rejected; PSP tags are 3 bytes.
-    public static let maxTagBytes = 4
-
-    /// Parses a run of TLVs. Throws on a tag or length that overruns the data.
-    public static func parse(_ data: ArraySlice<UInt8>) throws(PSPMessageError) -> [TLV] {
-        var r = ByteReader(data)
-        var out: [TLV] = []
-        out.reserveCapacity(8)
-        while !r.isAtEnd {
-            // Some encoders pad DOL data with 0x00 or 0xFF between objects (ISO 7816-4 allows it).
-            if let b = r.bytes.first, b == 0x00 || b == 0xFF { _ = try r.u8("padding"); continue }
-            let tag = try readTag(&r)
-            let l0 = try r.u8("length")
-            var length = 0
-            if l0 < 0x80 {
-                length = Int(l0)
-            } else {
-                let n = Int(l0 & 0x7F)
-                guard n >= 1 && n <= 2 else { throw .invalid(field: "length form") }
-                for _ in 0..<n { length = length << 8 | Int(try r.u8("length")) }
-            }
-            // A fixed field name: building the tag's hex here would allocate on every TLV of every frame.
-            out.append(TLV(tag: tag, value: Array(try r.take(length, "TLV value"))))
-        }
-        return out
-    }
-
-    /// One BER tag: a low-five-bits-all-set first byte continues while bit 8 is set.
-    static func readTag(_ r: inout ByteReader) throws(PSPMessageError) -> UInt32 {
-        var tag = UInt32(try r.u8("tag"))
-        guard tag & 0x1F == 0x1F else { return tag }
-        var n = 1
-        while true {
-            let b = try r.u8("tag")
-            tag = tag << 8 | UInt32(b)
-            n += 1
-            guard n <= maxTagBytes else { throw .invalid(field: "tag length") }
-            if b & 0x80 == 0 { return tag }
-        }
-    }
-
-    public static func encode(_ items: [TLV]) -> [UInt8] {
-        var w = ByteWriter()
-        for t in items {
-            w.append(t.tagBytes)
-            let n = t.value.count
-            if n < 0x80 { w.u8(UInt8(n)) } else if n <= 0xFF { w.u8(0x81); w.u8(UInt8(n)) } else { w.u8(0x82); w.u16be(UInt16(n)) }
-            w.append(t.value)
-        }
-        return w.bytes
-    }
-
-    /// A tag list (as sent in Start Session / Read Card): concatenated tags, no lengths.
-    public static func encodeTagList(_ tags: [UInt32]) -> [UInt8] {
-        tags.flatMap { TLV(tag: $0, value: []).tagBytes }
-    }
-
-    public static func parseTagList(_ data: ArraySlice<UInt8>) throws(PSPMessageError) -> [UInt32] {
-        var r = ByteReader(data)
-        var out: [UInt32] = []
-        while !r.isAtEnd {
-            out.append(try readTag(&r))
-        }
-        return out
-    }
 }
 
 /// The card facts the bridge may keep (PCI DSS): the masked number, the terminal's card hash,

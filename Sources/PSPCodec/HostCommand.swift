@@ -1,3 +1,5 @@
+import WireFormat
+
 /// Header numbers that Payter's own pages disagree on, made configurable (psp.md §4).
 public struct PSPHeaderMap: Equatable, Sendable {
     /// Read Card: 0x40 per the command list, 0x41 per its own page.

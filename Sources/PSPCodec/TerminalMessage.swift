@@ -1,4 +1,5 @@
 import CardSafety
+import WireFormat
 
 /// How to read a 0x00 frame: Payter gives Result and Get Status Response the same header,
 /// so the reading depends on which request is outstanding.
@@ -332,27 +333,5 @@ public enum TerminalMessage: Equatable, Sendable {
         case .other(_, let p): w.append(p)
         }
         return w.bytes
-    }
-}
-
-/// Bytes from hex text (either case); nil on an odd length or a non-hex character.
-public func hexBytes(_ s: String) -> [UInt8]? {
-    let u = Array(s.utf8)
-    guard u.count % 2 == 0 else { return nil }
-    var out: [UInt8] = []
-    var i = 0
-    while i < u.count {
-        guard let hi = hexValue(u[i]), let lo = hexValue(u[i + 1]) else { return nil }
-        out.append(hi << 4 | lo); i += 2
-    }
-    return out
-}
-
-func hexValue(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 0x30...0x39: return c - 0x30
-    case 0x41...0x46: return c - 0x37
-    case 0x61...0x66: return c - 0x57
-    default: return nil
     }
 }

@@ -3,6 +3,7 @@ import CardSafety
 import Glibc
 import JSONLines
 import PSPCodec
+import WireFormat
 
 let usage = """
 usage: paybridgectl decode psp [--from host|terminal] [--extended] [--zero result|status]
@@ -40,15 +41,6 @@ func readAllStandardInput() -> [UInt8] {
         if n == 0 { return out }
         if n < 0 { if errno == EINTR { continue }; die("reading standard input: errno \(errno)", code: 1) }
         out += buf[0..<n]
-    }
-}
-
-func nibble(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 0x30...0x39: return c - 0x30
-    case 0x41...0x46: return c - 0x37
-    case 0x61...0x66: return c - 0x57
-    default: return nil
     }
 }
 
@@ -131,16 +123,11 @@ func decodePSP(_ o: DecodeOptions) {
     var lineNumber = 0
     for rawLine in input.split(separator: 0x0A, omittingEmptySubsequences: false) {
         lineNumber += 1
-        var bytes: [UInt8] = []
-        var pendingNibble: UInt8?
-        var bad: String?
-        for c in rawLine where !(c == 0x20 || c == 0x09 || c == 0x0D || c == 0x3A || c == 0x2C) {
-            guard let v = nibble(c) else { bad = "invalid hex character '\(String(decoding: [c], as: UTF8.self))'"; break }
-            if let hi = pendingNibble { bytes.append(hi << 4 | v); pendingNibble = nil } else { pendingNibble = v }
-        }
-        if bad == nil, pendingNibble != nil { bad = "odd number of hex digits" }
-        if let bad {
-            writeOut(JSON.object([("line", .number(lineNumber)), ("error", .string(bad))]).text)
+        let bytes: [UInt8]
+        do {
+            bytes = try Hex.decode(utf8: rawLine, skipping: [.whitespace, .separators])
+        } catch {
+            writeOut(JSON.object([("line", .number(lineNumber)), ("error", .string(error.description))]).text)
             continue
         }
         if bytes.isEmpty { continue }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Platform
+import WireFormat
 import CardSafety
 
 /// `paybridgectl decode psp` as technicians run it: hex on standard input, JSON lines out.

@@ -319,24 +319,6 @@ private func closedPort() throws -> UInt16 {
 }
 
 @Suite struct SmallPiecesTests {
-    @Test func hexRoundTrip() {
-        let bytes: [UInt8] = [0x00, 0x02, 0x7F, 0x80, 0xAB, 0xFF]
-        #expect(Hex.encode(bytes) == "00027F80ABFF")
-        #expect(Hex.encode(bytes[2...], uppercase: false) == "7f80abff")
-        #expect(Hex.encode([UInt8]()) == "")
-        #expect(Hex.decode("00027F80ABFF") == bytes)
-        #expect(Hex.decode(" 00 02\t7f\r\n80 ab ff\n") == bytes)
-        #expect(Hex.decode("") == [])
-        let all = (0...255).map { UInt8($0) }
-        #expect(Hex.decode(Hex.encode(all)) == all)
-    }
-
-    @Test func hexRejectsBadInput() {
-        for text in ["0", "ABC", "0G", "0x00", "00-01", "\u{00e9}0", "0 0 0"] {
-            #expect(Hex.decode(text) == nil, "\(text)")
-        }
-    }
-
     @Test func openErrorsCarryTheCallAndErrno() {
         #expect(throws: SystemError(call: "open /nonexistent/paybridge.log", errno: ENOENT)) {
             try FileDescriptor.open("/nonexistent/paybridge.log", flags: O_RDONLY)
