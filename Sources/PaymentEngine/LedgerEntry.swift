@@ -1,3 +1,5 @@
+import WireFormat
+
 /// The money facts the engine writes ahead. Each one is durable before the effect it
 /// justifies: `authRequested` before Auth is sent, `charging` before the relay closes,
 /// `captureRequested`/`voidRequested` before the terminal is told to capture or release.
@@ -127,41 +129,31 @@ public enum EntryDecodeError: Error, Equatable, Sendable {
     case badValue(String)
 }
 
+/// The entry layout's two shapes over WireFormat's writer: integers big-endian, strings and byte
+/// strings after a big-endian UInt32 count. The names are the layout's, not new code.
 struct EntryWriter {
-    var out: [UInt8] = []
-    mutating func u8(_ v: UInt8) { out.append(v) }
-    mutating func u32(_ v: UInt32) { for s in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
-    mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
-    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
-    mutating func bytes(_ b: [UInt8]) { u32(UInt32(b.count)); out.append(contentsOf: b) }
-    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+    private var w = ByteWriter()
+    var out: [UInt8] { w.bytes }
+    mutating func u8(_ v: UInt8) { w.u8(v) }
+    mutating func u32(_ v: UInt32) { w.u32be(v) }
+    mutating func u64(_ v: UInt64) { w.u64be(v) }
+    mutating func i64(_ v: Int64) { w.u64be(UInt64(bitPattern: v)) }
+    mutating func bytes(_ b: [UInt8]) { w.lengthPrefixed32be(b) }
+    mutating func string(_ s: String) { w.lengthPrefixed32be(s.utf8) }
 }
 
+/// The reader of `EntryWriter`'s layout; any short read is `EntryDecodeError.truncated`, as recovery reports it.
 struct EntryReader {
-    let data: [UInt8]
-    var at = 0
-    init(_ d: [UInt8]) { data = d }
-    mutating func u8() throws(EntryDecodeError) -> UInt8 {
-        guard at < data.count else { throw .truncated }
-        defer { at += 1 }
-        return data[at]
+    private var r: ByteReader
+    init(_ d: [UInt8]) { r = ByteReader(d[...]) }
+    /// Every read goes through here: WireFormat says where, the ledger's error says only that.
+    private mutating func read<T>(_ body: (inout ByteReader) throws(WireFormatError) -> T) throws(EntryDecodeError) -> T {
+        do { return try body(&r) } catch { throw .truncated }
     }
-    mutating func u32() throws(EntryDecodeError) -> UInt32 {
-        var v: UInt32 = 0
-        for _ in 0..<4 { v = v << 8 | UInt32(try u8()) }
-        return v
-    }
-    mutating func u64() throws(EntryDecodeError) -> UInt64 {
-        var v: UInt64 = 0
-        for _ in 0..<8 { v = v << 8 | UInt64(try u8()) }
-        return v
-    }
+    mutating func u8() throws(EntryDecodeError) -> UInt8 { try read { r throws(WireFormatError) in try r.u8("entry") } }
+    mutating func u32() throws(EntryDecodeError) -> UInt32 { try read { r throws(WireFormatError) in try r.u32be("entry") } }
+    mutating func u64() throws(EntryDecodeError) -> UInt64 { try read { r throws(WireFormatError) in try r.u64be("entry") } }
     mutating func i64() throws(EntryDecodeError) -> Int64 { Int64(bitPattern: try u64()) }
-    mutating func bytes() throws(EntryDecodeError) -> [UInt8] {
-        let n = Int(try u32())
-        guard n <= data.count - at else { throw .truncated }
-        defer { at += n }
-        return Array(data[at..<(at + n)])
-    }
+    mutating func bytes() throws(EntryDecodeError) -> [UInt8] { Array(try read { r throws(WireFormatError) in try r.lengthPrefixed32be("entry") }) }
     mutating func string() throws(EntryDecodeError) -> String { String(decoding: try bytes(), as: UTF8.self) }
 }
