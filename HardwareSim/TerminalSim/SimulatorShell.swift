@@ -25,7 +25,10 @@ public final class SimulatorShell {
     var lineWatch: WatchToken?
     var listener: TCPListener?
     var unpluggedUntil: Instant?
-    var timer: TimerToken?
+    lazy var timer = DeadlineTimer(loop: loop) { [unowned self] in
+        self.apply(self.core.tick(now: MonotonicClock.now()))
+        self.rearm()
+    }
     var stdinBuffer: [UInt8] = []
     var stdinWatch: WatchToken?
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
@@ -212,14 +215,7 @@ public final class SimulatorShell {
     }
 
     func rearm() {
-        if let t = timer { loop.cancel(t); timer = nil }
-        guard let next = core.nextDeadline else { return }
-        let at = max(next, MonotonicClock.now() + .milliseconds(1))
-        timer = loop.schedule(at: at) { [unowned self] in
-            self.timer = nil
-            self.apply(self.core.tick(now: MonotonicClock.now()))
-            self.rearm()
-        }
+        timer.arm(core.nextDeadline)
     }
 }
 

@@ -12,7 +12,9 @@ public final class TerminalLog {
     let loop: EventLoop
     let endpoint: String
     var noise: LineNoiseSummary
-    var timer: TimerToken?
+    lazy var timer = DeadlineTimer(loop: loop) { [unowned self] in
+        self.report(self.noise.tick(now: MonotonicClock.now()))
+    }
 
     public init(loop: EventLoop, driver: PSPLinkDriver) {
         self.loop = loop
@@ -46,13 +48,7 @@ public final class TerminalLog {
 
     func report(_ r: LineNoiseReport?) {
         if let r { Log.warning(Self.summary(r, total: noise.total, interval: noise.interval)) }
-        if let t = timer { loop.cancel(t); timer = nil }
-        if let due = noise.nextDeadline {
-            timer = loop.schedule(at: due) { [unowned self] in
-                self.timer = nil
-                self.report(self.noise.tick(now: MonotonicClock.now()))
-            }
-        }
+        timer.arm(noise.nextDeadline)
     }
 
     func text(for r: AvailabilityReport) -> (LogLevel, String) {

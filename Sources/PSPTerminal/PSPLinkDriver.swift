@@ -17,8 +17,12 @@ public final class PSPLinkDriver {
     public private(set) var availability: LinkAvailability
 
     let loop: EventLoop
-    var timer: TimerToken?
-    var timerAt: Instant?
+    /// At the earliest of the core's deadline and the silence report's.
+    lazy var timer = DeadlineTimer(loop: loop) { [unowned self] in
+        let now = MonotonicClock.now()
+        self.report(self.availability.tick(now: now))
+        self.apply(self.core.tick(now: now))
+    }
 
     public init(loop: EventLoop, endpoint: Endpoint, config: PSPLinkConfig, backoff: Backoff = Backoff(),
                 onEvent: @escaping (LinkEvent) -> Void = { _ in }) {
@@ -83,24 +87,7 @@ public final class PSPLinkDriver {
         rearm()
     }
 
-    /// One timer, at the earliest of the core's deadline and the silence report's; rescheduled
-    /// only when that moves.
     func rearm() {
-        let next = [core.nextDeadline, availability.nextDeadline].compactMap { $0 }.min()
-        guard next != timerAt else { return }
-        if let t = timer { loop.cancel(t) }
-        timer = nil
-        timerAt = next
-        if let next {
-            // A deadline the core failed to consume must not become a busy loop.
-            let floor = MonotonicClock.now() + .milliseconds(1)
-            timer = loop.schedule(at: max(next, floor)) { [unowned self] in
-                self.timer = nil
-                self.timerAt = nil
-                let now = MonotonicClock.now()
-                self.report(self.availability.tick(now: now))
-                self.apply(self.core.tick(now: now))
-            }
-        }
+        timer.arm(earliestOf: core.nextDeadline, availability.nextDeadline)
     }
 }

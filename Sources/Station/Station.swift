@@ -69,8 +69,7 @@ public final class Station {
     let loop: EventLoop
     var queue: [Input] = []
     var processing = false
-    var timer: TimerToken?
-    var timerAt: Instant?
+    lazy var timer = DeadlineTimer(loop: loop) { [unowned self] in self.post(.tick) }
     /// What each connector was last shown to offer (`ChargerPort.show`).
     var shownOffers: [PaymentEngine.ConnectorOffer] = []
     /// Refuse new sessions above this share of the disk budget, so running ones keep room to finish.
@@ -426,18 +425,7 @@ public final class Station {
     }
 
     func rearm() {
-        let next = [engine.nextDeadline, outbox.nextDeadline].compactMap { $0 }.min()
-        guard next != timerAt else { return }
-        if let t = timer { loop.cancel(t) }
-        timerAt = next
-        timer = nil
-        if let next {
-            timer = loop.schedule(at: max(next, MonotonicClock.now() + .milliseconds(1))) { [unowned self] in
-                self.timer = nil
-                self.timerAt = nil
-                self.post(.tick)
-            }
-        }
+        timer.arm([engine.nextDeadline, outbox.nextDeadline].compactMap { $0 }.min())
     }
 
     /// Tells the charger what each connector offers when it changes (its display or LEDs; a
