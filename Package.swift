@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
-        .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase"], path: "HardwareSim/CloudSim"),
+        .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase", "WireFormat"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
         // Shell: the daemon's log (levels, escaping, non-blocking standard error) and what it says about its terminal.
         .target(name: "DaemonLog", dependencies: ["PaymentEngine", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),

@@ -1,4 +1,5 @@
 import Uplink
+import WireFormat
 /// The simulated charging platform, pure: a parsed HTTP request and the wall-clock time in,
 /// the response (or a dropped connection), its delay and one record line out.
 ///
@@ -349,19 +350,10 @@ public struct CloudSimCore: Sendable {
         var it = Array(s.utf8).makeIterator()
         while let b = it.next() {
             guard b == UInt8(ascii: "%") else { bytes.append(b); continue }
-            guard let h = it.next(), let l = it.next(), let hi = hexValue(h), let lo = hexValue(l) else { return nil }
-            bytes.append(hi << 4 | lo)
+            guard let h = it.next(), let l = it.next(), let byte = try? Hex.decode(utf8: [h, l]) else { return nil }
+            bytes += byte
         }
         return String(validating: bytes, as: UTF8.self)
-    }
-
-    static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: b - 0x30
-        case 0x41...0x46: b - 0x41 + 10
-        case 0x61...0x66: b - 0x61 + 10
-        default: nil
-        }
     }
 }
 
