@@ -65,8 +65,11 @@ let package = Package(
         // Pure: the station's view of a payment terminal, whatever its protocol (commands in, inputs and status out).
         .target(name: "TerminalPort", dependencies: ["PaymentEngine"]),
         .target(name: "PSPTerminal", dependencies: ["TerminalPort", "PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
-        // Shell: the engine's effects carried out in order against the ledger, link, relays and card decider.
-        .target(name: "Station", dependencies: ["PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
+        // Pure: the station's decisions (write-ahead ordering, group commit, outbox, heartbeat, status,
+        // compaction and storage watermark), effects out one at a time; the simulation runs it too.
+        .target(name: "StationCore", dependencies: ["PaymentEngine", "Uplink", "JSONLines", "Timebase"]),
+        // Shell: the station core's effects carried out against the ledger, terminal, charger, card decider and cloud.
+        .target(name: "Station", dependencies: ["StationCore", "PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
         // The simulated charger (relays with feedback, vehicles that plug in and draw energy): demo and tests only.
         .target(name: "ChargerSim", dependencies: ["Station", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
         // Test support: a scriptable terminal behind the TerminalPort, for station tests that are not about a protocol.
@@ -75,7 +78,7 @@ let package = Package(
         .target(name: "TerminalSim", dependencies: ["PSPCodec", "CardSafety", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
         // The deterministic simulation of the payment engine with its terminal, cloud, EVs and crashes.
-        .target(name: "EngineSimulation", dependencies: ["PaymentEngine", "Timebase"], path: "HardwareSim/EngineSimulation"),
+        .target(name: "EngineSimulation", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase"], path: "HardwareSim/EngineSimulation"),
         .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
         // Drains a backlog to cloud-sim through the daemon's ledger, outbox and HTTPS client.
         .executableTarget(name: "uplink-bench", dependencies: ["Uplink", "Ledger", "CloudHTTP", "Station", "PaymentEngine", "Platform", "Timebase"]),
@@ -121,7 +124,7 @@ let package = Package(
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety", "WireFormat",
-                                                           "TerminalPort", "FakeTerminal", "ChargerSim"]),
+                                                           "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

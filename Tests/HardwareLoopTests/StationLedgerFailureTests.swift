@@ -9,6 +9,7 @@ import Timebase
 import Uplink
 @testable import PaymentEngine
 @testable import Station
+@testable import StationCore
 
 // The station between the engine and a ledger that fails mid-batch: a relay the engine asked
 // to open opens, and none closes on a record that is not durable. Real ledger files in a
@@ -126,7 +127,7 @@ final class SilentDecider: CardDecider {
         let (engine, entries) = engine(tariffs: [nil], charging: charging, start: MonotonicClock.now())
         let io = SwitchableLedgerIO()
         let (st, relays) = try station(engine, io: io, uplink: QuietUplink())
-        for e in entries { _ = st.reporter.messages(for: e, offline: false, now: 0) }
+        for e in entries { _ = st.core.reporter.messages(for: e, offline: false, now: 0) }
         st.post(.engine(.acceptNewSessions(true)))
         return (st, relays, io)
     }
@@ -152,7 +153,7 @@ final class SilentDecider: CardDecider {
     /// would wait for fails (EIO). The relay opens anyway: opening needs no record.
     @Test func aFailedSyncStillOpensTheRelay() throws {
         let (st, relays, io) = try reportingStation(charging: true)
-        #expect(st.unsynced, "the scenario needs records waiting for a sync")
+        #expect(st.core.unsynced, "the scenario needs records waiting for a sync")
         io.failSync = EIO
         st.post(.engine(.plug(connector: 0, pluggedIn: false)))
         #expect(st.ledgerError != nil)
@@ -163,7 +164,8 @@ final class SilentDecider: CardDecider {
     /// append. The relay must not close: `charging` was never made durable.
     @Test func noRelayClosesOnARecordThatIsNotDurable() throws {
         let (st, relays, io) = try reportingStation(charging: false)
-        st.syncLedger()
+        st.post(.tick)   // the deferred sync of the status records
+        #expect(!st.core.unsynced)
         io.failWrite = ENOSPC
         io.writesBeforeFailing = 1   // `charging` is written, its outbox record is not
         st.post(.engine(.plug(connector: 0, pluggedIn: true)))

@@ -1,0 +1,397 @@
+import JSONLines
+import PaymentEngine
+import Timebase
+import Uplink
+
+/// The station's decisions, with no I/O: what to append, when to sync, what may follow a sync,
+/// what goes to the cloud and when, heartbeats, connector status reports, when to compact and
+/// when storage is too full for new sessions. Inputs go in with `receive`; the shell takes the
+/// effects out one at a time with `next(at:)` and carries each out before asking for the next.
+///
+/// The ordering contract (the money rule), kept here and nowhere else:
+/// 1. every record is an `.append`; it is durable only once a later `.sync` has returned;
+/// 2. every effect that depends on a record (a relay closing, an authorisation, a capture or
+///    release, a cloud question, a message send) comes after the `.sync` that makes it durable;
+///    appends are batched, so one sync covers all the records before it (group commit);
+/// 3. when an append or sync fails the shell says so (`ledgerFailed`) and from then on only what
+///    needs no record comes out: relays open, cards are dropped, notices. Nothing more is sent.
+///
+/// Because time is passed in and the effects come out one at a time, a simulation can run this
+/// very core and crash between any two effects (`EngineSimulation`).
+public struct StationCore: Sendable {
+    /// What happened, in the order it happened.
+    public enum Input: Equatable, Sendable {
+        case engine(EngineInput)
+        /// What the terminal said, as engine inputs, in order.
+        case terminal([TerminalInput])
+        /// What the charger's hardware said (plug, meter, relay feedback), in order.
+        case charger([EngineInput])
+        /// The outcome of a `.send`.
+        case delivered(id: String, DeliveryResult)
+        /// Time passed: the shell's timer at `nextDeadline`.
+        case tick
+    }
+
+    /// What the shell carries out, one at a time, in this order.
+    public enum Effect: Equatable, Sendable {
+        /// Append a record to the ledger (durable after the next `.sync`). On failure: `ledgerFailed`.
+        case append(kind: UInt16, body: [UInt8])
+        /// Make every appended record durable (fdatasync). On failure: `ledgerFailed`.
+        case sync
+        case terminal(CommandID, TerminalCommand)
+        case relay(connector: Int, closed: Bool)
+        /// Ask whoever decides on cards; the answer comes back as `.engine(.cloud(...))`.
+        case askCloud(SessionKey, CardIdentity, connector: Int)
+        /// Send a message whose queued record is durable; its outcome comes back as `.delivered`.
+        case send(OutboxMessage)
+        /// A liveness signal: not recorded, not retried, its outcome not needed.
+        case heartbeat(OutboxMessage)
+        /// What a connector offers a driver now (display, LEDs).
+        case show(connector: Int, PaymentEngine.ConnectorOffer)
+        case notice(NoticeSeverity, String)
+        /// A line for the technicians' dead-letter file (the message stays in the ledger anyway).
+        case deadLetter(messageID: String, line: String)
+        /// Drop the records of closed sessions, leaving their summaries (the shell's
+        /// `SummaryKeeper`); records of these sessions, of the highest key and of these messages stay.
+        case compact(openSessions: Set<SessionKey>, highestKey: SessionKey, pendingMessages: Set<String>, wallMillis: Int64)
+    }
+
+    /// Settings the core needs beyond the engine's.
+    public struct Settings: Equatable, Sendable {
+        /// Whether a cloud is configured: without one nothing is queued or sent.
+        public var uplink = true
+        public var stationId = "station"
+        /// A Heartbeat goes out after this long without traffic to the cloud (nil: never).
+        public var heartbeatInterval: Duration? = .seconds(300)
+        /// The ledger's disk budget, for the high-water mark.
+        public var diskBudgetBytes = 64 << 20
+        /// Compact after this many records.
+        public var compactionEvery = StationCore.compactionEvery
+        public init() {}
+    }
+
+    /// Refuse new sessions above this share of the disk budget, so running ones keep room to finish.
+    public static let storageHighWaterPercent = 90
+    /// Compact the ledger after this many records: sealed segments of closed sessions go.
+    public static let compactionEvery = 4096
+    /// Non-transaction messages share one queue, so the cloud sees them in order.
+    public static let stationQueue = "station"
+
+    public private(set) var engine: PaymentEngine
+    public private(set) var outbox: Outbox
+    public var settings: Settings
+    var reporter: TransactionReporter
+    var heartbeatIDs: MessageIDs
+
+    /// One step of work: an effect for the shell, or a decision taken when the step is reached
+    /// (so that it sees what the shell observed while carrying out the effects before it).
+    enum Step: Equatable, Sendable {
+        case effect(Effect)
+        /// After an engine batch: compaction and the storage high-water mark.
+        case afterBatch
+    }
+    var steps: [Step] = []
+    var stepHead = 0
+    var inputs: [Input] = []
+    var inputHead = 0
+    /// The time of the input being worked on.
+    var now = Moment(monotonic: .zero, wallMillis: 0)
+
+    /// Records appended since the last sync was handed out.
+    var unsynced = false
+    /// Sends waiting for the sync that makes their queued record durable.
+    var pendingSends: [OutboxMessage] = []
+    /// A sync at the next turn of the loop, for records nothing waits on (status, security events).
+    var syncSoonAt: Instant?
+    var lastUplinkTraffic: Instant?
+    /// The connector statuses last reported to the cloud, and the offers last shown.
+    var reportedStatus: [PaymentEngine.ConnectorStatus] = []
+    var shownOffers: [PaymentEngine.ConnectorOffer] = []
+    var sinceCompaction = 0
+    var engineAcceptsStorage = true
+    /// The highest session key seen: its records stay, so keys keep growing after compaction.
+    public private(set) var highestKey: SessionKey = 0
+    /// The ledger's bytes in use, as the shell last observed them.
+    public private(set) var ledgerUsedBytes = 0
+    /// Entries appended since start, for status and tests.
+    public private(set) var persisted = 0
+    /// Why the ledger failed; from then on only what needs no record is carried out.
+    public private(set) var ledgerFailure: String?
+
+    public init(engine: PaymentEngine, outbox: Outbox = Outbox(), settings: Settings = Settings(), idSeed: UInt64) {
+        self.engine = engine
+        self.outbox = outbox
+        self.settings = settings
+        reporter = TransactionReporter(stationId: settings.stationId)
+        heartbeatIDs = MessageIDs(seed: idSeed)
+    }
+
+    // MARK: the shell's side
+
+    /// Starts from what recovery found: every relay opens (the safe state), messages whose queued
+    /// record did not reach the disk before a crash are queued again with their ids (recreated
+    /// from the entries), recovery's effects follow, then a startup security event.
+    public mutating func start(recoveryEffects: [EngineEffect], entries: [LedgerEntry], outboxRecords: [OutboxRecord],
+                               highestKey k: SessionKey, at now: Moment) {
+        self.now = now
+        highestKey = max(highestKey, k)
+        lastUplinkTraffic = now.monotonic
+        for c in 0..<engine.config.connectors { emit(.relay(connector: c, closed: false)) }
+        if settings.uplink {
+            outbox = Outbox.recover(config: outbox.config, records: outboxRecords, now: now.monotonic)
+            let known = Set(outboxRecords.map(\.messageID))
+            var missing: [OutboxMessage] = []
+            for e in entries {
+                for m in reporter.messages(for: e, offline: true, now: now.wallMillis) where !known.contains(m.id) { missing.append(m) }
+            }
+            if !missing.isEmpty { emit(.notice(.warning, "uplink: \(missing.count) messages recreated from the ledger")) }
+            for m in missing { handleOutbox(outbox.enqueue(m, now: now.monotonic)) }
+            syncNow()
+        }
+        apply(recoveryEffects)
+        if settings.uplink {
+            report(.securityEventNotification,
+                   OCPPPayload.securityEvent(type: "StartupOfTheDevice", at: now.wallMillis,
+                                             techInfo: "paybridged started; \(engine.sessions.count) open sessions recovered"),
+                   name: "startup")
+        }
+        afterInput()
+    }
+
+    /// Queues an input; it is worked on once the effects before it have been taken out.
+    public mutating func receive(_ input: Input) { inputs.append(input) }
+
+    /// The next effect to carry out, or nil when there is nothing to do until an input arrives
+    /// or `nextDeadline` passes. `now` is the time an input taken up by this call happened.
+    public mutating func next(at now: Moment) -> Effect? {
+        while true {
+            if stepHead < steps.count {
+                let step = steps[stepHead]
+                stepHead += 1
+                if stepHead == steps.count { steps.removeAll(keepingCapacity: true); stepHead = 0 }
+                switch step {
+                case .effect(let e): return e
+                case .afterBatch: afterBatch()
+                }
+                continue
+            }
+            guard inputHead < inputs.count else {
+                inputs.removeAll(keepingCapacity: true)
+                inputHead = 0
+                return nil
+            }
+            let input = inputs[inputHead]
+            inputHead += 1
+            self.now = now
+            work(input)
+        }
+    }
+
+    /// Whether effects or inputs are waiting (the shell pumps until this is false).
+    public var busy: Bool { stepHead < steps.count || inputHead < inputs.count }
+
+    /// An append, sync or compaction failed: nothing that depends on a record happens any more;
+    /// every relay opens now, and the engine hears of it as its next input.
+    public mutating func ledgerFailed(_ why: String) {
+        guard ledgerFailure == nil else { return }
+        ledgerFailure = why
+        let rest = steps[stepHead...].filter {
+            if case .effect(let e) = $0 { return StationCore.needsNoRecord(e) }
+            return true
+        }
+        steps = (0..<engine.config.connectors).map { .effect(.relay(connector: $0, closed: false)) }
+            + [.effect(.notice(.error, "ledger: \(why)"))] + rest
+        stepHead = 0
+        pendingSends = []
+        unsynced = false
+        receive(.engine(.ledgerFailed(why)))
+    }
+
+    /// What the shell measured of the ledger after an append or a compaction.
+    public mutating func observeLedger(usedBytes: Int) { ledgerUsedBytes = usedBytes }
+
+    /// When the shell should post `.tick` next.
+    public var nextDeadline: Instant? {
+        var candidates = [engine.nextDeadline, outbox.nextDeadline, syncSoonAt]
+        if settings.uplink, let interval = settings.heartbeatInterval, let last = lastUplinkTraffic { candidates.append(last + interval) }
+        return candidates.compactMap { $0 }.min()
+    }
+
+    /// Effects that may run without a durable record before them: opening a relay, dropping a
+    /// card or scan, showing an offer, a notice or a dead-letter line. Closing a relay,
+    /// authorising, capturing, releasing, asking the cloud and sending all depend on a fact the
+    /// ledger must hold first.
+    public static func needsNoRecord(_ effect: Effect) -> Bool {
+        switch effect {
+        case .relay(_, closed: false), .notice, .terminal(_, .cancel), .show, .deadLetter: return true
+        case .relay(_, closed: true), .append, .sync, .terminal, .askCloud, .send, .heartbeat, .compact: return false
+        }
+    }
+
+    /// The compaction rule: a record stays while its session is open, when it belongs to the
+    /// highest session key (so keys never repeat after compaction), when this version cannot
+    /// read it (never drop what we cannot judge), when it is a dead letter, or while its message
+    /// is still owed to the cloud.
+    public static func isLive(kind: UInt16, body: [UInt8], openSessions: Set<SessionKey>, highestKey: SessionKey,
+                              pendingMessages: Set<String>) -> Bool {
+        if OutboxRecord.kinds.contains(kind) {
+            guard let r = OutboxRecord.decode(kind: kind, body: body) else { return true }
+            if case .deadLettered = r { return true }
+            return pendingMessages.contains(r.messageID)
+        }
+        guard let e = try? LedgerEntry.decode(kind: kind, body: body) else { return true }
+        return openSessions.contains(e.session) || e.session >= highestKey
+    }
+
+    /// Queues a message that belongs to no transaction (status, security events); it joins the
+    /// next sync instead of costing one of its own.
+    public mutating func report(_ action: OCPPAction, _ body: JSON, name: String) {
+        guard settings.uplink, ledgerFailure == nil else { return }
+        let m = OutboxMessage(id: MessageIDs.derive("\(StationCore.stationQueue)/\(name)/\(now.wallMillis)"),
+                              queue: StationCore.stationQueue, action: action, kind: .other, body: Array(body.text.utf8))
+        handleOutbox(outbox.enqueue(m, now: now.monotonic))
+        if syncSoonAt == nil { syncSoonAt = now.monotonic }
+    }
+
+    // MARK: decisions
+
+    mutating func emit(_ e: Effect) { steps.append(.effect(e)) }
+
+    mutating func work(_ input: Input) {
+        switch input {
+        case .engine(let e): apply(engine.handle(e, at: now))
+        case .terminal(let list): for t in list { apply(engine.handle(.terminal(t), at: now)) }
+        case .charger(let list): for i in list { apply(engine.handle(i, at: now)) }
+        case .tick:
+            apply(engine.tick(at: now))
+            handleOutbox(outbox.tick(now: now.monotonic))
+            if let at = syncSoonAt, now.monotonic >= at { syncSoonAt = nil }
+            syncNow()
+            flushSends()
+            heartbeatIfDue()
+        case let .delivered(id, result):
+            if case let .rejected(status, response) = result, let m = outbox.message(id) {
+                emit(.deadLetter(messageID: m.id, line: JSON.object([("messageId", .string(m.id)), ("action", .string(m.action.rawValue)),
+                                                    ("queue", .string(m.queue)), ("status", .number(status)),
+                                                    ("response", .string(response)), ("t", .number(now.wallMillis))]).text))
+            }
+            handleOutbox(outbox.completed(id, result, now: now.monotonic))
+            syncNow()
+            flushSends()
+        }
+        afterInput()
+    }
+
+    /// Carries the engine's effects into steps: a persist becomes an append (with the cloud's
+    /// messages for the fact in the same batch), and any other effect waits for a sync first.
+    mutating func apply(_ effects: [EngineEffect]) {
+        for effect in effects {
+            if case .persist(let entry) = effect {
+                guard ledgerFailure == nil else { continue }
+                emit(.append(kind: entry.kind, body: entry.encodeBody()))
+                persisted += 1
+                sinceCompaction += 1
+                highestKey = max(highestKey, entry.session)
+                unsynced = true
+                if settings.uplink {
+                    for m in reporter.messages(for: entry, offline: !outbox.reachable, now: now.wallMillis) {
+                        handleOutbox(outbox.enqueue(m, now: now.monotonic))
+                    }
+                }
+                continue
+            }
+            syncNow()
+            let mapped: Effect
+            switch effect {
+            case .persist: continue
+            case let .terminal(id, command): mapped = .terminal(id, command)
+            case let .relay(c, close): mapped = .relay(connector: c, closed: close)
+            case let .askCloud(key, card, connector): mapped = .askCloud(key, card, connector: connector)
+            case let .notice(severity, text): mapped = .notice(severity, text)
+            }
+            guard ledgerFailure == nil || StationCore.needsNoRecord(mapped) else { continue }
+            emit(mapped)
+        }
+        syncNow()
+        flushSends()
+        steps.append(.afterBatch)
+    }
+
+    /// The outbox's effects: records are appended (durable at the next sync), sends wait for it.
+    mutating func handleOutbox(_ effects: [OutboxEffect]) {
+        for e in effects {
+            switch e {
+            case .persist(let r):
+                guard ledgerFailure == nil else { return }
+                emit(.append(kind: r.kind, body: r.encodeBody()))
+                sinceCompaction += 1
+                unsynced = true
+            case .send(let m): pendingSends.append(m)
+            case .notice(let n): emit(.notice(.warning, "uplink: \(n)"))
+            }
+        }
+    }
+
+    /// One sync for every record appended so far.
+    mutating func syncNow() {
+        guard unsynced, ledgerFailure == nil else { return }
+        emit(.sync)
+        unsynced = false
+    }
+
+    /// Sends whose queued records are durable (a sync has been handed out after them).
+    mutating func flushSends() {
+        guard settings.uplink, ledgerFailure == nil, !unsynced, !pendingSends.isEmpty else { return }
+        lastUplinkTraffic = now.monotonic
+        for m in pendingSends { emit(.send(m)) }
+        pendingSends.removeAll(keepingCapacity: true)
+    }
+
+    mutating func heartbeatIfDue() {
+        guard settings.uplink, ledgerFailure == nil, let interval = settings.heartbeatInterval, let last = lastUplinkTraffic,
+              now.monotonic >= last + interval else { return }
+        lastUplinkTraffic = now.monotonic
+        // Messages owed to the cloud are traffic of their own (sent or probing): no heartbeat then.
+        guard outbox.pending == 0 else { return }
+        emit(.heartbeat(OutboxMessage(id: heartbeatIDs.next(), queue: StationCore.stationQueue, action: .heartbeat, kind: .other,
+                                      body: Array(OCPPPayload.heartbeat().text.utf8))))
+    }
+
+    /// Decided when reached, with the ledger's size as observed after the batch's appends.
+    mutating func afterBatch() {
+        if sinceCompaction >= settings.compactionEvery, ledgerFailure == nil {
+            sinceCompaction = 0
+            emit(.compact(openSessions: Set(engine.sessions.keys), highestKey: highestKey, pendingMessages: outbox.pendingIDs,
+                          wallMillis: now.wallMillis))
+        }
+        let high = ledgerUsedBytes * 100 >= settings.diskBudgetBytes * StationCore.storageHighWaterPercent || outbox.overBudget
+        if high != !engineAcceptsStorage {
+            engineAcceptsStorage = !high
+            receive(.engine(.storageFull(high)))
+        }
+    }
+
+    /// After each input: what the connectors offer (shown when it changed) and their status for
+    /// the cloud (reported when it changed).
+    mutating func afterInput() {
+        let offers = engine.connectorOffers
+        for (c, offer) in offers.enumerated() where c >= shownOffers.count || shownOffers[c] != offer {
+            emit(.show(connector: c, offer))
+        }
+        shownOffers = offers
+        guard settings.uplink, ledgerFailure == nil else { return }
+        let statuses = engine.connectorStatuses
+        for (c, status) in statuses.enumerated() where c >= reportedStatus.count || reportedStatus[c] != status {
+            let ocpp: OCPPPayload.ConnectorStatus
+            switch status {
+            case .available: ocpp = .available
+            case .occupied: ocpp = .occupied
+            case .faulted: ocpp = .faulted
+            case .unavailable: ocpp = .unavailable
+            }
+            report(.statusNotification, OCPPPayload.statusNotification(connector: c, status: ocpp, at: now.wallMillis),
+                   name: "status/\(c)/\(status.rawValue)")
+        }
+        reportedStatus = statuses
+    }
+}
