@@ -1,9 +1,14 @@
 import PaymentEngine
+import StationCore
 import Timebase
+import Uplink
 
-/// A deterministic world around the payment engine: a terminal that keeps its own books, a
-/// cloud, EVs on connectors, relays, a ledger that survives crashes exactly as far as it was
-/// written, and a virtual clock. One seed drives everything; `check` states the invariants.
+/// A deterministic world around the station's own pure core (`StationCore`, the payment engine
+/// inside it): a terminal that keeps its own books, a cloud that receives the outbox's messages,
+/// EVs on connectors, relays, a ledger that survives crashes exactly as far as it was synced
+/// (plus a random prefix of what was appended after), compaction, and a virtual clock. The world
+/// carries out the core's effects one at a time, as the daemon's shell does, and may crash
+/// between any two. One seed drives everything; the `check` functions state the invariants.
 public struct SimulationSettings: Sendable {
     public var sessions = 1000
     public var connectors = 2
@@ -24,6 +29,20 @@ public struct SimulationSettings: Sendable {
     /// Per mille per engine tick: the operator reloads the configuration with another
     /// pre-authorisation amount and tariff (SIGHUP); crashes then recover with the new one.
     public var reloadPerMille = 3
+    /// Per million station effects: the daemon dies between two of the station core's effects
+    /// (after one is carried out, before the next), e.g. between a group commit and the sends
+    /// that waited for it. Appended records not yet synced survive as a random prefix.
+    public var crashPerMillionEffects = 400
+    /// Crash at every `.send` that directly follows a `.sync` (the group commit), before it is
+    /// carried out, up to this many times: the ordering that protects money, tested head-on.
+    public var crashesBetweenCommitAndSend = 0
+    /// Per cent of sends the cloud does not answer (its answer lost, or it is down).
+    public var cloudUnreachablePercent = 10
+    /// Per cent of sends the cloud takes but whose answer is lost (it will see the message again).
+    public var cloudLostAnswerPercent = 3
+    /// The station's settings: compaction period and disk budget are simulated too.
+    public var compactionEvery = 1024
+    public var diskBudgetBytes = 4 << 20
     public init() {}
 }
 
@@ -41,17 +60,61 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var sessions = 0
     public var approvals = 0, committed = 0, voided = 0, voidedByTerminalTimeout = 0, declined = 0
     public var crashes = 0, linkDrops = 0, reloads = 0, reconciliations = 0, cards = 0, steps = 0
+    /// Station effects carried out; crashes injected between a sync and the send after it.
+    public var effects = 0, crashesBetweenCommitAndSend = 0
+    /// Messages the cloud received (duplicates of the same message included), compactions, and
+    /// sessions whose entries compaction dropped, leaving their summary.
+    public var messagesReceived = 0, duplicatesReceived = 0, compactions = 0, summarised = 0
     public var description: String {
-        "sessions=\(sessions) cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) reloads=\(reloads) linkDrops=\(linkDrops) steps=\(steps)"
+        "sessions=\(sessions) cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) (\(crashesBetweenCommitAndSend) between commit and send) reloads=\(reloads) linkDrops=\(linkDrops) messages=\(messagesReceived) (\(duplicatesReceived) again) compactions=\(compactions) summarised=\(summarised) effects=\(effects) steps=\(steps)"
+    }
+}
+
+
+/// The events of the world, in time order (ties in the order they were scheduled).
+struct Agenda {
+    struct Item { var at: Instant; var seq: Int; var event: EngineWorld.Event }
+    var heap: [Item] = []
+    var seq = 0
+
+    static func before(_ a: Item, _ b: Item) -> Bool { a.at < b.at || (a.at == b.at && a.seq < b.seq) }
+
+    mutating func add(_ e: EngineWorld.Event, at: Instant) {
+        seq += 1
+        heap.append(Item(at: at, seq: seq, event: e))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Agenda.before(heap[i], heap[parent]) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Item? {
+        guard !heap.isEmpty else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let top = heap.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count, Agenda.before(heap[l], heap[m]) { m = l }
+            if r < heap.count, Agenda.before(heap[r], heap[m]) { m = r }
+            guard m != i else { break }
+            heap.swapAt(i, m)
+            i = m
+        }
+        return top
     }
 }
 
 public struct EngineWorld {
     // MARK: the world's parts
 
-    struct TerminalSession { var authorised: Int64; var approvedAt: Instant; var state: Int /* 0 open, 1 committed, 2 voided */; var amount: Int64 = 0 }
+    struct TerminalSession { var authorised: Int64; var approvedAt: Instant; var amount: Int64 = 0 }
 
-    enum Event: Comparable {
+    enum Event {
         case tap(Int)                   // a driver taps a card (index into cards)
         case bankAnswer(CommandID)
         case commandDone(CommandID)
@@ -59,41 +122,70 @@ public struct EngineWorld {
         case plug(Int, Bool)
         case meterTick(Int)
         case linkBack
-        case engineTick
-        static func < (a: Event, b: Event) -> Bool { a.rank < b.rank }
-        var rank: Int {
-            switch self {
-            case .tap: return 0
-            case .bankAnswer: return 1
-            case .commandDone: return 2
-            case .cloudAnswer: return 3
-            case .plug: return 4
-            case .meterTick: return 5
-            case .linkBack: return 6
-            case .engineTick: return 7
-            }
-        }
+        /// Random faults and the terminal's own timeouts, every 5 simulated seconds.
+        case faults
+        /// The station core's deadline (a stale one, from before a crash or a re-arm, is ignored).
+        case coreTick(Int)
+        /// The cloud's answer to a send, for the process that sent it (`epoch`).
+        case delivery(epoch: Int, id: String, DeliveryResult)
     }
 
+    struct Record { var kind: UInt16; var body: [UInt8] }
+    /// Bytes a record costs on disk beyond its body (header, checksum), for the disk budget.
+    static let recordOverhead = 24
+    /// Records at the ledger's end that compaction leaves alone (the active segment).
+    static let activeSegmentRecords = 64
+
     public let seed: UInt64
-    public let settings: SimulationSettings
+    /// The fault rates settle() turns off for the end; everything else stays as configured.
+    public private(set) var settings: SimulationSettings
     var config: EngineConfig
     var rng: SeededGenerator
-    public var engine: PaymentEngine
+    /// The station's core, the very one the daemon runs; replaced by a recovered one at a crash.
+    public private(set) var core: StationCore
+    public var engine: PaymentEngine { core.engine }
     public private(set) var summary = SimulationSummary()
     var now = Moment(monotonic: Instant(nanoseconds: 1_000_000_000), wallMillis: 1_764_000_000_000)
-    var agenda: [(at: Instant, seq: Int, event: Event)] = []
-    var agendaSeq = 0
+    var agenda = Agenda()
     var step = 0
+    /// Bumped at each crash: answers meant for the dead process are dropped.
+    var epoch = 0
+    var coreTickAt: Instant?
+    var coreTickToken = 0
 
-    /// The ledger as far as it is durable.
-    public private(set) var ledger: [LedgerEntry] = []
-    /// Durable facts by session, kept as entries are persisted (the relay oracle).
+    // The ledger.
+    /// Synced records: what a crash leaves on disk.
+    var durable: [Record] = []
+    /// Appended since the last sync: a crash keeps a random prefix of them.
+    var unsynced: [Record] = []
+    var usedBytes = 0
+    var lastEffect: StationCore.Effect?
+
+    // Oracles: durable facts, kept as records become durable (compaction does not forget them).
     var durableConnector: [SessionKey: Int] = [:]
-    var durableRefs = Set<TerminalHandle>()
-    var durableApproved = Set<SessionKey>(), durableCharging = Set<SessionKey>(), durableEnded = Set<SessionKey>()
-    /// The terminal's own books, by terminal reference.
-    var terminalSessions: [TerminalHandle: TerminalSession] = [:]
+    var sessionOfHandle: [TerminalHandle: SessionKey] = [:]
+    /// Sessions whose approval and charging start are durable and which have not ended.
+    var chargeable = Set<SessionKey>()
+    var approvedDurable = Set<SessionKey>()
+    var captureRequested: [SessionKey: Int64] = [:]
+    var voidRequested = Set<SessionKey>()
+    /// Durable authorisation requests not yet followed by an Authorize to the terminal.
+    var authRequestsUnsent = 0
+    /// Facts a capture is checked against, per open session.
+    var tariffOf: [SessionKey: Tariff] = [:], authorisedOf: [SessionKey: Int64] = [:], usageOf: [SessionKey: (Int64, Int64)] = [:]
+    /// Messages whose queued record is durable, and those thinned or dead-lettered.
+    var queuedDurable = Set<String>()
+    var notOwed = Set<String>()
+    /// What the cloud received: message id → body.
+    var cloudReceived: [String: [UInt8]] = [:]
+    /// Sessions with entries in the ledger, and those compaction summarised.
+    var sessionsWithEntries = Set<SessionKey>()
+    var summarisedSessions = Set<SessionKey>()
+
+    /// The terminal's own books, by terminal reference: open ones, and how many were closed.
+    var openTerminal: [TerminalHandle: TerminalSession] = [:]
+    var closedOnTerminal = 0
+    var capturedOnTerminal: [TerminalHandle: Int64] = [:]
     var nextRef: UInt32 = 5000
     var terminalUp = false
     var armed = false
@@ -107,12 +199,9 @@ public struct EngineWorld {
     var plugged: [Bool]
     var relayClosed: [Bool]
     var register: [Int64]
-    var relayCloseCount = 0
-    // Drivers: card index → plan.
+    // Drivers.
     var cardsIssued = 0
-    var sessionsStarted = 0
     var chargingCard: [Int: Int] = [:]         // connector → card index charging there
-    var lastApprovedCard: Int?
 
     public init(seed: UInt64, settings: SimulationSettings) {
         self.seed = seed
@@ -126,30 +215,36 @@ public struct EngineWorld {
         c.retryInterval = .seconds(10)
         config = c
         rng = SeededGenerator(seed: seed)
-        engine = PaymentEngine(config: c)
+        core = StationCore(engine: PaymentEngine(config: c), settings: EngineWorld.stationSettings(settings), idSeed: seed)
         plugged = Array(repeating: false, count: settings.connectors)
         relayClosed = Array(repeating: false, count: settings.connectors)
         register = Array(repeating: 0, count: settings.connectors)
     }
 
-    mutating func percent(_ p: Int) -> Bool { Int.random(in: 0..<100, using: &rng) < p }
-    mutating func schedule(_ e: Event, after d: Duration) {
-        agendaSeq += 1
-        agenda.append((now.monotonic + d, agendaSeq, e))
+    static func stationSettings(_ s: SimulationSettings) -> StationCore.Settings {
+        var st = StationCore.Settings()
+        st.uplink = true
+        st.stationId = "sim"
+        st.compactionEvery = s.compactionEvery
+        st.diskBudgetBytes = s.diskBudgetBytes
+        return st
     }
+
+    mutating func percent(_ p: Int) -> Bool { Int.random(in: 0..<100, using: &rng) < p }
+    mutating func schedule(_ e: Event, after d: Duration) { agenda.add(e, at: now.monotonic + d) }
     mutating func ms(_ range: ClosedRange<Int>) -> Duration { .milliseconds(Int.random(in: range, using: &rng)) }
 
     // MARK: running
 
     /// Runs the configured number of card sessions, then lets everything settle.
     public mutating func run() throws(InvariantViolation) -> SimulationSummary {
+        try startStation(recoveryEffects: [], entries: [], outboxRecords: [], highestKey: 0)
         terminalUp = true
-        try apply(engine.handle(.terminal(.ready(settings.terminalCanList ? [.listOpenSessions] : [])), at: now))
+        try input(.terminal([.ready(settings.terminalCanList ? [.listOpenSessions] : [])]))
         schedule(.tap(nextCard()), after: .seconds(1))
         for c in 0..<settings.connectors { schedule(.meterTick(c), after: .seconds(10)) }
-        schedule(.engineTick, after: .seconds(1))
-        while let i = agenda.indices.min(by: { (agenda[$0].at, agenda[$0].seq) < (agenda[$1].at, agenda[$1].seq) }) {
-            let item = agenda.remove(at: i)
+        schedule(.faults, after: .seconds(1))
+        while let item = agenda.pop() {
             advance(to: item.at)
             step += 1
             try dispatch(item.event)
@@ -171,7 +266,6 @@ public struct EngineWorld {
         }
     }
 
-    func nextCardValue() -> Int { cardsIssued }
     mutating func nextCard() -> Int { cardsIssued += 1; return cardsIssued }
 
     static func card(_ i: Int) -> CardIdentity {
@@ -181,16 +275,24 @@ public struct EngineWorld {
                                                                       UInt8(truncatingIfNeeded: i >> 8), UInt8(truncatingIfNeeded: i)], brand: "VISA")
     }
 
+    /// An input for the station, then its effects carried out.
+    mutating func input(_ i: StationCore.Input) throws(InvariantViolation) {
+        core.receive(i)
+        try pump()
+    }
+
+    mutating func engineInput(_ i: EngineInput) throws(InvariantViolation) { try input(.engine(i)) }
+    mutating func terminalInput(_ t: TerminalInput) throws(InvariantViolation) { try input(.terminal([t])) }
+
     mutating func dispatch(_ e: Event) throws(InvariantViolation) {
         switch e {
         case .tap(let card):
             // Drivers keep coming until enough sessions started.
             if summary.sessions < settings.sessions { schedule(.tap(nextCard()), after: ms(20_000...400_000)) }
             // Sometimes a charging driver taps again to stop instead.
-            if percent(settings.tapToStopPercent), let (_, c) = chargingCard.first(where: { _ in true }) {
+            if percent(settings.tapToStopPercent), let (_, c) = chargingCard.min(by: { $0.key < $1.key }) {
                 try presentCard(c)
             } else if summary.sessions < settings.sessions {
-                sessionsStarted += 1
                 try presentCard(card)
             }
         case .bankAnswer(let id):
@@ -200,46 +302,49 @@ public struct EngineWorld {
             let lost = percent(settings.lostAnswerPercent)
             if percent(settings.declinePercent) {
                 summary.declined += 1
-                if !lost { try apply(engine.handle(.terminal(.declined(reason: 9)), at: now)) }
+                if !lost { try terminalInput(.declined(reason: 9)) }
             } else {
                 let ref = TerminalHandle(reference: nextRef)
                 nextRef += 1
-                terminalSessions[ref] = TerminalSession(authorised: cardAmount, approvedAt: now.monotonic, state: 0)
+                openTerminal[ref] = TerminalSession(authorised: cardAmount, approvedAt: now.monotonic)
                 summary.approvals += 1
-                lastApprovedCard = card
                 if !lost {
-                    try apply(engine.handle(.terminal(.approved(ref, amount: cardAmount, pspRef: Array("REF\(ref)".utf8))), at: now))
+                    try terminalInput(.approved(ref, amount: cardAmount, pspRef: Array("REF\(ref)".utf8)))
                     planDriver(card)
                 } else {
                     // The approval exists at the bank but its answer is lost.
-                    try apply(engine.handle(.terminal(.completed(id, .authorise(amount: cardAmount), .unknown)), at: now))
+                    try terminalInput(.completed(id, .authorise(amount: cardAmount), .unknown))
                 }
             }
-            if lost { summary.linkDrops += 0 }
         case .commandDone(let id):
             guard let cmd = pendingCommands.removeValue(forKey: id) else { return }
             try terminalExecute(id, cmd)
         case let .cloudAnswer(key, allowed):
-            try apply(engine.handle(.cloud(key, CardDecision(allowed: allowed)), at: now))
+            try engineInput(.cloud(key, CardDecision(allowed: allowed)))
         case let .plug(c, p):
             plugged[c] = p
             if !p { chargingCard[c] = nil }
-            try apply(engine.handle(.plug(connector: c, pluggedIn: p), at: now))
+            try input(.charger([.plug(connector: c, pluggedIn: p)]))
         case .meterTick(let c):
             if relayClosed[c] { register[c] += Int64.random(in: 50...400, using: &rng) }
-            try apply(engine.handle(.meter(connector: c, registerWh: register[c]), at: now))
+            try input(.charger([.meter(connector: c, registerWh: register[c])]))
             schedule(.meterTick(c), after: .seconds(30))
         case .linkBack:
             terminalUp = true
-            try apply(engine.handle(.terminal(.ready(settings.terminalCanList ? [.listOpenSessions] : [])), at: now))
-        case .engineTick:
-            try apply(engine.tick(at: now))
+            try terminalInput(.ready(settings.terminalCanList ? [.listOpenSessions] : []))
+        case .faults:
             try terminalTimeouts()
-            // Random faults between steps.
             if Int.random(in: 0..<1000, using: &rng) < settings.linkDropPerMille { try dropLink() }
             if Int.random(in: 0..<1000, using: &rng) < settings.crashPerMille { try crash() }
             if Int.random(in: 0..<1000, using: &rng) < settings.reloadPerMille { try reload() }
-            schedule(.engineTick, after: .seconds(5))
+            schedule(.faults, after: .seconds(5))
+        case .coreTick(let token):
+            guard token == coreTickToken else { return }
+            coreTickAt = nil
+            try input(.tick)
+        case let .delivery(ep, id, result):
+            guard ep == epoch else { return }
+            try input(.delivered(id: id, result))
         }
         try checkAlways()
     }
@@ -251,7 +356,7 @@ public struct EngineWorld {
         cardOnTerminal = card
         cardAmount = armedAmount
         summary.cards += 1
-        try apply(engine.handle(.terminal(.cardRead(EngineWorld.card(card))), at: now))
+        try terminalInput(.cardRead(EngineWorld.card(card)))
         // A new session reserves what the terminal showed, whatever was reloaded since.
         let hash = EngineWorld.card(card).hash
         if let s = engine.sessions.values.first(where: { $0.card.hash == hash && { if case .deciding = $0.phase { return true }; return false }($0) }),
@@ -267,7 +372,7 @@ public struct EngineWorld {
         config.tariff = [Tariff(currency: "EUR", startFee: 50, energyPricePerKWh: 39_900, timePricePerMinute: 1_500),
                          Tariff(currency: "EUR", startFee: 0, energyPricePerKWh: 79_000, timePricePerMinute: 0),
                          Tariff(currency: "EUR", startFee: 200, energyPricePerKWh: 10_000, timePricePerMinute: 6_000)][Int.random(in: 0..<3, using: &rng)]
-        try apply(engine.handle(.reconfigure(config), at: now))
+        try engineInput(.reconfigure(config))
     }
 
     /// The driver's plan after an approval: plug in (maybe), charge a while, unplug.
@@ -280,55 +385,203 @@ public struct EngineWorld {
         schedule(.plug(c, false), after: ms(600_000...7_200_000))
     }
 
-    // MARK: effects: the shell's job, done by the world
+    // MARK: the station: its core's effects carried out, as the daemon's shell does
 
-    mutating func apply(_ effects: [EngineEffect]) throws(InvariantViolation) {
-        for e in effects {
-            switch e {
-            case .persist(let entry):
-                ledger.append(entry)
-                switch entry {
-                case let .authRequested(k, connector, _, _, _, _): durableConnector[k] = connector
-                case .approved(let k, let ref, _, _, _): durableApproved.insert(k); durableRefs.insert(ref)
-                case .charging(let k, _): durableCharging.insert(k)
-                case .stopped(let k, _, _, _, _): durableEnded.insert(k)
-                default: if entry.closesSession { durableEnded.insert(entry.session) }
-                }
-                if case .needsReconciliation = entry { summary.reconciliations += 1 }
-            case let .terminal(id, cmd):
-                guard terminalUp else {
-                    try apply(engine.handle(.terminal(.completed(id, cmd, .notSent)), at: now))
-                    continue
-                }
-                pendingCommands[id] = cmd
-                if case .authorise = cmd {
-                    schedule(.bankAnswer(id), after: ms(200...3_000))
-                } else {
-                    schedule(.commandDone(id), after: ms(10...500))
-                }
-            case let .relay(c, close):
-                if close {
-                    try checkRelayClose(c)
-                    if percent(settings.relayRefusePercent) {
-                        try apply(engine.handle(.relay(connector: c, .refusedToClose), at: now))
-                    } else {
-                        relayClosed[c] = true
-                        relayCloseCount += 1
-                    }
-                } else {
-                    relayClosed[c] = false
-                }
-            case let .askCloud(key, card, _):
-                summary.sessions += 1
-                if percent(settings.cloudDownPercent) { continue }   // no answer: the engine's deadline decides
-                let allowed = !percent(settings.cloudRefusePercent)
-                _ = card
-                schedule(.cloudAnswer(key, allowed), after: ms(50...2_000))
-            case .notice:
-                break
+    mutating func startStation(recoveryEffects: [EngineEffect], entries: [LedgerEntry], outboxRecords: [OutboxRecord],
+                               highestKey: SessionKey) throws(InvariantViolation) {
+        core.observeLedger(usedBytes: usedBytes)
+        core.start(recoveryEffects: recoveryEffects, entries: entries, outboxRecords: outboxRecords, highestKey: highestKey, at: now)
+        try pump()
+    }
+
+    /// Takes the core's effects out one at a time and carries each out; may crash between two.
+    mutating func pump() throws(InvariantViolation) {
+        while let effect = core.next(at: now) {
+            if settings.crashesBetweenCommitAndSend > summary.crashesBetweenCommitAndSend,
+               case .send = effect, case .sync? = lastEffect {
+                summary.crashesBetweenCommitAndSend += 1
+                try crash()
+                return
             }
+            if settings.crashPerMillionEffects > 0, Int.random(in: 0..<1_000_000, using: &rng) < settings.crashPerMillionEffects {
+                try crash()
+                return
+            }
+            summary.effects += 1
+            lastEffect = effect
+            try carryOut(effect)
+        }
+        // One timer at the core's deadline, as the shell's DeadlineTimer.
+        if let d = core.nextDeadline, d != coreTickAt {
+            coreTickAt = d
+            coreTickToken += 1
+            agenda.add(.coreTick(coreTickToken), at: max(d, now.monotonic))
         }
     }
+
+    mutating func carryOut(_ effect: StationCore.Effect) throws(InvariantViolation) {
+        switch effect {
+        case let .append(kind, body):
+            try checkNoCardNumber(body)
+            unsynced.append(Record(kind: kind, body: body))
+            usedBytes += body.count + EngineWorld.recordOverhead
+            core.observeLedger(usedBytes: usedBytes)
+        case .sync:
+            for r in unsynced { try becameDurable(r) }
+            unsynced.removeAll(keepingCapacity: true)
+        case let .terminal(id, cmd):
+            try checkCommand(cmd)
+            guard terminalUp else {
+                core.receive(.terminal([.completed(id, cmd, .notSent)]))
+                return
+            }
+            pendingCommands[id] = cmd
+            if case .authorise = cmd {
+                schedule(.bankAnswer(id), after: ms(200...3_000))
+            } else {
+                schedule(.commandDone(id), after: ms(10...500))
+            }
+        case let .relay(c, close):
+            if close {
+                try checkRelayClose(c)
+                if percent(settings.relayRefusePercent) {
+                    core.receive(.charger([.relay(connector: c, .refusedToClose)]))
+                } else {
+                    relayClosed[c] = true
+                }
+            } else {
+                relayClosed[c] = false
+            }
+        case .askCloud(let key, _, _):
+            summary.sessions += 1
+            if percent(settings.cloudDownPercent) { return }   // no answer: the engine's deadline decides
+            let allowed = !percent(settings.cloudRefusePercent)
+            schedule(.cloudAnswer(key, allowed), after: ms(50...2_000))
+        case .send(let m):
+            guard queuedDurable.contains(m.id) else { throw violation("message \(m.id) (\(m.action)) sent before its queued record was durable") }
+            let result: DeliveryResult
+            if percent(settings.cloudUnreachablePercent) {
+                result = .unreachable("simulated outage")
+            } else {
+                try cloudReceives(m)
+                result = percent(settings.cloudLostAnswerPercent) ? .failed("answer lost") : .delivered
+            }
+            schedule(.delivery(epoch: epoch, id: m.id, result), after: ms(20...800))
+        case .heartbeat, .show, .notice, .deadLetter:
+            break
+        case let .compact(open, highest, pending, _):
+            compact(openSessions: open, highestKey: highest, keptMessages: pending)
+        }
+    }
+
+    /// The cloud takes a message: the same id must always carry the same message.
+    mutating func cloudReceives(_ m: OutboxMessage) throws(InvariantViolation) {
+        summary.messagesReceived += 1
+        if let earlier = cloudReceived[m.id] {
+            summary.duplicatesReceived += 1
+            if earlier != m.body {
+                throw violation("message \(m.id) sent twice as different messages:\n  \(String(decoding: earlier, as: UTF8.self))\n  \(String(decoding: m.body, as: UTF8.self))")
+            }
+        } else {
+            cloudReceived[m.id] = m.body
+        }
+    }
+
+    /// A record reached the disk: the oracles learn its fact.
+    mutating func becameDurable(_ r: Record) throws(InvariantViolation) {
+        durable.append(r)
+        if OutboxRecord.kinds.contains(r.kind) {
+            switch OutboxRecord.decode(kind: r.kind, body: r.body) {
+            case .queued(let m)?: queuedDurable.insert(m.id)
+            case .thinned(let id)?, .deadLettered(let id, _, _)?: notOwed.insert(id)
+            case .acknowledged?: break
+            case nil: throw violation("an outbox record the station wrote does not decode")
+            }
+            return
+        }
+        guard let entry = try? LedgerEntry.decode(kind: r.kind, body: r.body) else { throw violation("an entry the station wrote does not decode") }
+        let k = entry.session
+        sessionsWithEntries.insert(k)
+        switch entry {
+        case let .authRequested(_, connector, _, _, tariff, _):
+            durableConnector[k] = connector
+            tariffOf[k] = tariff
+            authRequestsUnsent += 1
+        case let .approved(_, ref, authorised, _, _):
+            approvedDurable.insert(k)
+            sessionOfHandle[ref] = k
+            authorisedOf[k] = authorised
+        case .charging:
+            if approvedDurable.contains(k) { chargeable.insert(k) }
+        case let .meter(_, energy, seconds): usageOf[k] = (energy, seconds)
+        case let .stopped(_, _, energy, seconds, _):
+            usageOf[k] = (energy, seconds)
+            chargeable.remove(k)
+        case let .captureRequested(_, amount):
+            guard let t = tariffOf[k], let a = authorisedOf[k], let u = usageOf[k] else { throw violation("capture for session \(k) without its facts") }
+            let expected = CostMeter(tariff: t, authorised: a).capture(energyWh: u.0, seconds: u.1)
+            if amount != expected { throw violation("session \(k) capture \(amount) != computed \(expected)") }
+            if amount > a { throw violation("session \(k) capture \(amount) above authorised \(a)") }
+            captureRequested[k] = amount
+        case .voidRequested: voidRequested.insert(k)
+        case .needsReconciliation: summary.reconciliations += 1
+        default: break
+        }
+        if entry.closesSession {
+            chargeable.remove(k)
+            tariffOf[k] = nil; authorisedOf[k] = nil; usageOf[k] = nil
+        }
+    }
+
+    /// The ledger's bytes as written: no run of 13+ ASCII digits (a card number) anywhere.
+    func checkNoCardNumber(_ body: [UInt8]) throws(InvariantViolation) {
+        var run = 0
+        for ch in body {
+            if ch >= 0x30 && ch <= 0x39 { run += 1; if run >= 13 { throw violation("card-number-like digits in ledger: \(String(decoding: body, as: UTF8.self))") } } else { run = 0 }
+        }
+    }
+
+    /// Written ahead: a terminal command that moves money follows the durable record it carries out.
+    mutating func checkCommand(_ cmd: TerminalCommand) throws(InvariantViolation) {
+        switch cmd {
+        case .authorise:
+            guard authRequestsUnsent > 0 else { throw violation("Authorize sent without a durable authorisation request") }
+            authRequestsUnsent -= 1
+        case let .capture(ref, amount, _):
+            guard let k = sessionOfHandle[ref], captureRequested[k] == amount else {
+                throw violation("capture of \(amount) on \(ref) without a durable capture request for it")
+            }
+        case .release(let ref):
+            guard let k = sessionOfHandle[ref], voidRequested.contains(k) else { throw violation("release of \(ref) without a durable void request") }
+        case .arm, .cancel, .listOpen:
+            break
+        }
+    }
+
+    /// Compaction as the ledger does it: dead records go (their sessions leave a summary), the
+    /// active segment's records stay, the order of the rest is kept.
+    mutating func compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>) {
+        summary.compactions += 1
+        let sealed = max(0, durable.count - EngineWorld.activeSegmentRecords)
+        var kept: [Record] = []
+        kept.reserveCapacity(durable.count)
+        for (i, r) in durable.enumerated() {
+            if i >= sealed || StationCore.isLive(kind: r.kind, body: r.body, openSessions: openSessions, highestKey: highestKey,
+                                                 keptMessages: keptMessages) {
+                kept.append(r)
+                continue
+            }
+            usedBytes -= r.body.count + EngineWorld.recordOverhead
+            if !OutboxRecord.kinds.contains(r.kind), let e = try? LedgerEntry.decode(kind: r.kind, body: r.body),
+               summarisedSessions.insert(e.session).inserted {
+                summary.summarised += 1
+            }
+        }
+        durable = kept
+        core.observeLedger(usedBytes: usedBytes)
+    }
+
+    // MARK: the terminal
 
     /// The terminal carries out a command (which may also lose its answer).
     mutating func terminalExecute(_ id: CommandID, _ cmd: TerminalCommand) throws(InvariantViolation) {
@@ -344,39 +597,45 @@ public struct EngineWorld {
             armed = false
             cardOnTerminal = nil
         case let .capture(ref, amount, _):
-            if var s = terminalSessions[ref], s.state == 0 {
-                guard amount <= s.authorised else { throw violation("capture of \(amount) above authorised \(s.authorised) on \(ref)") }
-                s.state = 1; s.amount = amount
-                terminalSessions[ref] = s
-                summary.committed += 1
-            } else { outcome = .refused(notFound: true) }
+            if try !terminalCloses(ref, capturing: amount) { outcome = .refused(notFound: true) }
         case .release(let ref):
-            if var s = terminalSessions[ref], s.state == 0 {
-                s.state = 2
-                terminalSessions[ref] = s
-                summary.voided += 1
-            } else { outcome = .refused(notFound: true) }
+            if try !terminalCloses(ref, capturing: nil) { outcome = .refused(notFound: true) }
         case .listOpen:
             if settings.terminalCanList {
-                let open = terminalSessions.filter { $0.value.state == 0 }.map(\.key).sorted()
-                try apply(engine.handle(.terminal(.completed(id, cmd, .ok)), at: now))
-                try apply(engine.handle(.terminal(.openSessions(open)), at: now))
+                let open = openTerminal.keys.sorted()
+                try input(.terminal([.completed(id, cmd, .ok), .openSessions(open)]))
                 return
             }
             outcome = .refused(notFound: false)
         }
         if percent(settings.lostAnswerPercent) { outcome = .unknown }
-        try apply(engine.handle(.terminal(.completed(id, cmd, outcome)), at: now))
+        try terminalInput(.completed(id, cmd, outcome))
+    }
+
+    /// Commits (`capturing`) or voids an open terminal session; false when it is not open.
+    mutating func terminalCloses(_ ref: TerminalHandle, capturing amount: Int64?) throws(InvariantViolation) -> Bool {
+        guard let s = openTerminal[ref] else { return false }
+        if let amount {
+            guard amount <= s.authorised else { throw violation("capture of \(amount) above authorised \(s.authorised) on \(ref)") }
+            capturedOnTerminal[ref] = amount
+            summary.committed += 1
+        } else {
+            summary.voided += 1
+        }
+        openTerminal[ref] = nil
+        closedOnTerminal += 1
+        return true
     }
 
     /// The terminal's session timeout (Setup, action void) releases what nobody disposed of. It
     /// may only ever catch approvals the engine could not know (answers lost, terminal unable to
     /// list); one the ledger knows means the engine leaked a session.
     mutating func terminalTimeouts() throws(InvariantViolation) {
-        for (ref, s) in terminalSessions where s.state == 0 && now.monotonic >= s.approvedAt + terminalSessionTimeout {
-            if durableRefs.contains(ref) { throw violation("terminal session \(ref), known to the ledger, was left to the terminal's timeout") }
+        for (ref, s) in openTerminal where now.monotonic >= s.approvedAt + terminalSessionTimeout {
+            if sessionOfHandle[ref] != nil { throw violation("terminal session \(ref), known to the ledger, was left to the terminal's timeout") }
             if settings.terminalCanList { throw violation("terminal session \(ref) left open although the terminal can list its sessions") }
-            terminalSessions[ref]?.state = 2
+            openTerminal[ref] = nil
+            closedOnTerminal += 1
             summary.voidedByTerminalTimeout += 1
         }
     }
@@ -387,41 +646,54 @@ public struct EngineWorld {
         armed = false
         cardOnTerminal = nil
         // Commands in flight: carried out or not, their answers are lost.
-        for (id, cmd) in pendingCommands.sorted(by: { $0.key < $1.key }) {
-            if percent(50) { try terminalExecuteSilently(cmd) }
-            _ = id
+        for (_, cmd) in pendingCommands.sorted(by: { $0.key < $1.key }) where percent(50) {
+            switch cmd {
+            case let .capture(ref, amount, _): _ = try terminalCloses(ref, capturing: amount)
+            case .release(let ref): _ = try terminalCloses(ref, capturing: nil)
+            default: break
+            }
         }
         pendingCommands.removeAll()
-        try apply(engine.handle(.terminal(.unavailable), at: now))
+        try terminalInput(.unavailable)
         schedule(.linkBack, after: ms(1_000...60_000))
     }
 
-    mutating func terminalExecuteSilently(_ cmd: TerminalCommand) throws(InvariantViolation) {
-        switch cmd {
-        case let .capture(ref, amount, _):
-            if var s = terminalSessions[ref], s.state == 0 {
-                guard amount <= s.authorised else { throw violation("capture above authorised") }
-                s.state = 1; s.amount = amount; terminalSessions[ref] = s; summary.committed += 1
-            }
-        case .release(let ref):
-            if var s = terminalSessions[ref], s.state == 0 { s.state = 2; terminalSessions[ref] = s; summary.voided += 1 }
-        default: break
-        }
-    }
+    // MARK: crashes
 
-    /// The daemon dies (SIGKILL, power cut) between two steps and restarts from the ledger.
+    /// The daemon dies (SIGKILL, power cut) between two effects and restarts from the ledger:
+    /// what was synced survives, and of what was appended after, a random prefix.
     mutating func crash() throws(InvariantViolation) {
         summary.crashes += 1
+        epoch += 1
+        let torn = Int.random(in: 0...unsynced.count, using: &rng)
+        for r in unsynced.prefix(torn) { try becameDurable(r) }
+        for r in unsynced.dropFirst(torn) { usedBytes -= r.body.count + EngineWorld.recordOverhead }
+        unsynced.removeAll()
+        lastEffect = nil
         // Relays drop open with the controller; the terminal's link restarts.
         relayClosed = Array(repeating: false, count: settings.connectors)
         pendingCommands.removeAll()
+        authRequestsUnsent = 0
         armed = false
         cardOnTerminal = nil
         chargingCard.removeAll()
-        let (recovered, fx, _) = PaymentEngine.recover(config: config, entries: ledger, at: now)
-        engine = recovered
-        try apply(fx)
         terminalUp = false
+        // Recovery, as paybridged does it: entries and outbox records from the ledger.
+        var entries: [LedgerEntry] = []
+        var outboxRecords: [OutboxRecord] = []
+        for r in durable {
+            if OutboxRecord.kinds.contains(r.kind) {
+                if let o = OutboxRecord.decode(kind: r.kind, body: r.body) { outboxRecords.append(o) }
+            } else if let e = try? LedgerEntry.decode(kind: r.kind, body: r.body) {
+                entries.append(e)
+            }
+        }
+        let (recovered, fx, _) = PaymentEngine.recover(config: config, entries: entries, at: now)
+        core = StationCore(engine: recovered, settings: EngineWorld.stationSettings(settings), idSeed: seed &+ UInt64(epoch))
+        coreTickAt = nil
+        coreTickToken += 1
+        try startStation(recoveryEffects: fx, entries: entries, outboxRecords: outboxRecords,
+                         highestKey: entries.map(\.session).max() ?? 0)
         schedule(.linkBack, after: ms(2_000...20_000))
         for c in 0..<settings.connectors where plugged[c] {
             // Drivers see the charge stop and leave.
@@ -429,28 +701,45 @@ public struct EngineWorld {
         }
     }
 
-    /// Faults stop; time runs past every timeout; everything must be disposed of.
+    /// Faults stop; the cloud comes back; time runs past every timeout; everything must be
+    /// disposed of and every message the ledger owes the cloud delivered.
     mutating func settle() throws(InvariantViolation) {
         var rounds = 0
-        while rounds < 200 {
+        var quietSettings = settings
+        quietSettings.crashPerMillionEffects = 0
+        quietSettings.cloudUnreachablePercent = 0
+        quietSettings.cloudLostAnswerPercent = 0
+        quietSettings.crashesBetweenCommitAndSend = 0
+        let faulty = settings
+        settings = quietSettings
+        defer { settings = faulty }
+        while rounds < 400 {
             rounds += 1
-            if !terminalUp { terminalUp = true; try apply(engine.handle(.terminal(.ready(settings.terminalCanList ? [.listOpenSessions] : [])), at: now)) }
+            if !terminalUp { terminalUp = true; try terminalInput(.ready(settings.terminalCanList ? [.listOpenSessions] : [])) }
             for c in 0..<settings.connectors where plugged[c] {
                 plugged[c] = false
-                try apply(engine.handle(.plug(connector: c, pluggedIn: false), at: now))
+                try input(.charger([.plug(connector: c, pluggedIn: false)]))
             }
-            advance(to: now.monotonic + .seconds(400))
-            try apply(engine.tick(at: now))
-            while let (id, cmd) = pendingCommands.min(by: { $0.key < $1.key }) {
-                pendingCommands[id] = nil
-                if case .authorise = cmd {
-                    try apply(engine.handle(.terminal(.declined(reason: nil)), at: now))
+            // Whatever is due in the next 400 s happens (answers, deliveries, the core's deadlines).
+            let horizon = now.monotonic + .seconds(400)
+            while let item = agenda.pop() {
+                if item.at > horizon {
+                    agenda.add(item.event, at: item.at)
+                    break
+                }
+                advance(to: item.at)
+                switch item.event {
+                case .tap, .faults, .meterTick, .plug, .linkBack: continue
+                case .bankAnswer(let id):
+                    guard pendingCommands.removeValue(forKey: id) != nil else { continue }
                     cardOnTerminal = nil
-                } else {
-                    try terminalExecute(id, cmd)
+                    try terminalInput(.declined(reason: nil))
+                default: try dispatch(item.event)
                 }
             }
-            if engine.sessions.isEmpty { break }
+            advance(to: horizon)
+            try input(.tick)
+            if engine.sessions.isEmpty && core.outbox.pending == 0 && pendingCommands.isEmpty { break }
         }
         advance(to: now.monotonic + terminalSessionTimeout + .seconds(1))
         try terminalTimeouts()
@@ -463,8 +752,9 @@ public struct EngineWorld {
 
     /// The relay closes only for a session whose approval and charging start are durable.
     func checkRelayClose(_ c: Int) throws(InvariantViolation) {
-        let ok = durableCharging.contains { k in durableConnector[k] == c && durableApproved.contains(k) && !durableEnded.contains(k) }
-        if !ok { throw violation("relay \(c) closed without a durable approval and charging record") }
+        if !chargeable.contains(where: { durableConnector[$0] == c }) {
+            throw violation("relay \(c) closed without a durable approval and charging record")
+        }
     }
 
     func checkAlways() throws(InvariantViolation) {
@@ -474,39 +764,26 @@ public struct EngineWorld {
     }
 
     /// Every approval is committed or voided exactly once; captures equal the computed cost and
-    /// never exceed the authorisation; the ledger holds no card number.
+    /// never exceed the authorisation (checked as they became durable); the terminal took what
+    /// the ledger asked; every message owed to the cloud arrived; every session the ledger no
+    /// longer holds left a summary.
     func checkFinal() throws(InvariantViolation) {
-        for (ref, s) in terminalSessions where s.state == 0 {
-            throw violation("terminal session \(ref) still open after settling")
-        }
+        if let (ref, _) = openTerminal.first { throw violation("terminal session \(ref) still open after settling") }
         if !engine.sessions.isEmpty { throw violation("engine still holds \(engine.sessions.count) sessions: \(engine.sessions.values.map { "\($0.key):\($0.phase)" })") }
-        // Captures: the amount the terminal took is the amount the ledger computed.
-        var tariffOf: [SessionKey: Tariff] = [:], refOf: [SessionKey: TerminalHandle] = [:], authorisedOf: [SessionKey: Int64] = [:]
-        var lastUsage: [SessionKey: (Int64, Int64)] = [:], requested: [SessionKey: Int64] = [:]
-        for e in ledger {
-            switch e {
-            case let .authRequested(k, _, _, _, t, _): tariffOf[k] = t
-            case let .approved(k, ref, a, _, _): refOf[k] = ref; authorisedOf[k] = a
-            case let .meter(k, en, s): lastUsage[k] = (en, s)
-            case let .stopped(k, _, en, s, _): lastUsage[k] = (en, s)
-            case let .captureRequested(k, amount):
-                guard let t = tariffOf[k], let a = authorisedOf[k], let u = lastUsage[k] else { throw violation("capture for session \(k) without its facts") }
-                let expected = CostMeter(tariff: t, authorised: a).capture(energyWh: u.0, seconds: u.1)
-                if amount != expected { throw violation("session \(k) capture \(amount) != computed \(expected)") }
-                if amount > a { throw violation("session \(k) capture \(amount) above authorised \(a)") }
-                requested[k] = amount
-            default: break
-            }
-            // The ledger's bytes as written: no run of 13+ ASCII digits (a card number) anywhere.
-            let text = String(decoding: e.encodeBody(), as: UTF8.self)
-            var run = 0
-            for ch in e.encodeBody() { if ch >= 0x30 && ch <= 0x39 { run += 1; if run >= 13 { throw violation("card-number-like digits in ledger: \(text)") } } else { run = 0 } }
+        for (ref, amount) in capturedOnTerminal {
+            guard let k = sessionOfHandle[ref], let asked = captureRequested[k] else { continue }
+            if asked != amount { throw violation("terminal captured \(amount) for session \(k), ledger says \(asked)") }
         }
-        for (k, amount) in requested {
-            guard let ref = refOf[k], let s = terminalSessions[ref] else { continue }
-            if s.state == 1 && s.amount != amount { throw violation("terminal captured \(s.amount) for session \(k), ledger says \(amount)") }
+        if closedOnTerminal != summary.approvals { throw violation("approvals \(summary.approvals) vs closed \(closedOnTerminal)") }
+        if core.outbox.pending != 0 { throw violation("\(core.outbox.pending) messages still owed to the cloud after settling") }
+        for id in queuedDurable where cloudReceived[id] == nil && !notOwed.contains(id) {
+            throw violation("message \(id) was durably queued but never reached the cloud")
         }
-        let closedOnce = terminalSessions.values.filter { $0.state != 0 }.count
-        if closedOnce != summary.approvals { throw violation("approvals \(summary.approvals) vs closed \(closedOnce)") }
+        let inLedger = Set(durable.compactMap { r -> SessionKey? in
+            OutboxRecord.kinds.contains(r.kind) ? nil : (try? LedgerEntry.decode(kind: r.kind, body: r.body))?.session
+        })
+        for k in sessionsWithEntries where !inLedger.contains(k) && !summarisedSessions.contains(k) {
+            throw violation("session \(k) left the ledger without a summary")
+        }
     }
 }

@@ -145,7 +145,7 @@ public final class Station {
         case let .deadLetter(id, line):
             recordDeadLetter(id, line)
         case let .compact(open, floor, pending, wall):
-            compact(openSessions: open, highestKey: floor, pendingMessages: pending, wallMillis: wall)
+            compact(openSessions: open, highestKey: floor, keptMessages: pending, wallMillis: wall)
         }
     }
 
@@ -172,14 +172,14 @@ public final class Station {
     /// records). A closed session's entries leave a summary behind (`SummaryKeeper`), written first.
     public func compact() {
         compact(openSessions: Set(engine.sessions.keys), highestKey: max(core.highestKey, recoveredHighestKey),
-                pendingMessages: outbox.pendingIDs, wallMillis: WallClock.nowMillisecondsSinceEpoch())
+                keptMessages: core.keptMessageIDs, wallMillis: WallClock.nowMillisecondsSinceEpoch())
     }
 
-    func compact(openSessions: Set<SessionKey>, highestKey: SessionKey, pendingMessages: Set<String>, wallMillis: Int64) {
+    func compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>, wallMillis: Int64) {
         guard ledgerError == nil else { return }
         do {
             let report = try summaries.compact(ledger, openSessions: openSessions, highestKey: highestKey,
-                                               pendingMessages: pendingMessages, now: wallMillis)
+                                               keptMessages: keptMessages, now: wallMillis)
             core.observeLedger(usedBytes: ledger.usedBytes)
             if report.ledger.segmentsDeleted > 0 {
                 notice(.info, "ledger compacted: \(report.ledger.segmentsDeleted) segments, \(report.ledger.bytesFreed) bytes freed, "
@@ -193,9 +193,9 @@ public final class Station {
 
     /// The compaction rule (`StationCore.isLive`) on a ledger record.
     public static func isLive(_ record: LedgerRecord, openSessions: Set<SessionKey>, highestKey: SessionKey,
-                              pendingMessages: Set<String> = []) -> Bool {
+                              keptMessages: Set<String> = []) -> Bool {
         StationCore.isLive(kind: record.kind, body: record.body, openSessions: openSessions, highestKey: highestKey,
-                           pendingMessages: pendingMessages)
+                           keptMessages: keptMessages)
     }
 
     /// Tells the station the highest session key found at recovery.

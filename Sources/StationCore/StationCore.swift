@@ -53,7 +53,7 @@ public struct StationCore: Sendable {
         case deadLetter(messageID: String, line: String)
         /// Drop the records of closed sessions, leaving their summaries (the shell's
         /// `SummaryKeeper`); records of these sessions, of the highest key and of these messages stay.
-        case compact(openSessions: Set<SessionKey>, highestKey: SessionKey, pendingMessages: Set<String>, wallMillis: Int64)
+        case compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>, wallMillis: Int64)
     }
 
     /// Settings the core needs beyond the engine's.
@@ -136,6 +136,9 @@ public struct StationCore: Sendable {
         self.now = now
         highestKey = max(highestKey, k)
         lastUplinkTraffic = now.monotonic
+        // What the ledger holds counts towards the next compaction: a station restarted more
+        // often than it writes `compactionEvery` records would otherwise never compact.
+        sinceCompaction = entries.count + outboxRecords.count
         for c in 0..<engine.config.connectors { emit(.relay(connector: c, closed: false)) }
         if settings.uplink {
             outbox = Outbox.recover(config: outbox.config, records: outboxRecords, now: now.monotonic)
@@ -207,6 +210,16 @@ public struct StationCore: Sendable {
         receive(.engine(.ledgerFailed(why)))
     }
 
+    /// Messages whose records compaction keeps: those still owed to the cloud, and those of every
+    /// session whose entries it keeps (open ones and the highest key): a restart replays those
+    /// entries and must find their messages' records, or it would make the messages again.
+    public var keptMessageIDs: Set<String> {
+        var ids = outbox.pendingIDs
+        for k in engine.sessions.keys { ids.formUnion(reporter.messageIDs(of: k)) }
+        ids.formUnion(reporter.messageIDs(of: highestKey))
+        return ids
+    }
+
     /// What the shell measured of the ledger after an append or a compaction.
     public mutating func observeLedger(usedBytes: Int) { ledgerUsedBytes = usedBytes }
 
@@ -231,13 +244,13 @@ public struct StationCore: Sendable {
     /// The compaction rule: a record stays while its session is open, when it belongs to the
     /// highest session key (so keys never repeat after compaction), when this version cannot
     /// read it (never drop what we cannot judge), when it is a dead letter, or while its message
-    /// is still owed to the cloud.
+    /// is among `keptMessages` (`keptMessageIDs`: owed to the cloud, or of an open transaction).
     public static func isLive(kind: UInt16, body: [UInt8], openSessions: Set<SessionKey>, highestKey: SessionKey,
-                              pendingMessages: Set<String>) -> Bool {
+                              keptMessages: Set<String>) -> Bool {
         if OutboxRecord.kinds.contains(kind) {
             guard let r = OutboxRecord.decode(kind: kind, body: body) else { return true }
             if case .deadLettered = r { return true }
-            return pendingMessages.contains(r.messageID)
+            return keptMessages.contains(r.messageID)
         }
         guard let e = try? LedgerEntry.decode(kind: kind, body: body) else { return true }
         return openSessions.contains(e.session) || e.session >= highestKey
@@ -361,7 +374,7 @@ public struct StationCore: Sendable {
     mutating func afterBatch() {
         if sinceCompaction >= settings.compactionEvery, ledgerFailure == nil {
             sinceCompaction = 0
-            emit(.compact(openSessions: Set(engine.sessions.keys), highestKey: highestKey, pendingMessages: outbox.pendingIDs,
+            emit(.compact(openSessions: Set(engine.sessions.keys), highestKey: highestKey, keptMessages: keptMessageIDs,
                           wallMillis: now.wallMillis))
         }
         let high = ledgerUsedBytes * 100 >= settings.diskBudgetBytes * StationCore.storageHighWaterPercent || outbox.overBudget

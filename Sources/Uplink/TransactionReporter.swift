@@ -34,6 +34,21 @@ public struct TransactionReporter: Sendable {
         txs[k]?.started = true
     }
 
+    /// A transaction has at most this many TransactionEvents: Started, Updated (charging), Ended;
+    /// the rest is headroom, so that the ids below cover every event ever made for it.
+    public static let maxEventsPerTransaction = 8
+
+    /// The ids every message of a session's transaction has or will have (ids are derived from
+    /// the transaction and the message's place in it). While compaction keeps a session's
+    /// entries, it must keep these messages' records too: a restart replays the entries, and a
+    /// message whose record it cannot find is made again, possibly differently (`offline`),
+    /// under an id the cloud has already seen.
+    public func messageIDs(of k: SessionKey) -> [String] {
+        let queue = transactionId(k)
+        return (0..<TransactionReporter.maxEventsPerTransaction).map { MessageIDs.derive("\(queue)/TransactionEvent/\($0)") }
+            + [MessageIDs.derive("\(queue)/NotifySettlement")]
+    }
+
     /// The messages one durable entry calls for. `offline`: the cloud is unreachable now;
     /// `now` (wall milliseconds) dates entries that carry no time of their own.
     ///
