@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "paybridgectl", targets: ["paybridgectl"]),
         .executable(name: "terminal-sim", targets: ["terminal-sim"]),
         .executable(name: "cloud-sim", targets: ["cloud-sim"]),
+        .executable(name: "charger-sim", targets: ["charger-sim"]),
         .executable(name: "psp-bench", targets: ["psp-bench"]),
         .executable(name: "engine-sim", targets: ["engine-sim"]),
         .executable(name: "uplink-bench", targets: ["uplink-bench"]),
@@ -70,8 +71,13 @@ let package = Package(
         .target(name: "StationCore", dependencies: ["PaymentEngine", "Uplink", "JSONLines", "Timebase"]),
         // Shell: the station core's effects carried out against the ledger, terminal, charger, card decider and cloud.
         .target(name: "Station", dependencies: ["StationCore", "PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
+        // A charger behind the charger line protocol (one JSON object per line on a byte stream): the
+        // codec both sides share, the station's port over a pair of fds, and a charger program run as a child.
+        .target(name: "ChargerLine", dependencies: ["Station", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         // The simulated charger (relays with feedback, vehicles that plug in and draw energy): demo and tests only.
         .target(name: "ChargerSim", dependencies: ["Station", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
+        // The simulated charger as a process speaking the charger line protocol: what paybridged runs for charger.io = simulated.
+        .executableTarget(name: "charger-sim", dependencies: ["ChargerLine", "ChargerSim", "Platform", "Timebase"], path: "HardwareSim/charger-sim"),
         // Test support: a scriptable terminal behind the TerminalPort, for station tests that are not about a protocol.
         .target(name: "FakeTerminal", dependencies: ["TerminalPort", "PaymentEngine"], path: "HardwareSim/FakeTerminal"),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
@@ -90,9 +96,9 @@ let package = Package(
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
         // Shell: the daemon's log (levels, escaping, non-blocking standard error) and what it says about its terminal.
         .target(name: "DaemonLog", dependencies: ["PaymentEngine", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
-        // The shipped daemon: no simulated terminal or cloud (the demo is paybridge-demo). The simulated
-        // charger (ChargerSim) stays until simulated charger I/O can run as a process of its own.
-        .executableTarget(name: "paybridged", dependencies: ["Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog", "ChargerSim", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
+        // The shipped daemon: no simulated terminal, cloud or charger (the demo is paybridge-demo; simulated
+        // charger I/O is the charger-sim process, spoken to through ChargerLine).
+        .executableTarget(name: "paybridged", dependencies: ["Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog", "ChargerLine", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
@@ -125,7 +131,7 @@ let package = Package(
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety", "WireFormat",
-                                                           "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore"]),
+                                                           "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore", "ChargerLine"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,7 +4,7 @@
 // one event loop: the PSP link, the payment engine with its write-ahead ledger, the relays and
 // the uplink (Station). Without one it runs the link alone and logs what the terminal reports,
 // which is how a technician checks the cable. `--demo` runs everything against the simulators.
-import ChargerSim
+import ChargerLine
 import Glibc
 import Platform
 import PSPCodec
@@ -68,7 +68,8 @@ struct Arguments {
     var stateGiven = false
     var demo = false
     var demoDir: String?
-    var ev: SimulatedEVSettings?
+    /// `--sim-ev`, passed to charger-sim as it was given (charger-sim checks it, `checkChargerSim`).
+    var ev: String?
     var relayHistory: String?
     var drain = false
     var configPath: String?
@@ -154,12 +155,7 @@ struct Arguments {
                 for (k, kv) in zip(["tariff.currency", "tariff.start_fee", "tariff.energy_per_kwh_milli", "tariff.time_per_minute_milli"], parts) {
                     try set(flag, k, kv)
                 }
-            case "--sim-ev":
-                let v = try value(flag)
-                switch SimulatedEVSettings.parse(v) {
-                case .success(let s): a.ev = s
-                case .failure(let e): throw ArgumentError("--sim-ev \(v): \(e)")
-                }
+            case "--sim-ev": a.ev = try value(flag)
             case "--relay-history": a.relayHistory = try value(flag)
             case "--drain": a.drain = true
             case "--demo": a.demo = true
@@ -172,12 +168,38 @@ struct Arguments {
         }
         for (_, message) in ConfigParser.wholeFileProblems(a.config) { throw ArgumentError(message) }
         // Simulated vehicles and relays only when simulated charger I/O was chosen explicitly.
-        if a.config.chargerIO == .simulated, a.ev == nil { a.ev = SimulatedEVSettings() }
         if a.ev != nil, a.config.chargerIO != .simulated {
             throw ArgumentError("--sim-ev needs simulated charger I/O (charger.io = simulated, or --charger-io simulated): a real charger never simulates a car")
         }
         if a.relayHistory != nil, a.config.chargerIO != .simulated { throw ArgumentError("--relay-history is the simulated relay's record: it needs charger.io = simulated") }
+        // At start (a reload keeps the charger it has): charger-sim must exist and take the options.
+        if a.config.chargerIO == .simulated, loaded == nil { try checkChargerSim(a) }
         return a
+    }
+
+    /// The simulated charger's program and arguments (`charger.io = simulated`): `charger-sim`
+    /// beside this executable, with `--sim-ev` and `--relay-history` passed through.
+    var chargerSim: (path: String, arguments: [String]) {
+        var args = ["--connectors", String(config.engine.connectors)]
+        if let ev { args += ["--sim-ev", ev] }
+        if let relayHistory { args += ["--relay-history", relayHistory] }
+        return (ChildProcess.executableDirectory() + "/charger-sim", args)
+    }
+}
+
+/// Runs `charger-sim --check` with the daemon's options: it is missing, or refuses them, before
+/// anything else starts (exit status 2 with its reason, as for any other bad option).
+func checkChargerSim(_ a: Arguments) throws(ArgumentError) {
+    let (path, args) = a.chargerSim
+    let p: ChildProcess
+    do { p = try ChildProcess.spawn(path, args + ["--check"], pipeStdin: false) } catch {
+        throw ArgumentError("charger.io = simulated runs \(path), which could not be started (\(error)): simulated charger I/O is for the demo and tests and is not installed with the daemon")
+    }
+    let answer = (try? p.readLine(timeout: .seconds(10))) ?? nil
+    let status = p.wait(timeout: .seconds(5))
+    if status == nil { p.terminate() }
+    guard status == 0, answer == "ok" else {
+        throw ArgumentError("charger.io = simulated: charger-sim refused \(args.joined(separator: " ")): \(answer ?? "no answer")")
     }
 }
 
@@ -316,11 +338,18 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
     let charger: ChargerPort
     /// Why no new payments are taken, for the log, STATUS= and the technicians' status.
     var notTakingPayments: String?
+    /// `charger.io = simulated`: charger-sim, a child process (the daemon links no simulator).
+    var chargerProcess: ChargerProcess?
     switch arguments.config.chargerIO {
     case .simulated:
-        charger = try SimulatedCharger(loop: loop, connectors: arguments.engine.connectors, historyPath: arguments.relayHistory,
-                                       vehicles: arguments.ev ?? SimulatedEVSettings())
-        Log.warning("charger I/O is SIMULATED (charger.io = simulated): relays, plugs and meter are invented; for the demo and tests only")
+        let (path, args) = arguments.chargerSim
+        let p: ChargerProcess
+        do { p = try ChargerProcess(loop: loop, path: path, arguments: args, connectors: arguments.engine.connectors) } catch {
+            die("charger.io = simulated: \(path) could not be started: \(error)")
+        }
+        chargerProcess = p
+        charger = p.port
+        Log.warning("charger I/O is SIMULATED (charger.io = simulated): relays, plugs and meter are invented by charger-sim (pid \(p.pid)); for the demo and tests only")
     case .none:
         charger = NoChargerIO(loop: loop)
         notTakingPayments = "no charger I/O configured (charger.io = none): no relay, plug or meter to charge with, so no payments are taken; open sessions are still settled"
@@ -383,6 +412,17 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         Log.warning(why)
         station.post(.engine(.acceptNewSessions(false)))
     }
+    // Charger I/O lost (charger-sim died or stopped reading): its relays are considered open, the
+    // engine stops and settles what was charging (a fault on every connector, from the port), and
+    // no new payment is taken until a restart brings charger I/O back.
+    chargerProcess?.onLost = { reason in
+        let why = "charger I/O lost: \(reason); relays considered open, no payments are taken until the daemon is restarted"
+        station.notTakingPayments = why
+        Log.error(why)
+        notifier?.notify(statusLine("error: \(why)"))
+        station.post(.engine(.acceptNewSessions(false)))
+    }
+    chargerProcess?.port.onProblem = { severity, text in Log.write(LogLevel(severity), text) }
     station.deadLetterPath = state + "/dead-letters.jsonl"
     station.heartbeatInterval = arguments.heartbeat
     station.recovered(highestKey: entries.map(\.session).max() ?? 0)
@@ -476,6 +516,7 @@ func runStation(loop: EventLoop, driver: PSPLinkDriver, state: String, arguments
         ping()
     }
     try loop.run()
+    chargerProcess?.stop()
     opened.ledger.close()
     if exitStatus != 0 { exit(exitStatus) }
 }
