@@ -9,7 +9,8 @@ import Timebase
 /// after an approval the driver plugs in, the car draws `powerW` while the relay is closed and the
 /// register counts it, and the driver unplugs after `chargeFor`. Every relay change is appended to
 /// a history file (one JSON object per line) that tests read. Nothing here is ever used on a real
-/// charger: the daemon builds it only when simulated charger I/O was chosen explicitly.
+/// charger, nor linked into the daemon: `paybridge-demo` runs it in process, and `charger-sim`
+/// hosts it behind the charger line protocol for a daemon with `charger.io = simulated`.
 public final class SimulatedCharger: ChargerPort {
     public var onInputs: ([EngineInput]) -> Void = { _ in }
     public private(set) var closed: [Bool]
