@@ -10,6 +10,10 @@
 //               cloud answering at once; the bridge's own share is that minus the cloud's time
 //               (request's last byte in → answer written). Declined cards, so each round is short.
 //
+// The daemon runs with `charger.io = simulated`: `charger-sim` must be built beside it. Its
+// figures are the daemon's own process; charger-sim's (a child a real charger does not have)
+// are not counted.
+//
 // Ends with each target met or not; exit status 3 when one is missed.
 import Glibc
 import JSONLines
@@ -399,6 +403,12 @@ func measureLatency(_ o: Options) {
 
 do { try Signals.ignore(SIGPIPE) } catch { fail("\(error)") }
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
+// The daemon runs with charger.io = simulated, which starts charger-sim from beside it.
+do {
+    let dir = options.daemon.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+    let sim = (dir.isEmpty ? "." : dir) + "/charger-sim"
+    if access(sim, X_OK) != 0 { fail("\(sim) not found: build it too (swift build -c release --static-swift-stdlib --product charger-sim)") }
+}
 // A binary linked moments ago sits in dirty page cache, and smaps counts its mapped pages as
 // private dirty until writeback: flush first so the figures are those of an installed binary.
 sync()
