@@ -70,12 +70,15 @@ let package = Package(
         // compaction and storage watermark), effects out one at a time; the simulation runs it too.
         .target(name: "StationCore", dependencies: ["PaymentEngine", "Uplink", "JSONLines", "Timebase"]),
         // Shell: the station core's effects carried out against the ledger, terminal, charger, card decider and cloud.
-        .target(name: "Station", dependencies: ["StationCore", "PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
+        // The charger's hardware as the station sees it (relays, plugs, meters): the port and the
+        // charger of a daemon without charger I/O. Small on purpose: charger-sim links it, not the station.
+        .target(name: "ChargerPort", dependencies: ["PaymentEngine", "Platform", "Timebase"]),
+        .target(name: "Station", dependencies: ["StationCore", "ChargerPort", "PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
         // A charger behind the charger line protocol (one JSON object per line on a byte stream): the
         // codec both sides share, the station's port over a pair of fds, and a charger program run as a child.
-        .target(name: "ChargerLine", dependencies: ["Station", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
+        .target(name: "ChargerLine", dependencies: ["ChargerPort", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         // The simulated charger (relays with feedback, vehicles that plug in and draw energy): demo and tests only.
-        .target(name: "ChargerSim", dependencies: ["Station", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
+        .target(name: "ChargerSim", dependencies: ["ChargerPort", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
         // The simulated charger as a process speaking the charger line protocol: what paybridged runs for charger.io = simulated.
         .executableTarget(name: "charger-sim", dependencies: ["ChargerLine", "ChargerSim", "Platform", "Timebase"], path: "HardwareSim/charger-sim"),
         // Test support: a scriptable terminal behind the TerminalPort, for station tests that are not about a protocol.
@@ -98,10 +101,10 @@ let package = Package(
         .target(name: "DaemonLog", dependencies: ["PaymentEngine", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
         // The shipped daemon: no simulated terminal, cloud or charger (the demo is paybridge-demo; simulated
         // charger I/O is the charger-sim process, spoken to through ChargerLine).
-        .executableTarget(name: "paybridged", dependencies: ["Configuration", "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog", "ChargerLine", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
+        .executableTarget(name: "paybridged", dependencies: ["Configuration", "Station", "ChargerPort", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog", "ChargerLine", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
-        .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
+        .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "ChargerPort", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
                                                                  "ChargerSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
@@ -131,7 +134,7 @@ let package = Package(
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety", "WireFormat",
-                                                           "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore", "ChargerLine"]),
+                                                           "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore", "ChargerLine", "ChargerPort"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,7 @@
+import ChargerPort
 import Glibc
 import PaymentEngine
 import Platform
-import Station
 import Timebase
 
 /// The simulated charger of the demo and the tests (`charger.io = simulated`): relays with

@@ -1,3 +1,4 @@
+import ChargerPort
 import Glibc
 import Platform
 import Timebase

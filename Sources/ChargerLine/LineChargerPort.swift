@@ -1,7 +1,7 @@
+import ChargerPort
 import Glibc
 import PaymentEngine
 import Platform
-import Station
 import Timebase
 
 /// A charger behind the charger line protocol (`ChargerLine`) on a pair of non-blocking

@@ -1,3 +1,4 @@
+import ChargerPort
 import Ledger
 import StationCore
 import PaymentEngine

@@ -1,3 +1,4 @@
+import ChargerPort
 import ChargerSim
 import CloudHTTP
 import DaemonLog

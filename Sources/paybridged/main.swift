@@ -4,6 +4,7 @@
 // one event loop: the PSP link, the payment engine with its write-ahead ledger, the relays and
 // the uplink (Station). Without one it runs the link alone and logs what the terminal reports,
 // which is how a technician checks the cable. `--demo` runs everything against the simulators.
+import ChargerPort
 import ChargerLine
 import Glibc
 import Platform

@@ -1,3 +1,4 @@
+import ChargerPort
 import Foundation
 import FakeTerminal
 import Ledger
