@@ -101,7 +101,12 @@ let package = Package(
         .target(name: "DaemonLog", dependencies: ["PaymentEngine", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
         // The shipped daemon: no simulated terminal, cloud or charger (the demo is paybridge-demo; simulated
         // charger I/O is the charger-sim process, spoken to through ChargerLine).
-        .executableTarget(name: "paybridged", dependencies: ["Configuration", "Station", "ChargerPort", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog", "ChargerLine", "TerminalPort", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"],
+        // The station daemon as a library tests drive in process: the arguments (`DaemonArguments`,
+        // `DaemonCommand`) and `StationDaemon` (state directory, ledger and its write probe, recovery,
+        // assembly, SIGHUP's reload, stop). No simulator: a test brings its own ports.
+        .target(name: "Daemon", dependencies: ["Configuration", "Station", "ChargerPort", "ChargerLine", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
+                                               "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
+        .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "ChargerPort", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",

@@ -1,0 +1,422 @@
+import ChargerLine
+import ChargerPort
+import CloudHTTP
+import Configuration
+import DaemonLog
+import Glibc
+import Ledger
+import PaymentEngine
+import Platform
+import PSPTerminal
+import Station
+import TerminalPort
+import Timebase
+import Uplink
+
+/// Why the station daemon did not start. At start `paybridged` logs `paybridged: DESCRIPTION` and
+/// exits with status 2, except `.ledgerCannotTakeRecord` (74, `ExitStatus.ledgerFailed`).
+public enum StationDaemonError: Error, CustomStringConvertible {
+    /// `Platform.StateDirectory.prepare` refused the state directory (permissions, owner, a symlinked `ledger/`).
+    case stateDirectoryRefused(String)
+    /// The ledger options are impossible (e.g. a disk budget too small for one segment).
+    case ledgerOptions(String)
+    /// The ledger could not be opened or recovered.
+    case ledgerUnopenable(String)
+    /// The ledger opened but cannot take a record now (read-only, full or failing disk): no
+    /// READY=1, no armed terminal; `directory` is the ledger's.
+    case ledgerCannotTakeRecord(directory: String, reason: String)
+    /// `charger.io = simulated`: the charger-sim child could not be started.
+    case chargerSimNotStarted(path: String, reason: String)
+    /// The bearer token file could not be read or is not protected.
+    case tokenFile(String)
+    /// The HTTPS client could not be set up (CA file, client certificate or key, proxy).
+    case httpsClient(String)
+
+    public var description: String {
+        switch self {
+        case .stateDirectoryRefused(let e): return "state directory refused: \(e)"
+        case .ledgerOptions(let p): return "ledger options: \(p)"
+        case .ledgerUnopenable(let e): return "ledger: \(e)"
+        case let .ledgerCannotTakeRecord(dir, reason):
+            return "ledger: \(dir) cannot take a record (\(reason)): refusing to start; no payments until the disk is fixed"
+        case let .chargerSimNotStarted(path, reason): return "charger.io = simulated: \(path) could not be started: \(reason)"
+        case .tokenFile(let e): return "token file: \(e)"
+        case .httpsClient(let e): return "HTTPS client: \(e)"
+        }
+    }
+}
+
+/// Why a reload changed nothing; the daemon logs it at error and keeps running as it was.
+public enum ReloadError: Error, CustomStringConvertible {
+    /// The daemon was started without a configuration file (flags only): nothing to re-read.
+    case noConfigurationFile
+    /// The file could not be read, has problems, or the command line's flags over it are refused.
+    case refused(ArgumentError)
+    /// The bearer token file named by the new configuration could not be loaded.
+    case tokenFile(String)
+
+    public var description: String {
+        switch self {
+        case .noConfigurationFile: return "no configuration file to reload"
+        case .refused(let e): return "\(e)"
+        case .tokenFile(let e): return "token file: \(e)"
+        }
+    }
+}
+
+/// The payment station as `paybridged` runs it, in a form a test can drive in process: `boot`
+/// prepares the state directory, opens and probes the ledger, recovers its entries and outbox
+/// records, assembles the station (terminal, charger, card decider, uplink) on the given loop
+/// and starts it; `reload` is SIGHUP's work; `stop` is SIGTERM's. The process (signals, exit
+/// statuses, the event loop's run) stays with `paybridged`'s main.
+public final class StationDaemon {
+    /// Where the station's terminal comes from.
+    public enum Terminal {
+        /// A PSP terminal on this link driver (`PSPTerminalPort`), with the link's log lines and a
+        /// `STATUS=` line at each link change.
+        case link(PSPLinkDriver)
+        /// Any other terminal port (a test's `FakeTerminal`).
+        case port(TerminalPort)
+    }
+
+    /// A platform given from outside instead of the HTTPS one `cloud.url` configures.
+    public struct Cloud {
+        public var uplink: UplinkTransport?
+        public var decider: CardDecider
+        public init(uplink: UplinkTransport?, decider: CardDecider) {
+            self.uplink = uplink
+            self.decider = decider
+        }
+    }
+
+    /// After a ledger failure, how long the degraded daemon keeps its loop turning before it
+    /// stops: the relays are opened at once, this is for the terminal to be told to drop a card or scan.
+    public static let ledgerFailureGrace: Duration = .seconds(1)
+
+    public let loop: EventLoop
+    /// The start's settings.
+    public let arguments: DaemonArguments
+    /// The command line without the program name: a reload applies its flags over the re-read file again.
+    public let commandLine: [String]
+    /// What the daemon runs with: the start's configuration, plus the keys each reload applied.
+    public private(set) var running: DaemonConfig
+    /// The station, once `boot` has returned.
+    public private(set) var station: Station!
+    /// The ledger's records at boot and what recovery found in them.
+    public private(set) var recovered: (records: Int, report: EngineRecovery)?
+    /// Non-zero once the daemon must end with that status (`ExitStatus.ledgerFailed`); the loop
+    /// is stopped `ledgerFailureGrace` after the failure.
+    public private(set) var exitStatus: Int32 = 0
+    /// `--drain`: the loop was stopped because no session is left open.
+    public var onDrained: () -> Void = {}
+
+    let terminalSource: Terminal
+    let injectedCharger: ChargerPort?
+    let injectedCloud: Cloud?
+    let notifier: SystemdNotifier?
+    var ledger: Ledger?
+    var chargerProcess: ChargerProcess?
+    var cloudClient: HTTPClient?
+    var terminalLog: TerminalLog?
+    var stopping = false
+
+    /// `charger`: relays, plugs and meters from outside, used whatever `charger.io` says (and
+    /// payments are taken); nil: `charger.io` decides (`NoChargerIO`, or the charger-sim child).
+    /// `cloud`: the platform from outside; nil: HTTPS to `cloud.url`, or the offline policy without one.
+    /// `notifier`: where READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 go (nil: nowhere).
+    public init(loop: EventLoop, arguments: DaemonArguments, terminal: Terminal, charger: ChargerPort? = nil,
+                cloud: Cloud? = nil, commandLine: [String] = [], notifier: SystemdNotifier? = nil) {
+        self.loop = loop
+        self.arguments = arguments
+        self.commandLine = commandLine
+        running = arguments.config
+        terminalSource = terminal
+        injectedCharger = charger
+        injectedCloud = cloud
+        self.notifier = notifier
+    }
+
+    /// The `STATUS=` line: `now`, the open sessions and why no payments are taken. Escaped like a
+    /// log line: sd_notify's assignments are newline-separated, and a line break from outside (a
+    /// reason, a notice) would otherwise add one of its own (READY=1, …).
+    public func statusLine(_ now: String) -> String {
+        var parts = [now]
+        if let station {
+            parts.append("\(station.engine.sessions.count) open sessions")
+            if let why = station.notTakingPayments { parts.append("NOT TAKING PAYMENTS: \(why)") }
+        }
+        return "STATUS=" + LogText.escaped(parts.joined(separator: "; "))
+    }
+
+    /// Prepares the state directory, opens the ledger and checks that it can take a record,
+    /// recovers, assembles the station and starts it (terminal started, READY=1 sent). Nothing
+    /// is promised (READY=1, an armed terminal) before the ledger has taken its probe.
+    public func boot() throws(StationDaemonError) {
+        let arguments = self.arguments
+        let state = arguments.config.stateDirectory
+        do { try StateDirectory.prepare(state) } catch { throw .stateDirectoryRefused("\(error)") }
+        if let problem = arguments.ledgerOptions.problem { throw .ledgerOptions("\(problem)") }
+        let opened: (ledger: Ledger, report: RecoveryReport, records: [LedgerRecord])
+        do { opened = try Ledger.open(directory: state + "/ledger", options: arguments.ledgerOptions) } catch { throw .ledgerUnopenable("\(error)") }
+        // Before anything is promised (READY=1, an armed terminal): the ledger must be able to take
+        // a record now. A read-only, full or failing disk refuses the start, loudly.
+        do { try opened.ledger.prepareForAppends() } catch {
+            opened.ledger.close()
+            throw .ledgerCannotTakeRecord(directory: state + "/ledger", reason: "\(error)")
+        }
+        ledger = opened.ledger
+        var entries: [LedgerEntry] = []
+        var outboxRecords: [OutboxRecord] = []
+        var unreadable = 0
+        for r in opened.records {
+            // Session summaries are the SummaryKeeper's (below), not entries to recover from.
+            if r.kind == SessionSummary.recordKind { continue }
+            if OutboxRecord.kinds.contains(r.kind) {
+                if let o = OutboxRecord.decode(kind: r.kind, body: r.body) { outboxRecords.append(o) } else { unreadable += 1 }
+                continue
+            }
+            do { entries.append(try LedgerEntry.decode(kind: r.kind, body: r.body)) } catch { unreadable += 1 }
+        }
+        if unreadable > 0 { Log.error("ledger: \(unreadable) records this version cannot read were kept and skipped") }
+        if !opened.report.damagedSegments.isEmpty { Log.error("ledger: damaged segments kept aside: \(opened.report.damagedSegments)") }
+        let now = Moment(monotonic: MonotonicClock.now(), wallMillis: WallClock.nowMillisecondsSinceEpoch())
+        let (engine, effects, recovery) = PaymentEngine.recover(config: arguments.engine, entries: entries, at: now)
+        recovered = (opened.records.count, recovery)
+        Log.info("ledger: \(opened.records.count) records; \(recovery.openSessions) open sessions (\(recovery.toCapture) to capture, \(recovery.toRelease) to release, \(recovery.authorisationsInDoubt) in doubt)")
+
+        let charger: ChargerPort
+        /// Why no new payments are taken, for the log, STATUS= and the technicians' status.
+        var notTakingPayments: String?
+        if let injectedCharger {
+            charger = injectedCharger
+        } else {
+            switch arguments.config.chargerIO {
+            case .simulated:
+                // `charger.io = simulated`: charger-sim, a child process (the daemon links no simulator).
+                let (path, args) = arguments.chargerSim
+                let p: ChargerProcess
+                do { p = try ChargerProcess(loop: loop, path: path, arguments: args, connectors: arguments.engine.connectors) } catch {
+                    opened.ledger.close()
+                    throw .chargerSimNotStarted(path: path, reason: "\(error)")
+                }
+                chargerProcess = p
+                charger = p.port
+                Log.warning("charger I/O is SIMULATED (charger.io = simulated): relays, plugs and meter are invented by charger-sim (pid \(p.pid)); for the demo and tests only")
+            case .none:
+                charger = NoChargerIO(loop: loop)
+                notTakingPayments = "no charger I/O configured (charger.io = none): no relay, plug or meter to charge with, so no payments are taken; open sessions are still settled"
+            }
+        }
+
+        var decider: CardDecider = PolicyCardDecider(loop: loop) { [weak self] in self?.station?.engine.config.offlinePolicy ?? .deny }
+        var uplink: UplinkTransport?
+        if let injectedCloud {
+            decider = injectedCloud.decider
+            uplink = injectedCloud.uplink
+        } else if let url = arguments.cloudURL {
+            var token: String?
+            if let path = arguments.tokenFile {
+                do { token = try BearerToken.load(path: path) } catch {
+                    closeOnFailedBoot()
+                    throw .tokenFile("\(error)")
+                }
+            }
+            let client: HTTPClient
+            do { client = try HTTPClient(loop: loop, tls: arguments.tls, bearerToken: token, proxy: arguments.proxy) } catch {
+                closeOnFailedBoot()
+                throw .httpsClient("\(error)")
+            }
+            cloudClient = client
+            let u = HTTPUplink(client: client, baseURL: url, stationId: arguments.stationId)
+            uplink = u
+            var seed: UInt64 = 0
+            let fd = open("/dev/urandom", O_RDONLY)
+            if fd >= 0 { _ = read(fd, &seed, 8); close(fd) }
+            let cloudDecider = HTTPCardDecider(uplink: u, seed: seed)
+            cloudDecider.onProblem = { Log.warning("card decision: \($0)") }
+            decider = cloudDecider
+        }
+
+        let terminal: TerminalPort
+        switch terminalSource {
+        case .link(let driver): terminal = PSPTerminalPort(loop: loop, driver: driver)
+        case .port(let port): terminal = port
+        }
+        let station = Station(loop: loop, engine: engine, ledger: opened.ledger, terminal: terminal,
+                              charger: charger, decider: decider, uplink: uplink, stationId: arguments.stationId)
+        self.station = station
+        let notifier = self.notifier
+        station.onNotice = { [unowned self] severity, text in
+            Log.write(LogLevel(severity), text)
+            // Errors and warnings are what a technician looking at `systemctl status` needs first.
+            if severity <= .warning { notifier?.notify(self.statusLine("\(severity): \(text)")) }
+        }
+        // A ledger that cannot write: the station has opened every relay and takes no payments. The
+        // loop stops after `ledgerFailureGrace` (long enough for the terminal to be told to drop its
+        // card) and the process exits non-zero, so that systemd restarts it: the restart recovers
+        // from what is really on disk, and refuses to start (the write probe) while the disk still
+        // cannot take a record.
+        station.onLedgerFailure = { [unowned self] error in
+            guard self.exitStatus == 0 else { return }
+            self.exitStatus = ExitStatus.ledgerFailed
+            Log.error("ledger failed (\(error)): relays open, no payments; exiting with status \(ExitStatus.ledgerFailed) in \(Self.ledgerFailureGrace) so that a restart recovers from the disk")
+            notifier?.notify(self.statusLine("ERROR: ledger failed (\(error)); exiting to recover"))
+            _ = self.loop.schedule(at: MonotonicClock.now() + Self.ledgerFailureGrace) {
+                notifier?.notify("STOPPING=1")
+                station.shutdown()
+                self.loop.stop()
+            }
+        }
+        if let why = notTakingPayments {
+            station.notTakingPayments = why
+            Log.warning(why)
+            station.post(.engine(.acceptNewSessions(false)))
+        }
+        // Charger I/O lost (charger-sim died or stopped reading): its relays are considered open, the
+        // engine stops and settles what was charging (a fault on every connector, from the port), and
+        // no new payment is taken until a restart brings charger I/O back.
+        chargerProcess?.onLost = { [unowned self] reason in
+            let why = "charger I/O lost: \(reason); relays considered open, no payments are taken until the daemon is restarted"
+            station.notTakingPayments = why
+            Log.error(why)
+            notifier?.notify(self.statusLine("error: \(why)"))
+            station.post(.engine(.acceptNewSessions(false)))
+        }
+        chargerProcess?.port.onProblem = { severity, text in Log.write(LogLevel(severity), text) }
+        station.deadLetterPath = state + "/dead-letters.jsonl"
+        station.heartbeatInterval = arguments.heartbeat
+        station.recovered(highestKey: entries.map(\.session).max() ?? 0)
+        station.summaries = SummaryKeeper(retention: SummaryRetention(days: arguments.config.retentionDays,
+                                                                      diskBudgetBytes: opened.ledger.options.diskBudgetBytes),
+                                          records: opened.records)
+        if case .link(let driver) = terminalSource {
+            let linkLog = driver.onEvent
+            let terminalLog = TerminalLog(loop: loop, driver: driver)
+            self.terminalLog = terminalLog
+            driver.onEvent = { [unowned self] e in
+                terminalLog.log(e)
+                linkLog(e)
+                switch e {
+                case .up, .down, .terminalReset:
+                    notifier?.notify(self.statusLine(describe(e).1))
+                default: break
+                }
+            }
+        }
+        if arguments.drain {
+            station.post(.engine(.acceptNewSessions(false)))
+            // Done when nothing is open; checked every 200 ms on the loop.
+            func check() {
+                if station.engine.sessions.isEmpty {
+                    Log.info("drained: no open sessions")
+                    loop.stop()
+                    onDrained()
+                } else {
+                    _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
+                }
+            }
+            _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
+        }
+        station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
+        // READY once the ledger is recovered and the terminal link is up or retrying.
+        notifier?.notify("READY=1\nSTATUS=ledger recovered (\(opened.records.count) records, \(recovery.openSessions) open sessions); terminal link starting\(station.notTakingPayments.map { "; NOT TAKING PAYMENTS: \($0)" } ?? "")")
+        if let notifier, let interval = notifier.watchdogInterval {
+            // Pinged from the event loop itself: a loop that stops turning stops the pings, and systemd restarts us.
+            func ping() {
+                notifier.notify("WATCHDOG=1")
+                _ = loop.schedule(at: MonotonicClock.now() + interval) { ping() }
+            }
+            ping()
+        }
+    }
+
+    func closeOnFailedBoot() {
+        chargerProcess?.stop()
+        chargerProcess = nil
+        ledger?.close()
+        ledger = nil
+    }
+
+    /// SIGTERM/SIGINT: relays open, no new cards, the loop stops; open sessions are left to recovery.
+    public func stop() {
+        guard !stopping, let station else { return }
+        stopping = true
+        terminalLog?.flush()
+        Log.info("stopping: relays open, no new cards; open sessions are left to recovery")
+        notifier?.notify("STOPPING=1")
+        station.shutdown()
+        loop.stop()
+    }
+
+    /// After the loop has stopped: the charger-sim child stopped, the ledger closed.
+    public func finish() {
+        chargerProcess?.stop()
+        chargerProcess = nil
+        ledger?.close()
+        ledger = nil
+    }
+
+    /// SIGHUP: re-reads the configuration file and applies the command line's flags over it, as
+    /// at start, then `reload(to:)`. Every outcome is logged (what was applied, what waits for a
+    /// restart, or why nothing changed); the change is returned, nil when nothing was reloaded.
+    @discardableResult
+    public func reloadFromFile() -> ConfigChange? {
+        guard let path = arguments.configPath else {
+            Log.warning("SIGHUP: no configuration file to reload")
+            return nil
+        }
+        let fresh: DaemonArguments
+        do throws(ReloadError) { fresh = try reloadedArguments(path) } catch {
+            switch error {
+            case .refused(.unreadableConfig(_, let reason)): Log.error("paybridged: \(reason)")
+            case .refused(.configProblems(_, let problems)):
+                Log.error("SIGHUP: \(path) has \(problems.count) problems; nothing reloaded")
+                for p in problems { Log.error("\(path): \(p)") }
+            default: Log.error("SIGHUP: \(path) with the command line: \(error); nothing reloaded")
+            }
+            return nil
+        }
+        let change: ConfigChange
+        do throws(ReloadError) { change = try reload(to: fresh) } catch {
+            Log.error("SIGHUP: \(error); nothing reloaded")
+            return nil
+        }
+        let e = fresh.engine
+        Log.info("SIGHUP: reloaded \(path): \(change.summary) (now: preauth \(e.preauthAmount), tariff \(e.tariff.currency) \(e.tariff.startFee)+\(e.tariff.energyPricePerKWh)/kWh+\(e.tariff.timePricePerMinute)/min (milli), offline policy \(e.offlinePolicy), log level \(fresh.config.logLevel))")
+        return change
+    }
+
+    /// The file at `path`, checked, with the start's command line over it.
+    func reloadedArguments(_ path: String) throws(ReloadError) -> DaemonArguments {
+        do throws(ArgumentError) {
+            let c = try DaemonArguments.checkedConfig(path)
+            guard case .run(let fresh) = try DaemonArguments.parse(commandLine, loaded: c) else {
+                throw ArgumentError.refused("the command line is not the station's", usage: false)
+            }
+            return fresh
+        } catch { throw .refused(error) }
+    }
+
+    /// Applies a checked configuration: what is safe on the fly takes effect (settings for
+    /// sessions that start from now on: pre-authorisation, tariff, timeouts, offline policy; the
+    /// heartbeat, the bearer token and the log level); the rest (terminal, charger, state
+    /// directory, cloud connection) keeps its running value and is named in `needsRestart`.
+    /// A token file that cannot be loaded changes nothing (thrown).
+    @discardableResult
+    public func reload(to fresh: DaemonArguments) throws(ReloadError) -> ConfigChange {
+        if let client = cloudClient, fresh.tokenFile != nil || running.tokenFile != nil {
+            do {
+                client.bearerToken = try fresh.tokenFile.map { try BearerToken.load(path: $0) }
+            } catch {
+                throw .tokenFile("\(error)")
+            }
+        }
+        // Everything checked: from here the reload is carried out, and only here does it change anything.
+        let change = ConfigChange(from: running, to: fresh.config)
+        for key in change.applied { if let v = fresh.config.value(of: key) { _ = ConfigParser.apply(key, v, to: &running) } }
+        station.post(.engine(.reconfigure(running.engine)))
+        station.heartbeatInterval = running.heartbeatSeconds == 0 ? nil : .seconds(running.heartbeatSeconds)
+        if let l = LogLevel(name: running.logLevel) { Log.threshold = l }
+        return change
+    }
+}
