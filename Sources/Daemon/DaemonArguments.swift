@@ -86,19 +86,26 @@ public enum ArgumentError: Error, CustomStringConvertible {
 /// configuration key is that key's override and passes the same check (`ConfigParser.apply`),
 /// so a flag can never accept what the file refuses.
 public struct DaemonArguments {
+    /// The file's settings (or the defaults) with the flags applied over them.
     public var config = DaemonConfig()
     /// A terminal was named (by the file, which always names one, or by `--terminal`).
     public var terminalGiven = false
     /// The payment engine runs (a file always has a state directory; flags need `--state`).
     public var stateGiven = false
+    /// `--demo` or `--demo-dir`: run `paybridge-demo` instead.
     public var demo = false
+    /// `--demo-dir`: where the demo keeps its files.
     public var demoDir: String?
     /// `--sim-ev`, passed to charger-sim as it was given (charger-sim checks it, `checkChargerSim`).
     public var ev: String?
+    /// `--relay-history`, passed to charger-sim.
     public var relayHistory: String?
+    /// `--drain`: take no new cards, settle what the ledger holds open, then stop.
     public var drain = false
+    /// The configuration file read (nil: flags only); SIGHUP re-reads it.
     public var configPath: String?
 
+    /// No file, no flags: the defaults.
     public init() {}
 
     /// Where the terminal is; nil when none was named.
@@ -106,19 +113,27 @@ public struct DaemonArguments {
         guard terminalGiven else { return nil }
         return config.transport == .serial ? .serial(path: config.device, settings: config.line) : .tcp(host: config.host, port: config.port)
     }
+    /// The PSP terminal family the link speaks to.
     public var family: TerminalFamily { config.terminalFamily == .apollo ? .apollo : .p6x }
     /// The state directory when the station runs; nil: the link-only mode.
     public var stateDir: String? { stateGiven ? config.stateDirectory : nil }
+    /// The payment engine's settings.
     public var engine: EngineConfig { config.engine }
+    /// The ledger's options (the disk budget).
     public var ledgerOptions: LedgerOptions {
         var o = LedgerOptions()
         o.diskBudgetBytes = config.diskBudgetBytes
         return o
     }
+    /// The platform's base URL; nil: no cloud, the offline policy decides cards.
     public var cloudURL: String? { config.cloudURL }
+    /// This station's id at the platform.
     public var stationId: String { config.stationId }
+    /// The HTTPS client's CA file and client certificate and key.
     public var tls: TLSSettings { TLSSettings(caFile: config.caFile, clientCertificate: config.clientCertificate, clientKey: config.clientKey) }
+    /// The bearer token's file; nil: no token.
     public var tokenFile: String? { config.tokenFile }
+    /// The Heartbeat interval; nil: none.
     public var heartbeat: Duration? { config.heartbeatSeconds == 0 ? nil : .seconds(config.heartbeatSeconds) }
     /// `cloud.proxy` / `--proxy`; nil: no proxy (the environment's are ignored).
     public var proxy: String? { config.cloudProxy }

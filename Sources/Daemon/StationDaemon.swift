@@ -32,6 +32,7 @@ public enum StationDaemonError: Error, CustomStringConvertible {
     /// The HTTPS client could not be set up (CA file, client certificate or key, proxy).
     case httpsClient(String)
 
+    /// The message after `paybridged: ` (the ledger probe's is logged as it is).
     public var description: String {
         switch self {
         case .stateDirectoryRefused(let e): return "state directory refused: \(e)"
@@ -48,16 +49,14 @@ public enum StationDaemonError: Error, CustomStringConvertible {
 
 /// Why a reload changed nothing; the daemon logs it at error and keeps running as it was.
 public enum ReloadError: Error, CustomStringConvertible {
-    /// The daemon was started without a configuration file (flags only): nothing to re-read.
-    case noConfigurationFile
     /// The file could not be read, has problems, or the command line's flags over it are refused.
     case refused(ArgumentError)
     /// The bearer token file named by the new configuration could not be loaded.
     case tokenFile(String)
 
+    /// The reason, for the log line `SIGHUP: …; nothing reloaded`.
     public var description: String {
         switch self {
-        case .noConfigurationFile: return "no configuration file to reload"
         case .refused(let e): return "\(e)"
         case .tokenFile(let e): return "token file: \(e)"
         }
@@ -81,7 +80,9 @@ public final class StationDaemon {
 
     /// A platform given from outside instead of the HTTPS one `cloud.url` configures.
     public struct Cloud {
+        /// Where outbox messages go; nil: nothing is reported.
         public var uplink: UplinkTransport?
+        /// Who decides on a card.
         public var decider: CardDecider
         public init(uplink: UplinkTransport?, decider: CardDecider) {
             self.uplink = uplink
@@ -93,6 +94,7 @@ public final class StationDaemon {
     /// stops: the relays are opened at once, this is for the terminal to be told to drop a card or scan.
     public static let ledgerFailureGrace: Duration = .seconds(1)
 
+    /// The loop the station runs on; `paybridged` runs it, a test turns it or posts inputs directly.
     public let loop: EventLoop
     /// The start's settings.
     public let arguments: DaemonArguments

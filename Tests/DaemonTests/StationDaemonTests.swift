@@ -90,7 +90,7 @@ struct TestFailure: Error, CustomStringConvertible {
         terminal.deliver([.ready([])])
         let releases = terminal.commands.filter { if case .release(let h) = $0.command { return h == TerminalHandle(reference: 100) } else { return false } }
         #expect(releases.count == 1, "commands: \(terminal.commands.map(\.command))")
-        // The release is written ahead: its record is in the ledger before the terminal is asked.
+        // Without charger I/O the terminal is never armed for a new card.
         #expect(terminal.commands.allSatisfy { if case .arm = $0.command { return false } else { return true } }, "armed without charger I/O")
         daemon.stop()
     }
