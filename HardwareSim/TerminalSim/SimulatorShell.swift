@@ -42,6 +42,11 @@ public final class SimulatorShell {
     /// Called with the bytes of each write to the host, right after the write returned
     /// (benchmarks time frames with it).
     public var onWrite: ([UInt8]) -> Void = { _ in }
+    /// Called with the bytes of each write to the host just before the write is made: the
+    /// moment a frame is handed to the line. A benchmark's start must be taken here, not in
+    /// `onWrite`: the host woken by the write may run first on a busy CPU, and `onWrite` then
+    /// sees its frame only after the host has already acted on it.
+    public var beforeWrite: ([UInt8]) -> Void = { _ in }
     /// Called with each read from the host, right after the read returned.
     public var onReceive: ([UInt8]) -> Void = { _ in }
     /// Whether to read operator controls from standard input.
@@ -193,6 +198,7 @@ public final class SimulatorShell {
             switch e {
             case .write(let b):
                 guard let fd = lineFD else { continue }
+                beforeWrite(b)
                 do { try fd.writeAll(b, timeout: .seconds(2)); onWrite(b) } catch { log("write failed: \(error)") }
             case .record(let r):
                 if let fd = recordFD { _ = try? fd.writeAll(Array((r.text + "\n").utf8), timeout: .seconds(2)) }

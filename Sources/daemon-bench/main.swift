@@ -6,9 +6,11 @@
 //   ready       spawn → READY=1 on NOTIFY_SOCKET, fresh state directory, a terminal that never answers
 //   idle        one full session (approve, charge, capture, settlement delivered), then VmRSS and
 //               wake-ups per second over a quiet window (context switches of all the daemon's threads)
-//   latency     Card Read frame written by the terminal → Auth Session frame read by it, with the
-//               cloud answering at once; the bridge's own share is that minus the cloud's time
-//               (request's last byte in → answer written). Declined cards, so each round is short.
+//   latency     Card Read frame handed to the pty by the terminal (the moment before its write) →
+//               Auth Session frame read by it, with the cloud answering at once; the bridge's own
+//               share is that minus the cloud's time (request's last byte in → answer written).
+//               Declined cards, so each round is short. `--events FILE` keeps each round's moments
+//               for lining up with a trace of the daemon (perf record -k mono, strace -ttt).
 //
 // The daemon runs with `charger.io = simulated`: `charger-sim` must be built beside it. Its
 // figures are the daemon's own process; charger-sim's (a child a real charger does not have)
@@ -30,10 +32,16 @@ struct Options {
     var rounds = 200
     /// Where to copy the idle daemon's /proc/PID/smaps, for a per-file look.
     var smapsCopy: String?
+    /// Which measurements to run (comma-separated: size, ready, idle, latency); all by default.
+    var only: Set<String> = ["size", "ready", "idle", "latency"]
+    /// Where to write each latency round's four moments as wall-clock microseconds (one line per
+    /// card: Card Read written, Authorize's last byte in, answer written, Auth Session read), to
+    /// line them up with an `strace -ttt` of the daemon (a `--daemon` wrapper script).
+    var events: String?
     static func parse(_ list: [String]) -> Options {
         var o = Options()
         var a = list
-        let usage = "usage: daemon-bench [--daemon PATH] [--ready-runs N] [--idle-seconds S] [--rounds N] [--smaps-copy FILE]"
+        let usage = "usage: daemon-bench [--daemon PATH] [--ready-runs N] [--idle-seconds S] [--rounds N] [--smaps-copy FILE] [--only size,ready,idle,latency] [--events FILE]"
         while !a.isEmpty {
             let f = a.removeFirst()
             guard !a.isEmpty else { print(usage); exit(2) }
@@ -44,6 +52,8 @@ struct Options {
             case "--idle-seconds": o.idleSeconds = Int(v) ?? o.idleSeconds
             case "--rounds": o.rounds = Int(v) ?? o.rounds
             case "--smaps-copy": o.smapsCopy = v
+            case "--only": o.only = Set(v.split(separator: ",").map(String.init))
+            case "--events": o.events = v
             default: print("unknown option \(f)\n\(usage)"); exit(2)
             }
         }
@@ -363,8 +373,25 @@ func measureLatency(_ o: Options) {
         return headers
     }
     var terminalFrames = PSPFrameDecoder()
-    w.shell.onWrite = { bytes in
-        if frames(bytes, &terminalFrames).contains(0x34) { cardReadAt = MonotonicClock.now(); cloudTime = nil }
+    // Each round's moments for `--events`, CLOCK_MONOTONIC nanoseconds (`perf record -k mono`'s
+    // clock; the first line gives CLOCK_REALTIME − CLOCK_MONOTONIC for `strace -ttt`).
+    var receivedAt: Instant?, answeredAt: Instant?
+    var cardReadMono: Instant?
+    var eventLines: [String] = []
+    if o.events != nil {
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        let mono = MonotonicClock.now()
+        eventLines.append("# wall-mono ns \(Int64(wall.tv_sec) * 1_000_000_000 + Int64(wall.tv_nsec) - Int64(mono.nanoseconds))")
+        eventLines.append("# cardReadWritten authorizeReceived answerWritten authSessionRead (CLOCK_MONOTONIC ns)")
+    }
+    // Taken just before the write: the daemon, woken by it, may run first on a busy CPU, and a
+    // moment taken after the write returned would leave out what it did meanwhile.
+    w.shell.beforeWrite = { bytes in
+        if frames(bytes, &terminalFrames).contains(0x34) {
+            cardReadAt = MonotonicClock.now(); cloudTime = nil
+            cardReadMono = cardReadAt; receivedAt = nil; answeredAt = nil
+        }
     }
     w.shell.onReceive = { bytes in
         let now = MonotonicClock.now()
@@ -377,11 +404,17 @@ func measureLatency(_ o: Options) {
         bridge.append(ms(total - c))
         inbound.append(ms(toCloud ?? .zero))
         outbound.append(ms(total - c - (toCloud ?? .zero)))
+        if o.events != nil, let c = cardReadMono, let r = receivedAt, let a = answeredAt {
+            eventLines.append("\(c.nanoseconds) \(r.nanoseconds) \(a.nanoseconds) \(now.nanoseconds)")
+        }
     }
     w.cloud.onAnswered = { record, received in
         guard case .object(let f) = record, f.first(where: { $0.0 == "action" })?.1.stringValue == "Authorize", cardReadAt != nil else { return }
-        cloudTime = MonotonicClock.now() - received
+        let answered = MonotonicClock.now()
+        cloudTime = answered - received
         toCloud = received - cardReadAt!
+        receivedAt = received
+        answeredAt = answered
     }
     w.startDaemon(o, extra: ["--charger-io", "simulated", "--sim-ev", "none"])
     let warmUp = 3
@@ -397,6 +430,7 @@ func measureLatency(_ o: Options) {
     print("latency:   cloud's answer → Auth Session       p50 \(fmt(percentile(x, 50), 3)) ms  p99 \(fmt(percentile(x, 99), 3)) ms")
     print("latency:   bridge  p50 \(fmt(percentile(b, 50), 3)) ms  p99 \(fmt(percentile(b, 99), 3)) ms  max \(fmt(b.max() ?? 0, 3)) ms (target p99 < 2 ms)")
     verdict("bridge latency p99 \(fmt(percentile(b, 99), 3)) ms < 2 ms", percentile(b, 99) < 2)
+    if let path = o.events { writeText(path, eventLines.joined(separator: "\n") + "\n") }
 }
 
 // MARK: main
@@ -412,10 +446,10 @@ do {
 // A binary linked moments ago sits in dirty page cache, and smaps counts its mapped pages as
 // private dirty until writeback: flush first so the figures are those of an installed binary.
 sync()
-measureSize(options)
-measureReady(options)
-measureIdle(options)
-measureLatency(options)
+if options.only.contains("size") { measureSize(options) }
+if options.only.contains("ready") { measureReady(options) }
+if options.only.contains("idle") { measureIdle(options) }
+if options.only.contains("latency") { measureLatency(options) }
 print("targets:")
 for v in verdicts { print("targets:   \(v.met ? "met    " : "NOT MET") \(v.what)") }
 // A missed target is a finding, not a crash of the benchmark: exit 3 so a script notices.
