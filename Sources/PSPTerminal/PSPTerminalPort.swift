@@ -61,9 +61,11 @@ public final class PSPTerminalPort: TerminalPort {
     func linkEvent(_ e: LinkEvent) {
         if submitting { held.append(e); return }
         if case .identity(let id) = e { identity = id }
-        noteFilteredCardData(e)
         let inputs = adapter.inputs(for: e)
         if !inputs.isEmpty { onInputs(inputs) }
+        // After the inputs: counting the filtered fields runs the card-data filter over the DOL
+        // once more, and a card's question to the cloud need not wait for that.
+        noteFilteredCardData(e)
         // The next page of a session list, asked on the engine's behalf.
         if let next = adapter.nextRequest() { submit(next.command, next.id, next.engineCommand) }
     }
