@@ -35,6 +35,12 @@ public final class TerminalLog {
         case let .undecodable(h, _): report(noise.undecodable(header: h, now: now))
         case .down:
             Log.write(.debug, describe(e).1)
+        case .message(.cardRead), .message(.propCardRead):
+            // Describing a card runs the card-data filter over its DOL again, before the card's
+            // question leaves for the cloud: only for a line that is written (info).
+            guard LogLevel.info <= Log.threshold else { return }
+            let (level, text) = describe(e)
+            Log.write(level, text)
         default:
             let (level, text) = describe(e)
             Log.write(level, text)
