@@ -101,8 +101,13 @@ public struct StationCore: Sendable {
     var unsynced = false
     /// Sends waiting for the sync that makes their queued record durable.
     var pendingSends: [OutboxMessage] = []
-    /// A sync at the next turn of the loop, for records nothing waits on (status, security events).
+    /// A sync within `syncSoonDelay`, for records nothing waits on (status, security events).
     var syncSoonAt: Instant?
+    /// How long such records wait for a commit to join. A card read makes a StatusNotification
+    /// (Occupied); synced at once, its fdatasync ran while the cloud answered Authorize and the
+    /// answer waited for it (traced with daemon-bench). Given this long, it joins the
+    /// `authRequested` commit instead; its send still waits for the sync.
+    public static let syncSoonDelay: Duration = .milliseconds(50)
     var lastUplinkTraffic: Instant?
     /// The connector statuses last reported to the cloud, and the offers last shown.
     var reportedStatus: [PaymentEngine.ConnectorStatus] = []
@@ -257,13 +262,13 @@ public struct StationCore: Sendable {
     }
 
     /// Queues a message that belongs to no transaction (status, security events); it joins the
-    /// next sync instead of costing one of its own.
+    /// next sync (at the latest `syncSoonDelay` later) instead of costing one of its own.
     public mutating func report(_ action: OCPPAction, _ body: JSON, name: String) {
         guard settings.uplink, ledgerFailure == nil else { return }
         let m = OutboxMessage(id: MessageIDs.derive("\(StationCore.stationQueue)/\(name)/\(now.wallMillis)"),
                               queue: StationCore.stationQueue, action: action, kind: .other, body: Array(body.text.utf8))
         handleOutbox(outbox.enqueue(m, now: now.monotonic))
-        if syncSoonAt == nil { syncSoonAt = now.monotonic }
+        if syncSoonAt == nil { syncSoonAt = now.monotonic + StationCore.syncSoonDelay }
     }
 
     // MARK: decisions
