@@ -84,12 +84,11 @@ public enum ChargerLine {
 
     /// A station command from one line (without its newline), for a charger of `connectors`.
     public static func decodeCommand(_ line: [UInt8], connectors: Int) -> Result<ChargerCommand, ChargerLineError> {
-        let o: JSON
+        let o: JSON, fields: [(String, JSON)]
         switch object(line) {
-        case .success(let v): o = v
+        case .success(let v): (o, fields) = v
         case .failure(let e): return .failure(e)
         }
-        guard case .object(let fields) = o else { return .failure(.notAnObject) }
         for (key, value) in fields {
             switch key {
             case "relay":
@@ -121,12 +120,11 @@ public enum ChargerLine {
 
     /// A charger input from one line (without its newline), for a station of `connectors`.
     public static func decodeInput(_ line: [UInt8], connectors: Int) -> Result<EngineInput, ChargerLineError> {
-        let o: JSON
+        let o: JSON, fields: [(String, JSON)]
         switch object(line) {
-        case .success(let v): o = v
+        case .success(let v): (o, fields) = v
         case .failure(let e): return .failure(e)
         }
-        guard case .object(let fields) = o else { return .failure(.notAnObject) }
         for (key, value) in fields {
             switch key {
             case "plug":
@@ -147,9 +145,13 @@ public enum ChargerLine {
         return .failure(.unknownKind)
     }
 
-    static func object(_ line: [UInt8]) -> Result<JSON, ChargerLineError> {
+    /// One line's JSON object and its fields, or why the line is not one (too long, not JSON, not an object).
+    static func object(_ line: [UInt8]) -> Result<(JSON, [(String, JSON)]), ChargerLineError> {
         guard line.count <= maxLineBytes else { return .failure(.tooLong(line.count)) }
-        do { return .success(try JSON.parse(line)) } catch { return .failure(.notJSON(error.description)) }
+        let o: JSON
+        do { o = try JSON.parse(line) } catch { return .failure(.notJSON(error.description)) }
+        guard case .object(let fields) = o else { return .failure(.notAnObject) }
+        return .success((o, fields))
     }
 
     static func connector(_ v: JSON, _ connectors: Int) -> Int? {
