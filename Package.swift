@@ -97,6 +97,10 @@ let package = Package(
         // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
         .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase", "WireFormat"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
+        // Pure: the diagnostic socket's protocol (JSON lines, commands, errors, access rule, line limits).
+        .target(name: "DiagnosticsProtocol", dependencies: ["JSONLines"]),
+        // Shell: the diagnostic socket on the event loop (clients, peer credentials, bounded buffers).
+        .target(name: "DiagnosticsSocket", dependencies: ["DiagnosticsProtocol", "JSONLines", "Platform", "Timebase"]),
         // Shell: the daemon's log (levels, escaping, non-blocking standard error) and what it says about its terminal.
         .target(name: "DaemonLog", dependencies: ["PaymentEngine", "PSPTerminal", "PSPLink", "PSPCodec", "Platform", "Timebase"]),
         // The shipped daemon: no simulated terminal, cloud or charger (the demo is paybridge-demo; simulated
