@@ -108,14 +108,14 @@ let package = Package(
         // The station daemon as a library tests drive in process: the arguments (`DaemonArguments`,
         // `DaemonCommand`) and `StationDaemon` (state directory, ledger and its write probe, recovery,
         // assembly, SIGHUP's reload, stop). No simulator: a test brings its own ports.
-        .target(name: "Daemon", dependencies: ["Configuration", "Station", "ChargerPort", "ChargerLine", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
+        .target(name: "Daemon", dependencies: ["Configuration", "Station", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
                                                "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
         .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "ChargerPort", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
                                                                  "ChargerSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
-        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat"]),
+        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat", "DiagnosticsProtocol", "Platform"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
         .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "PSPLink", "Platform", "Timebase", "CAllocCounter"]),
@@ -140,6 +140,7 @@ let package = Package(
         .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase", "WireFormat"]),
         .testTarget(name: "StationCoreTests", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase"]),
+        .testTarget(name: "DiagnosticsTests", dependencies: ["DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),

@@ -8,6 +8,8 @@ extension DaemonConfig {
         "payment.preauth", "tariff.currency", "tariff.start_fee", "tariff.energy_per_kwh_milli",
         "tariff.time_per_minute_milli", "timeouts.plug_in_seconds", "timeouts.decision_seconds",
         "cloud.offline_policy", "cloud.heartbeat_seconds", "cloud.token_file", "log.level",
+        // What the inventory shows: read at each request.
+        "charger.serial", "terminal.transfer_number", "terminal.domain", "payment.processor",
     ]
 
     /// `key`'s value written as the configuration file writes it (empty for an unset optional);
@@ -43,6 +45,15 @@ extension DaemonConfig {
         case "state.disk_budget_bytes": return String(diskBudgetBytes)
         case "state.retention_days": return String(retentionDays)
         case "log.level": return logLevel
+        case "diagnostics.socket": return diagnosticsSocket
+        case "diagnostics.admin_group": return adminGroup
+        case "diagnostics.max_clients": return String(maxDiagnosticsClients)
+        case "diagnostics.metrics_file": return metricsFile ?? ""
+        case "diagnostics.metrics_interval_seconds": return String(metricsIntervalSeconds)
+        case "charger.serial": return chargerSerial
+        case "terminal.transfer_number": return terminalTransferNumber
+        case "terminal.domain": return terminalDomain
+        case "payment.processor": return paymentProcessor.rawValue
         default: return nil
         }
     }

@@ -45,6 +45,28 @@ public struct DaemonConfig: Equatable, Sendable {
     /// `state.retention_days`: how long a closed session's summary is kept for reconciliation.
     public var retentionDays = SummaryRetention.defaultDays
     public var logLevel = "info"
+    /// `diagnostics.socket`: the technicians' and controller's Unix socket; empty: none. A socket
+    /// systemd passes in (socket activation) is used instead of creating this one.
+    public var diagnosticsSocket = "/run/paybridge/paybridged.sock"
+    /// `diagnostics.admin_group`: members may run commands that change something.
+    public var adminGroup = "paybridge"
+    /// `diagnostics.max_clients`: clients connected at once.
+    public var maxDiagnosticsClients = 16
+    /// `diagnostics.metrics_file`: the Prometheus text written atomically every interval; nil: none.
+    public var metricsFile: String?
+    /// `diagnostics.metrics_interval_seconds`.
+    public var metricsIntervalSeconds: Int64 = 60
+    /// `charger.serial`: the charger's own serial number, for the inventory.
+    public var chargerSerial = ""
+    /// `terminal.transfer_number`: Payter's Terminal Transfer Number; empty when never transferred.
+    public var terminalTransferNumber = ""
+    /// `terminal.domain`: the Payter domain the terminal belongs to.
+    public var terminalDomain = ""
+    /// `payment.processor`: who acquires the payments (the platform's contract or the operator's own).
+    public var paymentProcessor = PaymentProcessor.platform
+
+    /// `payment.processor`'s values.
+    public enum PaymentProcessor: String, Sendable { case platform, own }
 
     public init() {}
 
@@ -79,6 +101,15 @@ public struct DaemonConfig: Equatable, Sendable {
         ("state.disk_budget_bytes", "ledger size limit; new sessions are refused at 90 %"),
         ("state.retention_days", "days a closed session's summary is kept for reconciliation, 1…3650 (within 25 % of the disk budget)"),
         ("log.level", "error | warning | info | debug"),
+        ("diagnostics.socket", "the technicians' Unix socket (empty: none; a socket passed by systemd is used instead)"),
+        ("diagnostics.admin_group", "group whose members may change something through the socket (stop, test transaction, controller inputs)"),
+        ("diagnostics.max_clients", "clients connected to the socket at once, 1…64"),
+        ("diagnostics.metrics_file", "Prometheus text file written atomically every interval (empty: none)"),
+        ("diagnostics.metrics_interval_seconds", "how often the metrics file is written, 5…3600"),
+        ("charger.serial", "the charger's serial number, for the inventory"),
+        ("terminal.transfer_number", "Payter's Terminal Transfer Number (empty: never transferred)"),
+        ("terminal.domain", "the Payter domain the terminal belongs to"),
+        ("payment.processor", "platform | own: who acquires the payments"),
     ]
 }
 
@@ -261,6 +292,37 @@ public enum ConfigParser {
         case "log.level":
             guard ["error", "warning", "info", "debug"].contains(v) else { return "expected error, warning, info or debug" }
             c.logLevel = v
+        case "diagnostics.socket":
+            guard v.isEmpty || (v.hasPrefix("/") && v.utf8.count <= UnixSocket.maxPathBytes) else {
+                return "expected an absolute path of at most \(UnixSocket.maxPathBytes) bytes, or empty for none"
+            }
+            c.diagnosticsSocket = v
+        case "diagnostics.admin_group":
+            guard !v.isEmpty, v.utf8.count <= 32, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-".contains($0)) }) else {
+                return "expected a group name (letters, digits, _ and -, at most 32)"
+            }
+            c.adminGroup = v
+        case "diagnostics.max_clients":
+            guard let n = int(1...64) else { return "expected 1…64" }
+            c.maxDiagnosticsClients = Int(n)
+        case "diagnostics.metrics_file":
+            guard v.isEmpty || v.hasPrefix("/") else { return "expected an absolute path, or empty for none" }
+            c.metricsFile = optional()
+        case "diagnostics.metrics_interval_seconds":
+            guard let n = int(5...3600) else { return "expected 5…3600" }
+            c.metricsIntervalSeconds = n
+        case "charger.serial", "terminal.transfer_number", "terminal.domain":
+            guard v.utf8.count <= 64, v.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
+                return "expected at most 64 printable ASCII characters"
+            }
+            switch key {
+            case "charger.serial": c.chargerSerial = v
+            case "terminal.transfer_number": c.terminalTransferNumber = v
+            default: c.terminalDomain = v
+            }
+        case "payment.processor":
+            guard let p = DaemonConfig.PaymentProcessor(rawValue: v) else { return "expected platform or own, got '\(v)'" }
+            c.paymentProcessor = p
         default:
             return "unknown key"
         }

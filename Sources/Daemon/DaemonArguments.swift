@@ -16,7 +16,7 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
        paybridged --check-config FILE
        paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:ADDRESS[:PORT] | tcp:[IPV6]:PORT [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--charger-io none|simulated] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
-                   [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain]
+                   [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain] [--socket PATH]
                    [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F] [--proxy http://HOST:PORT]
                     [--offline-policy allow|deny] [--decision-timeout SECONDS] [--heartbeat SECONDS]]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
@@ -30,6 +30,8 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
 --charger-io where relays, plugs and meter come from: none (default: no payments are taken) or simulated (demo and tests only)
 --sim-ev     simulated vehicles on the connectors (needs --charger-io simulated)
 --drain      take no new cards: settle the sessions the ledger holds open, then exit
+--socket     the technicians' socket (docs/diagnostics.md); with a configuration file its default is
+             /run/paybridge/paybridged.sock, with flags alone there is none unless given; empty: none
 --cloud      the platform's base URL: messages go to {URL}/{station}/{Action} (https; plain http only to loopback)
 """
 
@@ -146,6 +148,7 @@ public struct DaemonArguments {
         "--ca-file": "cloud.ca_file", "--client-cert": "cloud.client_cert", "--client-key": "cloud.client_key",
         "--token-file": "cloud.token_file", "--offline-policy": "cloud.offline_policy", "--heartbeat": "cloud.heartbeat_seconds", "--proxy": "cloud.proxy",
         "--state": "state.directory", "--disk-budget": "state.disk_budget_bytes", "--log-level": "log.level",
+        "--socket": "diagnostics.socket",
     ]
 
     /// The command a command line asks for (without the program name). `loaded`: the
@@ -170,6 +173,10 @@ public struct DaemonArguments {
             a.terminalGiven = true
             a.stateGiven = true
             args.removeSubrange(i...(i + 1))
+        } else {
+            // A daemon started from flags alone (a bench, a test, a technician trying a terminal)
+            // opens no socket at the service's path unless `--socket` names one.
+            a.config.diagnosticsSocket = ""
         }
         func value(_ flag: String) throws(ArgumentError) -> String {
             guard !args.isEmpty else { throw .refused("\(flag) needs a value", usage: true) }

@@ -3,6 +3,8 @@ import ChargerPort
 import CloudHTTP
 import Configuration
 import DaemonLog
+import DiagnosticsProtocol
+import DiagnosticsSocket
 import Glibc
 import Ledger
 import PaymentEngine
@@ -111,6 +113,13 @@ public final class StationDaemon {
     public private(set) var exitStatus: Int32 = 0
     /// `--drain`: the loop was stopped because no session is left open.
     public var onDrained: () -> Void = {}
+
+    /// The technicians' socket, when one is configured (or passed by systemd) and could be opened.
+    public private(set) var diagnosticsServer: DiagnosticsServer?
+    /// What answers on it.
+    public private(set) var diagnostics: StationDiagnostics?
+    /// When the terminal link last came up or went down (a PSP link; nil: not since start).
+    public internal(set) var linkChangedAt: Instant?
 
     let terminalSource: Terminal
     let injectedCharger: ChargerPort?
@@ -299,6 +308,10 @@ public final class StationDaemon {
                 terminalLog.log(e)
                 linkLog(e)
                 switch e {
+                case .up, .down: self.linkChangedAt = MonotonicClock.now()
+                default: break
+                }
+                switch e {
                 case .up, .down, .terminalReset:
                     notifier?.notify(self.statusLine(describe(e).1))
                 default: break
@@ -320,6 +333,7 @@ public final class StationDaemon {
             _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
         }
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
+        openDiagnosticsSocket()
         // READY once the ledger is recovered and the terminal link is up or retrying.
         notifier?.notify("READY=1\nSTATUS=ledger recovered (\(opened.records.count) records, \(recovery.openSessions) open sessions); terminal link starting\(station.notTakingPayments.map { "; NOT TAKING PAYMENTS: \($0)" } ?? "")")
         if let notifier, let interval = notifier.watchdogInterval {
@@ -330,6 +344,44 @@ public final class StationDaemon {
             }
             ping()
         }
+    }
+
+    /// Opens the technicians' socket: the one systemd passed (socket activation), else
+    /// `diagnostics.socket` unless empty. A socket that cannot be opened is logged at error and the
+    /// daemon runs without it: payments do not depend on it.
+    func openDiagnosticsSocket() {
+        let listener: UnixListener
+        switch SystemdSocketActivation.takeListener() {
+        case .success(let l)?:
+            listener = l
+            Log.info("diagnostics: using the socket systemd passed (socket activation)")
+        case .failure(let problem)?:
+            Log.error("diagnostics: \(problem); the socket systemd passed is not used")
+            return
+        case nil:
+            let path = running.diagnosticsSocket
+            guard !path.isEmpty else { return }
+            do { listener = try UnixSocket.listen(path: path) } catch {
+                Log.error("diagnostics: cannot open \(path): \(error); running without the technicians' socket")
+                return
+            }
+        }
+        let handler = StationDiagnostics(daemon: self)
+        let access = DiagnosticsAccess(daemonUID: getuid(), adminGID: UnixSocket.groupID(named: running.adminGroup))
+        if access.adminGID == nil {
+            Log.warning("diagnostics: group '\(running.adminGroup)' (diagnostics.admin_group) does not exist: only root and the daemon's user may change anything")
+        }
+        let server = DiagnosticsServer(loop: loop, listener: listener, access: access, maxClients: running.maxDiagnosticsClients, handler: handler)
+        server.onLog = { level, text in
+            switch level {
+            case .warning: Log.warning(text)
+            case .info: Log.info(text)
+            }
+        }
+        diagnostics = handler
+        diagnosticsServer = server
+        Log.observer = { [weak handler] level, text in handler?.logged(level, text) }
+        Log.info("diagnostics: listening on \(listener.path ?? "the socket systemd passed") (up to \(server.maxClients) clients)")
     }
 
     func closeOnFailedBoot() {
@@ -352,6 +404,9 @@ public final class StationDaemon {
 
     /// After the loop has stopped: the charger-sim child stopped, the ledger closed.
     public func finish() {
+        Log.observer = nil
+        diagnosticsServer?.close()
+        diagnosticsServer = nil
         chargerProcess?.stop()
         chargerProcess = nil
         ledger?.close()

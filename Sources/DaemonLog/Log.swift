@@ -45,7 +45,12 @@ public enum Log {
         return s
     }()
 
+    /// Sees every line at info level or above, and debug lines when the threshold shows them,
+    /// before escaping (the diagnostic socket's `watch` streams them as JSON strings).
+    nonisolated(unsafe) public static var observer: ((LogLevel, String) -> Void)?
+
     public static func write(_ level: LogLevel, _ message: String) {
+        if let observer, level <= max(threshold, .info) { observer(level, message) }
         guard level <= threshold else { return }
         // One write per line so concurrent writers (the simulator in the demo) do not interleave mid-line.
         sink.emit(line(level, message))

@@ -223,6 +223,9 @@ public struct PaymentEngine: Sendable {
         }
     }
 
+    /// Whether a car is plugged in at each connector, as the charger last said.
+    public var pluggedIn: [Bool] { connectors.map(\.plugged) }
+
     /// The relay each connector was last told to be in (closed = true).
     public var relayCommands: [Bool] { connectors.map(\.relayClosed) }
 

@@ -89,6 +89,8 @@ public struct Outbox: Sendable {
         var attempts = 0
         var notBefore: Instant = .zero
         var inFlight = false
+        /// When it was queued (or recovered): the age a technician reads.
+        var queuedAt: Instant = .zero
     }
 
     /// Queues in order of first appearance; each holds its messages in order.
@@ -108,6 +110,17 @@ public struct Outbox: Sendable {
         rng = SeededGenerator(seed: seed)
     }
 
+    /// When `reachable` last changed (nil: never since start).
+    public private(set) var reachableChangedAt: Instant?
+    /// Waiting messages by OCPP action (in flight included), for the technicians' status.
+    public var pendingByAction: [String: Int] {
+        var out: [String: Int] = [:]
+        for q in queues.values { for e in q { out[e.message.action.rawValue, default: 0] += 1 } }
+        return out
+    }
+    /// When the oldest waiting message was queued (or recovered at start); nil when none waits.
+    public var oldestQueuedAt: Instant? { queues.values.compactMap { $0.first?.queuedAt }.min() }
+
     /// Messages waiting (in flight included).
     public var pending: Int { queues.values.reduce(0) { $0 + $1.count } }
     public var inFlight: Int { queues.values.reduce(0) { $0 + $1.filter(\.inFlight).count } }
@@ -125,7 +138,7 @@ public struct Outbox: Sendable {
 
     mutating func add(_ m: OutboxMessage, now: Instant) {
         if queues[m.queue] == nil { queueOrder.append(m.queue); queues[m.queue] = [] }
-        queues[m.queue]!.append(Entry(message: m, notBefore: now))
+        queues[m.queue]!.append(Entry(message: m, notBefore: now, queuedAt: now))
         queuedBytes += m.body.count
     }
 
@@ -136,6 +149,7 @@ public struct Outbox: Sendable {
         queues[q]![i].inFlight = false
         switch result {
         case .delivered:
+            if !reachable { reachableChangedAt = now }
             reachable = true
             probeFailures = 0
             probeAt = nil
@@ -143,6 +157,7 @@ public struct Outbox: Sendable {
             delivered += 1
             fx.append(.persist(.acknowledged(id: id)))
         case let .rejected(status, response):
+            if !reachable { reachableChangedAt = now }
             reachable = true
             probeFailures = 0
             remove(q, i)
@@ -150,12 +165,14 @@ public struct Outbox: Sendable {
             fx.append(.persist(.deadLettered(id: id, status: status, response: String(response.prefix(1000)))))
             fx.append(.notice("cloud rejected message \(id) (\(status)): kept as a dead letter"))
         case .failed(let why):
+            if !reachable { reachableChangedAt = now }
             reachable = true
             queues[q]![i].attempts += 1
             queues[q]![i].notBefore = now + delay(after: queues[q]![i].attempts)
             fx.append(.notice("delivery of \(id) failed (\(why)); attempt \(queues[q]![i].attempts)"))
         case .unreachable(let why):
             if reachable { fx.append(.notice("cloud unreachable (\(why)): queueing")) }
+            if reachable { reachableChangedAt = now }
             reachable = false
             probeFailures += 1
             probeAt = now + delay(after: probeFailures)

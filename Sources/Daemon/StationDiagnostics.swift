@@ -1,0 +1,224 @@
+import Configuration
+import DaemonLog
+import DiagnosticsProtocol
+import DiagnosticsSocket
+import Glibc
+import JSONLines
+import PaymentEngine
+import Platform
+import Station
+import TerminalPort
+import Timebase
+import Uplink
+
+/// The daemon's version, shown by `paybridgectl status` and in the inventory.
+public let paybridgeVersion = "0.13.0"
+
+/// The daemon's answers on the diagnostic socket (docs/diagnostics.md): it reads the station's
+/// state and posts operator inputs like any other input. It runs on the station's loop and never
+/// blocks it; every answer is built from memory (the ledger's records for `sessions` and `export`
+/// are the ones recovery read plus what the engine wrote since, kept by `SessionBook`).
+public final class StationDiagnostics: DiagnosticsHandler {
+    unowned let daemon: StationDaemon
+    let startedAt: Instant
+    let startedWall: Int64
+    /// Watch streams, by client.
+    var watchers: [ObjectIdentifier: (DiagnosticsClient, Int64)] = [:]
+
+    init(daemon: StationDaemon) {
+        self.daemon = daemon
+        startedAt = MonotonicClock.now()
+        startedWall = WallClock.nowMillisecondsSinceEpoch()
+    }
+
+    var station: Station { daemon.station }
+    var config: DaemonConfig { daemon.running }
+
+    public func handle(_ command: DiagnosticsCommand, id: Int64, client: DiagnosticsClient) {
+        switch command {
+        case .status: client.reply(id, status())
+        case .inventory: client.reply(id, inventory())
+        case .watch:
+            watchers[ObjectIdentifier(client)] = (client, id)
+            client.onClose.append { [weak self, unowned client] in self?.watchers[ObjectIdentifier(client)] = nil }
+            client.reply(id, [("watching", .bool(true))])
+        case let .stop(connector, reason):
+            guard let c = checkedConnector(connector, id, client) else { return }
+            guard let key = station.engine.connectorOffers[c].sessionKey else {
+                client.fail(id, DiagnosticsError(.refused, "no session on connector \(connector)"))
+                return
+            }
+            Log.warning("operator stop of session \(key) on connector \(connector) by uid \(client.peer.uid) pid \(client.peer.pid)\(reason.map { ": \($0)" } ?? "")")
+            station.post(.engine(.operatorStop(connector: c)))
+            client.reply(id, [("connector", .number(connector)), ("session", .number(key)), ("stopping", .bool(true))])
+        default:
+            client.fail(id, DiagnosticsError(.refused, "\(command.name) is not available in this daemon yet"))
+        }
+    }
+
+    /// The engine's connector index for a person's connector number, or a refusal sent.
+    func checkedConnector(_ n: Int, _ id: Int64, _ client: DiagnosticsClient) -> Int? {
+        let count = station.engine.config.connectors
+        guard n >= 1, n <= count else {
+            client.fail(id, DiagnosticsError(.badField, "this charger has connectors 1…\(count), not \(n)"))
+            return nil
+        }
+        return n - 1
+    }
+
+    /// A log line for every watcher (`{"event":"log","level":…,"text":…}`).
+    func logged(_ level: LogLevel, _ text: String) {
+        guard !watchers.isEmpty else { return }
+        let wall = WallClock.nowMillisecondsSinceEpoch()
+        for (client, id) in watchers.values {
+            client.event(id, kind: "log", [("at", .int(wall)), ("level", .string(level.name)), ("text", .string(text))])
+        }
+    }
+
+    // MARK: status
+
+    func seconds(since i: Instant?, now: Instant) -> JSON {
+        guard let i else { return .null }
+        return .int(max(0, (now - i).nanosecondsClamped / 1_000_000_000))
+    }
+
+    func status() -> [(String, JSON)] {
+        let now = MonotonicClock.now()
+        let engine = station.engine
+        let t = station.terminal.status
+        var terminal: [(String, JSON)] = [
+            ("link", .string(t.linkUp ? "up" : "down")),
+            ("since_seconds", seconds(since: daemon.linkChangedAt, now: now)),
+            ("state", t.state.map { .string($0) } ?? .null),
+            ("protocol", .string(t.protocolName)), ("family", .string(t.family)), ("endpoint", .string(t.endpoint)),
+            ("last_error", t.lastError.map { .string($0) } ?? .null),
+        ]
+        terminal.append(("counters", .object(t.counters.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) })))
+        let statuses = engine.connectorStatuses
+        let offers = engine.connectorOffers
+        let relays = engine.relayCommands
+        let plugs = engine.pluggedIn
+        var connectors: [JSON] = []
+        for c in 0..<engine.config.connectors {
+            var fields: [(String, JSON)] = [("connector", .number(c + 1)), ("status", .string(statuses[c].rawValue)),
+                                            ("relay", .string(relays[c] ? "closed" : "open")), ("plugged", .bool(plugs[c]))]
+            if let key = offers[c].sessionKey, let s = engine.sessions[key] {
+                fields.append(("session", .object(sessionFields(s, now: now))))
+            } else {
+                fields.append(("session", .null))
+            }
+            connectors.append(.object(fields))
+        }
+        let ledger = station.ledger
+        let outbox = station.outbox
+        var outboxFields: [(String, JSON)] = [
+            ("queued", .number(outbox.pending)),
+            ("by_action", .object(outbox.pendingByAction.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) })),
+            ("oldest_age_seconds", seconds(since: outbox.oldestQueuedAt, now: now)),
+            ("dead_letters", .number(outbox.deadLetters)),
+            ("delivered", .number(outbox.delivered)),
+            ("cloud", .string(station.uplink == nil ? "none" : outbox.reachable ? "reachable" : "unreachable")),
+        ]
+        outboxFields.append((outbox.reachable ? "reachable_since_seconds" : "unreachable_since_seconds",
+                             outbox.reachableChangedAt.map { seconds(since: $0, now: now) } ?? seconds(since: startedAt, now: now)))
+        let why = notTakingPaymentsReason()
+        return [
+            ("version", .string(paybridgeVersion)),
+            ("uptime_seconds", seconds(since: startedAt, now: now)),
+            ("station_id", .string(config.stationId)),
+            ("terminal", .object(terminal)),
+            ("connectors", .array(connectors)),
+            ("ledger", .object([
+                ("records_written", .number(station.persisted)),
+                ("records_at_start", .number(daemon.recovered?.records ?? 0)),
+                ("used_bytes", .number(ledger.usedBytes)), ("budget_bytes", .number(ledger.options.diskBudgetBytes)),
+                ("last_error", station.ledgerError.map { .string("\($0)") } ?? .null),
+            ])),
+            ("outbox", .object(outboxFields)),
+            ("payments", .object([("enabled", .bool(why == nil)), ("reason", why.map { .string($0) } ?? .null)])),
+            ("warnings", .array(warnings().map { .string($0) })),
+            ("socket", .object([("clients", .number(daemon.diagnosticsServer?.clients.count ?? 0)),
+                                ("errors", .number(daemon.diagnosticsServer?.counters.errorsTotal ?? 0))])),
+        ]
+    }
+
+    func sessionFields(_ s: Session, now: Instant) -> [(String, JSON)] {
+        let exponent = CurrencyExponent.of(s.tariff.currency)
+        return [
+            ("id", .number(s.key)), ("phase", .string(Self.phaseName(s.phase))),
+            ("card", .string(s.card.maskedPAN)), ("brand", .string(s.card.brand)),
+            ("authorised", .decimal(minor: s.authorised, exponent: exponent)), ("currency", .string(s.tariff.currency)),
+            ("energy_wh", .int(s.energyWh)),
+            ("terminal_reference", s.handle.map { .string($0.label) } ?? .null),
+        ]
+    }
+
+    static func phaseName(_ p: Session.Phase) -> String {
+        switch p {
+        case .deciding: return "deciding"
+        case .authorising: return "authorising"
+        case .authUnknown: return "authorisation-unknown"
+        case .awaitingPlug: return "awaiting-plug"
+        case .charging: return "charging"
+        case .disposing: return "settling"
+        case .frozen: return "frozen"
+        }
+    }
+
+    /// Why no new payments are taken now, nil when they are.
+    func notTakingPaymentsReason() -> String? {
+        if let why = station.notTakingPayments { return why }
+        if let e = station.ledgerError { return "the ledger failed: \(e)" }
+        if !station.engine.acceptingPayments { return "the payment engine is not taking new sessions (storage full, stopping or paused)" }
+        return nil
+    }
+
+    /// What a technician should act on: the last error or warning, the terminal's conditions.
+    func warnings() -> [String] {
+        var out: [String] = []
+        if let p = station.lastProblem { out.append("\(p.severity): \(p.text)") }
+        return out
+    }
+
+    // MARK: inventory
+
+    func inventory() -> [(String, JSON)] {
+        let t = station.terminal.status
+        let id = t.identity
+        func text(_ s: String?) -> JSON { s.map { .string($0) } ?? .null }
+        return [
+            ("terminal", .object([
+                ("protocol", .string(t.protocolName)), ("family", .string(t.family)),
+                ("model", text(id?.model)), ("serial_number", text(id?.serialNumber)), ("firmware", text(id?.firmware)),
+                ("sim_serial", text(id?.simSerial)), ("sam_serials", .array((id?.samSerials ?? []).map { .string($0) })),
+                ("endpoint", .string(t.endpoint)),
+                ("transfer_number", .string(config.terminalTransferNumber)), ("domain", .string(config.terminalDomain)),
+            ])),
+            ("charger", .object([("serial_number", .string(config.chargerSerial)), ("connectors", .number(config.engine.connectors)),
+                                 ("station_id", .string(config.stationId))])),
+            ("payment", .object([("processor", .string(config.paymentProcessor.rawValue))])),
+            ("paybridge", .object([("version", .string(paybridgeVersion))])),
+        ]
+    }
+}
+
+extension PaymentEngine.ConnectorOffer {
+    /// The session shown on this connector, if any.
+    var sessionKey: SessionKey? {
+        switch self {
+        case .busy(let k), .awaitingPlug(let k), .charging(let k): return k
+        case .available, .unavailable: return nil
+        }
+    }
+}
+
+extension LogLevel {
+    var name: String {
+        switch self {
+        case .error: return "error"
+        case .warning: return "warning"
+        case .info: return "info"
+        case .debug: return "debug"
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import DiagnosticsProtocol
+import JSONLines
+
+// What a technician reads: the daemon's reply objects as aligned text. `--json` skips all of this.
+
+/// `3m12s`, `2h05m`, `4d03h`: the two largest units, enough to read at a glance.
+func age(_ seconds: Int64) -> String {
+    let s = max(0, seconds)
+    func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    if s < 60 { return "\(s)s" }
+    if s < 3600 { return "\(s / 60)m\(two(s % 60))s" }
+    if s < 86_400 { return "\(s / 3600)h\(two(s % 3600 / 60))m" }
+    return "\(s / 86_400)d\(two(s % 86_400 / 3600))h"
+}
+
+/// Bytes as a person reads them (KiB and MiB, one decimal).
+func size(_ bytes: Int64) -> String {
+    if bytes < 1024 { return "\(bytes) B" }
+    let tenths = bytes * 10 / 1024
+    if tenths < 10_240 { return "\(tenths / 10).\(tenths % 10) KiB" }
+    let m = bytes * 10 / (1024 * 1024)
+    return "\(m / 10).\(m % 10) MiB"
+}
+
+/// Columns aligned: numbers (and amounts) to the right, text to the left.
+func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> [String] {
+    var widths = header.map(\.count)
+    for r in rows { for (i, cell) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+    func line(_ cells: [String]) -> String {
+        var out = ""
+        for (i, cell) in cells.enumerated() {
+            let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
+            out += rightAligned.contains(i) ? pad + cell : cell + (i == cells.count - 1 ? "" : pad)
+            if i < cells.count - 1 { out += "  " }
+        }
+        return out
+    }
+    return [line(header)] + rows.map(line)
+}
+
+extension JSON {
+    var int: Int64? { if case .int(let i) = self { return i }; return nil }
+    var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
+    /// A string, number or decimal as text; "-" for null or absent.
+    var shown: String {
+        switch self {
+        case .string(let s): return s.isEmpty ? "-" : s
+        case .int(let i): return String(i)
+        case .decimal(let d): return d
+        case .bool(let b): return b ? "yes" : "no"
+        case .null: return "-"
+        default: return text
+        }
+    }
+}
+
+func shown(_ j: JSON?) -> String { j?.shown ?? "-" }
+
+/// Wall milliseconds as `2026-12-05 06:01:02Z` (proleptic Gregorian, UTC).
+func utc(_ millis: Int64) -> String {
+    let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
+    var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+    let secondOfDay = seconds - days * 86_400
+    // Civil from days (H. Hinnant's algorithm).
+    days += 719_468
+    let era = (days >= 0 ? days : days - 146_096) / 146_097
+    let doe = days - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let d = doy - (153 * mp + 2) / 5 + 1
+    let m = mp < 10 ? mp + 3 : mp - 9
+    let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+    func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    return "\(y)-\(two(m))-\(two(d)) \(two(secondOfDay / 3600)):\(two(secondOfDay % 3600 / 60)):\(two(secondOfDay % 60))Z"
+}
+
+func render(_ command: DiagnosticsCommand, _ reply: JSON) {
+    switch command {
+    case .status: renderStatus(reply)
+    case .sessions: renderSessions(reply)
+    case .inventory: renderInventory(reply)
+    case .export, .metrics: writeRaw(reply["text"]?.stringValue ?? "")
+    case .watch:
+        if let kind = reply["event"]?.stringValue {
+            let at = reply["at"]?.int.map(utc) ?? "-"
+            switch kind {
+            case "log": writeOut("\(at) \(shown(reply["level"])): \(shown(reply["text"]))")
+            default: writeOut("\(at) \(kind): \(reply.text)")
+            }
+        } else {
+            writeOut("watching the daemon's events (Ctrl-C to stop)")
+        }
+    case .testTransaction:
+        if let kind = reply["event"]?.stringValue {
+            writeOut("\(kind == "outcome" ? (reply["succeeded"] == .bool(true) ? "SUCCEEDED" : "FAILED") : kind): \(shown(reply["text"]))")
+        } else {
+            writeOut("test transaction on connector \(shown(reply["connector"])) for \(shown(reply["amount"])) \(shown(reply["currency"])): started")
+        }
+    case .stop: writeOut("stopping session \(shown(reply["session"])) on connector \(shown(reply["connector"]))")
+    case .acceptTerminal: writeOut(reply["text"]?.stringValue ?? "terminal accepted")
+    case .plug, .meter, .fault, .evseReady, .relay: writeOut(reply["text"]?.stringValue ?? "accepted")
+    }
+}
+
+func renderStatus(_ r: JSON) {
+    writeOut("paybridged \(shown(r["version"])), up \(age(r["uptime_seconds"]?.int ?? 0)), station \(shown(r["station_id"]))")
+    if r["payments"]?["enabled"] == .bool(true) {
+        writeOut("payments   enabled")
+    } else {
+        writeOut("payments   DISABLED: \(shown(r["payments"]?["reason"]))")
+    }
+    if let t = r["terminal"] {
+        let since = t["since_seconds"]?.int.map { " for \(age($0))" } ?? ""
+        writeOut("terminal   link \(shown(t["link"]))\(since), state \(shown(t["state"])), \(shown(t["protocol"])) \(shown(t["family"])) at \(shown(t["endpoint"]))"
+                 + (t["link"] == .string("down") && t["last_error"] != .null ? " (last error: \(shown(t["last_error"])))" : ""))
+    }
+    var rows: [[String]] = []
+    for c in r["connectors"]?.arrayValue ?? [] {
+        var session = "-"
+        if let s = c["session"], s != .null {
+            let kwh = (s["energy_wh"]?.int ?? 0)
+            session = "#\(shown(s["id"])) \(shown(s["phase"])) \(shown(s["card"])) \(shown(s["brand"])), \(kwh / 1000).\(String(kwh % 1000 / 10 + 100).dropFirst()) kWh, authorised \(shown(s["authorised"])) \(shown(s["currency"]))"
+        }
+        rows.append([shown(c["connector"]), shown(c["status"]), shown(c["relay"]), shown(c["plugged"]), session])
+    }
+    for line in table(["connector", "status", "relay", "plugged", "session"], rows, rightAligned: [0]) { writeOut("  " + line) }
+    if let l = r["ledger"] {
+        writeOut("ledger     \(shown(l["records_written"])) records written since start (\(shown(l["records_at_start"])) at start), "
+                 + "\(size(l["used_bytes"]?.int ?? 0)) of \(size(l["budget_bytes"]?.int ?? 0))"
+                 + (l["last_error"] != .null ? "; LAST ERROR: \(shown(l["last_error"]))" : ""))
+    }
+    if let o = r["outbox"] {
+        let kinds = (o["by_action"].flatMap { j -> [(String, JSON)]? in if case .object(let f) = j { return f }; return nil } ?? [])
+            .map { "\($0.0) \($0.1.shown)" }.joined(separator: ", ")
+        let oldest = o["oldest_age_seconds"]?.int.map { ", oldest \(age($0))" } ?? ""
+        var cloud = "cloud \(shown(o["cloud"]))"
+        if let s = o["reachable_since_seconds"]?.int { cloud += " for \(age(s))" }
+        if let s = o["unreachable_since_seconds"]?.int { cloud += " for \(age(s))" }
+        writeOut("outbox     \(shown(o["queued"])) queued\(kinds.isEmpty ? "" : " (\(kinds))")\(oldest); \(shown(o["dead_letters"])) dead letters; \(cloud)")
+    }
+    let warnings = r["warnings"]?.arrayValue ?? []
+    if warnings.isEmpty {
+        writeOut("warnings   none")
+    } else {
+        for (i, w) in warnings.enumerated() { writeOut((i == 0 ? "warnings   " : "           ") + shown(w)) }
+    }
+}
+
+func renderSessions(_ r: JSON) {
+    let rows = (r["sessions"]?.arrayValue ?? []).map { s -> [String] in
+        let currency = shown(s["currency"])
+        return [shown(s["id"]), shown(s["connector"]), s["start"]?.int.map(utc) ?? "-", shown(s["card"]), shown(s["brand"]),
+                s["authorised"].map { "\($0.shown) \(currency)" } ?? "-", shown(s["energy_wh"]),
+                s["captured"] == nil || s["captured"] == .null ? "-" : "\(shown(s["captured"])) \(currency)",
+                shown(s["terminal_reference"]), shown(s["state"]), shown(s["note"])]
+    }
+    if rows.isEmpty { writeOut("no sessions"); return }
+    for line in table(["id", "conn", "started (UTC)", "card", "brand", "authorised", "Wh", "captured", "terminal ref", "state", "note"],
+                      rows, rightAligned: [0, 1, 5, 6, 7]) { writeOut(line) }
+}
+
+func renderInventory(_ r: JSON) {
+    var lines: [[String]] = []
+    func add(_ label: String, _ v: JSON?) { lines.append([label, shown(v)]) }
+    if let t = r["terminal"] {
+        add("terminal model", t["model"]); add("terminal serial", t["serial_number"]); add("terminal firmware", t["firmware"])
+        add("SIM serial (ICCID)", t["sim_serial"])
+        lines.append(["SAM serials", (t["sam_serials"]?.arrayValue ?? []).map(\.shown).joined(separator: ", ").ifEmpty("-")])
+        add("terminal family", t["family"]); add("terminal endpoint", t["endpoint"])
+        add("transfer number", t["transfer_number"].flatMap { $0 == .string("") ? nil : $0 }); add("Payter domain", t["domain"])
+        if let n = t["network"], n != .null { add("network", n) }
+    }
+    if let c = r["charger"] { add("charger serial", c["serial_number"]); add("connectors", c["connectors"]); add("station id", c["station_id"]) }
+    add("processor", r["payment"]?["processor"])
+    add("paybridge version", r["paybridge"]?["version"])
+    for line in table(["item", "value"], lines) { writeOut(line) }
+}
+
+extension String {
+    func ifEmpty(_ other: String) -> String { isEmpty ? other : self }
+}
+
+/// Text that already ends its lines (an export, metrics).
+func writeRaw(_ s: String) {
+    var bytes = Array(s.utf8)
+    if bytes.last == 0x0A { bytes.removeLast() }
+    writeOut(String(decoding: bytes, as: UTF8.self))
+}
