@@ -259,6 +259,7 @@ public final class StationDaemon {
         let notifier = self.notifier
         station.onNotice = { [unowned self] severity, text in
             Log.write(LogLevel(severity), text)
+            self.diagnostics?.stationChanged()
             // Errors and warnings are what a technician looking at `systemctl status` needs first.
             if severity <= .warning { notifier?.notify(self.statusLine("\(severity): \(text)")) }
         }

@@ -24,6 +24,10 @@ public final class StationDiagnostics: DiagnosticsHandler {
     let startedWall: Int64
     /// Watch streams, by client.
     var watchers: [ObjectIdentifier: (DiagnosticsClient, Int64)] = [:]
+    /// The client following the running test transaction, and the step it was last told.
+    var testFollower: (client: DiagnosticsClient, id: Int64, told: TestTransaction.Step?)?
+    /// A test transaction's amount when the technician names none (minor units: 1.00 EUR).
+    public static let defaultTestAmount: Int64 = 100
 
     init(daemon: StationDaemon) {
         self.daemon = daemon
@@ -51,10 +55,53 @@ public final class StationDiagnostics: DiagnosticsHandler {
             Log.warning("operator stop of session \(key) on connector \(connector) by uid \(client.peer.uid) pid \(client.peer.pid)\(reason.map { ": \($0)" } ?? "")")
             station.post(.engine(.operatorStop(connector: c)))
             client.reply(id, [("connector", .number(connector)), ("session", .number(key)), ("stopping", .bool(true))])
+        case let .testTransaction(connector, amount):
+            startTest(connector: connector ?? 1, amount: amount ?? min(Self.defaultTestAmount, config.engine.preauthAmount), id, client)
         default:
             client.fail(id, DiagnosticsError(.refused, "\(command.name) is not available in this daemon yet"))
         }
     }
+
+    func startTest(connector: Int, amount: Int64, _ id: Int64, _ client: DiagnosticsClient) {
+        guard let c = checkedConnector(connector, id, client) else { return }
+        guard amount <= config.engine.preauthAmount else {
+            client.fail(id, DiagnosticsError(.badField, "a test transaction reserves at most the pre-authorisation amount (\(config.engine.preauthAmount))"))
+            return
+        }
+        if let why = station.engine.testRefusal(connector: c) {
+            client.fail(id, DiagnosticsError(.refused, "no test transaction now: \(why)"))
+            return
+        }
+        Log.info("test transaction on connector \(connector) for \(amount) asked by uid \(client.peer.uid) pid \(client.peer.pid)")
+        testFollower = (client, id, nil)
+        station.post(.engine(.testTransaction(connector: c, amount: amount)))
+        let currency = config.engine.tariff.currency
+        client.reply(id, [("connector", .number(connector)), ("amount", .decimal(minor: amount, exponent: CurrencyExponent.of(currency))),
+                          ("currency", .string(currency))])
+        stationChanged()
+    }
+
+    /// Called after each station notice: tells the test transaction's follower what changed.
+    func stationChanged() {
+        guard let f = testFollower, let test = station.engine.lastTest, test.step != f.told else { return }
+        testFollower?.told = test.step
+        guard f.client.isOpen else { testFollower = nil; return }
+        switch test.step {
+        case .waitingForCard: f.client.event(f.id, kind: "step", [("text", .string("waiting for a card on the terminal"))])
+        case .authorising(let k): f.client.event(f.id, kind: "step", [("session", .number(k)), ("text", .string("card read; authorising (session \(k))"))])
+        case .voiding(let k): f.client.event(f.id, kind: "step", [("session", .number(k)), ("text", .string("approved; voiding the reservation"))])
+        case .succeeded(let k):
+            f.client.event(f.id, kind: "outcome", [("succeeded", .bool(true)), ("session", .number(k)), ("text", .string("approved and voided: the terminal and the acquirer answer"))])
+            testFollower = nil
+            onTestSucceeded()
+        case .failed(let why):
+            f.client.event(f.id, kind: "outcome", [("succeeded", .bool(false)), ("text", .string(why))])
+            testFollower = nil
+        }
+    }
+
+    /// A test transaction went through (the storage rule's recommendation ends).
+    var onTestSucceeded: () -> Void = {}
 
     /// The engine's connector index for a person's connector number, or a refusal sent.
     func checkedConnector(_ n: Int, _ id: Int64, _ client: DiagnosticsClient) -> Int? {

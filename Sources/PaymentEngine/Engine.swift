@@ -60,6 +60,11 @@ public enum EngineInput: Equatable, Sendable {
     case cloud(SessionKey, CardDecision)
     case relay(connector: Int, RelayFeedback)
     case operatorStop(connector: Int)
+    /// A technician's test transaction on a free connector: the terminal is armed for `amount`,
+    /// the card read is authorised without asking the cloud, and the approval voided at once.
+    /// Ignored (with a notice) unless the connector is free, payments are taken and no card is on
+    /// the terminal; `PaymentEngine.testRefusal` says why beforehand.
+    case testTransaction(connector: Int, amount: Int64)
     case fault(connector: Int, String)
     /// Stop: open relays, stop taking cards, leave open sessions to recovery.
     case shutdown
@@ -73,6 +78,23 @@ public enum EngineInput: Equatable, Sendable {
     /// sessions keep the tariff and amount they were authorised with and their deadlines; the
     /// number of connectors is fixed for the engine's life and is not taken from `config`.
     case reconfigure(EngineConfig)
+}
+
+/// A technician's test transaction, step by step.
+public struct TestTransaction: Equatable, Sendable {
+    public enum Step: Equatable, Sendable {
+        case waitingForCard
+        case authorising(SessionKey)
+        /// Approved: the void is on its way.
+        case voiding(SessionKey)
+        /// Approved and voided: the terminal and the acquirer answer.
+        case succeeded(SessionKey)
+        case failed(String)
+    }
+    /// 0-based, as the engine counts.
+    public var connector: Int
+    public var amount: Int64
+    public var step: Step
 }
 
 /// One payment session as the engine tracks it.
@@ -118,6 +140,8 @@ public struct Session: Equatable, Sendable {
     public var unanswered = 0
     /// An earlier capture/release attempt went unanswered: "not found" now may mean it worked.
     public var attemptUnknown = false
+    /// A technician's test transaction: voided on approval, never charges.
+    public var isTest = false
 
     func seconds(at now: Instant) -> Int64 {
         guard let since = chargingSince else { return secondsBefore }
@@ -165,6 +189,12 @@ public struct PaymentEngine: Sendable {
     var ledgerBroken = false
     var storageFull = false
     var paused = false
+    /// A test transaction asked for and not yet presented with a card.
+    var testRequest: (connector: Int, amount: Int64, deadline: Instant)?
+    /// Where the last test transaction is, for the technician who asked (`paybridgectl test-transaction`).
+    public private(set) var lastTest: TestTransaction?
+    /// How long a test transaction waits for a card before it is given up.
+    public static let testCardTimeout: Duration = .seconds(60)
     /// Sessions whose approval may exist on the terminal: resolved by `listOpen` when possible.
     var listPending: CommandID?
     /// When to ask again after a listing went unanswered.
@@ -226,6 +256,18 @@ public struct PaymentEngine: Sendable {
     /// Whether a car is plugged in at each connector, as the charger last said.
     public var pluggedIn: [Bool] { connectors.map(\.plugged) }
 
+    /// Why a test transaction on connector `c` (0-based) cannot start now; nil when it can.
+    public func testRefusal(connector c: Int) -> String? {
+        guard connectors.indices.contains(c) else { return "no connector \(c + 1)" }
+        if connectors[c].session != nil { return "a session runs on connector \(c + 1)" }
+        if connectors[c].welded { return "connector \(c + 1) is out of service (welded relay)" }
+        if !acceptingPayments { return "the station is not taking payments" }
+        if testRequest != nil { return "a test transaction is already waiting for a card" }
+        if case .presented = flow { return "a card is on the terminal" }
+        if flow == .unavailable { return "the terminal is not available" }
+        return nil
+    }
+
     /// The relay each connector was last told to be in (closed = true).
     public var relayCommands: [Bool] { connectors.map(\.relayClosed) }
 
@@ -239,6 +281,16 @@ public struct PaymentEngine: Sendable {
         case let .meter(c, register): meter(c, register, now, &fx)
         case let .cloud(key, decision): decided(key, decision, now, &fx)
         case let .relay(c, feedback): relayFeedback(c, feedback, now, &fx)
+        case let .testTransaction(c, amount):
+            if let why = testRefusal(connector: c) {
+                fx.append(.notice(.info, "test transaction refused: \(why)"))
+            } else {
+                testRequest = (c, amount, now.monotonic + Self.testCardTimeout)
+                lastTest = TestTransaction(connector: c, amount: amount, step: .waitingForCard)
+                fx.append(.notice(.info, "test transaction on connector \(c + 1) for \(amount): present a card"))
+                // The scan armed for a driver shows the pre-authorisation amount: armed again for the test.
+                if flow == .armed { dropCard(now, &fx) }
+            }
         case .operatorStop(let c):
             if let k = chargingSession(on: c) { stop(k, .operatorCommand, now, &fx) }
             else if let k = connectors[safe: c]?.session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
@@ -323,6 +375,13 @@ public struct PaymentEngine: Sendable {
             listRetryAt = nil
             resolveUnknownAuths(now, &fx)
         }
+        if let t = testRequest, now.monotonic >= t.deadline {
+            testRequest = nil
+            lastTest?.step = .failed("no card presented within \(Self.testCardTimeout)")
+            fx.append(.notice(.info, "test transaction: no card presented within \(Self.testCardTimeout); given up"))
+            // The scan armed with the test amount is re-armed for drivers.
+            if flow == .armed { dropCard(now, &fx) }
+        }
         fx += rearmIfDue(now)
         return fx
     }
@@ -341,6 +400,7 @@ public struct PaymentEngine: Sendable {
         if case .idle(let at) = flow, wantsCards { d.append(at) }
         if let at = listRetryAt { d.append(at) }
         if let at = authOutcomeDue, authorisingSession != nil { d.append(at) }
+        if let t = testRequest { d.append(t.deadline) }
         return d.min()
     }
 
@@ -379,6 +439,7 @@ public struct PaymentEngine: Sendable {
                 if s.phase == .authorising || s.phase == .authUnknown {
                     fx.append(.persist(.declined(k, reason: reason, at: now.wallMillis)))
                 }
+                if s.isTest { lastTest?.step = .failed("declined\(reason.map { " (reason \($0))" } ?? "")") }
                 close(k)
                 fx.append(.notice(.info, "session \(k) declined"))
             }
@@ -386,6 +447,10 @@ public struct PaymentEngine: Sendable {
         case .cancelled:
             if case .presented(let k) = flow, let s = sessions[k] {
                 if s.phase == .authorising || s.phase == .authUnknown { fx.append(.persist(.abandoned(k, at: now.wallMillis))) }
+                if s.isTest {
+                    lastTest?.step = .failed("cancelled on the terminal")
+                    fx.append(.notice(.info, "test transaction \(k) cancelled on the terminal"))
+                }
                 close(k)
             }
             flow = .idle(rearmAt: now.monotonic + config.rearmDelay)
@@ -404,6 +469,30 @@ public struct PaymentEngine: Sendable {
         // it would strand the first one; dropping it would cancel the first card's flow.
         if case .presented(let current) = flow {
             fx.append(.notice(.info, "card read while session \(current)'s card is on the terminal: ignored"))
+            return
+        }
+        if let t = testRequest, armedAmount == t.amount {
+            testRequest = nil
+            guard acceptingPayments, connectors[t.connector].session == nil else {
+                lastTest?.step = .failed("the connector was taken or payments stopped before the card was read")
+                fx.append(.notice(.info, "test transaction given up: the connector was taken or payments stopped before the card was read"))
+                dropCard(now, &fx)
+                return
+            }
+            let k = nextKey
+            nextKey += 1
+            var s = Session(key: k, connector: t.connector, card: card, tariff: config.tariff, phase: .authorising, requested: t.amount)
+            s.isTest = true
+            sessions[k] = s
+            connectors[t.connector].session = k
+            flow = .presented(k)
+            authOutcomeDue = nil
+            lastTest?.step = .authorising(k)
+            fx.append(.notice(.info, "test transaction \(k): card \(card.maskedPAN) read; authorising \(t.amount)"))
+            // Durable before Auth, as for any card; the test mark rides in the same sync.
+            fx.append(.persist(.authRequested(k, connector: t.connector, amount: t.amount, card: card, tariff: s.tariff, at: now.wallMillis)))
+            fx.append(.persist(.testTransaction(k, at: now.wallMillis)))
+            fx.append(command(.authorise(amount: t.amount)))
             return
         }
         // Tap to stop: the same card as a running or waiting session.
@@ -481,6 +570,16 @@ public struct PaymentEngine: Sendable {
             dispose(k, .release, now, &fx)
             return
         }
+        if s.isTest {
+            s.handle = ref
+            s.authorised = max(0, amount)
+            sessions[k] = s
+            fx.append(.persist(.approved(k, handle: ref, authorised: s.authorised, pspRef: pspRef, at: now.wallMillis)))
+            fx.append(.notice(.info, "test transaction \(k) approved for \(s.authorised) (terminal ref \(ref)): voiding"))
+            if lastTest?.step == .authorising(k) { lastTest?.step = .voiding(k) }
+            dispose(k, .release, now, &fx)
+            return
+        }
         s.handle = ref
         // Never capture more than both the bank approved and we asked for.
         s.authorised = max(0, s.requested > 0 ? min(amount, s.requested) : amount)
@@ -496,6 +595,8 @@ public struct PaymentEngine: Sendable {
         case .arm:
             guard flow == .arming(id) else { return }
             flow = outcome == .ok ? .armed : .idle(rearmAt: now.monotonic + config.retryInterval)
+            // A test transaction asked for while this scan was being armed for drivers: armed again for the test.
+            if flow == .armed, let t = testRequest, armedAmount != t.amount { dropCard(now, &fx) }
         case .cancel:
             if flow == .cancelling { flow = .idle(rearmAt: now.monotonic + config.rearmDelay) }
         case .authorise:
@@ -508,6 +609,10 @@ public struct PaymentEngine: Sendable {
             // The outcome event (approved/declined/cancelled) did not come: the approval may exist.
             if let k = authorisingSession {
                 if outcome == .notSent || outcome == .refused(notFound: false) || outcome == .refused(notFound: true) {
+                    if sessions[k]?.isTest == true {
+                        lastTest?.step = .failed("the terminal did not take the authorisation (\(outcome))")
+                        fx.append(.notice(.info, "test transaction \(k): the terminal did not take the authorisation"))
+                    }
                     fx.append(.persist(.abandoned(k, at: now.wallMillis)))
                     close(k)
                 } else {
@@ -545,6 +650,7 @@ public struct PaymentEngine: Sendable {
                 } else {
                     fx.append(.persist(.voided(k, at: now.wallMillis)))
                     fx.append(.notice(.info, "session \(k) voided"))
+                    if s.isTest, lastTest?.step == .voiding(k) { lastTest?.step = .succeeded(k) }
                 }
                 close(k)
             case .refused(notFound: true):
@@ -587,6 +693,9 @@ public struct PaymentEngine: Sendable {
     /// Hands a session to a person: the ledger says why, the log says so, the engine lets go.
     mutating func reconcile(_ k: SessionKey, note: String, _ fx: inout [EngineEffect]) {
         fx.append(.persist(.needsReconciliation(k, note: note)))
+        if sessions[k]?.isTest == true, lastTest?.step == .authorising(k) || lastTest?.step == .voiding(k) {
+            lastTest?.step = .failed("needs reconciliation: \(note)")
+        }
         fx.append(.notice(.warning, "session \(k) needs reconciliation: \(note)"))
         close(k)
     }
@@ -768,6 +877,7 @@ public struct PaymentEngine: Sendable {
     /// Whether the terminal should be scanning: for a new session on a free connector, or so a
     /// driver can tap again to stop (on a one-connector charger every connector is busy then).
     var wantsCards: Bool {
+        if testRequest != nil { return true }
         if acceptingPayments && freeConnector() != nil { return true }
         guard config.scanForTapToStop, !shuttingDown && !ledgerBroken else { return false }
         return sessions.values.contains { s in
@@ -779,7 +889,7 @@ public struct PaymentEngine: Sendable {
 
     mutating func rearmIfDue(_ now: Moment) -> [EngineEffect] {
         guard case .idle(let at) = flow, now.monotonic >= at, wantsCards else { return [] }
-        armedAmount = config.preauthAmount
+        armedAmount = testRequest?.amount ?? config.preauthAmount
         let (id, e) = commandWithID(.arm(amount: armedAmount, reference: UInt32(truncatingIfNeeded: nextKey)))
         flow = .arming(id)
         return [e]

@@ -20,6 +20,9 @@ public enum LedgerEntry: Equatable, Sendable {
     case voided(SessionKey, at: Int64)
     /// The terminal cannot tell what happened: a person must look. The session is closed for the engine.
     case needsReconciliation(SessionKey, note: String)
+    /// The session is a technician's test transaction (written after its `authRequested`, in the
+    /// same sync): an approval is voided at once, no relay closes. Kind 15, added by issue 13.
+    case testTransaction(SessionKey, at: Int64)
 
     /// The format entries are written in. Format 2 (issue 12) stores an approval's terminal handle
     /// as opaque bytes and a label (kind 13) instead of a 32-bit reference (kind 2, format 1).
@@ -41,6 +44,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case .voidRequested: return 10
         case .voided: return 11
         case .needsReconciliation: return 12
+        case .testTransaction: return 15
         }
     }
 
@@ -48,7 +52,7 @@ public enum LedgerEntry: Equatable, Sendable {
         switch self {
         case .authRequested(let k, _, _, _, _, _), .approved(let k, _, _, _, _), .declined(let k, _, _), .abandoned(let k, _),
              .charging(let k, _), .meter(let k, _, _), .stopped(let k, _, _, _, _), .captureRequested(let k, _),
-             .captured(let k, _, _), .voidRequested(let k), .voided(let k, _), .needsReconciliation(let k, _):
+             .captured(let k, _, _), .voidRequested(let k), .voided(let k, _), .needsReconciliation(let k, _), .testTransaction(let k, _):
             return k
         }
     }
@@ -75,7 +79,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case let .approved(_, handle, authorised, pspRef, at):
             w.bytes(handle.bytes); w.string(handle.label); w.i64(authorised); w.bytes(pspRef); w.i64(at)
         case let .declined(_, reason, at): w.u8(reason == nil ? 0 : 1); w.u8(reason ?? 0); w.i64(at)
-        case let .abandoned(_, at), let .charging(_, at), let .voided(_, at): w.i64(at)
+        case let .abandoned(_, at), let .charging(_, at), let .voided(_, at), let .testTransaction(_, at): w.i64(at)
         case let .meter(_, e, s): w.i64(e); w.i64(s)
         case let .stopped(_, reason, e, s, at): w.u8(reason.rawValue); w.i64(e); w.i64(s); w.i64(at)
         case let .captureRequested(_, amount): w.i64(amount)
@@ -87,7 +91,7 @@ public enum LedgerEntry: Equatable, Sendable {
     }
 
     public static func decode(kind: UInt16, body: [UInt8]) throws(EntryDecodeError) -> LedgerEntry {
-        guard (1...13).contains(kind) else { throw .unknownKind(kind) }
+        guard (1...13).contains(kind) || kind == 15 else { throw .unknownKind(kind) }
         var r = EntryReader(body)
         let k = try r.u64()
         switch kind {
@@ -117,6 +121,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case 10: return .voidRequested(k)
         case 11: return .voided(k, at: try r.i64())
         case 12: return .needsReconciliation(k, note: try r.string())
+        case 15: return .testTransaction(k, at: try r.i64())
         default: throw .unknownKind(kind)
         }
     }

@@ -31,6 +31,8 @@ extension PaymentEngine {
             let k = e.session
             maxKey = max(maxKey, k)
             if closed.contains(k) { continue }
+            // A test mark without its authorisation request (a torn tail) marks nothing.
+            if case .testTransaction = e, engine.sessions[k] == nil { continue }
             if e.closesSession {
                 closed.insert(k)
                 engine.sessions[k] = nil
@@ -65,6 +67,8 @@ extension PaymentEngine {
                 s.attemptUnknown = true
             case .voidRequested:
                 s.disposition = .release; s.phase = .disposing; s.attemptUnknown = true
+            case .testTransaction:
+                s.isTest = true
             default: break
             }
             engine.sessions[k] = s

@@ -56,6 +56,8 @@ public struct SessionSummary: Equatable, Sendable {
     public var energyWh: Int64?
     /// nil while no closing entry was folded in.
     public var outcome: SessionOutcome?
+    /// A technician's test transaction (pre-authorised and voided, no energy), not a driver's session.
+    public var isTest = false
     /// The reconciliation note, cut to `maxNoteBytes`.
     public var note: String = ""
 
@@ -106,6 +108,7 @@ public struct SessionSummary: Equatable, Sendable {
         case let .needsReconciliation(_, note):
             s.outcome = .needsReconciliation
             s.note = Self.cut(note, to: Self.maxNoteBytes)
+        case let .testTransaction(_, at): s.isTest = true; saw(at)
         }
         return s
     }
@@ -142,6 +145,7 @@ public struct SessionSummary: Equatable, Sendable {
         s.energyWh = later.energyWh ?? energyWh
         s.outcome = later.outcome ?? outcome
         if !later.note.isEmpty { s.note = later.note }
+        s.isTest = isTest || later.isTest
         return s
     }
 

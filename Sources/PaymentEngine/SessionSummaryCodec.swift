@@ -10,11 +10,14 @@ extension SessionSummary {
         static let authorised: UInt8 = 1 << 3
         static let captured: UInt8 = 1 << 4
         static let energyWh: UInt8 = 1 << 5
-        static let all: UInt8 = 0x3F
+        /// A technician's test transaction (issue 13); a daemon older than that refuses the body
+        /// (unknown presence bit) and keeps the record, as for any record it cannot judge.
+        static let test: UInt8 = 1 << 6
+        static let all: UInt8 = 0x7F
     }
 
     /// The record body: session key u64, format u8 (1), presence u8 (bit 0 connector, 1 start,
-    /// 2 end, 3 authorised, 4 captured, 5 energy), connector u8, start i64, end i64, masked PAN,
+    /// 2 end, 3 authorised, 4 captured, 5 energy, 6 test transaction), connector u8, start i64, end i64, masked PAN,
     /// brand, currency, terminal reference (each u32 length + UTF-8), payment reference (u32
     /// length + bytes), authorised i64, captured i64, energy Wh i64, outcome u8 (0: none),
     /// note (u32 length + UTF-8). An absent field is written as zero, so the layout is fixed.
@@ -29,6 +32,7 @@ extension SessionSummary {
         if authorised != nil { present |= Present.authorised }
         if captured != nil { present |= Present.captured }
         if energyWh != nil { present |= Present.energyWh }
+        if isTest { present |= Present.test }
         w.u8(present)
         w.u8(UInt8(clamping: connector ?? 0))
         w.i64(startedAt ?? 0); w.i64(endedAt ?? 0)
@@ -63,6 +67,7 @@ extension SessionSummary {
         s.authorised = has(Present.authorised) ? authorised : nil
         s.captured = has(Present.captured) ? captured : nil
         s.energyWh = has(Present.energyWh) ? energyWh : nil
+        s.isTest = has(Present.test)
         let outcome = try r.u8()
         if outcome != 0 {
             guard let o = SessionOutcome(rawValue: outcome) else { throw .badValue("summary outcome") }

@@ -17,6 +17,8 @@ public struct TransactionReporter: Sendable {
         var started = false
         var energyWh: Int64 = 0
         var seconds: Int64 = 0
+        /// A technician's test transaction: its settlement says so.
+        var test = false
     }
 
     var txs: [SessionKey: Tx] = [:]
@@ -107,7 +109,10 @@ public struct TransactionReporter: Sendable {
             return [settlement(.settled, amount, at)].compactMap { $0 }
         case .voided(_, let at):
             defer { txs[k] = nil }
-            return [settlement(.canceled, 0, at)].compactMap { $0 }
+            return [settlement(.canceled, 0, at, info: txs[k]?.test == true ? "technician's test transaction" : nil)].compactMap { $0 }
+        case .testTransaction:
+            txs[k]?.test = true
+            return []
         case let .declined(_, reason, at):
             defer { txs[k] = nil }
             return [settlement(.rejected, 0, at, info: reason.map { "declined, reason \($0)" } ?? "declined")].compactMap { $0 }

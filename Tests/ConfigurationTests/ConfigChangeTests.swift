@@ -18,6 +18,10 @@ import PaymentEngine
         "cloud.client_key": "/etc/paybridge/client.key", "cloud.token_file": "/etc/paybridge/token",
         "cloud.proxy": "http://192.0.2.1:3128", "cloud.offline_policy": "deny", "cloud.heartbeat_seconds": "60",
         "state.directory": "/srv/paybridge", "state.disk_budget_bytes": "16777216", "state.retention_days": "30", "log.level": "debug",
+        "diagnostics.socket": "/run/pb/ctl.sock", "diagnostics.admin_group": "chargeops", "diagnostics.max_clients": "4",
+        "diagnostics.metrics_file": "/var/lib/node-exporter/paybridge.prom", "diagnostics.metrics_interval_seconds": "15",
+        "charger.serial": "CHG-2026-0042", "terminal.transfer_number": "TTN 7781", "terminal.domain": "acme-cpo",
+        "payment.processor": "own",
     ]
 
     @Test func everyKeyHasAnAlternativeAndAValue() {

@@ -93,7 +93,7 @@ import PaymentEngine
         var body = SessionSummary(session: 1).encodeBody()
         body[8] = 2
         #expect(throws: EntryDecodeError.badValue("summary format 2")) { try SessionSummary.decode(kind: 14, body: body) }
-        body[8] = 1; body[9] = 0x40
+        body[8] = 1; body[9] = 0x80
         #expect(throws: EntryDecodeError.badValue("summary presence bits")) { try SessionSummary.decode(kind: 14, body: body) }
         body[9] = 0; body[body.count - 5] = 6
         #expect(throws: EntryDecodeError.badValue("summary outcome")) { try SessionSummary.decode(kind: 14, body: body) }
