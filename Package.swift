@@ -58,6 +58,9 @@ let package = Package(
         .target(name: "PaymentEngine", dependencies: ["Timebase", "WireFormat"]),
         // Pure: OCPP 2.1 payment payloads for the cloud uplink.
         .target(name: "Uplink", dependencies: ["JSONLines", "PaymentEngine", "Timebase", "WireFormat"]),
+        // Pure: what `paybridgectl sessions`, `export` and `metrics` show: session rows over the engine's
+        // sessions, entries and summaries, the reconciliation export (CSV, JSON lines), Prometheus text.
+        .target(name: "StationReports", dependencies: ["PaymentEngine", "Uplink", "CardSafety", "JSONLines", "WireFormat"]),
         // Pure: the daemon's configuration file (parser with line-numbered problems).
         .target(name: "Configuration", dependencies: ["PaymentEngine", "Platform"]),
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
@@ -131,6 +134,7 @@ let package = Package(
         .testTarget(name: "CloudHTTPTests", dependencies: ["CloudHTTP", "Platform", "Timebase"]),
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "StationCore", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
+        .testTarget(name: "StationReportsTests", dependencies: ["StationReports", "PaymentEngine", "Uplink", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "PaymentEngine", "Platform"]),
         .testTarget(name: "CardSafetyTests", dependencies: ["CardSafety", "Timebase"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "Timebase"],
