@@ -9,16 +9,26 @@ public enum ReconciliationExport {
                                  "terminal_reference", "payment_reference", "authorised", "captured", "currency", "energy_wh",
                                  "final_state", "note"]
 
-    /// The states exported; open sessions, abandoned flows (nothing was authorised) and test
-    /// transactions are not.
+    /// The outcomes exported, as `final_state` names them: open sessions and abandoned flows
+    /// (nothing was authorised) are not. A test transaction is exported by its outcome like any
+    /// other (the acquirer saw it), its note starting with `testNote`.
     public static let exportedStates: Set<SessionState> = [.settled, .voided, .declined, .needsReconciliation]
+
+    /// What a test transaction's note starts with.
+    public static let testNote = "test transaction"
 
     /// The CSV line break (RFC 4180).
     public static let lineBreak = "\r\n"
 
     /// The rows that are exported, order kept.
     public static func exported(_ rows: [SessionRow]) -> [SessionRow] {
-        rows.filter { exportedStates.contains($0.state) }
+        rows.filter { finalState($0) != nil }
+    }
+
+    /// The `final_state` of a closed session whose outcome is exported; nil for the rest.
+    public static func finalState(_ r: SessionRow) -> SessionState? {
+        guard !r.state.isOpen, let o = r.outcome, exportedStates.contains(SessionState(o)) else { return nil }
+        return SessionState(o)
     }
 
     /// RFC 4180 CSV with a header row, CRLF line breaks (after the last record too). A missing
@@ -63,11 +73,12 @@ public enum ReconciliationExport {
     /// '-', the engine's session key), so that the platform's records match it.
     public static func fields(_ r: SessionRow, stationId: String) -> [String?] {
         func amount(_ v: Int64?) -> String? { v.map { decimal(minor: $0, exponent: r.currencyExponent) } }
+        let note = r.state != .test ? r.note : r.note.isEmpty ? testNote : "\(testNote); \(r.note)"
         return [stationId, TransactionReporter(stationId: stationId).transactionId(r.session), r.connector.map { String($0) },
                 r.startedAt.map(UTCDate.iso8601), r.endedAt.map(UTCDate.iso8601),
                 r.maskedPAN, r.brand, r.terminalReference, r.paymentReference,
                 amount(r.authorised), amount(r.captured), r.currency, r.energyWh.map { String($0) },
-                r.state.rawValue, r.note]
+                (finalState(r) ?? r.state).rawValue, note]
     }
 
     /// `minor` units as an exact decimal in major units ("12.34"), the way the uplink writes amounts.

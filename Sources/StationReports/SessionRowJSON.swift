@@ -34,6 +34,7 @@ extension SessionRow {
             ("currency_exponent", .number(currencyExponent)),
             ("energy_wh", opt(energyWh)),
             ("state", .string(state.rawValue)),
+            ("outcome", outcome.map { JSON.string(SessionState($0).rawValue) } ?? .null),
             ("note", .string(note)),
         ])
     }
@@ -80,6 +81,13 @@ extension SessionRow {
         guard let e = try int("currency_exponent"), (0...9).contains(e) else { throw .badValue("currency_exponent") }
         currencyExponent = Int(e)
         energyWh = try int("energy_wh")
+        switch try value("outcome") {
+        case .null: outcome = nil
+        case .string(let s):
+            guard let o = SessionOutcome.allCases.first(where: { SessionState($0).rawValue == s }) else { throw .badValue("outcome") }
+            outcome = o
+        default: throw .badValue("outcome")
+        }
         note = try text("note")
     }
 }

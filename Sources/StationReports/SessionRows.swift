@@ -32,7 +32,8 @@ public enum SessionState: String, Sendable, CaseIterable, CustomStringConvertibl
     case abandoned
     /// The terminal could not tell what happened: a person must look with the acquirer.
     case needsReconciliation = "needs-reconciliation"
-    /// An operator's test transaction that ended without needing reconciliation.
+    /// An operator's test transaction that ended without needing reconciliation (the row's
+    /// `outcome` says how).
     case test
 
     /// Whether the session is still going (no end time; never exported).
@@ -101,6 +102,9 @@ public struct SessionRow: Equatable, Sendable {
     public var currencyExponent: Int = 2
     public var energyWh: Int64?
     public var state: SessionState
+    /// How the session ended, as the ledger says; nil while it is open. A test transaction's
+    /// `state` is `test` and this keeps what it did with the money (the export lists it by this).
+    public var outcome: SessionOutcome?
     /// The reconciliation note.
     public var note: String = ""
 
@@ -204,6 +208,7 @@ public enum SessionRows {
         var state: SessionState = s.outcome.map(SessionState.init) ?? .unfinished
         if testSession && !state.isOpen && state != .needsReconciliation { state = .test }
         var r = SessionRow(session: s.session, state: state)
+        r.outcome = s.outcome
         r.connector = s.connector.map { $0 + 1 }
         r.startedAt = s.startedAt
         r.endedAt = state.isOpen ? nil : s.endedAt
@@ -224,6 +229,7 @@ public enum SessionRows {
     static func row(_ s: Session, ledger: SessionRow?) -> SessionRow {
         var r = ledger ?? SessionRow(session: s.key, state: .deciding)
         r.state = SessionState(s.phase)
+        r.outcome = nil
         r.endedAt = nil
         r.connector = s.connector + 1
         r.maskedPAN = s.card.maskedPAN.isEmpty ? "" : PANMask.mask(s.card.maskedPAN)

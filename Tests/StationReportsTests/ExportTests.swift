@@ -12,6 +12,7 @@ import StationReports
     static func row(_ k: SessionKey, _ state: SessionState, note: String = "", brand: String = "VISA", currency: String = "EUR", exponent: Int = 2,
                     captured: Int64? = 1234) -> SessionRow {
         var r = SessionRow(session: k, state: state)
+        r.outcome = SessionOutcome.allCases.first { SessionState($0) == state }
         r.connector = 1
         r.startedAt = 1_796_450_462_000
         r.endedAt = state.isOpen ? nil : 1_796_450_522_999
@@ -40,6 +41,20 @@ import StationReports
         let k = rows.first { $0.state == .settled }!.session
         #expect(settled == "CP-7,CP-7-\(k),1,2026-12-05T06:01:02Z,2026-12-05T06:02:02Z,476173******0119,VISA,7004,PSP-\(k),50.00,12.34,EUR,1234,settled,")
         #expect(ReconciliationExport.columns.joined(separator: ",") == Self.header)
+    }
+
+    @Test func testTransactionsAreExportedByWhatTheyDidWithTheMoney() {
+        var settled = Self.row(1, .test, note: "after storage"), voided = Self.row(2, .test), abandoned = Self.row(3, .test)
+        settled.outcome = .captured; voided.outcome = .voided; abandoned.outcome = .abandoned
+        let unknown = Self.row(4, .test)   // a closed row without an outcome is not guessed at
+        let records = Self.parseCSV(ReconciliationExport.csv([settled, voided, abandoned, unknown], stationId: "S")).dropFirst()
+        #expect(records.map { $0[1] } == ["S-1", "S-2"])
+        #expect(records.map { $0[13] } == ["settled", "voided"])
+        #expect(records.map { $0[14] } == ["test transaction; after storage", "test transaction"])
+        // An open session is never exported, whatever outcome a caller left on it.
+        var open = Self.row(5, .settling)
+        open.outcome = .captured
+        #expect(ReconciliationExport.exported([open]).isEmpty)
     }
 
     @Test func amountsAreExactInTheCurrencysMajorUnits() {
@@ -92,6 +107,7 @@ import StationReports
 
     @Test func missingValuesAreEmptyFieldsAndNull() throws {
         var r = SessionRow(session: 9, state: .declined)
+        r.outcome = .declined
         r.endedAt = 1_000
         let csv = ReconciliationExport.csv([r], stationId: "S")
         #expect(Self.parseCSV(csv)[1] == ["S", "S-9", "", "", "1970-01-01T00:00:01Z", "", "", "", "", "", "", "", "", "declined", ""])

@@ -24,6 +24,7 @@ import Timebase
         r.currencyExponent = Int.random(in: 0...3, using: &g)
         r.energyWh = maybe(Int64.random(in: .min ... .max, using: &g))
         r.note = text()
+        r.outcome = Bool.random(using: &g) ? SessionOutcome.allCases.randomElement(using: &g) : nil
         return r
     }
 
@@ -40,6 +41,7 @@ import Timebase
     @Test func damagedRowsAreRefusedWithTheKey() throws {
         var r = SessionRow(session: 3, state: .settled)
         r.connector = 1
+        r.outcome = .captured
         guard case .object(let fields) = r.json else { Issue.record("not an object"); return }
         func without(_ key: String) -> JSON { .object(fields.filter { $0.0 != key }) }
         func with(_ key: String, _ v: JSON) -> JSON { .object(fields.map { $0.0 == key ? (key, v) : $0 }) }
@@ -50,6 +52,7 @@ import Timebase
         #expect(throws: SessionRowDecodeError.badValue("connector")) { try SessionRow(json: with("connector", .int(0))) }
         #expect(throws: SessionRowDecodeError.badValue("start_ms")) { try SessionRow(json: with("start_ms", .string("1"))) }
         #expect(throws: SessionRowDecodeError.badValue("currency_exponent")) { try SessionRow(json: with("currency_exponent", .int(40))) }
+        #expect(throws: SessionRowDecodeError.badValue("outcome")) { try SessionRow(json: with("outcome", .string("captured"))) }
         #expect(throws: SessionRowDecodeError.badValue("transaction_id")) { try SessionRow(json: with("transaction_id", .int(1))) }
         #expect(try SessionRow(json: r.json) == r)
     }

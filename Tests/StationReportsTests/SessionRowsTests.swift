@@ -34,7 +34,7 @@ import StationReports
         #expect(r.maskedPAN == "476173******0119" && r.brand == "VISA")
         #expect(r.terminalReference == "7004" && r.paymentReference == "PSP-4")
         #expect(r.authorised == 4_000 && r.captured == 99 && r.currency == "EUR" && r.currencyExponent == 2)
-        #expect(r.energyWh == 1_234 && r.state == .settled && r.note.isEmpty)
+        #expect(r.energyWh == 1_234 && r.state == .settled && r.outcome == .captured && r.note.isEmpty)
         #expect(!r.state.isOpen)
         // Without a station id there is no transaction id to derive.
         #expect(SessionRows.rows(open: [:], summaries: [], entries: Self.captured(4, at: Self.t0)).first?.transactionId == nil)
@@ -84,6 +84,7 @@ import StationReports
         let rows = Self.rows(entries: entries, tests: [5, 6])
         #expect(rows.map(\.session) == [1, 2, 3, 4, 5, 6, 7])
         #expect(rows.map(\.state) == [.declined, .abandoned, .voided, .needsReconciliation, .test, .needsReconciliation, .unfinished])
+        #expect(rows.map(\.outcome) == [.declined, .abandoned, .voided, .needsReconciliation, .voided, .needsReconciliation, nil])
         #expect(rows[2].captured == 0 && rows[2].paymentReference == "hex:00FF10")
         #expect(rows[3].note == "capture unanswered; card 476173******0119 on the receipt", "a card number in a note is masked")
         #expect(rows[3].endedAt == Self.t0 + 4_500)
@@ -140,7 +141,8 @@ import StationReports
         try d.complete({ if case .capture = $0 { return true }; return false }, "capture")
         rows = Self.rows(entries: d.ledger, open: d.engine.sessions)
         #expect(rows.count == 2)
-        #expect(rows[0].state == .settled && rows[0].endedAt != nil && rows[0].captured != nil)
+        #expect(rows[0].state == .settled && rows[0].endedAt != nil && rows[0].captured != nil && rows[0].outcome == .captured)
+        #expect(rows[1].outcome == nil)
         #expect(rows[1].state == .awaitingPlug && rows[1].startedAt != nil && rows[1].paymentReference == "P2")
         // A row for every open session, and only one each, whatever the ledger holds of them.
         #expect(SessionRows.filter(rows, .init(openOnly: true)).map(\.session) == [k2])
