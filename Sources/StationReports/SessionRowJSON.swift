@@ -13,6 +13,10 @@ public enum SessionRowDecodeError: Error, Equatable, Sendable {
 }
 
 extension SessionRow {
+    /// The currency exponents a decoded row may carry: ISO 4217's go up to 4; more would be a
+    /// damaged value, and the amount's text would be mostly zeros.
+    public static let currencyExponents: ClosedRange<Int64> = 0...9
+
     /// The row as one JSON object, lossless: what the diagnostic socket sends `paybridgectl`.
     /// Amounts stay integers in minor units (`*_minor`, with `currency_exponent`), times wall
     /// milliseconds (`*_ms`); a missing value is `null`.
@@ -78,7 +82,7 @@ extension SessionRow {
         authorised = try int("authorised_minor")
         captured = try int("captured_minor")
         currency = try text("currency")
-        guard let e = try int("currency_exponent"), (0...9).contains(e) else { throw .badValue("currency_exponent") }
+        guard let e = try int("currency_exponent"), Self.currencyExponents.contains(e) else { throw .badValue("currency_exponent") }
         currencyExponent = Int(e)
         energyWh = try int("energy_wh")
         switch try value("outcome") {
