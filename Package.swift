@@ -68,10 +68,12 @@ let package = Package(
         // Shell: runs a PSPLink over a Transport on the event loop.
         // Pure: the station's view of a payment terminal, whatever its protocol (commands in, inputs and status out).
         .target(name: "TerminalPort", dependencies: ["PaymentEngine"]),
+        // Pure: the operating rules the terminal's conditions set (swap, tamper, battery, storage) and their ledger record.
+        .target(name: "TerminalConditions", dependencies: ["TerminalPort", "PaymentEngine", "WireFormat"]),
         .target(name: "PSPTerminal", dependencies: ["TerminalPort", "PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
         // Pure: the station's decisions (write-ahead ordering, group commit, outbox, heartbeat, status,
         // compaction and storage watermark), effects out one at a time; the simulation runs it too.
-        .target(name: "StationCore", dependencies: ["PaymentEngine", "Uplink", "JSONLines", "Timebase"]),
+        .target(name: "StationCore", dependencies: ["PaymentEngine", "Uplink", "JSONLines", "Timebase", "TerminalConditions", "TerminalPort"]),
         // Shell: the station core's effects carried out against the ledger, terminal, charger, card decider and cloud.
         // The charger's hardware as the station sees it (relays, plugs, meters): the port and the
         // charger of a daemon without charger I/O. Small on purpose: charger-sim links it, not the station.
@@ -143,8 +145,9 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
         .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase", "WireFormat"]),
-        .testTarget(name: "StationCoreTests", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase"]),
+        .testTarget(name: "StationCoreTests", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase", "TerminalConditions", "TerminalPort"]),
         .testTarget(name: "DiagnosticsTests", dependencies: ["DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "Platform", "Timebase"]),
+        .testTarget(name: "TerminalConditionsTests", dependencies: ["TerminalConditions", "TerminalPort", "PaymentEngine", "Timebase", "WireFormat"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
