@@ -7,6 +7,7 @@ import TerminalPort
 public final class FakeTerminal: TerminalPort {
     public var onInputs: ([TerminalInput]) -> Void = { _ in }
     public var onNotice: (NoticeSeverity, String) -> Void = { _, _ in }
+    public var onCondition: (TerminalCondition) -> Void = { _ in }
     /// Every command the station gave, in order.
     public private(set) var commands: [(id: CommandID, command: TerminalCommand)] = []
     public private(set) var started = false
@@ -26,4 +27,13 @@ public final class FakeTerminal: TerminalPort {
         if inputs.contains(where: { if case .ready = $0 { return true } else { return false } }) { status.linkUp = true }
         onInputs(inputs)
     }
+
+    /// The terminal says who it is: the snapshot shows it and the station hears of it.
+    public func identify(_ inventory: TerminalInventory) {
+        status.identity = inventory
+        onCondition(.identified(inventory))
+    }
+
+    /// The terminal reports tamper or a security error.
+    public func securityAlert(_ text: String) { onCondition(.securityAlert(text)) }
 }

@@ -64,6 +64,9 @@ public enum SimFault: Equatable, Sendable {
     /// Answer the next `count` commands with this name with this frame instead (the command has no
     /// other effect): a refusal (`0x00`, `[0x01, 0x05]`) or a payload the host cannot read.
     case reply(command: String, header: UInt8, payload: [UInt8], count: Int)
+    /// The tamper sensor trips: the terminal restarts into its security violation mode and stays
+    /// there (`SimScenario.tampered`).
+    case tamper
 }
 
 /// A fault armed for a trigger.
@@ -104,6 +107,12 @@ public struct SimScenario: Equatable, Sendable {
     public var identity = TerminalIdentity(layout: .apollo, serialNumber: "APO-SIM-000123", model: "Apollo Max",
                                            firmware: "sim/1.0", applications: ["psp/3.0"])
     public var seed: UInt64 = 1
+    /// The terminal is in its security violation (tamper) mode: it answers Synchronize and Get
+    /// Status but refuses Setup and Enable with "payment application in an invalid state"
+    /// (0x0E, with detailed codes on). [INFERRED]: Payter documents that a tampered Apollo
+    /// restarts into an inactive mode showing a security violation, not what PSP then says;
+    /// this is the daemon's reading (`PSPLinkConfig.securityRefusals`), played back.
+    public var tampered = false
 
     public init() {}
 
@@ -143,8 +152,9 @@ public struct ScenarioError: Error, Equatable, CustomStringConvertible {
 ///     fallback <session spec>
 ///     delay <Command> <ms>     tap-delay <ms>     auth-delay <ms>
 ///     start-result on|off      split on|off       card-detect <ms>     idle-close <ms>
-///     fault garbage N|corrupt|reset|unplug MS|silent <Command> N|reply <Command> <header> <hex payload|-> N
+///     fault garbage N|corrupt|reset|unplug MS|silent <Command> N|reply <Command> <header> <hex payload|-> N|tamper
 ///           on approved N|cardread N|command <Command> N|frames N
+///     tampered on|off          (start in the security violation mode)
 ///     seed N                   protocol-version 1|2|3
 public enum ScenarioParser {
     public static func parse(_ text: String, into s: inout SimScenario) throws(ScenarioError) {
@@ -171,9 +181,9 @@ public enum ScenarioParser {
         switch w[0] {
         case "family":
             guard w.count == 2, let f = SimFamily(rawValue: w[1]) else { throw fail("family is apollo or p6x") }
-            let keep = s.sessions, faults = s.faults
+            let keep = s.sessions, faults = s.faults, tampered = s.tampered
             s = SimScenario.defaults(for: f)
-            s.sessions = keep; s.faults = faults
+            s.sessions = keep; s.faults = faults; s.tampered = tampered
         case "preamble": s.preamble = UInt8(clamping: try int(w.count > 1 ? w[1] : nil))
         case "magic": s.magic = UInt8(clamping: try int(w.count > 1 ? w[1] : nil))
         case "session": s.sessions.append(try session(Array(w.dropFirst())))
@@ -187,6 +197,7 @@ public enum ScenarioParser {
         case "idle-close": s.idleCloseMilliseconds = try int(w.count > 1 ? w[1] : nil)
         case "start-result": s.startResult = try onOff(w.count > 1 ? w[1] : nil)
         case "split": s.splitBytes = try onOff(w.count > 1 ? w[1] : nil)
+        case "tampered": s.tampered = try onOff(w.count > 1 ? w[1] : nil)
         case "seed": s.seed = UInt64(try int(w.count > 1 ? w[1] : nil))
         case "protocol-version":
             let v = try int(w.count > 1 ? w[1] : nil)
@@ -248,6 +259,7 @@ public enum ScenarioParser {
         case ("garbage", 2): guard let n = Int(f[1]), n > 0 else { throw fail("garbage N") }; fault = .garbage(count: n)
         case ("corrupt", 1): fault = .corruptNext
         case ("reset", 1): fault = .reset
+        case ("tamper", 1): fault = .tamper
         case ("unplug", 2): guard let n = Int(f[1]), n >= 0 else { throw fail("unplug MS") }; fault = .unplug(milliseconds: n)
         case ("silent", 3): guard let n = Int(f[2]), n > 0 else { throw fail("silent <Command> N") }; fault = .silent(command: f[1], count: n)
         case ("reply", 5):

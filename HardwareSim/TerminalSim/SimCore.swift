@@ -31,6 +31,8 @@ public struct TerminalSimCore: Sendable {
     public private(set) var openSessions: [UInt32: SimSession] = [:]
     public private(set) var framesReceived = 0
     public private(set) var malformedReceived = 0
+    /// In the security violation (tamper) mode: Setup and Enable are refused (`SimScenario.tampered`).
+    public private(set) var tampered: Bool
 
     var decoder = PSPFrameDecoder(options: .lenient())
     var format: PSPFrameFormat = .normal
@@ -59,6 +61,7 @@ public struct TerminalSimCore: Sendable {
     public init(scenario: SimScenario) {
         self.scenario = scenario
         faults = scenario.faults
+        tampered = scenario.tampered
         rng = SeededGenerator(seed: scenario.seed)
         if scenario.protocolVersion < 3 { decoder.options.maxLength = PSPLimits.maxLegacyLengthAccepted }
         nextSessionID = 1000 + UInt32(truncatingIfNeeded: rng.next() % 8000)
@@ -142,12 +145,13 @@ public struct TerminalSimCore: Sendable {
         return d.min()
     }
 
-    /// Operator controls (the simulator's standard input): tap, reset, garbage N.
+    /// Operator controls (the simulator's standard input): tap, reset, garbage N, unplug MS, tamper.
     public mutating func control(_ words: [String], now: Instant) -> [SimEffect] {
         var fx: [SimEffect] = []
         switch words.first {
         case "tap": tap(now: now, &fx)
         case "reset": apply(.reset, now: now, &fx)
+        case "tamper": apply(.tamper, now: now, &fx)
         case "garbage": apply(.garbage(count: words.count > 1 ? Int(words[1]) ?? 16 : 16), now: now, &fx)
         case "unplug": apply(.unplug(milliseconds: words.count > 1 ? Int(words[1]) ?? 1000 : 1000), now: now, &fx)
         default: fx.append(.log("unknown control \(words.joined(separator: " "))"))
@@ -212,6 +216,9 @@ public struct TerminalSimCore: Sendable {
             // The Protocol answer goes out in the normal format; everything after in the new one.
             respond(ok(), now: now, delay: delay, &fx)
             if accepted.contains(.extendedFormat) { format = .extended; decoder.options.format = .extended }
+        case .setup where tampered, .enable where tampered:
+            fx.append(.log("security violation: refusing \(name)"))
+            respond(notOK(ResultReason.paymentApplicationInvalidState), now: now, delay: delay, &fx)
         case let .setup(t, a):
             guard state == .online else { return respond(wrongState, now: now, delay: delay, &fx) }
             sessionTimeout = t; timeoutAction = a
@@ -418,6 +425,12 @@ public struct TerminalSimCore: Sendable {
         case .reset:
             fx.append(.log("terminal reset"))
             fx.append(.record(.object([("event", .string("reset")), ("openSessions", .number(openSessions.count))])))
+            goOffline()
+        case .tamper:
+            // Keys deleted, restarted into the inactive mode: PSP starts over and never gets past Setup.
+            tampered = true
+            fx.append(.log("tamper: restarting into the security violation mode"))
+            fx.append(.record(.object([("event", .string("tamper"))])))
             goOffline()
         case .unplug(let ms):
             fx.append(.log("cable pulled for \(ms) ms"))

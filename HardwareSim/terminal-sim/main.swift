@@ -12,13 +12,16 @@ usage: terminal-sim (--pty [--link PATH] | --device PATH [--line "57600 8N1"] | 
                     [--fault SPEC]... [--record FILE] [--seed N] [--split] [--no-start-result]
                     [--idle-close MS] [--preamble BYTE] [--magic BYTE] [--protocol-version 1|2|3]
                     [--exit-with-stdin] [--tap-delay MS] [--auth-delay MS]
-                    [--serial TEXT] [--firmware TEXT] [--sim-serial TEXT]
+                    [--serial TEXT] [--firmware TEXT] [--sim-serial TEXT] [--tamper]
 
 Prints "device PATH" or "listening HOST:PORT" on standard output when ready (again after a replug).
-Standard input takes controls: tap | reset | garbage N | unplug MS | sessions | quit.
+Standard input takes controls: tap | reset | garbage N | unplug MS | tamper | sessions | quit.
 SPEC strings use the scenario-file syntax, e.g. --session "decline reason=9", --fault "reset on approved 1".
 --serial, --firmware and --sim-serial replace those fields of the identity the simulator reports
 (Request Ids), byte for byte (control characters included), after --family has chosen the layout.
+--tamper starts the terminal in its security violation mode (Setup and Enable refused with 0x0E, as
+the daemon reads a tampered Apollo [INFERRED]); --fault "tamper on approved 1" or the tamper control
+trips it later.
 """
 
 func fail(_ message: String) -> Never {
@@ -105,6 +108,7 @@ struct Options {
             case "--serial": serial = take(a)
             case "--firmware": firmware = take(a)
             case "--sim-serial": simSerial = take(a)
+            case "--tamper": directive(["tampered", "on"])
             case "--help", "-h": say(usage); exit(0)
             default: fail("unknown option \(a)\n\(usage)")
             }

@@ -108,6 +108,8 @@ public func describe(_ e: LinkEvent) -> (LogLevel, String) {
         if let f = id.firmware { parts.append("firmware \(f)") }
         if let sim = id.simSerial { parts.append("SIM \(sim)") }
         return (.info, "terminal identity: " + parts.joined(separator: ", "))
+    case let .securityAlert(command, reason):
+        return (.error, "terminal refused \(command): \(ResultReason.name(reason)); taken as its security violation (tamper) mode")
     case let .completed(id, cmd, outcome):
         // Named, never printed whole: a response can carry the card's DOL (Card Read answering
         // Start Session, Session Approved answering Auth), and only CardData masks it.

@@ -67,6 +67,9 @@ public enum ResultReason {
     public static let wrongState: UInt8 = 0x05
     public static let sessionNotFound: UInt8 = 0x0C
     public static let duplicateSession: UInt8 = 0x0B
+    /// "Payment application in an invalid state for the request": what an Apollo in its security
+    /// violation mode is taken to answer to Setup and Enable ([INFERRED], `PSPLinkConfig.securityRefusals`).
+    public static let paymentApplicationInvalidState: UInt8 = 0x0E
 }
 
 /// Session Declined reason codes (detailed codes on).

@@ -104,6 +104,14 @@ public struct PSPLinkConfig: Equatable, Sendable {
     public var rejectKnownSessionIDs: Bool = true
     /// How many such session IDs the link remembers (the oldest is forgotten first).
     public var maxKnownSessionIDs: Int = 256
+    /// Detailed Result reasons that, refusing Setup or Enable during bring-up, are taken as the
+    /// terminal's tamper / security violation mode (`LinkEvent.securityAlert`). [INFERRED]: PSP
+    /// documents no tamper signal. Payter's Apollo manual says a tampered terminal deletes its
+    /// keys and "restarts into an inactive mode" showing a security violation; a terminal whose
+    /// payment application cannot run is most plausibly refused with 0x0E ("payment application
+    /// in an invalid state for the request"). Only an Apollo gives detailed reasons (Protocol
+    /// option 0x08), so a P6X's tamper is not seen this way. Empty: never taken as tamper.
+    public var securityRefusals: Set<UInt8> = [ResultReason.paymentApplicationInvalidState]
 
     public init(family: TerminalFamily, transport: LinkTransportKind) {
         self.family = family

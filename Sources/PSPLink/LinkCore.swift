@@ -54,6 +54,10 @@ public enum LinkEvent: Equatable, Sendable {
     case terminalReset
     case terminalState(TerminalState)
     case identity(TerminalIdentity)
+    /// The terminal refused a bring-up step (`command`, Payter's name) with a detailed reason in
+    /// `PSPLinkConfig.securityRefusals`: taken as its tamper / security violation mode
+    /// ([INFERRED]: PSP documents no tamper signal). Reported once per failed bring-up streak.
+    case securityAlert(command: String, reason: UInt8)
     case completed(RequestID, HostCommand, RequestOutcome)
     /// An unsolicited message or a session event (Card Read, Approved, Declined, Cancelled,
     /// Partially Approved, Transaction Event, UI Event, Update Session Result).
@@ -125,6 +129,8 @@ public struct LinkCounters: Equatable, Sendable {
     public var bringUps = 0
     /// Request Ids answers that could not be read or were refused: the identity stays unknown.
     public var identityUnavailable = 0
+    /// Bring-up steps refused with a reason in `PSPLinkConfig.securityRefusals` (tamper, inferred).
+    public var securityRefusals = 0
     /// Get Status checks answered with something other than a certain status (a Result, an
     /// answer that reads both ways, or one that reads neither way): the state stays unknown.
     public var statusUnknown = 0
@@ -146,6 +152,9 @@ public struct PSPLinkCore: Sendable {
     public private(set) var terminalState: TerminalState?
     public private(set) var format: PSPFrameFormat = .normal
     public private(set) var counters = LinkCounters()
+    /// A security refusal was reported since the link was last up: the bring-up retries every
+    /// second, and one report per streak is enough.
+    var securityAlertReported = false
 
     struct Request: Sendable {
         var id: RequestID
@@ -743,6 +752,17 @@ public struct PSPLinkCore: Sendable {
             counters.identityUnavailable += 1
         case (_, .result(let res)) where phase == .configuring:
             guard res.ok else {
+                switch r.command {
+                case .setup, .enable:
+                    if let reason = res.reason, config.securityRefusals.contains(reason) {
+                        counters.securityRefusals += 1
+                        if !securityAlertReported {
+                            securityAlertReported = true
+                            fx.append(.event(.securityAlert(command: r.command.name, reason: reason)))
+                        }
+                    }
+                default: break
+                }
                 restartAfterFailedStep(now: now, &fx)
                 return
             }
@@ -758,6 +778,7 @@ public struct PSPLinkCore: Sendable {
             if configSteps.isEmpty {
                 phase = .ready
                 lastSend = now
+                securityAlertReported = false
                 fx.append(.event(.up))
                 if config.requestIdentity {
                     queue.insert(Request(id: RequestID(value: 0), command: .requestIDs, internalStep: true), at: 0)

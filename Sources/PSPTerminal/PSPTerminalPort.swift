@@ -12,6 +12,7 @@ import Transport
 public final class PSPTerminalPort: TerminalPort {
     public var onInputs: ([TerminalInput]) -> Void = { _ in }
     public var onNotice: (NoticeSeverity, String) -> Void = { _, _ in }
+    public var onCondition: (TerminalCondition) -> Void = { _ in }
     /// The link, for the daemon's PSP-specific log (`TerminalLog` wraps its `onEvent`).
     public let driver: PSPLinkDriver
     var adapter: PSPEngineAdapter
@@ -63,6 +64,8 @@ public final class PSPTerminalPort: TerminalPort {
         if case .identity(let id) = e { identity = id }
         let inputs = adapter.inputs(for: e)
         if !inputs.isEmpty { onInputs(inputs) }
+        // After the inputs: the station hears the link is up before it hears who is on it.
+        if let c = PSPTerminalPort.condition(for: e) { onCondition(c) }
         // After the inputs: counting the filtered fields runs the card-data filter over the DOL
         // once more, and a card's question to the cloud need not wait for that.
         noteFilteredCardData(e)
@@ -86,16 +89,31 @@ public final class PSPTerminalPort: TerminalPort {
         onNotice(.warning, "card data filter: the terminal sent card data in \(fields.joined(separator: ", ")); masked or dropped before use (\(cardDataRedactions) fields so far); check the terminal's configuration")
     }
 
+    /// What a link event says about the terminal's conditions: its identity (already through the
+    /// card-data filter), or the refusal taken as its security violation mode (psp.md has no
+    /// tamper signal; `PSPLinkConfig.securityRefusals` says which refusal, [INFERRED]).
+    public static func condition(for e: LinkEvent) -> TerminalCondition? {
+        switch e {
+        case .identity(let id): return .identified(inventory(id))
+        case let .securityAlert(command, reason):
+            let hex = String(reason, radix: 16, uppercase: true)
+            return .securityAlert("terminal refused \(command) with \(ResultReason.name(reason)) (0x\(hex.count < 2 ? "0" + hex : hex)): "
+                                  + "taken as its security violation (tamper) mode")
+        default: return nil
+        }
+    }
+
+    static func inventory(_ id: TerminalIdentity) -> TerminalInventory {
+        TerminalInventory(serialNumber: id.serialNumber, model: id.model, firmware: id.firmware, simSerial: id.simSerial, samSerials: id.samSerials)
+    }
+
     public var status: TerminalSnapshot {
         let core = driver.core
         let c = core.counters
         return TerminalSnapshot(
             protocolName: "PSP", family: core.config.family.rawValue, endpoint: "\(driver.connection.endpoint)",
             linkUp: core.phase == .ready, state: core.terminalState.map { "\($0)" }, lastError: driver.connection.lastError,
-            identity: identity.map {
-                TerminalInventory(serialNumber: $0.serialNumber, model: $0.model, firmware: $0.firmware,
-                                  simSerial: $0.simSerial, samSerials: $0.samSerials)
-            },
+            identity: identity.map(PSPTerminalPort.inventory),
             capabilities: adapter.capabilities,
             counters: ["framesSent": c.framesSent, "framesReceived": c.framesReceived, "framesMalformed": c.malformed.malformedTotal,
                        "bytesDiscarded": c.malformed.bytesDiscarded, "framesUndecodable": c.undecodable,

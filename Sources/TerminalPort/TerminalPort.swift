@@ -12,6 +12,10 @@ public protocol TerminalPort: AnyObject {
     /// What a person should know about the terminal (card data where it does not belong, a
     /// command it cannot carry), with its severity.
     var onNotice: (NoticeSeverity, String) -> Void { get set }
+    /// What the terminal says about itself that the station's operating rules judge (who it is,
+    /// a tamper or security alert): `TerminalConditions` decides what follows. Called on the
+    /// event loop, never from inside `perform`.
+    var onCondition: (TerminalCondition) -> Void { get set }
     /// Opens the link and keeps reopening it until `stop`.
     func start()
     /// Closes the link; commands in flight complete as unknown.
@@ -20,6 +24,14 @@ public protocol TerminalPort: AnyObject {
     func perform(_ id: CommandID, _ command: TerminalCommand)
     /// What the terminal is doing now, for the technicians' status.
     var status: TerminalSnapshot { get }
+}
+
+/// What a terminal reports about itself, whatever its protocol.
+public enum TerminalCondition: Equatable, Sendable {
+    /// It said who it is (after each bring-up).
+    case identified(TerminalInventory)
+    /// It reported tamper or a security error, in words for a person (no card data).
+    case securityAlert(String)
 }
 
 /// A snapshot of a terminal for status displays and the technicians' inventory.
