@@ -78,7 +78,7 @@ let package = Package(
         // The charger's hardware as the station sees it (relays, plugs, meters): the port and the
         // charger of a daemon without charger I/O. Small on purpose: charger-sim links it, not the station.
         .target(name: "ChargerPort", dependencies: ["PaymentEngine", "Platform", "Timebase"]),
-        .target(name: "Station", dependencies: ["StationCore", "ChargerPort", "PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
+        .target(name: "Station", dependencies: ["StationCore", "TerminalConditions", "ChargerPort", "PaymentEngine", "TerminalPort", "Ledger", "Uplink", "CloudHTTP", "JSONLines", "Platform", "Timebase"]),
         // A charger behind the charger line protocol (one JSON object per line on a byte stream): the
         // codec both sides share, the station's port over a pair of fds, and a charger program run as a child.
         .target(name: "ChargerLine", dependencies: ["ChargerPort", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "TerminalSim", dependencies: ["PSPCodec", "CardSafety", "Timebase", "JSONLines", "Platform"],
                 path: "HardwareSim/TerminalSim"),
         // The deterministic simulation of the payment engine with its terminal, cloud, EVs and crashes.
-        .target(name: "EngineSimulation", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase"], path: "HardwareSim/EngineSimulation"),
+        .target(name: "EngineSimulation", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase", "TerminalConditions"], path: "HardwareSim/EngineSimulation"),
         .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
         // Drains a backlog to cloud-sim through the daemon's ledger, outbox and HTTPS client.
         .executableTarget(name: "uplink-bench", dependencies: ["Uplink", "Ledger", "CloudHTTP", "Station", "PaymentEngine", "Platform", "Timebase"]),
@@ -153,7 +153,8 @@ let package = Package(
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety", "WireFormat",
-                                                           "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore", "ChargerLine", "ChargerPort"]),
+                                                           "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore", "ChargerLine", "ChargerPort",
+                                                           "TerminalConditions"]),
     ],
     swiftLanguageModes: [.v6]
 )

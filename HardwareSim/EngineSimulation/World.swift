@@ -1,5 +1,6 @@
 import PaymentEngine
 import StationCore
+import TerminalConditions
 import Timebase
 import Uplink
 
@@ -469,8 +470,8 @@ public struct EngineWorld {
             schedule(.delivery(epoch: epoch, id: m.id, result), after: ms(20...800))
         case .heartbeat, .show, .notice, .deadLetter:
             break
-        case let .compact(open, highest, pending, _):
-            compact(openSessions: open, highestKey: highest, keptMessages: pending)
+        case let .compact(open, highest, pending, _, conditions):
+            compact(openSessions: open, highestKey: highest, keptMessages: pending, conditionsGeneration: conditions)
         }
     }
 
@@ -497,6 +498,10 @@ public struct EngineWorld {
             case .acknowledged?: break
             case nil: throw violation("an outbox record the station wrote does not decode")
             }
+            return
+        }
+        if TerminalConditions.recordKinds.contains(r.kind) {
+            guard TerminalConditions.generation(kind: r.kind, body: r.body) != nil else { throw violation("a condition record the station wrote does not decode") }
             return
         }
         guard let entry = try? LedgerEntry.decode(kind: r.kind, body: r.body) else { throw violation("an entry the station wrote does not decode") }
@@ -560,14 +565,14 @@ public struct EngineWorld {
 
     /// Compaction as the ledger does it: dead records go (their sessions leave a summary), the
     /// active segment's records stay, the order of the rest is kept.
-    mutating func compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>) {
+    mutating func compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>, conditionsGeneration: UInt64) {
         summary.compactions += 1
         let sealed = max(0, durable.count - EngineWorld.activeSegmentRecords)
         var kept: [Record] = []
         kept.reserveCapacity(durable.count)
         for (i, r) in durable.enumerated() {
             if i >= sealed || StationCore.isLive(kind: r.kind, body: r.body, openSessions: openSessions, highestKey: highestKey,
-                                                 keptMessages: keptMessages) {
+                                                 keptMessages: keptMessages, conditionsGeneration: conditionsGeneration) {
                 kept.append(r)
                 continue
             }
@@ -689,7 +694,8 @@ public struct EngineWorld {
             }
         }
         let (recovered, fx, _) = PaymentEngine.recover(config: config, entries: entries, at: now)
-        core = StationCore(engine: recovered, settings: EngineWorld.stationSettings(settings), idSeed: seed &+ UInt64(epoch))
+        core = StationCore(engine: recovered, settings: EngineWorld.stationSettings(settings),
+                           conditions: TerminalConditions(records: durable.map { ($0.kind, $0.body) }), idSeed: seed &+ UInt64(epoch))
         coreTickAt = nil
         coreTickToken += 1
         try startStation(recoveryEffects: fx, entries: entries, outboxRecords: outboxRecords,

@@ -2,6 +2,7 @@ import ChargerPort
 import Ledger
 import StationCore
 import PaymentEngine
+import TerminalConditions
 import Platform
 import TerminalPort
 import Timebase
@@ -20,6 +21,9 @@ public final class Station {
     public internal(set) var core: StationCore
     public var engine: PaymentEngine { core.engine }
     public var outbox: Outbox { core.outbox }
+    /// The terminal's operating rules (swap, tamper, battery, storage): warnings, why payments
+    /// are blocked, whether a test transaction is recommended, when the terminal was last seen.
+    public var conditions: TerminalConditions { core.conditions }
     public let ledger: Ledger
     /// The payment terminal, whatever its protocol.
     public let terminal: TerminalPort
@@ -85,7 +89,12 @@ public final class Station {
         terminal.onInputs = { [unowned self] inputs in self.post(.terminal(inputs)) }
         terminal.onNotice = { [unowned self] severity, text in self.notice(severity, text) }
         charger.onInputs = { [unowned self] inputs in self.post(.charger(inputs)) }
+        terminal.onCondition = { [unowned self] condition in self.post(.terminalCondition(condition)) }
     }
+
+    /// The conditions recovered from the ledger (`TerminalConditions(settings:records:)` over
+    /// what `Ledger.open` returned), before `start`.
+    public func recovered(conditions: TerminalConditions) { core.recovered(conditions: conditions) }
 
     /// Opens every relay (the safe state at start), carries out what recovery asked for, and starts the terminal.
     /// `entries` and `outboxRecords` are what the ledger held: the reporter replays the entries, and
@@ -145,8 +154,8 @@ public final class Station {
             notice(severity, text)
         case let .deadLetter(id, line):
             recordDeadLetter(id, line)
-        case let .compact(open, floor, pending, wall):
-            compact(openSessions: open, highestKey: floor, keptMessages: pending, wallMillis: wall)
+        case let .compact(open, floor, pending, wall, conditions):
+            compact(openSessions: open, highestKey: floor, keptMessages: pending, wallMillis: wall, conditionsGeneration: conditions)
         }
     }
 
@@ -173,14 +182,16 @@ public final class Station {
     /// records). A closed session's entries leave a summary behind (`SummaryKeeper`), written first.
     public func compact() {
         compact(openSessions: Set(engine.sessions.keys), highestKey: max(core.highestKey, recoveredHighestKey),
-                keptMessages: core.keptMessageIDs, wallMillis: WallClock.nowMillisecondsSinceEpoch())
+                keptMessages: core.keptMessageIDs, wallMillis: WallClock.nowMillisecondsSinceEpoch(),
+                conditionsGeneration: core.conditions.generation)
     }
 
-    func compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>, wallMillis: Int64) {
+    func compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>, wallMillis: Int64,
+                 conditionsGeneration: UInt64) {
         guard ledgerError == nil else { return }
         do {
             let report = try summaries.compact(ledger, openSessions: openSessions, highestKey: highestKey,
-                                               keptMessages: keptMessages, now: wallMillis)
+                                               keptMessages: keptMessages, conditionsGeneration: conditionsGeneration, now: wallMillis)
             core.observeLedger(usedBytes: ledger.usedBytes)
             if report.ledger.segmentsDeleted > 0 {
                 notice(.info, "ledger compacted: \(report.ledger.segmentsDeleted) segments, \(report.ledger.bytesFreed) bytes freed, "
@@ -194,9 +205,9 @@ public final class Station {
 
     /// The compaction rule (`StationCore.isLive`) on a ledger record.
     public static func isLive(_ record: LedgerRecord, openSessions: Set<SessionKey>, highestKey: SessionKey,
-                              keptMessages: Set<String> = []) -> Bool {
+                              keptMessages: Set<String> = [], conditionsGeneration: UInt64 = 0) -> Bool {
         StationCore.isLive(kind: record.kind, body: record.body, openSessions: openSessions, highestKey: highestKey,
-                           keptMessages: keptMessages)
+                           keptMessages: keptMessages, conditionsGeneration: conditionsGeneration)
     }
 
     /// Tells the station the highest session key found at recovery.

@@ -90,10 +90,11 @@ public struct SummaryKeeper: Sendable {
     }
 
     /// Compacts `ledger` at wall-clock `now` (milliseconds): engine and outbox records by the
-    /// station's rule (`Station.isLive`), summary records by age and budget; the entries of
-    /// closed sessions that go are summarised first, durably.
+    /// station's rule (`Station.isLive`; of the terminal's condition records the newest,
+    /// generation `conditionsGeneration`, 0 keeps them all), summary records by age and budget;
+    /// the entries of closed sessions that go are summarised first, durably.
     public mutating func compact(_ ledger: Ledger, openSessions: Set<SessionKey>, highestKey: SessionKey,
-                                 keptMessages: Set<String> = [], now: Int64) throws(LedgerError) -> Report {
+                                 keptMessages: Set<String> = [], conditionsGeneration: UInt64 = 0, now: Int64) throws(LedgerError) -> Report {
         // Summaries already held: those that are too old or over budget go with their segments.
         let before = retention.plan(held.keys.sorted().compactMap { held[$0]?.facts }, now: now)
         var expired = before.expired.count, droppedForBudget = before.droppedForBudget.count, written = 0
@@ -109,7 +110,8 @@ public struct SummaryKeeper: Sendable {
         let compaction = try ledger.compact(
             isLive: { record in
                 guard record.kind == SessionSummary.recordKind else {
-                    return Station.isLive(record, openSessions: openSessions, highestKey: highestKey, keptMessages: keptMessages)
+                    return Station.isLive(record, openSessions: openSessions, highestKey: highestKey, keptMessages: keptMessages,
+                                          conditionsGeneration: conditionsGeneration)
                 }
                 // A summary this version cannot read stays: never drop what we cannot judge.
                 guard let s = try? SessionSummary.decode(kind: record.kind, body: record.body) else { return true }

@@ -1,5 +1,7 @@
 import JSONLines
 import PaymentEngine
+import TerminalConditions
+import TerminalPort
 import Timebase
 import Uplink
 
@@ -30,6 +32,12 @@ public struct StationCore: Sendable {
         case delivered(id: String, DeliveryResult)
         /// Time passed: the shell's timer at `nextDeadline`.
         case tick
+        /// What the terminal reported about itself (identity, a security alert), judged by the
+        /// operating rules at the time the input is taken up.
+        case terminalCondition(TerminalCondition)
+        /// An input for the operating rules from elsewhere: an administrator accepting the
+        /// terminal, a test transaction that succeeded.
+        case conditions(TerminalConditions.Input)
     }
 
     /// What the shell carries out, one at a time, in this order.
@@ -52,8 +60,10 @@ public struct StationCore: Sendable {
         /// A line for the technicians' dead-letter file (the message stays in the ledger anyway).
         case deadLetter(messageID: String, line: String)
         /// Drop the records of closed sessions, leaving their summaries (the shell's
-        /// `SummaryKeeper`); records of these sessions, of the highest key and of these messages stay.
-        case compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>, wallMillis: Int64)
+        /// `SummaryKeeper`); records of these sessions, of the highest key and of these messages
+        /// stay, and of the terminal's condition records the one of generation `conditionsGeneration`.
+        case compact(openSessions: Set<SessionKey>, highestKey: SessionKey, keptMessages: Set<String>, wallMillis: Int64,
+                     conditionsGeneration: UInt64)
     }
 
     /// Settings the core needs beyond the engine's.
@@ -79,6 +89,14 @@ public struct StationCore: Sendable {
 
     public private(set) var engine: PaymentEngine
     public private(set) var outbox: Outbox
+    /// The terminal's operating rules (swap, tamper, battery, storage), for status.
+    public private(set) var conditions: TerminalConditions
+    /// Whether the station itself takes new sessions (`.engine(.acceptNewSessions)`: the daemon
+    /// without charger I/O says false). The engine takes them only when this holds and the
+    /// conditions block nothing: two reasons, neither undoes the other.
+    public private(set) var stationAcceptsSessions = true
+    /// When the conditions are next refreshed ("last seen up") or checked (the away rules).
+    var conditionsCheckAt: Instant?
     public var settings: Settings
     var reporter: TransactionReporter
     var heartbeatIDs: MessageIDs
@@ -123,15 +141,23 @@ public struct StationCore: Sendable {
     /// Why the ledger failed; from then on only what needs no record is carried out.
     public private(set) var ledgerFailure: String?
 
-    public init(engine: PaymentEngine, outbox: Outbox = Outbox(), settings: Settings = Settings(), idSeed: UInt64) {
+    public init(engine: PaymentEngine, outbox: Outbox = Outbox(), settings: Settings = Settings(),
+                conditions: TerminalConditions = TerminalConditions(), idSeed: UInt64) {
         self.engine = engine
         self.outbox = outbox
+        self.conditions = conditions
         self.settings = settings
         reporter = TransactionReporter(stationId: settings.stationId)
         heartbeatIDs = MessageIDs(seed: idSeed)
     }
 
     // MARK: the shell's side
+
+    /// The conditions recovery found (`TerminalConditions(settings:records:)`), before `start`.
+    public mutating func recovered(conditions c: TerminalConditions) { conditions = c }
+
+    /// The conditions' limits after a reload (`terminal.battery_warn_days`, `terminal.storage_days`).
+    public mutating func setConditionSettings(_ s: TerminalConditions.Settings) { conditions.settings = s }
 
     /// Starts from what recovery found: every relay opens (the safe state), messages whose queued
     /// record did not reach the disk before a crash are queued again with their ids (recreated
@@ -156,6 +182,11 @@ public struct StationCore: Sendable {
             for m in missing { handleOutbox(outbox.enqueue(m, now: now.monotonic)) }
             syncNow()
         }
+        if let why = conditions.paymentsBlockedReason {
+            // Recovered with a swap or an alert not yet accepted: a restart must not take payments.
+            emit(.notice(.error, why))
+            apply(engine.handle(.acceptNewSessions(false), at: now))
+        }
         apply(recoveryEffects)
         if settings.uplink {
             report(.securityEventNotification,
@@ -163,6 +194,8 @@ public struct StationCore: Sendable {
                                              techInfo: "paybridged started; \(engine.sessions.count) open sessions recovered"),
                    name: "startup")
         }
+        applyConditions(conditions.handle(.started(wallMillis: now.wallMillis)))
+        conditionsCheckAt = now.monotonic + TerminalConditions.lastSeenPersistInterval
         afterInput()
     }
 
@@ -230,7 +263,7 @@ public struct StationCore: Sendable {
 
     /// When the shell should post `.tick` next.
     public var nextDeadline: Instant? {
-        var candidates = [engine.nextDeadline, outbox.nextDeadline, syncSoonAt]
+        var candidates = [engine.nextDeadline, outbox.nextDeadline, syncSoonAt, conditionsCheckAt]
         if settings.uplink, let interval = settings.heartbeatInterval, let last = lastUplinkTraffic { candidates.append(last + interval) }
         return candidates.compactMap { $0 }.min()
     }
@@ -250,8 +283,12 @@ public struct StationCore: Sendable {
     /// highest session key (so keys never repeat after compaction), when this version cannot
     /// read it (never drop what we cannot judge), when it is a dead letter, or while its message
     /// is among `keptMessages` (`keptMessageIDs`: owed to the cloud, or of an open transaction).
+    ///
+    /// Of the terminal's condition records only the newest snapshot is needed (generation
+    /// `conditionsGeneration`, `TerminalConditions.generation`); 0 keeps them all.
     public static func isLive(kind: UInt16, body: [UInt8], openSessions: Set<SessionKey>, highestKey: SessionKey,
-                              keptMessages: Set<String>) -> Bool {
+                              keptMessages: Set<String>, conditionsGeneration: UInt64 = 0) -> Bool {
+        if let live = TerminalConditions.isLive(kind: kind, body: body, newest: conditionsGeneration) { return live }
         if OutboxRecord.kinds.contains(kind) {
             guard let r = OutboxRecord.decode(kind: kind, body: body) else { return true }
             if case .deadLettered = r { return true }
@@ -277,13 +314,35 @@ public struct StationCore: Sendable {
 
     mutating func work(_ input: Input) {
         switch input {
+        case .engine(.acceptNewSessions(let on)):
+            stationAcceptsSessions = on
+            apply(engine.handle(.acceptNewSessions(on && conditions.paymentsBlockedReason == nil), at: now))
         case .engine(let e): apply(engine.handle(e, at: now))
-        case .terminal(let list): for t in list { apply(engine.handle(.terminal(t), at: now)) }
+        case .terminal(let list):
+            for t in list {
+                apply(engine.handle(.terminal(t), at: now))
+                switch t {
+                case .ready: applyConditions(conditions.handle(.linkUp(wallMillis: now.wallMillis)))
+                case .unavailable: applyConditions(conditions.handle(.linkDown(wallMillis: now.wallMillis)))
+                default: break
+                }
+            }
+        case .terminalCondition(let c):
+            switch c {
+            case .identified(let inventory): applyConditions(conditions.handle(.identified(inventory, wallMillis: now.wallMillis)))
+            case .securityAlert(let text): applyConditions(conditions.handle(.securityAlert(text, wallMillis: now.wallMillis)))
+            }
+        case .conditions(let input): applyConditions(conditions.handle(input))
         case .charger(let list): for i in list { apply(engine.handle(i, at: now)) }
         case .tick:
             apply(engine.tick(at: now))
             handleOutbox(outbox.tick(now: now.monotonic))
             if let at = syncSoonAt, now.monotonic >= at { syncSoonAt = nil }
+            if let at = conditionsCheckAt, now.monotonic >= at {
+                conditionsCheckAt = now.monotonic + TerminalConditions.lastSeenPersistInterval
+                let wall = now.wallMillis
+                applyConditions(conditions.handle(conditions.linkUp ? .stillUp(wallMillis: wall) : .timePassed(wallMillis: wall)))
+            }
             syncNow()
             flushSends()
             heartbeatIfDue()
@@ -316,6 +375,10 @@ public struct StationCore: Sendable {
                         handleOutbox(outbox.enqueue(m, now: now.monotonic))
                     }
                 }
+                // An approval proves what a test transaction would: card, terminal keys and acquirer work.
+                if case .approved = entry, conditions.recommendsTestTransaction {
+                    applyConditions(conditions.handle(.testTransactionSucceeded(wallMillis: now.wallMillis)))
+                }
                 continue
             }
             syncNow()
@@ -333,6 +396,32 @@ public struct StationCore: Sendable {
         syncNow()
         flushSends()
         steps.append(.afterBatch)
+    }
+
+    /// The operating rules' effects. A record is appended like any other; payments resume only
+    /// after the sync that makes the record before them durable (an acceptance is on disk before
+    /// the engine may arm the terminal), and only if the station itself takes sessions.
+    mutating func applyConditions(_ effects: [TerminalConditions.Effect]) {
+        for e in effects {
+            switch e {
+            case let .persist(kind, body):
+                guard ledgerFailure == nil else { continue }
+                emit(.append(kind: kind, body: body))
+                sinceCompaction += 1
+                unsynced = true
+            case let .securityEvent(type, techInfo):
+                report(.securityEventNotification, OCPPPayload.securityEvent(type: type, at: now.wallMillis, techInfo: techInfo),
+                       name: "security/\(type)")
+            case .blockPayments:
+                apply(engine.handle(.acceptNewSessions(false), at: now))
+            case .unblockPayments:
+                syncNow()
+                guard ledgerFailure == nil, stationAcceptsSessions else { continue }
+                apply(engine.handle(.acceptNewSessions(true), at: now))
+            case let .notice(severity, text):
+                emit(.notice(severity, text))
+            }
+        }
     }
 
     /// The outbox's effects: records are appended (durable at the next sync), sends wait for it.
@@ -380,7 +469,7 @@ public struct StationCore: Sendable {
         if sinceCompaction >= settings.compactionEvery, ledgerFailure == nil {
             sinceCompaction = 0
             emit(.compact(openSessions: Set(engine.sessions.keys), highestKey: highestKey, keptMessages: keptMessageIDs,
-                          wallMillis: now.wallMillis))
+                          wallMillis: now.wallMillis, conditionsGeneration: conditions.generation))
         }
         let high = ledgerUsedBytes * 100 >= settings.diskBudgetBytes * StationCore.storageHighWaterPercent || outbox.overBudget
         if high != !engineAcceptsStorage {

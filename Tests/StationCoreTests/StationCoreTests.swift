@@ -114,7 +114,7 @@ import Uplink
         let entries = (1...12).map { LedgerEntry.abandoned(SessionKey($0), at: 0) }
         c.core.start(recoveryEffects: [], entries: entries, outboxRecords: [], highestKey: 12, at: c.now)
         let fx = c.feed(.terminal([.ready([])]))
-        #expect(fx.contains { if case .compact(_, 12, _, _) = $0 { return true }; return false },
+        #expect(fx.contains { if case .compact(_, 12, _, _, _) = $0 { return true }; return false },
                 "a daemon restarted more often than it writes compactionEvery records must still compact: \(fx)")
     }
 
