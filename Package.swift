@@ -62,7 +62,7 @@ let package = Package(
         // sessions, entries and summaries, the reconciliation export (CSV, JSON lines), Prometheus text.
         .target(name: "StationReports", dependencies: ["PaymentEngine", "Uplink", "CardSafety", "JSONLines", "WireFormat"]),
         // Pure: the daemon's configuration file (parser with line-numbered problems).
-        .target(name: "Configuration", dependencies: ["PaymentEngine", "Platform"]),
+        .target(name: "Configuration", dependencies: ["PaymentEngine", "Platform", "TerminalConditions"]),
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
         .target(name: "Transport", dependencies: ["Platform", "Timebase"]),
         // Shell: runs a PSPLink over a Transport on the event loop.
@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "StationCore", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "StationReportsTests", dependencies: ["StationReports", "PaymentEngine", "Uplink", "JSONLines", "Platform", "Timebase"]),
-        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "PaymentEngine", "Platform"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "PaymentEngine", "Platform", "TerminalConditions"]),
         .testTarget(name: "CardSafetyTests", dependencies: ["CardSafety", "Timebase"]),
         .testTarget(name: "PSPCodecTests", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "Timebase"],
                     resources: [.copy("Vectors")]),

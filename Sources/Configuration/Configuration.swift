@@ -1,5 +1,6 @@
 import PaymentEngine
 import Platform
+import TerminalConditions
 
 /// The daemon's settings, from `/etc/paybridge/paybridge.conf` (or `--config FILE`).
 ///
@@ -29,6 +30,11 @@ public struct DaemonConfig: Equatable, Sendable {
     /// `terminal.lock_framing`: learn a P6X's preamble and magic at bring-up and accept only those
     /// (psp.md leaves them configurable on the terminal; the lock keeps line noise from forging frames).
     public var lockFraming = true
+    /// `terminal.battery_warn_days`: an Apollo away or unpowered longer than this is to be charged
+    /// and checked for tampering (its tamper battery lasts about three months).
+    public var batteryWarnDays = TerminalConditions.defaultBatteryWarnDays
+    /// `terminal.storage_days`: after a terminal was away longer than this, a test transaction is recommended.
+    public var storageDays = TerminalConditions.defaultStorageDays
     public var engine = EngineConfig()
     public var chargerIO = ChargerIO.none
     public var cloudURL: String?
@@ -79,6 +85,8 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.host", "Apollo on TCP: its IP address (IPv4 or IPv6; names are refused: resolving one would block)"),
         ("terminal.port", "Apollo on TCP: port, default 3201"),
         ("terminal.lock_framing", "on | off: accept only the preamble and magic a P6X answered bring-up with (off: any, as psp.md allows)"),
+        ("terminal.battery_warn_days", "Apollo away or unpowered longer than this: warn to charge it and check it for tampering, 1…90"),
+        ("terminal.storage_days", "terminal away longer than this: recommend a test transaction, 1…365"),
         ("charger.connectors", "connectors on this charger, 1…8"),
         ("charger.io", "none | simulated: where relays, plugs and meters come from (none: no payments are taken; simulated: demo and tests only)"),
         ("payment.preauth", "amount reserved on the card, minor units"),
@@ -230,6 +238,14 @@ public enum ConfigParser {
             case "off": c.lockFraming = false
             default: return "expected on or off, got '\(v)'"
             }
+        case "terminal.battery_warn_days":
+            let range = TerminalConditions.batteryWarnDayRange
+            guard let n = int(Int64(range.lowerBound)...Int64(range.upperBound)) else { return "expected \(range.lowerBound)…\(range.upperBound)" }
+            c.batteryWarnDays = Int(n)
+        case "terminal.storage_days":
+            let range = TerminalConditions.storageDayRange
+            guard let n = int(Int64(range.lowerBound)...Int64(range.upperBound)) else { return "expected \(range.lowerBound)…\(range.upperBound)" }
+            c.storageDays = Int(n)
         case "charger.connectors":
             guard let n = int(1...Int64(EngineConfig.maxConnectors)) else { return "expected 1…\(EngineConfig.maxConnectors)" }
             c.engine.connectors = Int(n)

@@ -116,6 +116,10 @@ public struct TerminalConditions: Equatable, Sendable {
     public static let defaultBatteryWarnDays = 80
     /// A terminal away this long is tried with a test transaction.
     public static let defaultStorageDays = 30
+    /// `terminal.battery_warn_days` takes these: more than 90 would warn when the battery may already be flat.
+    public static let batteryWarnDayRange: ClosedRange<Int> = 1...90
+    /// `terminal.storage_days` takes these.
+    public static let storageDayRange: ClosedRange<Int> = 1...365
     /// "Last seen up" is written at most this often while the link stays up (never per frame);
     /// the station also checks the away rules at this interval.
     public static let lastSeenPersistInterval: Duration = .seconds(3600)

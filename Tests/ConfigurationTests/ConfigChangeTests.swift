@@ -9,7 +9,8 @@ import PaymentEngine
     static let other: [String: String] = [
         "terminal.family": "p6x", "terminal.transport": "tcp", "terminal.device": "/dev/ttyUSB7",
         "terminal.line": "115200 8N2", "terminal.host": "192.0.2.10", "terminal.port": "3202",
-        "terminal.lock_framing": "off", "charger.connectors": "2", "charger.io": "simulated",
+"terminal.lock_framing": "off", "terminal.battery_warn_days": "60", "terminal.storage_days": "14",
+        "charger.connectors": "2", "charger.io": "simulated",
         "payment.preauth": "2500", "tariff.currency": "CHF", "tariff.start_fee": "50",
         "tariff.energy_per_kwh_milli": "39900", "tariff.time_per_minute_milli": "100",
         "timeouts.plug_in_seconds": "120", "timeouts.decision_seconds": "5",

@@ -50,6 +50,27 @@ import Platform
         #expect(!DaemonConfig.reloadableKeys.contains("state.retention_days"))
     }
 
+    /// The terminal's away rules: 80 and 30 days unless the file says otherwise, within their
+    /// bounds; they wait for the next start like every terminal key.
+    @Test func batteryAndStorageDaysDefaultAndAreBounded() {
+        let (d, none) = ConfigParser.parse("")
+        #expect(none.isEmpty && d.batteryWarnDays == 80 && d.storageDays == 30)
+        let (c, problems) = ConfigParser.parse("terminal.battery_warn_days = 90\nterminal.storage_days = 1")
+        #expect(problems.isEmpty && c.batteryWarnDays == 90 && c.storageDays == 1)
+        for bad in ["0", "91", "-5", "eighty", ""] {
+            let (c, problems) = ConfigParser.parse("terminal.battery_warn_days = \(bad)")
+            #expect(c.batteryWarnDays == 80)
+            #expect(problems.count == 1 && problems[0].message.contains("expected 1…90"), "\(bad): \(problems)")
+        }
+        for bad in ["0", "366", "a month"] {
+            let (c, problems) = ConfigParser.parse("terminal.storage_days = \(bad)")
+            #expect(c.storageDays == 30)
+            #expect(problems.count == 1 && problems[0].message.contains("expected 1…365"), "\(bad): \(problems)")
+        }
+        #expect(!DaemonConfig.reloadableKeys.contains("terminal.battery_warn_days"))
+        #expect(!DaemonConfig.reloadableKeys.contains("terminal.storage_days"))
+    }
+
     /// The framing lock is on unless the file turns it off; nothing but on or off is taken.
     @Test func lockFramingIsOnByDefaultAndTakesOnOrOff() {
         #expect(ConfigParser.parse("").0.lockFraming)
