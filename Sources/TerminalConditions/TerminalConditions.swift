@@ -129,6 +129,10 @@ public struct TerminalConditions: Equatable, Sendable {
     /// An alert's text is cut to this many bytes of UTF-8.
     public static let maxTextBytes = 200
     static let dayMillis: Int64 = 86_400_000
+    /// A wall-clock time before this (2020-01-01) is a clock not yet set (an RTC-less controller
+    /// before NTP): it is neither recorded as "last seen up" nor used to judge an absence, or the
+    /// first NTP step would look like decades away.
+    public static let plausibleWallMillis: Int64 = 1_577_836_800_000
 
     /// The limits in force; a reload may change them.
     public var settings: Settings
@@ -267,6 +271,7 @@ public struct TerminalConditions: Equatable, Sendable {
             see(wall)
             if linkUp {
                 linkUp = false
+                guard wall >= Self.plausibleWallMillis else { break }
                 lastSeenUpMillis = wall
                 // A flapping link writes at most one record per `linkDownPersistGap`.
                 dirty = persistedSeenMillis.map { wall - $0 >= Self.millis(Self.linkDownPersistGap) || wall < $0 } ?? true
@@ -309,10 +314,14 @@ public struct TerminalConditions: Equatable, Sendable {
         return fx
     }
 
-    mutating func see(_ wall: Int64) { latestWallMillis = max(latestWallMillis ?? wall, wall) }
+    mutating func see(_ wall: Int64) {
+        guard wall >= Self.plausibleWallMillis else { return }
+        latestWallMillis = max(latestWallMillis ?? wall, wall)
+    }
 
     /// "Last seen up" now; whether it is due to be written.
     mutating func refreshSeen(_ wall: Int64) -> Bool {
+        guard wall >= Self.plausibleWallMillis else { return false }
         lastSeenUpMillis = wall
         guard let last = persistedSeenMillis else { return true }
         // A clock stepped back counts as due: the stored time would otherwise stay in the future.
@@ -321,7 +330,7 @@ public struct TerminalConditions: Equatable, Sendable {
 
     /// The storage rule at `wall`: whether the recommendation was newly set.
     mutating func checkStorage(_ wall: Int64) -> Bool {
-        guard !recommendsTestTransaction, let seen = lastSeenUpMillis, !linkUp,
+        guard wall >= Self.plausibleWallMillis, !recommendsTestTransaction, let seen = lastSeenUpMillis, !linkUp,
               wall - seen > Int64(settings.storageDays) * Self.dayMillis else { return false }
         recommendsTestTransaction = true
         return true

@@ -203,6 +203,23 @@ import WireFormat
         #expect(again.warnings.isEmpty)
     }
 
+    @Test func aClockNotYetSetIsNeitherRecordedNorJudged() {
+        // Booted without a real-time clock: 1970 until NTP steps the clock to now.
+        var c = TerminalConditions()
+        _ = c.handle(.started(wallMillis: 5_000))
+        _ = c.handle(.linkUp(wallMillis: 6_000))
+        _ = c.handle(.identified(apollo, wallMillis: 6_000))
+        _ = c.handle(.linkDown(wallMillis: 7_000))
+        #expect(c.lastSeenUpMillis == nil)
+        let fx = c.handle(.timePassed(wallMillis: t0))
+        #expect(Self.events(fx).isEmpty, "decades 'away' by a clock step is no battery notice")
+        #expect(!c.batteryWarning)
+        _ = c.handle(.linkUp(wallMillis: t0 + 1))
+        #expect(!c.recommendsTestTransaction)
+        #expect(c.lastSeenUpMillis == t0 + 1)
+        #expect(c.known == apollo)
+    }
+
     @Test func aStartWithinTheStorageDaysRecommendsNothing() {
         var (c, ledger) = running()
         ledger += Self.records(c.handle(.linkDown(wallMillis: t0)))
