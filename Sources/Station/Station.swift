@@ -96,6 +96,10 @@ public final class Station {
     /// what `Ledger.open` returned), before `start`.
     public func recovered(conditions: TerminalConditions) { core.recovered(conditions: conditions) }
 
+    /// The conditions' limits (`terminal.battery_warn_days`, `terminal.storage_days`, whether the
+    /// family's tamper protection is battery-backed), at start or after a reload.
+    public func configureConditions(_ settings: TerminalConditions.Settings) { core.setConditionSettings(settings) }
+
     /// Opens every relay (the safe state at start), carries out what recovery asked for, and starts the terminal.
     /// `entries` and `outboxRecords` are what the ledger held: the reporter replays the entries, and
     /// any message whose queued record did not reach the disk before a crash is queued again (same id).

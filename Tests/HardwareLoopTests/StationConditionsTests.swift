@@ -66,6 +66,9 @@ import Timebase
         let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger, terminal: terminal,
                               charger: RecordingRelays(io: io), decider: SilentDecider())
         station.recovered(conditions: recovered)
+        station.configureConditions(.init(batteryWarnDays: 60, storageDays: 14, batteryBacked: false))
+        #expect(station.conditions.settings == .init(batteryWarnDays: 60, storageDays: 14, batteryBacked: false))
+        #expect(station.conditions.swap != nil, "the settings change nothing recovered")
         station.start(recoveryEffects: [])
         var answered = 0
         terminal.deliver([.ready([])])
