@@ -168,6 +168,19 @@ import Uplink
         #expect(core.nextDeadline != nil)
     }
 
+    @Test mutating func anApolloAwayForMoreThanEightyDaysIsToldToTheCloudOnceByTheHourlyCheck() {
+        running()
+        _ = answer(feed(.terminal([.unavailable]), after: 1))
+        #expect(core.nextDeadline != nil, "the away rules are checked while the link is down")
+        for _ in 0..<(82 * 24) { _ = answer(feed(.tick, after: 3600)) }
+        #expect(securityEventsSent(TerminalConditions.EventType.battery) == 1, "\(core.conditions)")
+        #expect(core.conditions.warnings.contains { $0.contains("charge it and check it for tampering") })
+        #expect(core.engine.acceptingPayments, "the battery rule warns; it does not block")
+        _ = answer(feed(.terminal([.ready([])]), after: 1))
+        #expect(!core.conditions.batteryWarning)
+        #expect(core.conditions.recommendsTestTransaction, "82 days away is more than the storage days")
+    }
+
     @Test mutating func anApprovalClearsTheTestRecommendation() {
         var c = TerminalConditions()
         var records: [(kind: UInt16, body: [UInt8])] = []
