@@ -74,6 +74,11 @@ public enum EngineInput: Equatable, Sendable {
     case storageFull(Bool)
     /// Take new card sessions (`true`, the default) or only finish the open ones (`false`).
     case acceptNewSessions(Bool)
+    /// Whether the charger can serve this connector (its controller's EVSE-ready signal). A
+    /// connector that cannot is never given a new session; a session charging there stops as
+    /// faulted (captured for what was metered), one awaiting its plug is released. Unlike a
+    /// welded relay it comes back when the charger says so.
+    case connectorAvailable(connector: Int, Bool)
     /// New settings (a reloaded configuration) for sessions that start from now on. Open
     /// sessions keep the tariff and amount they were authorised with and their deadlines; the
     /// number of connectors is fixed for the engine's life and is not taken from `config`.
@@ -173,6 +178,8 @@ public struct PaymentEngine: Sendable {
         var awaitingUnplug = false
         var relayClosed = false
         var welded = false
+        /// The charger said it cannot serve this connector (`connectorAvailable(false)`).
+        var outOfService = false
         var session: SessionKey?
         var registerWh: Int64?
     }
@@ -233,7 +240,7 @@ public struct PaymentEngine: Sendable {
         connectors.map { c in
             if c.welded { return .faulted }
             if c.session != nil || c.plugged { return .occupied }
-            return acceptingPayments ? .available : .unavailable
+            return acceptingPayments && !c.outOfService ? .available : .unavailable
         }
     }
 
@@ -249,7 +256,7 @@ public struct PaymentEngine: Sendable {
                 default: return .busy(k)
                 }
             }
-            return acceptingPayments ? .available : .unavailable
+            return acceptingPayments && !c.outOfService ? .available : .unavailable
         }
     }
 
@@ -331,6 +338,14 @@ public struct PaymentEngine: Sendable {
         case .acceptNewSessions(let on):
             paused = !on
             if paused { dropCard(now, &fx) }
+        case let .connectorAvailable(c, available):
+            guard connectors.indices.contains(c), connectors[c].outOfService == available else { break }
+            connectors[c].outOfService = !available
+            fx.append(.notice(available ? .info : .warning, "connector \(c) \(available ? "available again" : "not available (the charger says it cannot serve it)")"))
+            if !available {
+                if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
+                else if let k = connectors[c].session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
+            }
         case .reconfigure(var c):
             c.connectors = config.connectors
             let amountChanged = c.preauthAmount != config.preauthAmount
@@ -764,6 +779,13 @@ public struct PaymentEngine: Sendable {
 
     mutating func startCharging(_ k: SessionKey, _ now: Moment, _ fx: inout [EngineEffect]) {
         guard var s = sessions[k], !ledgerBroken, !shuttingDown, !connectors[s.connector].welded else { return }
+        // Approved while its connector went out of service (the card was being decided): no
+        // energy can be delivered there, so the reservation goes back at once.
+        if connectors[s.connector].outOfService {
+            fx.append(.notice(.info, "session \(k): connector \(s.connector) not available; releasing the reservation"))
+            dispose(k, .release, now, &fx)
+            return
+        }
         s.phase = .charging
         s.registerStartWh = connectors[s.connector].registerWh
         s.chargingSince = now.monotonic
@@ -933,10 +955,12 @@ public struct PaymentEngine: Sendable {
         return k
     }
 
-    /// A connector that can take a new session: no session, not welded. Plugged-in ones first
+    /// A connector that can take a new session: no session, not welded, not out of service. Plugged-in ones first
     /// (plug in, then tap), else the lowest-numbered one (tap, then plug in).
     func freeConnector() -> Int? {
-        let free = connectors.indices.filter { connectors[$0].session == nil && !connectors[$0].welded && !connectors[$0].awaitingUnplug }
+        let free = connectors.indices.filter {
+            connectors[$0].session == nil && !connectors[$0].welded && !connectors[$0].outOfService && !connectors[$0].awaitingUnplug
+        }
         return free.first { connectors[$0].plugged } ?? free.first
     }
 

@@ -706,6 +706,71 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
     }
 }
 
+/// `connectorAvailable`: the charger's own word that it can or cannot serve a connector
+/// (the controller's EVSE-ready signal).
+@Suite struct ConnectorAvailabilityTests {
+    @Test func aConnectorOutOfServiceIsNotOfferedUntilItComesBack() throws {
+        var d = try readyHarness(config(connectors: 2))
+        #expect(d.send(.connectorAvailable(connector: 0, false)).notices(.warning).contains { $0.contains("connector 0 not available") })
+        #expect(d.engine.connectorOffers == [.unavailable, .available])
+        #expect(d.engine.connectorStatuses == [.unavailable, .available])
+        d.send(.plug(connector: 0, pluggedIn: true))   // plugged, but out of service: not offered
+        #expect(try d.tap(card(1)).fx == [.ask(1, connector: 1)])
+        d.send(.connectorAvailable(connector: 0, true))
+        #expect(d.engine.connectorStatuses[0] == .occupied)   // the car is still plugged in
+        d.send(.plug(connector: 0, pluggedIn: false))
+        #expect(d.engine.connectorStatuses[0] == .available)
+    }
+
+    @Test func aSingleConnectorOutOfServiceRefusesTheCard() throws {
+        var d = try readyHarness(config())
+        d.send(.connectorAvailable(connector: 0, false))
+        #expect(try d.tap(card(1)).fx == [.cmd(.cancel)])
+        #expect(d.engine.sessions.isEmpty)
+    }
+
+    @Test func chargingStopsAsAFaultAndIsCapturedForWhatWasMetered() throws {
+        var (d, k) = try chargingHarness(config())
+        d.send(.meter(connector: 0, registerWh: 10_000))
+        d.wait(.seconds(120))
+        d.send(.meter(connector: 0, registerWh: 11_500))
+        let fx = d.send(.connectorAvailable(connector: 0, false))
+        let owed = try #require({ () -> Int64? in
+            if case .capture(let a) = PaymentEngine.disposition(tariff: mixedTariff, authorised: 5_000, energyWh: 1_500, seconds: 120, reason: .fault) { return a }
+            return nil
+        }())
+        #expect(fx.fx == [.relay(0, close: false),
+                          .persist(.stopped(k, reason: .fault, energyWh: 1_500, seconds: 120, at: d.wall)),
+                          .persist(.captureRequested(k, amount: owed)),
+                          .cmd(.capture(TerminalHandle(reference: 7_001), amount: owed, reserved: 5_000))])
+        // Said again: nothing more happens.
+        #expect(d.send(.connectorAvailable(connector: 0, false)).isEmpty)
+    }
+
+    @Test func anApprovalAwaitingItsPlugIsReleased() throws {
+        var d = try readyHarness(config())
+        let k = try d.approvedSession(card(1), ref: 7_002)
+        let fx = d.send(.connectorAvailable(connector: 0, false))
+        #expect(fx.fx == [.persist(.voidRequested(k)), .cmd(.release(TerminalHandle(reference: 7_002)))])
+        #expect(!fx.fx.contains(.relay(0, close: true)))
+    }
+
+    /// The card was being decided when the connector went out of service: approved, then
+    /// plugged in, the relay never closes and the reservation goes back.
+    @Test func anApprovalOnAConnectorThatWentOutOfServiceWhileDecidingIsReleasedAtThePlug() throws {
+        var d = try readyHarness(config())
+        let fx = try d.tap(card(1))
+        guard case let .ask(k, _)? = fx.fx.first else { Issue.record("no decision asked: \(fx.fx)"); return }
+        d.send(.connectorAvailable(connector: 0, false))
+        d.send(.cloud(k, CardDecision(allowed: true)))
+        try d.completeAuthorise()
+        d.send(.terminal(.approved(TerminalHandle(reference: 7_003), amount: 5_000, pspRef: [])))
+        let plugged = d.send(.plug(connector: 0, pluggedIn: true))
+        #expect(plugged.fx == [.persist(.voidRequested(k)), .cmd(.release(TerminalHandle(reference: 7_003)))])
+        #expect(!d.all.fx.contains(.relay(0, close: true)))
+    }
+}
+
 // MARK: - 8 shutdown, ledger failure
 
 @Suite struct ShutdownTests {
