@@ -82,6 +82,9 @@ let package = Package(
         // A charger behind the charger line protocol (one JSON object per line on a byte stream): the
         // codec both sides share, the station's port over a pair of fds, and a charger program run as a child.
         .target(name: "ChargerLine", dependencies: ["ChargerPort", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
+        // The charger's own controller as the charger port (charger.io = socket): the diagnostic socket calls its
+        // inputs; the meter plausibility check and the contactor confirmations are pure values inside it.
+        .target(name: "ControllerInput", dependencies: ["ChargerPort", "PaymentEngine", "CardSafety", "Platform", "Timebase"]),
         // The simulated charger (relays with feedback, vehicles that plug in and draw energy): demo and tests only.
         .target(name: "ChargerSim", dependencies: ["ChargerPort", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
         // The simulated charger as a process speaking the charger line protocol: what paybridged runs for charger.io = simulated.
@@ -151,6 +154,8 @@ let package = Package(
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
+        .testTarget(name: "ControllerInputTests", dependencies: ["ControllerInput", "ChargerPort", "Station", "StationCore", "Ledger", "PaymentEngine",
+                                                             "FakeTerminal", "TerminalPort", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety", "WireFormat",
                                                            "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore", "ChargerLine", "ChargerPort",
