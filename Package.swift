@@ -116,7 +116,7 @@ let package = Package(
         // The station daemon as a library tests drive in process: the arguments (`DaemonArguments`,
         // `DaemonCommand`) and `StationDaemon` (state directory, ledger and its write probe, recovery,
         // assembly, SIGHUP's reload, stop). No simulator: a test brings its own ports.
-        .target(name: "Daemon", dependencies: ["Configuration", "Station", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
+        .target(name: "Daemon", dependencies: ["Configuration", "Station", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "ControllerInput", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
                                                "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
         .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),

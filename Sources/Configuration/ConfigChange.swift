@@ -27,6 +27,8 @@ extension DaemonConfig {
         case "terminal.storage_days": return String(storageDays)
         case "charger.connectors": return String(engine.connectors)
         case "charger.io": return chargerIO.rawValue
+        case "charger.meter_timeout_seconds": return String(meterTimeoutSeconds)
+        case "charger.max_power_w": return String(maxPowerW)
         case "payment.preauth": return String(engine.preauthAmount)
         case "tariff.currency": return engine.tariff.currency
         case "tariff.start_fee": return String(engine.tariff.startFee)

@@ -19,7 +19,16 @@ public struct DaemonConfig: Equatable, Sendable {
         case none
         /// Simulated relays, plugs and meter (HardwareSim's world): the demo and the tests only.
         case simulated
+        /// The charger's own controller reports plugs, meters, faults and EVSE readiness and
+        /// drives the contactors, over the daemon's diagnostic socket (`ControllerChargerPort`).
+        case socket
     }
+
+    /// `charger.meter_timeout_seconds`: the bounds of how long a charging connector may go
+    /// without an accepted meter reading before its session is stopped as faulted.
+    public static let meterTimeoutRange: ClosedRange<Int64> = 5...600
+    /// `charger.max_power_w`: the bounds of a connector's maximum power (1 MW covers HPC chargers).
+    public static let maxPowerRange: ClosedRange<Int64> = 1...1_000_000
 
     public var terminalFamily = TerminalFamilyName.apollo
     public var transport = TransportName.serial
@@ -37,6 +46,12 @@ public struct DaemonConfig: Equatable, Sendable {
     public var storageDays = TerminalConditions.defaultStorageDays
     public var engine = EngineConfig()
     public var chargerIO = ChargerIO.none
+    /// `charger.meter_timeout_seconds` (`charger.io = socket`): a charging connector whose meter
+    /// has sent no accepted reading this long is faulted, and its session captured as last read.
+    public var meterTimeoutSeconds: Int64 = 30
+    /// `charger.max_power_w` (`charger.io = socket`): the connector's maximum power, the bound of
+    /// a plausible meter reading (energy since the last one, and the reported power).
+    public var maxPowerW: Int64 = 22_000
     public var cloudURL: String?
     public var stationId = "station"
     public var caFile: String?
@@ -88,7 +103,9 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.battery_warn_days", "Apollo away or unpowered longer than this: warn to charge it and check it for tampering, 1…90"),
         ("terminal.storage_days", "terminal away longer than this: recommend a test transaction, 1…365"),
         ("charger.connectors", "connectors on this charger, 1…8"),
-        ("charger.io", "none | simulated: where relays, plugs and meters come from (none: no payments are taken; simulated: demo and tests only)"),
+        ("charger.io", "none | simulated | socket: where relays, plugs and meters come from (none: no payments are taken; simulated: demo and tests only; socket: the charger's controller over the diagnostic socket)"),
+        ("charger.meter_timeout_seconds", "charger.io = socket: a charging connector with no accepted meter reading this long is stopped as faulted, 5…600"),
+        ("charger.max_power_w", "charger.io = socket: a connector's maximum power in W, the bound of a plausible meter reading, 1…1000000"),
         ("payment.preauth", "amount reserved on the card, minor units"),
         ("tariff.currency", "ISO 4217 code, e.g. EUR"),
         ("tariff.start_fee", "minor units per session"),
@@ -250,8 +267,16 @@ public enum ConfigParser {
             guard let n = int(1...Int64(EngineConfig.maxConnectors)) else { return "expected 1…\(EngineConfig.maxConnectors)" }
             c.engine.connectors = Int(n)
         case "charger.io":
-            guard let io = DaemonConfig.ChargerIO(rawValue: v) else { return "expected none or simulated, got '\(v)'" }
+            guard let io = DaemonConfig.ChargerIO(rawValue: v) else { return "expected none, simulated or socket, got '\(v)'" }
             c.chargerIO = io
+        case "charger.meter_timeout_seconds":
+            let r = DaemonConfig.meterTimeoutRange
+            guard let n = int(r) else { return "expected \(r.lowerBound)…\(r.upperBound) seconds" }
+            c.meterTimeoutSeconds = n
+        case "charger.max_power_w":
+            let r = DaemonConfig.maxPowerRange
+            guard let n = int(r) else { return "expected \(r.lowerBound)…\(r.upperBound) W" }
+            c.maxPowerW = n
         case "payment.preauth":
             guard let n = int(1...Int64(UInt32.max)) else { return "expected a positive amount in minor units" }
             c.engine.preauthAmount = n

@@ -2,6 +2,7 @@ import ChargerLine
 import ChargerPort
 import CloudHTTP
 import Configuration
+import ControllerInput
 import DaemonLog
 import DiagnosticsProtocol
 import DiagnosticsSocket
@@ -127,6 +128,8 @@ public final class StationDaemon {
     let notifier: SystemdNotifier?
     var ledger: Ledger?
     var chargerProcess: ChargerProcess?
+    /// `charger.io = socket`: the port the diagnostic socket feeds with the controller's inputs.
+    public private(set) var controller: ControllerChargerPort?
     var cloudClient: HTTPClient?
     var terminalLog: TerminalLog?
     var stopping = false
@@ -213,6 +216,13 @@ public final class StationDaemon {
                 chargerProcess = p
                 charger = p.port
                 Log.warning("charger I/O is SIMULATED (charger.io = simulated): relays, plugs and meter are invented by charger-sim (pid \(p.pid)); for the demo and tests only")
+            case .socket:
+                // The controller connects to the diagnostic socket later; until then a close is refused.
+                let port = ControllerChargerPort(loop: loop, connectors: arguments.engine.connectors,
+                                                 meterTimeout: .seconds(arguments.config.meterTimeoutSeconds), maxPowerW: arguments.config.maxPowerW)
+                controller = port
+                charger = port
+                Log.info("charger I/O from the charger's controller over the diagnostic socket (charger.io = socket)")
             case .none:
                 charger = NoChargerIO(loop: loop)
                 notTakingPayments = "no charger I/O configured (charger.io = none): no relay, plug or meter to charge with, so no payments are taken; open sessions are still settled"
@@ -295,6 +305,7 @@ public final class StationDaemon {
             station.post(.engine(.acceptNewSessions(false)))
         }
         chargerProcess?.port.onProblem = { severity, text in Log.write(LogLevel(severity), text) }
+        controller?.onNotice = { [unowned station] severity, text in station.notice(severity, text) }
         station.deadLetterPath = state + "/dead-letters.jsonl"
         station.heartbeatInterval = arguments.heartbeat
         station.recovered(highestKey: entries.map(\.session).max() ?? 0)

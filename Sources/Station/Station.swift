@@ -228,7 +228,9 @@ public final class Station {
         onLedgerFailure(error)
     }
 
-    func notice(_ severity: NoticeSeverity, _ text: String) {
+    /// A notice from the station, its engine or one of its ports (the controller's unconfirmed
+    /// relay opening): `onNotice`, and `lastProblem` for an error or a warning.
+    public func notice(_ severity: NoticeSeverity, _ text: String) {
         if severity <= .warning { lastProblem = (severity, text) }
         onNotice(severity, text)
     }

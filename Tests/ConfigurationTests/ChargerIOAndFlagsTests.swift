@@ -14,10 +14,36 @@ import Configuration
     @Test func simulatedMustBeSaid() {
         let (c, problems) = ConfigParser.parse("charger.io = simulated\n")
         #expect(problems.isEmpty && c.chargerIO == .simulated)
-        for bad in ["Simulated", "sim", "gpio", "socket", ""] {
+        for bad in ["Simulated", "sim", "gpio", "Socket", ""] {
             let (c2, p2) = ConfigParser.parse("charger.io = \(bad)\n")
-            #expect(p2.count == 1 && p2[0].line == 1 && p2[0].message.contains("expected none or simulated"), "\(bad): \(p2)")
+            #expect(p2.count == 1 && p2[0].line == 1 && p2[0].message.contains("expected none, simulated or socket"), "\(bad): \(p2)")
             #expect(c2.chargerIO == .none)
+        }
+    }
+
+    @Test func theControllersSocketIsAccepted() {
+        let (c, problems) = ConfigParser.parse("charger.io = socket\n")
+        #expect(problems.isEmpty && c.chargerIO == .socket)
+    }
+
+    /// The controller's meter timeout and the connector's maximum power: defaults, bounds, and
+    /// every value outside them refused with its line and the setting left at its default.
+    @Test func meterTimeoutAndMaximumPowerAreBounded() {
+        #expect(DaemonConfig().meterTimeoutSeconds == 30 && DaemonConfig().maxPowerW == 22_000)
+        let (c, problems) = ConfigParser.parse("charger.io = socket\ncharger.meter_timeout_seconds = 5\ncharger.max_power_w = 1000000\n")
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(c.meterTimeoutSeconds == 5 && c.maxPowerW == 1_000_000)
+        let (top, p2) = ConfigParser.parse("charger.meter_timeout_seconds = 600\ncharger.max_power_w = 1\n")
+        #expect(p2.isEmpty && top.meterTimeoutSeconds == 600 && top.maxPowerW == 1)
+        for bad in ["4", "601", "0", "-30", "30s", "", "99999999999999999999"] {
+            let (c3, p3) = ConfigParser.parse("\ncharger.meter_timeout_seconds = \(bad)\n")
+            #expect(p3.count == 1 && p3[0].line == 2 && p3[0].message.contains("5…600"), "\(bad): \(p3)")
+            #expect(c3.meterTimeoutSeconds == 30)
+        }
+        for bad in ["0", "1000001", "-22000", "22 kW", "", "1e6"] {
+            let (c4, p4) = ConfigParser.parse("charger.max_power_w = \(bad)\n")
+            #expect(p4.count == 1 && p4[0].line == 1 && p4[0].message.contains("1…1000000"), "\(bad): \(p4)")
+            #expect(c4.maxPowerW == 22_000)
         }
     }
 }
