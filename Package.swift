@@ -116,14 +116,14 @@ let package = Package(
         // The station daemon as a library tests drive in process: the arguments (`DaemonArguments`,
         // `DaemonCommand`) and `StationDaemon` (state directory, ledger and its write probe, recovery,
         // assembly, SIGHUP's reload, stop). No simulator: a test brings its own ports.
-        .target(name: "Daemon", dependencies: ["Configuration", "Station", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "ControllerInput", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
+        .target(name: "Daemon", dependencies: ["Configuration", "Station", "StationReports", "TerminalConditions", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "ControllerInput", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
                                                "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
         .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "ChargerPort", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
                                                                  "ChargerSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
-        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat", "DiagnosticsProtocol", "Platform"]),
+        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat", "DiagnosticsProtocol", "Platform", "StationReports"]),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
         .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "PSPLink", "Platform", "Timebase", "CAllocCounter"]),

@@ -12,6 +12,8 @@ import PaymentEngine
 import Platform
 import PSPTerminal
 import Station
+import StationReports
+import TerminalConditions
 import TerminalPort
 import Timebase
 import Uplink
@@ -119,6 +121,8 @@ public final class StationDaemon {
     public private(set) var diagnosticsServer: DiagnosticsServer?
     /// What answers on it.
     public private(set) var diagnostics: StationDiagnostics?
+    /// Every session the ledger knows, kept current as entries are written (`sessions`, `export`).
+    public internal(set) var book = SessionBook(summaries: [], entries: [])
     /// When the terminal link last came up or went down (a PSP link; nil: not since start).
     public internal(set) var linkChangedAt: Instant?
 
@@ -182,9 +186,16 @@ public final class StationDaemon {
         var entries: [LedgerEntry] = []
         var outboxRecords: [OutboxRecord] = []
         var unreadable = 0
+        var conditionRecords: [(kind: UInt16, body: [UInt8])] = []
+        var summaryRecords: [SessionSummary] = []
         for r in opened.records {
             // Session summaries are the SummaryKeeper's (below), not entries to recover from.
-            if r.kind == SessionSummary.recordKind { continue }
+            if r.kind == SessionSummary.recordKind {
+                if let s = try? SessionSummary.decode(kind: r.kind, body: r.body) { summaryRecords.append(s) }
+                continue
+            }
+            // The terminal's conditions (identity, last seen up, a pending swap or alert) are theirs.
+            if TerminalConditions.recordKinds.contains(r.kind) { conditionRecords.append((r.kind, r.body)); continue }
             if OutboxRecord.kinds.contains(r.kind) {
                 if let o = OutboxRecord.decode(kind: r.kind, body: r.body) { outboxRecords.append(o) } else { unreadable += 1 }
                 continue
@@ -344,6 +355,20 @@ public final class StationDaemon {
             }
             _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(200)) { check() }
         }
+        let conditionSettings = TerminalConditions.Settings(batteryWarnDays: arguments.config.batteryWarnDays,
+                                                            storageDays: arguments.config.storageDays,
+                                                            batteryBacked: arguments.config.terminalFamily == .apollo)
+        station.configureConditions(conditionSettings)
+        station.recovered(conditions: TerminalConditions(settings: conditionSettings, records: conditionRecords))
+        book = SessionBook(summaries: summaryRecords, entries: entries)
+        station.onAppended = { [unowned self] kind, body in self.book.record(kind: kind, body: body) }
+        if controller != nil {
+            // The controller's port exists, but the socket does not yet carry its inputs to it
+            // (plug, meter, relay confirmations): nothing could charge, so no payments are taken.
+            station.notTakingPayments = "charger.io = socket: the controller's inputs are not yet carried by the diagnostic socket in this version, so no payments are taken"
+            Log.warning(station.notTakingPayments!)
+            station.post(.engine(.acceptNewSessions(false)))
+        }
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
         openDiagnosticsSocket()
         // READY once the ledger is recovered and the terminal link is up or retrying.
@@ -379,6 +404,7 @@ public final class StationDaemon {
             }
         }
         let handler = StationDiagnostics(daemon: self)
+        station.onSynced = { [weak handler] ns in handler?.syncLatency.observe(nanoseconds: UInt64(max(0, ns))) }
         let access = DiagnosticsAccess(daemonUID: getuid(), adminGID: UnixSocket.groupID(named: running.adminGroup))
         if access.adminGID == nil {
             Log.warning("diagnostics: group '\(running.adminGroup)' (diagnostics.admin_group) does not exist: only root and the daemon's user may change anything")

@@ -7,6 +7,7 @@ import JSONLines
 import PaymentEngine
 import Platform
 import Station
+import StationReports
 import TerminalPort
 import Timebase
 import Uplink
@@ -55,6 +56,31 @@ public final class StationDiagnostics: DiagnosticsHandler {
             Log.warning("operator stop of session \(key) on connector \(connector) by uid \(client.peer.uid) pid \(client.peer.pid)\(reason.map { ": \($0)" } ?? "")")
             station.post(.engine(.operatorStop(connector: c)))
             client.reply(id, [("connector", .number(connector)), ("session", .number(key)), ("stopping", .bool(true))])
+        case let .sessions(openOnly, last):
+            var rows = SessionRows.rows(open: station.engine.sessions, summaries: daemon.book.summaries, entries: [], stationId: config.stationId)
+            rows = SessionRows.filter(rows, SessionRows.Filter(openOnly: openOnly, last: last))
+            client.reply(id, [("sessions", .array(rows.map(\.json)))])
+        case let .export(from, to, format):
+            let period: (from: Int64?, to: Int64?)
+            do throws(DateArgumentError) { period = try DateArgument.period(from: from, to: to) } catch {
+                client.fail(id, DiagnosticsError(.badField, "\(error)"))
+                return
+            }
+            var rows = SessionRows.rows(open: [:], summaries: daemon.book.summaries, entries: [], stationId: config.stationId)
+            rows = SessionRows.filter(rows, SessionRows.Filter(from: period.from, to: period.to))
+            let text = format == .csv ? ReconciliationExport.csv(rows, stationId: config.stationId) : ReconciliationExport.json(rows, stationId: config.stationId)
+            client.reply(id, [("format", .string(format.rawValue)), ("rows", .number(ReconciliationExport.exported(rows).count)), ("text", .string(text))])
+        case .metrics:
+            client.reply(id, [("text", .string(metrics().prometheusText()))])
+        case .acceptTerminal:
+            let c = station.conditions
+            guard c.swap != nil || c.alert != nil else {
+                client.fail(id, DiagnosticsError(.refused, "nothing to accept: the terminal is the one recorded and reported no tampering"))
+                return
+            }
+            Log.warning("terminal accepted by uid \(client.peer.uid) pid \(client.peer.pid): \(c.reported?.serialNumber ?? "?") is now the station's terminal")
+            station.post(.conditions(.accepted(wallMillis: WallClock.nowMillisecondsSinceEpoch())))
+            client.reply(id, [("text", .string("terminal \(c.reported?.serialNumber ?? "?") accepted; payments resume once the record is on disk"))])
         case let .testTransaction(connector, amount):
             startTest(connector: connector ?? 1, amount: amount ?? min(Self.defaultTestAmount, config.engine.preauthAmount), id, client)
         default:
@@ -100,8 +126,33 @@ public final class StationDiagnostics: DiagnosticsHandler {
         }
     }
 
-    /// A test transaction went through (the storage rule's recommendation ends).
-    var onTestSucceeded: () -> Void = {}
+    /// A test transaction went through: the storage rule's recommendation ends.
+    func onTestSucceeded() {
+        station.post(.conditions(.testTransactionSucceeded(wallMillis: WallClock.nowMillisecondsSinceEpoch())))
+    }
+
+    /// The figures `metrics` and the metrics file show.
+    func metrics() -> StationMetrics {
+        var m = StationMetrics()
+        for s in daemon.book.summaries {
+            if let o = s.outcome { m.sessionsByOutcome[o, default: 0] += 1 }
+            if s.outcome == .captured, let c = s.captured { m.capturedMinorByCurrency[s.currency, default: 0] += c }
+        }
+        let counters = station.terminal.status.counters
+        m.linkDrops = counters["linkHangUps"] ?? 0
+        m.framesBad = (counters["framesMalformed"] ?? 0) + (counters["framesUndecodable"] ?? 0)
+        m.outboxDepth = station.outbox.pending
+        if let oldest = station.outbox.oldestQueuedAt { m.outboxOldestAgeSeconds = Double((MonotonicClock.now() - oldest).nanosecondsClamped) / 1e9 }
+        m.deadLetters = station.outbox.deadLetters
+        m.ledgerSyncs = station.syncs
+        m.syncLatency = syncLatency
+        m.relayOperations = station.relayOperations
+        m.activeWarnings = warnings().count
+        return m
+    }
+
+    /// The ledger's sync times since start.
+    var syncLatency = SyncLatencyHistogram()
 
     /// The engine's connector index for a person's connector number, or a refusal sent.
     func checkedConnector(_ n: Int, _ id: Int64, _ client: DiagnosticsClient) -> Int? {
@@ -215,6 +266,7 @@ public final class StationDiagnostics: DiagnosticsHandler {
     /// Why no new payments are taken now, nil when they are.
     func notTakingPaymentsReason() -> String? {
         if let why = station.notTakingPayments { return why }
+        if let why = station.conditions.paymentsBlockedReason { return why }
         if let e = station.ledgerError { return "the ledger failed: \(e)" }
         if !station.engine.acceptingPayments { return "the payment engine is not taking new sessions (storage full, stopping or paused)" }
         return nil
@@ -222,7 +274,10 @@ public final class StationDiagnostics: DiagnosticsHandler {
 
     /// What a technician should act on: the last error or warning, the terminal's conditions.
     func warnings() -> [String] {
-        var out: [String] = []
+        var out = station.conditions.warnings
+        if station.conditions.recommendsTestTransaction {
+            out.append("the terminal was away longer than terminal.storage_days: run paybridgectl test-transaction")
+        }
         if let p = station.lastProblem { out.append("\(p.severity): \(p.text)") }
         return out
     }

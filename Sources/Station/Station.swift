@@ -139,12 +139,17 @@ public final class Station {
             do {
                 _ = try ledger.append(kind: kind, body: body)
                 core.observeLedger(usedBytes: ledger.usedBytes)
+                onAppended(kind, body)
             } catch { failed(error) }
         case .sync:
+            let started = MonotonicClock.now()
             do { try ledger.sync() } catch { failed(error) }
+            syncs += 1
+            onSynced((MonotonicClock.now() - started).nanosecondsClamped)
         case let .terminal(id, command):
             terminal.perform(id, command)
         case let .relay(c, closed):
+            relayOperations += 1
             charger.setRelay(connector: c, closed: closed)
         case let .askCloud(key, card, connector):
             decider.decide(session: key, card: card, connector: connector) { [weak self] d in self?.post(.engine(.cloud(key, d))) }
@@ -179,6 +184,14 @@ public final class Station {
             notice(.error, "dead letters: message \(id) not written: \(error); it stays in the ledger")
         }
     }
+    /// Every record appended (kind, body), after the append: the technicians' session book follows the ledger.
+    public var onAppended: (UInt16, [UInt8]) -> Void = { _, _ in }
+    /// Every sync carried out, with how long it took (nanoseconds): the metrics' histogram.
+    public var onSynced: (Int64) -> Void = { _ in }
+    /// Syncs carried out since start.
+    public private(set) var syncs = 0
+    /// Relay commands given since start.
+    public private(set) var relayOperations = 0
     /// Dead letters that could not be written to `deadLetterPath` (refused file, write error).
     public private(set) var deadLetterFileFailures = 0
 

@@ -135,7 +135,7 @@ public enum SessionRows {
                             stationId: String? = nil, testSessions: Set<SessionKey> = []) -> [SessionRow] {
         var byKey: [SessionKey: SessionRow] = [:]
         for s in SessionSummary.all(summaries: summaries, entries: entries) {
-            byKey[s.session] = row(s, testSession: testSessions.contains(s.session))
+            byKey[s.session] = row(s, testSession: s.isTest || testSessions.contains(s.session))
         }
         for (k, s) in open {
             byKey[k] = row(s, ledger: byKey[k])

@@ -1,5 +1,7 @@
 import DiagnosticsProtocol
+import Glibc
 import JSONLines
+import StationReports
 
 // What a technician reads: the daemon's reply objects as aligned text. `--json` skips all of this.
 
@@ -148,16 +150,14 @@ func renderStatus(_ r: JSON) {
 }
 
 func renderSessions(_ r: JSON) {
-    let rows = (r["sessions"]?.arrayValue ?? []).map { s -> [String] in
-        let currency = shown(s["currency"])
-        return [shown(s["id"]), shown(s["connector"]), s["start"]?.int.map(utc) ?? "-", shown(s["card"]), shown(s["brand"]),
-                s["authorised"].map { "\($0.shown) \(currency)" } ?? "-", shown(s["energy_wh"]),
-                s["captured"] == nil || s["captured"] == .null ? "-" : "\(shown(s["captured"])) \(currency)",
-                shown(s["terminal_reference"]), shown(s["state"]), shown(s["note"])]
+    var rows: [SessionRow] = []
+    for j in r["sessions"]?.arrayValue ?? [] {
+        do { rows.append(try SessionRow(json: j)) } catch { writeErr("paybridgectl: a session the daemon sent is unreadable: \(error)") }
     }
     if rows.isEmpty { writeOut("no sessions"); return }
-    for line in table(["id", "conn", "started (UTC)", "card", "brand", "authorised", "Wh", "captured", "terminal ref", "state", "note"],
-                      rows, rightAligned: [0, 1, 5, 6, 7]) { writeOut(line) }
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    writeRaw(SessionTable.table(rows, now: Int64(now.tv_sec) * 1000).render())
 }
 
 func renderInventory(_ r: JSON) {
