@@ -16,8 +16,8 @@ public enum ConditionRecordError: Error, Equatable, Sendable {
 }
 
 extension TerminalConditions {
-    /// The ledger kind of a conditions snapshot: after the engine's entries (1–13) and the session
-    /// summary (14), well below the outbox's (100–103). 21–29 stay free for later condition records.
+    /// The ledger kind of a conditions snapshot: after the engine's entries (1–13, and 15 for a test
+    /// transaction's mark) and the session summary (14), well below the outbox's (100–103). 21–29 stay free for later condition records.
     public static let recordKind: UInt16 = 20
     /// Every kind this module owns (recovery and compaction look at these).
     public static let recordKinds: ClosedRange<UInt16> = 20...29
