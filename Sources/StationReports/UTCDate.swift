@@ -1,3 +1,4 @@
+import Uplink
 /// Calendar dates in UTC (proleptic Gregorian) from and to wall-clock milliseconds, without
 /// Foundation: the export's ISO 8601 times and the `--from`/`--to` arguments.
 public enum UTCDate {
@@ -13,19 +14,11 @@ public enum UTCDate {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))Z"
     }
 
-    /// Year, month (1–12) and day (1–31) of the day `days` after 1970-01-01 (negative: before).
-    /// H. Hinnant's civil_from_days: eras of 400 years (146 097 days), years starting in March so
-    /// that the leap day is the last of the year.
-    public static func civil(fromDays z0: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = z0 + 719_468    // days from 0000-03-01 to 1970-01-01
-        let era = floorDiv(z, 146_097)
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    /// Year, month (1–12) and day (1–31) of the day `days` after 1970-01-01 (negative: before):
+    /// the uplink's `RFC3339.civil`, H. Hinnant's civil_from_days.
+    public static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let (y, m, d) = RFC3339.civil(fromDays: days)
+        return (y, m, d)
     }
 
     /// Days from 1970-01-01 to the date (the inverse of `civil(fromDays:)`; the date must exist).
@@ -50,10 +43,7 @@ public enum UTCDate {
         }
     }
 
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
+    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { RFC3339.floorDiv(a, b) }
 
     static func pad(_ v: Int64, _ width: Int) -> String {
         let t = String(v.magnitude)

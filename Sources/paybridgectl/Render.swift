@@ -5,15 +5,7 @@ import StationReports
 
 // What a technician reads: the daemon's reply objects as aligned text. `--json` skips all of this.
 
-/// `3m12s`, `2h05m`, `4d03h`: the two largest units, enough to read at a glance.
-func age(_ seconds: Int64) -> String {
-    let s = max(0, seconds)
-    func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    if s < 60 { return "\(s)s" }
-    if s < 3600 { return "\(s / 60)m\(two(s % 60))s" }
-    if s < 86_400 { return "\(s / 3600)h\(two(s % 3600 / 60))m" }
-    return "\(s / 86_400)d\(two(s % 86_400 / 3600))h"
-}
+func age(_ seconds: Int64) -> String { HumanFormat.age(seconds: seconds) }
 
 /// Bytes as a person reads them (KiB and MiB, one decimal).
 func size(_ bytes: Int64) -> String {
@@ -24,20 +16,10 @@ func size(_ bytes: Int64) -> String {
     return "\(m / 10).\(m % 10) MiB"
 }
 
-/// Columns aligned: numbers (and amounts) to the right, text to the left.
+/// Columns aligned: the columns in `rightAligned` (numbers) to the right, text to the left.
 func table(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> [String] {
-    var widths = header.map(\.count)
-    for r in rows { for (i, cell) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-    func line(_ cells: [String]) -> String {
-        var out = ""
-        for (i, cell) in cells.enumerated() {
-            let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))
-            out += rightAligned.contains(i) ? pad + cell : cell + (i == cells.count - 1 ? "" : pad)
-            if i < cells.count - 1 { out += "  " }
-        }
-        return out
-    }
-    return [line(header)] + rows.map(line)
+    let alignments = header.indices.map { rightAligned.contains($0) ? TextTable.Alignment.right : .left }
+    return TextTable(header: header, rows: rows, alignments: alignments).render().split(separator: "\n").map(String.init)
 }
 
 extension JSON {
@@ -58,24 +40,7 @@ extension JSON {
 
 func shown(_ j: JSON?) -> String { j?.shown ?? "-" }
 
-/// Wall milliseconds as `2026-12-05 06:01:02Z` (proleptic Gregorian, UTC).
-func utc(_ millis: Int64) -> String {
-    let seconds = millis >= 0 ? millis / 1000 : (millis - 999) / 1000
-    var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-    let secondOfDay = seconds - days * 86_400
-    // Civil from days (H. Hinnant's algorithm).
-    days += 719_468
-    let era = (days >= 0 ? days : days - 146_096) / 146_097
-    let doe = days - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let d = doy - (153 * mp + 2) / 5 + 1
-    let m = mp < 10 ? mp + 3 : mp - 9
-    let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-    func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    return "\(y)-\(two(m))-\(two(d)) \(two(secondOfDay / 3600)):\(two(secondOfDay % 3600 / 60)):\(two(secondOfDay % 60))Z"
-}
+func utc(_ millis: Int64) -> String { UTCDate.iso8601(millis: millis) }
 
 func render(_ command: DiagnosticsCommand, _ reply: JSON) {
     switch command {
