@@ -313,14 +313,3 @@ extension PaymentEngine.ConnectorOffer {
         }
     }
 }
-
-extension LogLevel {
-    var name: String {
-        switch self {
-        case .error: return "error"
-        case .warning: return "warning"
-        case .info: return "info"
-        case .debug: return "debug"
-        }
-    }
-}

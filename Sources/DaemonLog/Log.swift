@@ -26,6 +26,16 @@ public enum LogLevel: Int, Comparable, Sendable {
         default: return nil
         }
     }
+
+    /// The name `init?(name:)` reads (`log.level`'s values, `watch` events' `level`).
+    public var name: String {
+        switch self {
+        case .error: return "error"
+        case .warning: return "warning"
+        case .info: return "info"
+        case .debug: return "debug"
+        }
+    }
 }
 
 /// Standard-error logging, one line per event. Callers pass only masked card data
