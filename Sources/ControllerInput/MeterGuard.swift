@@ -17,6 +17,17 @@ public enum MeterRejection: String, CaseIterable, Sendable, Error {
     /// More energy since the last accepted reading than the connector's maximum power could
     /// deliver in the time between them (plus `MeterGuard.toleranceWh`).
     case jump
+
+    /// For the controller's error reply and the log.
+    public var explanation: String {
+        switch self {
+        case .negative: return "the register is below zero"
+        case .absurd: return "the register is beyond what any connector's meter reaches"
+        case .implausiblePower: return "the power is negative or above the connector's maximum (charger.max_power_w)"
+        case .backwards: return "the register went backwards from the last accepted reading"
+        case .jump: return "more energy since the last reading than the connector's maximum power allows in that time"
+        }
+    }
 }
 
 /// A reading the guard accepted.

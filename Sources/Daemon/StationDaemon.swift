@@ -363,10 +363,9 @@ public final class StationDaemon {
         book = SessionBook(summaries: summaryRecords, entries: entries)
         station.onAppended = { [unowned self] kind, body in self.book.record(kind: kind, body: body) }
         if controller != nil {
-            // The controller's port exists, but the socket does not yet carry its inputs to it
-            // (plug, meter, relay confirmations): nothing could charge, so no payments are taken.
-            station.notTakingPayments = "charger.io = socket: the controller's inputs are not yet carried by the diagnostic socket in this version, so no payments are taken"
-            Log.warning(station.notTakingPayments!)
+            // Until a controller connects to the socket nothing could close a relay or meter.
+            station.notTakingPayments = Self.noControllerReason
+            Log.warning(Self.noControllerReason)
             station.post(.engine(.acceptNewSessions(false)))
         }
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
@@ -418,8 +417,32 @@ public final class StationDaemon {
         }
         diagnostics = handler
         diagnosticsServer = server
+        controller?.onRelayRequest = { [weak handler] c, closed in handler?.relayRequested(connector: c, closed: closed) }
+        controller?.onOffer = { [weak handler] c, offer in handler?.offered(connector: c, offer) }
         Log.observer = { [weak handler] level, text in handler?.logged(level, text) }
         Log.info("diagnostics: listening on \(listener.path ?? "the socket systemd passed") (up to \(server.maxClients) clients)")
+    }
+
+    /// `charger.io = socket` without a controller connected to the diagnostic socket.
+    public static let noControllerReason = "charger.io = socket: no charger controller is connected to the diagnostic socket, so nothing can close a relay or meter and no payments are taken"
+
+    /// The charger's controller connected to the socket or left it: payments are taken only
+    /// while one is connected (a reason of its own, never one set for something else, is
+    /// cleared). Losing it faults what was charging (`ControllerChargerPort`).
+    func controllerConnection(_ connected: Bool) {
+        guard let controller, let station, controller.controllerConnected != connected else { return }
+        controller.controllerConnected = connected
+        if connected {
+            guard station.notTakingPayments == Self.noControllerReason else { return }
+            station.notTakingPayments = nil
+            if !arguments.drain && station.ledgerError == nil { station.post(.engine(.acceptNewSessions(true))) }
+            notifier?.notify(statusLine("charger controller connected"))
+        } else {
+            guard station.notTakingPayments == nil else { return }
+            station.notTakingPayments = Self.noControllerReason
+            station.post(.engine(.acceptNewSessions(false)))
+            notifier?.notify(statusLine("warning: charger controller disconnected"))
+        }
     }
 
     func closeOnFailedBoot() {

@@ -1,4 +1,5 @@
 import Configuration
+import ControllerInput
 import DaemonLog
 import DiagnosticsProtocol
 import DiagnosticsSocket
@@ -27,6 +28,9 @@ public final class StationDiagnostics: DiagnosticsHandler {
     var watchers: [ObjectIdentifier: (DiagnosticsClient, Int64)] = [:]
     /// The client following the running test transaction, and the step it was last told.
     var testFollower: (client: DiagnosticsClient, id: Int64, told: TestTransaction.Step?)?
+    /// The connection that is the charger's controller (`charger.io = socket`) and the id of its
+    /// `controller` request, which its events carry.
+    var controllerClient: (client: DiagnosticsClient, id: Int64)?
     /// A test transaction's amount when the technician names none (minor units: 1.00 EUR).
     public static let defaultTestAmount: Int64 = 100
 
@@ -83,9 +87,93 @@ public final class StationDiagnostics: DiagnosticsHandler {
             client.reply(id, [("text", .string("terminal \(c.reported?.serialNumber ?? "?") accepted; payments resume once the record is on disk"))])
         case let .testTransaction(connector, amount):
             startTest(connector: connector ?? 1, amount: amount ?? min(Self.defaultTestAmount, config.engine.preauthAmount), id, client)
-        default:
-            client.fail(id, DiagnosticsError(.refused, "\(command.name) is not available in this daemon yet"))
+        case .controller: becomeController(id, client)
+        case let .plug(c, plugged):
+            controllerInput(id, client, "connector \(c): \(plugged ? "plugged in" : "unplugged")") { (p) throws(ControllerInputError) in try p.plug(connector: c, plugged: plugged) }
+        case let .meter(c, wh, w):
+            controllerInput(id, client, "connector \(c): register \(wh) Wh\(w.map { ", \($0) W" } ?? "") accepted") { (p) throws(ControllerInputError) in
+                try p.meter(connector: c, registerWh: wh, powerW: w)
+            }
+        case let .fault(c, text):
+            controllerInput(id, client, "connector \(c): fault reported") { (p) throws(ControllerInputError) in try p.fault(connector: c, text: text) }
+        case let .evseReady(c, ready):
+            controllerInput(id, client, "connector \(c): \(ready ? "ready" : "not ready")") { (p) throws(ControllerInputError) in try p.evseReady(connector: c, ready: ready) }
+        case let .relay(c, closed):
+            controllerInput(id, client, "connector \(c): relay \(closed ? "closed" : "open") noted") { (p) throws(ControllerInputError) in try p.relayFeedback(connector: c, closed: closed) }
         }
+    }
+
+    // MARK: the charger's controller
+
+    /// `controller`: this connection receives the relay requests and offers from now on.
+    func becomeController(_ id: Int64, _ client: DiagnosticsClient) {
+        guard let port = daemon.controller else {
+            client.fail(id, DiagnosticsError(.refused, "charger.io = \(config.chargerIO.rawValue): the charger's hardware is not driven through this socket"))
+            return
+        }
+        if let current = controllerClient, current.client.isOpen {
+            client.fail(id, DiagnosticsError(.refused, "a controller is already connected (uid \(current.client.peer.uid) pid \(current.client.peer.pid))"))
+            return
+        }
+        // A controller that left a moment ago may not have been let go yet (that is done from the
+        // loop): the new one must be told every connector's state again.
+        daemon.controllerConnection(false)
+        controllerClient = (client, id)
+        client.onClose.append { [weak self, unowned client] in self?.controllerClosed(client) }
+        client.reply(id, [("controller", .bool(true)), ("connectors", .number(port.connectors)),
+                          ("meter_timeout_seconds", .int(config.meterTimeoutSeconds)),
+                          ("relay_confirm_seconds", .int(port.relays.confirmTimeout.components.seconds))])
+        Log.info("charger controller connected: uid \(client.peer.uid) pid \(client.peer.pid)")
+        daemon.controllerConnection(true)
+        for (c, offer) in station.engine.connectorOffers.enumerated() { offered(connector: c + 1, offer) }
+    }
+
+    /// The controller's connection is gone. Dropping a client can happen while the engine is
+    /// asking for a relay (a reply to a slow reader): the port is told from the loop instead.
+    func controllerClosed(_ client: DiagnosticsClient) {
+        guard let current = controllerClient, current.client === client else { return }
+        controllerClient = nil
+        Log.warning("charger controller disconnected (uid \(client.peer.uid) pid \(client.peer.pid))")
+        _ = daemon.loop.schedule(at: MonotonicClock.now()) { [weak self] in
+            guard let self, self.controllerClient == nil else { return }
+            self.daemon.controllerConnection(false)
+        }
+    }
+
+    /// The engine asks for a contactor (`ControllerChargerPort.onRelayRequest`).
+    func relayRequested(connector: Int, closed: Bool) {
+        guard let c = controllerClient else { return }
+        c.client.event(c.id, kind: "relay", [("connector", .number(connector)), ("closed", .bool(closed))])
+    }
+
+    /// What a connector offers now (`ControllerChargerPort.onOffer`), for the controller's display.
+    func offered(connector: Int, _ offer: PaymentEngine.ConnectorOffer) {
+        guard let c = controllerClient else { return }
+        c.client.event(c.id, kind: "offer", [("connector", .number(connector)), ("offer", .string(offer.wireName)),
+                                             ("session", offer.sessionKey.map { .number($0) } ?? .null)])
+    }
+
+    /// A controller input (`plug`, `meter`, `fault`, `evse-ready`, `relay`) from any administrator's
+    /// connection (the controller's own, or `paybridgectl` on a bench).
+    func controllerInput(_ id: Int64, _ client: DiagnosticsClient, _ done: String,
+                         _ act: (ControllerChargerPort) throws(ControllerInputError) -> Void) {
+        guard let port = daemon.controller else {
+            client.fail(id, DiagnosticsError(.refused, "charger.io = \(config.chargerIO.rawValue): the charger's inputs do not come from this socket"))
+            return
+        }
+        do throws(ControllerInputError) { try act(port) } catch {
+            switch error {
+            case let .connectorOutOfRange(n, count):
+                client.fail(id, DiagnosticsError(.badField, "this charger has connectors 1…\(count), not \(n)"))
+            case .meterRejected(let why):
+                Log.warning("controller: meter reading refused (\(why.rawValue)) from uid \(client.peer.uid) pid \(client.peer.pid)")
+                client.fail(id, DiagnosticsError(.refused, "meter reading refused: \(why.explanation)"))
+            case .emptyFaultText: client.fail(id, DiagnosticsError(.badField, "a fault needs a text"))
+            case .faultTextTooLong(let max): client.fail(id, DiagnosticsError(.badField, "a fault text is at most \(max) bytes"))
+            }
+            return
+        }
+        client.reply(id, [("text", .string(done))])
     }
 
     func startTest(connector: Int, amount: Int64, _ id: Int64, _ client: DiagnosticsClient) {
@@ -235,9 +323,23 @@ public final class StationDiagnostics: DiagnosticsHandler {
             ("outbox", .object(outboxFields)),
             ("payments", .object([("enabled", .bool(why == nil)), ("reason", why.map { .string($0) } ?? .null)])),
             ("warnings", .array(warnings().map { .string($0) })),
+            ("charger_io", .string(config.chargerIO.rawValue)),
+            ("controller", controllerStatus()),
             ("socket", .object([("clients", .number(daemon.diagnosticsServer?.clients.count ?? 0)),
                                 ("errors", .number(daemon.diagnosticsServer?.counters.errorsTotal ?? 0))])),
         ]
+    }
+
+    /// `charger.io = socket`: whether the controller is connected, who it is, and what its
+    /// port counted (readings accepted and refused, relay confirmations, meter timeouts).
+    func controllerStatus() -> JSON {
+        guard let port = daemon.controller else { return .null }
+        var fields: [(String, JSON)] = [("connected", .bool(port.controllerConnected))]
+        if let c = controllerClient {
+            fields += [("uid", .int(Int64(c.client.peer.uid))), ("pid", .int(Int64(c.client.peer.pid)))]
+        }
+        fields.append(("counters", .object(port.counters.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) })))
+        return .object(fields)
     }
 
     func sessionFields(_ s: Session, now: Instant) -> [(String, JSON)] {
@@ -305,6 +407,17 @@ public final class StationDiagnostics: DiagnosticsHandler {
 }
 
 extension PaymentEngine.ConnectorOffer {
+    /// The offer's name in `offer` events.
+    var wireName: String {
+        switch self {
+        case .available: return "available"
+        case .busy: return "busy"
+        case .awaitingPlug: return "awaiting-plug"
+        case .charging: return "charging"
+        case .unavailable: return "unavailable"
+        }
+    }
+
     /// The session shown on this connector, if any.
     var sessionKey: SessionKey? {
         switch self {

@@ -85,10 +85,14 @@ public enum DiagnosticsCommand: Equatable, Sendable {
     case evseReady(connector: Int, ready: Bool)
     /// The controller confirms that a relay is now closed or open.
     case relay(connector: Int, closed: Bool)
+    /// This connection is the charger's controller (`charger.io = socket`): it is sent the relay
+    /// requests and the connectors' offers as events until it closes; payments are taken only
+    /// while one is connected. At most one at a time.
+    case controller
 
     /// Every command name, as on the wire.
     public static let names = ["status", "sessions", "inventory", "metrics", "watch", "export", "stop", "test-transaction",
-                               "accept-terminal", "plug", "meter", "fault", "evse-ready", "relay"]
+                               "accept-terminal", "plug", "meter", "fault", "evse-ready", "relay", "controller"]
 
     public var name: String {
         switch self {
@@ -106,6 +110,7 @@ public enum DiagnosticsCommand: Equatable, Sendable {
         case .fault: return "fault"
         case .evseReady: return "evse-ready"
         case .relay: return "relay"
+        case .controller: return "controller"
         }
     }
 
@@ -114,14 +119,14 @@ public enum DiagnosticsCommand: Equatable, Sendable {
     public var changesSomething: Bool {
         switch self {
         case .status, .sessions, .inventory, .metrics, .watch, .export: return false
-        case .stop, .testTransaction, .acceptTerminal, .plug, .meter, .fault, .evseReady, .relay: return true
+        case .stop, .testTransaction, .acceptTerminal, .plug, .meter, .fault, .evseReady, .relay, .controller: return true
         }
     }
 
     /// The request's fields after `v`, `id` and `cmd`.
     public var fields: [(String, JSON)] {
         switch self {
-        case .status, .inventory, .metrics, .watch, .acceptTerminal: return []
+        case .status, .inventory, .metrics, .watch, .acceptTerminal, .controller: return []
         case let .sessions(openOnly, last):
             return [("open", .bool(openOnly))] + (last.map { [("last", .number($0))] } ?? [])
         case let .export(from, to, format):
@@ -185,6 +190,7 @@ public enum DiagnosticsWire {
         case "metrics": return .metrics
         case "watch": return .watch
         case "accept-terminal": return .acceptTerminal
+        case "controller": return .controller
         case "sessions":
             return .sessions(openOnly: try optionalBool(j, "open") ?? false,
                              last: try optionalInt(j, "last", 1...Int64(DiagnosticsLimits.maxListed)).map { Int($0) })

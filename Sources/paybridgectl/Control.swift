@@ -21,6 +21,10 @@ usage: paybridgectl [--socket PATH] [--json] COMMAND
   fault CONNECTOR TEXT                  whether the connector is ready,
   evse-ready CONNECTOR yes|no           and a relay's confirmed state
   relay CONNECTOR closed|open
+  controller [--confirm-relays]       be the charger's controller (charger.io = socket): print the relay
+                                        requests and offers until Ctrl-C; payments are taken only while one
+                                        is connected. --confirm-relays answers each request at once (a
+                                        bench without contactors)
   --socket  the daemon's socket (default \(defaultSocket))
   --json    print the daemon's reply objects as they come, one per line
 exit status: 0 done, 1 the daemon said no, 2 usage, 3 the daemon cannot be reached
@@ -86,6 +90,7 @@ func parseCommand(_ list: [String]) -> DiagnosticsCommand {
     case "metrics": command = .metrics
     case "watch": command = .watch
     case "accept-terminal": command = .acceptTerminal
+    case "controller": command = .controller
     case "sessions":
         let open = flag("--open")
         let last = option("--last").map { Int(number($0, "--last")) }
@@ -135,6 +140,12 @@ func runControl(_ list: [String]) -> Int32 {
         default: usageError("unknown option \(first)")
         }
     }
+    // `controller --confirm-relays` is paybridgectl's own choice, not a field of the request.
+    var confirmRelays = false
+    if args.first == "controller", let i = args.firstIndex(of: "--confirm-relays") {
+        args.remove(at: i)
+        confirmRelays = true
+    }
     let command = parseCommand(args)
     let fd: FileDescriptor
     do { fd = try UnixSocket.connect(path: socketPath) } catch {
@@ -152,14 +163,15 @@ func runControl(_ list: [String]) -> Int32 {
         die("cannot send to the daemon at \(socketPath): \(error)", code: ControlExit.unreachable)
     }
     var reader = ReplyReader(fd: fd)
+    var nextID: Int64 = 1
     let streaming: Bool
     switch command {
-    case .watch, .testTransaction: streaming = true
+    case .watch, .testTransaction, .controller: streaming = true
     default: streaming = false
     }
     let timeout: Int32
     switch command {
-    case .watch: timeout = -1
+    case .watch, .controller: timeout = -1
     case .testTransaction: timeout = testTransactionTimeoutMilliseconds
     default: timeout = replyTimeoutMilliseconds
     }
@@ -179,6 +191,13 @@ func runControl(_ list: [String]) -> Int32 {
             return ControlExit.refused
         }
         if !json { render(command, reply) }
+        if confirmRelays, reply["event"]?.stringValue == "relay", case .int(let c)? = reply["connector"], case .bool(let closed)? = reply["closed"] {
+            nextID += 1
+            let confirmation = Array(DiagnosticsWire.request(id: nextID, .relay(connector: Int(c), closed: closed)).utf8)
+            do { try fd.writeAll(confirmation, timeout: .seconds(5)) } catch {
+                die("cannot send to the daemon at \(socketPath): \(error)", code: ControlExit.unreachable)
+            }
+        }
         if let event = reply["event"]?.stringValue {
             // A test transaction ends with its outcome event.
             if case .testTransaction = command, event == "outcome" {
@@ -188,6 +207,7 @@ func runControl(_ list: [String]) -> Int32 {
         }
         if !streaming { return ControlExit.done }
         if case .watch = command { continue }
+        if case .controller = command { continue }
     }
 }
 

@@ -67,6 +67,17 @@ func render(_ command: DiagnosticsCommand, _ reply: JSON) {
     case .stop: writeOut("stopping session \(shown(reply["session"])) on connector \(shown(reply["connector"]))")
     case .acceptTerminal: writeOut(reply["text"]?.stringValue ?? "terminal accepted")
     case .plug, .meter, .fault, .evseReady, .relay: writeOut(reply["text"]?.stringValue ?? "accepted")
+    case .controller:
+        switch reply["event"]?.stringValue {
+        case "relay"?: writeOut("relay      connector \(shown(reply["connector"])): \(reply["closed"] == .bool(true) ? "CLOSE" : "OPEN") requested")
+        case "offer"?:
+            let session = reply["session"].flatMap(\.int).map { " (session \($0))" } ?? ""
+            writeOut("offer      connector \(shown(reply["connector"])): \(shown(reply["offer"]))\(session)")
+        case nil where reply["controller"] == .bool(true):
+            writeOut("controlling \(shown(reply["connectors"])) connectors (meter timeout \(shown(reply["meter_timeout_seconds"])) s, relays confirmed within \(shown(reply["relay_confirm_seconds"])) s; Ctrl-C to stop)")
+        case nil: writeOut(reply["text"]?.stringValue ?? "accepted")
+        default: writeOut(reply.text)
+        }
     }
 }
 
@@ -92,6 +103,10 @@ func renderStatus(_ r: JSON) {
         rows.append([shown(c["connector"]), shown(c["status"]), shown(c["relay"]), shown(c["plugged"]), session])
     }
     for line in table(["connector", "status", "relay", "plugged", "session"], rows, rightAligned: [0]) { writeOut("  " + line) }
+    if let c = r["controller"], c != .null {
+        writeOut(c["connected"] == .bool(true) ? "controller connected (uid \(shown(c["uid"])) pid \(shown(c["pid"])))"
+                                               : "controller NOT CONNECTED (charger.io = socket)")
+    }
     if let l = r["ledger"] {
         writeOut("ledger     \(shown(l["records_written"])) records written since start (\(shown(l["records_at_start"])) at start), "
                  + "\(size(l["used_bytes"]?.int ?? 0)) of \(size(l["budget_bytes"]?.int ?? 0))"
