@@ -302,7 +302,7 @@ public struct PaymentEngine: Sendable {
             if let k = chargingSession(on: c) { stop(k, .operatorCommand, now, &fx) }
             else if let k = connectors[safe: c]?.session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
         case let .fault(c, reason):
-            fx.append(.notice(.warning, "connector \(c) fault: \(reason)"))
+            fx.append(.notice(.warning, "connector \(c + 1) fault: \(reason)"))
             if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
             else if let k = connectors[safe: c]?.session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
         case .shutdown:
@@ -341,7 +341,7 @@ public struct PaymentEngine: Sendable {
         case let .connectorAvailable(c, available):
             guard connectors.indices.contains(c), connectors[c].outOfService == available else { break }
             connectors[c].outOfService = !available
-            fx.append(.notice(available ? .info : .warning, "connector \(c) \(available ? "available again" : "not available (the charger says it cannot serve it)")"))
+            fx.append(.notice(available ? .info : .warning, "connector \(c + 1) \(available ? "available again" : "not available (the charger says it cannot serve it)")"))
             if !available {
                 if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
                 else if let k = connectors[c].session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
@@ -529,7 +529,7 @@ public struct PaymentEngine: Sendable {
                               phase: .deciding(deadline: now.monotonic + config.decisionTimeout), requested: armedAmount)
         connectors[c].session = k
         flow = .presented(k)
-        fx.append(.notice(.info, "card \(card.maskedPAN) for connector \(c): asking the cloud"))
+        fx.append(.notice(.info, "card \(card.maskedPAN) for connector \(c + 1): asking the cloud"))
         fx.append(.askCloud(k, card, connector: c))
     }
 
@@ -782,7 +782,7 @@ public struct PaymentEngine: Sendable {
         // Approved while its connector went out of service (the card was being decided): no
         // energy can be delivered there, so the reservation goes back at once.
         if connectors[s.connector].outOfService {
-            fx.append(.notice(.info, "session \(k): connector \(s.connector) not available; releasing the reservation"))
+            fx.append(.notice(.info, "session \(k): connector \(s.connector + 1) not available; releasing the reservation"))
             dispose(k, .release, now, &fx)
             return
         }
@@ -795,7 +795,7 @@ public struct PaymentEngine: Sendable {
         fx.append(.persist(.charging(k, at: now.wallMillis)))
         connectors[s.connector].relayClosed = true
         fx.append(.relay(connector: s.connector, close: true))
-        fx.append(.notice(.info, "session \(k) charging on connector \(s.connector)"))
+        fx.append(.notice(.info, "session \(k) charging on connector \(s.connector + 1)"))
     }
 
     mutating func meter(_ c: Int, _ register: Int64, _ now: Moment, _ fx: inout [EngineEffect]) {
@@ -832,11 +832,11 @@ public struct PaymentEngine: Sendable {
         switch f {
         case .closed, .opened: break
         case .refusedToClose:
-            fx.append(.notice(.warning, "connector \(c): relay did not close"))
+            fx.append(.notice(.warning, "connector \(c + 1): relay did not close"))
             if let k = chargingSession(on: c) { stop(k, .relayRefused, now, &fx) }
         case .welded:
             connectors[c].welded = true
-            fx.append(.notice(.error, "connector \(c): relay welded: connector out of service"))
+            fx.append(.notice(.error, "connector \(c + 1): relay welded: connector out of service"))
         }
     }
 

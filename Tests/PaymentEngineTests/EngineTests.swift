@@ -711,7 +711,7 @@ func chargingHarness(_ c: EngineConfig, card cardID: CardIdentity = card(1), ref
 @Suite struct ConnectorAvailabilityTests {
     @Test func aConnectorOutOfServiceIsNotOfferedUntilItComesBack() throws {
         var d = try readyHarness(config(connectors: 2))
-        #expect(d.send(.connectorAvailable(connector: 0, false)).notices(.warning).contains { $0.contains("connector 0 not available") })
+        #expect(d.send(.connectorAvailable(connector: 0, false)).notices(.warning).contains { $0.contains("connector 1 not available") })
         #expect(d.engine.connectorOffers == [.unavailable, .available])
         #expect(d.engine.connectorStatuses == [.unavailable, .available])
         d.send(.plug(connector: 0, pluggedIn: true))   // plugged, but out of service: not offered
