@@ -239,8 +239,11 @@ public struct PaymentEngine: Sendable {
     public var connectorStatuses: [ConnectorStatus] {
         connectors.map { c in
             if c.welded { return .faulted }
+            // As OCPP has it: a connector the charger cannot serve is Unavailable even with a
+            // cable in it, once no session is left on it.
+            if c.outOfService && c.session == nil { return .unavailable }
             if c.session != nil || c.plugged { return .occupied }
-            return acceptingPayments && !c.outOfService ? .available : .unavailable
+            return acceptingPayments ? .available : .unavailable
         }
     }
 

@@ -143,4 +143,64 @@ import Testing
         #expect(bench.sim.records("committed").first?["amount"] as? Int == 90, "\(bench.sim.records("committed"))")
         #expect(!payments(socket).enabled)
     }
+
+    /// One approved session on a bench whose controller is paybridgectl, charging from the
+    /// register `start` when `body` runs (one session per bench: terminal-sim's scripted sessions
+    /// would otherwise be taken by the tap-to-stop scans while charging).
+    func charging(from start: Int, meterTimeout: Int = 30, _ body: (String, Bench, Controller) throws -> Void) throws {
+        let socket = DiagnosticsSocketTests.socketPath()
+        let settings = Self.settings.filter { !$0.hasPrefix("charger.meter_timeout_seconds") } + ["charger.meter_timeout_seconds = \(meterTimeout)"]
+        let bench = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"],
+                              config: ["diagnostics.socket = \(socket)", "log.level = info"] + settings, ev: nil, keepLog: true)
+        defer { _ = bench.stop() }
+        #expect(waitUntil(.seconds(10)) { access(socket, F_OK) == 0 })
+        let controller = try Controller(socket: socket)
+        defer { controller.process.terminate() }
+        #expect(waitUntil(.seconds(30)) { phase(socket) == "awaiting-plug" }, "\(connector1(socket))")
+        #expect(try ctl(socket, ["plug", "1", "in"]).status == 0)
+        #expect(waitUntil(.seconds(10)) { phase(socket) == "charging" }, "\(connector1(socket))")
+        #expect(try ctl(socket, ["meter", "1", String(start)]).status == 0)
+        try body(socket, bench, controller)
+        if bench.sim.records("committed").count + bench.sim.records("voided").count != 1 { Issue.record("daemon log: \(bench.daemonLog)") }
+    }
+
+    @Test func aMeterThatFallsSilentStopsTheSessionOnItsLastReading() throws {
+        try charging(from: 1000, meterTimeout: 5) { (socket: String, bench: Bench, _: Controller) throws in
+            usleep(1_100_000)
+            #expect(try ctl(socket, ["meter", "1", "1050"]).status == 0)
+            let silentFrom = Date()
+            #expect(waitUntil(.seconds(20)) { bench.sim.records("committed").count == 1 }, "the silent meter did not stop the session")
+            #expect(Date().timeIntervalSince(silentFrom) >= 4.5, "stopped before the meter timeout")
+            // 0.50 + 50 Wh at 4.00/kWh = 0.70
+            #expect(bench.sim.records("committed").last?["amount"] as? Int == 70)
+            #expect(bench.daemonLog.contains("meter silent for 5s"))
+        }
+    }
+
+    @Test func aFaultFromTheControllerStopsTheSessionAtOnce() throws {
+        try charging(from: 2000) { (socket: String, bench: Bench, _: Controller) throws in
+            usleep(1_100_000)
+            #expect(try ctl(socket, ["meter", "1", "2100"]).status == 0)
+            #expect(try ctl(socket, ["fault", "1"]).status == 2, "a fault without a text is a usage error")
+            #expect(try ctl(socket, ["fault", "1", "RCD", "tripped"]).status == 0)
+            #expect(waitUntil(.seconds(10)) { bench.sim.records("committed").count == 1 }, "the fault did not stop the session")
+            // 0.50 + 100 Wh at 4.00/kWh = 0.90
+            #expect(bench.sim.records("committed").last?["amount"] as? Int == 90)
+            #expect(bench.daemonLog.contains("connector 1 fault: controller: RCD tripped"))
+        }
+    }
+
+    @Test func aConnectorTheChargerCannotServeStopsItsSessionAndTakesNoOther() throws {
+        try charging(from: 3000) { (socket: String, bench: Bench, controller: Controller) throws in
+            #expect(try ctl(socket, ["evse-ready", "1", "no"]).status == 0)
+            #expect(waitUntil(.seconds(10)) { bench.sim.records("voided").count == 1 },
+                    "evse-ready no did not stop the session")
+            #expect(waitUntil(.seconds(10)) { connector1(socket)["status"] as? String == "unavailable" }, "\(connector1(socket))")
+            #expect(waitUntil(.seconds(5)) { controller.pump(); return controller.events("offer").last?["offer"] as? String == "unavailable" })
+            #expect(try ctl(socket, ["evse-ready", "1", "yes"]).status == 0)
+            #expect(waitUntil(.seconds(10)) { connector1(socket)["status"] as? String != "unavailable" })
+            // Stopped before any energy flowed: the reservation is released, nothing is captured.
+            #expect(bench.sim.records("voided").count == 1 && bench.sim.records("committed").isEmpty)
+        }
+    }
 }
