@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "DiagnosticsTests", dependencies: ["DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "TerminalConditionsTests", dependencies: ["TerminalConditions", "TerminalPort", "PaymentEngine", "Timebase", "WireFormat"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "DaemonLog", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
         .testTarget(name: "ControllerInputTests", dependencies: ["ControllerInput", "ChargerPort", "Station", "StationCore", "Ledger", "PaymentEngine",
                                                              "FakeTerminal", "TerminalPort", "Platform", "Timebase"]),

@@ -73,7 +73,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var adminGroup = "paybridge"
     /// `diagnostics.max_clients`: clients connected at once.
     public var maxDiagnosticsClients = 16
-    /// `diagnostics.metrics_file`: the Prometheus text written atomically every interval; nil: none.
+    /// `diagnostics.metrics_file`: the `metrics` command's Prometheus text, written atomically
+    /// (temporary beside it, renamed) every interval, mode 0644; nil: none.
     public var metricsFile: String?
     /// `diagnostics.metrics_interval_seconds`.
     public var metricsIntervalSeconds: Int64 = 60
@@ -129,7 +130,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("diagnostics.socket", "the technicians' Unix socket (empty: none; a socket passed by systemd is used instead)"),
         ("diagnostics.admin_group", "group whose members may change something through the socket (stop, test transaction, controller inputs)"),
         ("diagnostics.max_clients", "clients connected to the socket at once, 1…64"),
-        ("diagnostics.metrics_file", "Prometheus text file written atomically every interval (empty: none)"),
+        ("diagnostics.metrics_file", "the metrics command's Prometheus text, rewritten atomically every interval (temporary + rename, mode 0644; empty: none)"),
         ("diagnostics.metrics_interval_seconds", "how often the metrics file is written, 5…3600"),
         ("charger.serial", "the charger's serial number, for the inventory"),
         ("terminal.transfer_number", "Payter's Terminal Transfer Number (empty: never transferred)"),

@@ -119,8 +119,10 @@ public final class StationDaemon {
 
     /// The technicians' socket, when one is configured (or passed by systemd) and could be opened.
     public private(set) var diagnosticsServer: DiagnosticsServer?
-    /// What answers on it.
+    /// What answers on it and builds the metrics file's text: made by `boot`, socket or not.
     public private(set) var diagnostics: StationDiagnostics?
+    /// `diagnostics.metrics_file`'s writer, when one is configured.
+    public internal(set) var metricsFile: MetricsFile?
     /// Every session the ledger knows, kept current as entries are written (`sessions`, `export`).
     public internal(set) var book = SessionBook(summaries: [], entries: [])
     /// When the terminal link last came up or went down (a PSP link; nil: not since start).
@@ -369,7 +371,12 @@ public final class StationDaemon {
             station.post(.engine(.acceptNewSessions(false)))
         }
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
-        openDiagnosticsSocket()
+        // The diagnostics exist without the socket too: the metrics file is built from them.
+        let diagnostics = StationDiagnostics(daemon: self)
+        self.diagnostics = diagnostics
+        station.onSynced = { [weak diagnostics] ns in diagnostics?.syncLatency.observe(nanoseconds: UInt64(max(0, ns))) }
+        openDiagnosticsSocket(diagnostics)
+        startMetricsFile(diagnostics)
         // READY once the ledger is recovered and the terminal link is up or retrying.
         notifier?.notify("READY=1\nSTATUS=ledger recovered (\(opened.records.count) records, \(recovery.openSessions) open sessions); terminal link starting\(station.notTakingPayments.map { "; NOT TAKING PAYMENTS: \($0)" } ?? "")")
         if let notifier, let interval = notifier.watchdogInterval {
@@ -385,7 +392,7 @@ public final class StationDaemon {
     /// Opens the technicians' socket: the one systemd passed (socket activation), else
     /// `diagnostics.socket` unless empty. A socket that cannot be opened is logged at error and the
     /// daemon runs without it: payments do not depend on it.
-    func openDiagnosticsSocket() {
+    func openDiagnosticsSocket(_ handler: StationDiagnostics) {
         let listener: UnixListener
         switch SystemdSocketActivation.takeListener() {
         case .success(let l)?:
@@ -402,8 +409,6 @@ public final class StationDaemon {
                 return
             }
         }
-        let handler = StationDiagnostics(daemon: self)
-        station.onSynced = { [weak handler] ns in handler?.syncLatency.observe(nanoseconds: UInt64(max(0, ns))) }
         let access = DiagnosticsAccess(daemonUID: getuid(), adminGID: UnixSocket.groupID(named: running.adminGroup))
         if access.adminGID == nil {
             Log.warning("diagnostics: group '\(running.adminGroup)' (diagnostics.admin_group) does not exist: only root and the daemon's user may change anything")
@@ -415,7 +420,6 @@ public final class StationDaemon {
             case .info: Log.info(text)
             }
         }
-        diagnostics = handler
         diagnosticsServer = server
         controller?.onRelayRequest = { [weak handler] c, closed in handler?.relayRequested(connector: c, closed: closed) }
         controller?.onOffer = { [weak handler] c, offer in handler?.offered(connector: c, offer) }
@@ -466,6 +470,7 @@ public final class StationDaemon {
     /// After the loop has stopped: the charger-sim child stopped, the ledger closed.
     public func finish() {
         Log.observer = nil
+        metricsFile?.stop()
         diagnosticsServer?.close()
         diagnosticsServer = nil
         chargerProcess?.stop()

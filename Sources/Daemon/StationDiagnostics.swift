@@ -236,6 +236,7 @@ public final class StationDiagnostics: DiagnosticsHandler {
         m.syncLatency = syncLatency
         m.relayOperations = station.relayOperations
         m.activeWarnings = warnings().count
+        m.metricsFileFailures = daemon.metricsFile?.outcomes.failures ?? 0
         return m
     }
 

@@ -63,6 +63,8 @@ public struct StationMetrics: Equatable, Sendable {
     public var relayOperations: Int = 0
     /// Warnings in force now (the station's status shows them).
     public var activeWarnings: Int = 0
+    /// Writes of `diagnostics.metrics_file` that failed since start.
+    public var metricsFileFailures: Int = 0
 
     public init() {}
 
@@ -79,6 +81,7 @@ public struct StationMetrics: Equatable, Sendable {
     public static let syncLatencyName = "paybridge_ledger_sync_duration_seconds"
     public static let relayOperationsName = "paybridge_relay_operations_total"
     public static let activeWarningsName = "paybridge_active_warnings"
+    public static let metricsFileFailuresName = "paybridge_metrics_file_failures_total"
 
     /// The Prometheus text exposition (0.0.4). Every outcome is listed, 0 included, so that a
     /// series exists before its first session; currencies in code order.
@@ -100,6 +103,7 @@ public struct StationMetrics: Equatable, Sendable {
                             sum: .double(Double(syncLatency.sumNanoseconds) / 1e9), count: syncLatency.count)
             try w.counter(Self.relayOperationsName, help: "Relay open and close commands given.", .int(Int64(relayOperations)))
             try w.gauge(Self.activeWarningsName, help: "Warnings in force now.", .int(Int64(activeWarnings)))
+            try w.counter(Self.metricsFileFailuresName, help: "Times the metrics file could not be written.", .int(Int64(metricsFileFailures)))
         } catch {
             // Every name and label above is a constant the tests check: this is a bug, not input.
             preconditionFailure("StationMetrics: \(error)")

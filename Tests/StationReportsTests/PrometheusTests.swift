@@ -102,6 +102,7 @@ import StationReports
         m.syncLatency.observe(nanoseconds: 60_000_000)
         m.relayOperations = 24
         m.activeWarnings = 1
+        m.metricsFileFailures = 2
         return m
     }
 
@@ -159,6 +160,9 @@ import StationReports
             "# HELP paybridge_active_warnings Warnings in force now.",
             "# TYPE paybridge_active_warnings gauge",
             "paybridge_active_warnings 1",
+            "# HELP paybridge_metrics_file_failures_total Times the metrics file could not be written.",
+            "# TYPE paybridge_metrics_file_failures_total counter",
+            "paybridge_metrics_file_failures_total 2",
         ]
         #expect(lines.count == expected.count)
         for (i, (got, want)) in zip(lines, expected).enumerated() { #expect(got == want, "line \(i + 1)") }
@@ -213,6 +217,7 @@ import StationReports
         #expect(out.contains("paybridge_ledger_sync_duration_seconds histogram paybridge_ledger_sync_duration_seconds_sum [] 0.0634"))
         #expect(out.contains("paybridge_outbox_oldest_age_seconds gauge paybridge_outbox_oldest_age_seconds [] 37.5"))
         #expect(out.contains("paybridge_active_warnings gauge paybridge_active_warnings [] 1.0"))
+        #expect(out.contains("paybridge_metrics_file_failures counter paybridge_metrics_file_failures_total [] 2.0"))
         let samples = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.count
         #expect(out.count == samples, "every sample line parsed: \(out.count) of \(samples)")
     }
