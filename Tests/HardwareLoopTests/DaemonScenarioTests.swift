@@ -7,9 +7,16 @@ import Platform
 /// Everything a test asserts comes from the simulators' own records and the relay's history.
 final class Bench {
     let dir: String
-    let sim: SimProcess
+    /// terminal-sim now (`replaceTerminal` starts another on the same link).
+    private(set) var sim: SimProcess
+    /// The terminal-sims replaced, oldest first, kept so that their records stay readable.
+    private(set) var replaced: [SimProcess] = []
     let cloud: CloudProcess
     var daemon: ChildProcess?
+    /// terminal-sim's arguments before the test's own: the pty's link, family and delays.
+    let simBase: [String]
+    /// Starts paybridged with the bench's command line.
+    let launch: () throws -> ChildProcess
 
     /// The daemon's standard error, when the bench was asked to keep it.
     var daemonLog: String { fileText(dir + "/daemon.log") }
@@ -24,10 +31,12 @@ final class Bench {
     /// configuration alone decides the charger I/O, and there is no relay history.
     init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String?,
          keepLog: Bool = false, environment: [String]? = nil, launcher: [String] = [], standardError: FileDescriptor? = nil) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
+        self.dir = dir
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tty = dir + "/ttyPSP"
-        sim = try SimProcess(["--pty", "--link", tty, "--family", family, "--tap-delay", "50", "--auth-delay", "50"] + terminal)
+        simBase = ["--pty", "--link", tty, "--family", family, "--tap-delay", "50", "--auth-delay", "50"]
+        sim = try SimProcess(simBase + terminal)
         cloud = try CloudProcess(cloudArgs)
         let defaults = ["terminal.family = \(family)", "terminal.device = \(tty)", "cloud.url = \(cloud.url)",
                         "cloud.station_id = BENCH-1", "state.directory = \(dir)/state", "log.level = warning",
@@ -40,16 +49,34 @@ final class Bench {
         let args = ["--config", dir + "/paybridge.conf"]
             + (ev.map { ["--relay-history", dir + "/relay.jsonl", "--charger-io", "simulated", "--sim-ev", $0] } ?? [])
         // The shell execs the daemon in its own place (same pid), with standard error in a file.
-        if let first = launcher.first {
-            daemon = try ChildProcess.spawn(first, Array(launcher.dropFirst()) + [exe] + args, environment: environment,
-                                            captureStdout: false, pipeStdin: false)
-        } else {
-            daemon = keepLog
-                ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(dir)/daemon.log\"", exe] + args,
+        let logPath = dir + "/daemon.log"
+        launch = {
+            if let first = launcher.first {
+                return try ChildProcess.spawn(first, Array(launcher.dropFirst()) + [exe] + args, environment: environment,
+                                              captureStdout: false, pipeStdin: false)
+            }
+            return keepLog
+                ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>>\"\(logPath)\"", exe] + args,
                                          environment: environment, captureStdout: false, pipeStdin: false)
                 : try ChildProcess.spawn(exe, args, environment: environment, captureStdout: false, pipeStdin: false,
                                          standardError: standardError)
         }
+        daemon = try launch()
+    }
+
+    /// The terminal swapped on the charger: terminal-sim stopped, and another started on the same
+    /// link path with `terminal` (e.g. another `--serial`).
+    func replaceTerminal(_ terminal: [String]) throws {
+        sim.process.terminate()
+        replaced.append(sim)
+        sim = try SimProcess(simBase + terminal)
+    }
+
+    /// SIGTERM, then paybridged started again with the same command line; the stop's exit status.
+    func restartDaemon() throws -> Int32? {
+        let status = stop()
+        daemon = try launch()
+        return status
     }
 
     deinit {

@@ -122,3 +122,17 @@ func waitUntil(_ timeout: Duration, _ condition: () -> Bool) -> Bool {
 }
 
 func fileText(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+/// Runs the real paybridgectl with `args`; its exit status and standard output's lines.
+func paybridgectl(_ args: [String]) throws -> (status: Int32?, out: [String]) {
+    let p = try ChildProcess.spawn(ChildProcess.executableDirectory() + "/paybridgectl", args, pipeStdin: false)
+    var out: [String] = []
+    while let line = try p.readLine(timeout: .seconds(20)) { out.append(line) }
+    return (p.wait(timeout: .seconds(10)), out)
+}
+
+/// One line of JSON as an object; empty when it is not one.
+func jsonObject(_ line: String?) -> [String: Any] {
+    guard let line else { return [:] }
+    return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+}
