@@ -61,4 +61,41 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: textfiles) == ["paybridge.prom"], "a temporary was left behind")
         #expect(b.stop() == 0)
     }
+
+    /// A full disk: the daemon's own mount namespace puts a full 16 KiB tmpfs where the file goes.
+    /// The daemon keeps running, counts every failed write, says so once, and writes the file
+    /// again once there is room.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "needs root and unshare"))
+    func aFullDiskIsLoggedOnceCountedAndOutlived() throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("fulldisk-\(UUID().uuidString.prefix(8))").path
+        let textfiles = work + "/textfile", log = work + "/daemon.log"
+        try FileManager.default.createDirectory(atPath: textfiles, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let socket = DiagnosticsSocketTests.socketPath()
+        let fill = "mount -t tmpfs -o size=16k tmpfs \(textfiles) && { dd if=/dev/zero of=\(textfiles)/fill bs=1k count=64 2>/dev/null; true; }"
+        let b = try Bench(terminal: ["--fallback", "nocard"],
+                          config: ["diagnostics.socket = \(socket)", "diagnostics.metrics_file = \(textfiles)/paybridge.prom",
+                                   "diagnostics.metrics_interval_seconds = 5", "log.level = info"],
+                          ev: nil,
+                          launcher: ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                                     "\(fill) && exec \"$0\" \"$@\" 2>>\(log)"])
+        defer { _ = b.stop() }
+        func failures() -> Double? {
+            let text = (try? paybridgectl(["--socket", socket, "metrics"]).out) ?? []
+            return text.first { $0.hasPrefix("paybridge_metrics_file_failures_total ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        // At start and at two intervals: three failed writes, one log line.
+        #expect(waitUntil(.seconds(25)) { (failures() ?? 0) >= 3 }, "failures counted: \(String(describing: failures())); \(fileText(log))")
+        let said = fileText(log).split(separator: "\n").filter { $0.contains("metrics file:") && $0.contains("No space left on device") }
+        #expect(said.count == 1, "\(fileText(log))")
+        #expect(jsonObject(try paybridgectl(["--socket", socket, "--json", "status"]).out.first)["ok"] as? Bool == true, "the daemon stopped answering")
+        // Room again (seen through the daemon's own mount namespace): the next interval writes the file.
+        let pid = try #require(b.daemon?.pid)
+        let inside = "/proc/\(pid)/root\(textfiles)"
+        #expect(unlink(inside + "/fill") == 0, "cannot reach the daemon's tmpfs: errno \(errno)")
+        #expect(waitUntil(.seconds(12)) { access(inside + "/paybridge.prom", F_OK) == 0 }, "not written once there was room")
+        #expect(samples(fileText(inside + "/paybridge.prom")) != nil)
+        #expect(waitUntil(.seconds(5)) { fileText(log).contains("written again after") }, "\(fileText(log))")
+        #expect(access(inside + "/paybridge.prom" + ".tmp", F_OK) != 0, "a temporary was left behind")
+    }
 }
