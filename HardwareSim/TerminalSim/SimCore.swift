@@ -115,7 +115,7 @@ public struct TerminalSimCore: Sendable {
             for s in openSessions.values.sorted(by: { $0.id < $1.id }) where now >= s.approvedAt + .seconds(Int64(sessionTimeout)) {
                 openSessions[s.id] = nil
                 let ev = timeoutAction == .void ? "voided" : "committed"
-                fx.append(.record(record(ev, s.id, s.authorised, extra: [("by", .string("timeout"))])))
+                fx.append(.record(record(ev, s.id, s.authorised, at: now, extra: [("by", .string("timeout"))])))
             }
         }
         while let i = agenda.indices.min(by: { agenda[$0].at < agenda[$1].at }), agenda[i].at <= now {
@@ -128,7 +128,7 @@ public struct TerminalSimCore: Sendable {
                 if state == .waitCard {
                     pending = nil
                     state = .enabled
-                    fx.append(.record(record("cancelled", nil, nil, extra: [("by", .string("cardDetectTimeout"))])))
+                    fx.append(.record(record("cancelled", nil, nil, at: now, extra: [("by", .string("cardDetectTimeout"))])))
                     emit(.sessionCancelled, now: now, &fx)
                 }
             }
@@ -248,7 +248,7 @@ public struct TerminalSimCore: Sendable {
             sessionCounter += 1
             pending = (s.amount, s.reference ?? 0, script)
             // What the terminal shows and would reserve: tests check amounts against it.
-            fx.append(.record(record("started", nil, s.amount, extra: [("reference", .number(Int64(s.reference ?? 0)))])))
+            fx.append(.record(record("started", nil, s.amount, at: now, extra: [("reference", .number(Int64(s.reference ?? 0)))])))
             state = .waitCard
             if scenario.startResult { respond(ok(), now: now, delay: delay, &fx) }
             if options.contains(.transactionEvents) { respond(.transactionEvent(0x00), now: now, delay: delay, &fx) }
@@ -257,36 +257,37 @@ public struct TerminalSimCore: Sendable {
             }
             agenda.append((now + .milliseconds(scenario.cardDetectMilliseconds), .cardDetectTimeout))
         case .authSession:
-            guard state == .waitAuth, pending != nil else { return respond(wrongState, now: now, delay: delay, &fx) }
+            guard state == .waitAuth, let p = pending else { return respond(wrongState, now: now, delay: delay, &fx) }
+            fx.append(.record(record("authSession", nil, p.amount, at: now)))
             agenda.append((now + .milliseconds(scenario.authDelay + delay), .bankAnswer))
         case .cancelSession:
             guard state == .waitCard || state == .waitAuth else { return respond(notOK(ResultReason.wrongState), now: now, delay: delay, &fx) }
             pending = nil
             state = .enabled
             agenda.removeAll { $0.action == .tap || $0.action == .bankAnswer || $0.action == .cardDetectTimeout }
-            fx.append(.record(record("cancelled", nil, nil, extra: [("by", .string("host"))])))
+            fx.append(.record(record("cancelled", nil, nil, at: now, extra: [("by", .string("host"))])))
             respond(.sessionCancelled, now: now, delay: delay, &fx)
         case let .commitSession(id, amount):
             guard state != .offline && state != .online else { return respond(wrongState, now: now, delay: delay, &fx) }
             guard let s = openSessions[id] else {
-                fx.append(.record(record("rejected", id, amount, extra: [("command", .string("commit")), ("reason", .string("session not found"))])))
+                fx.append(.record(record("rejected", id, amount, at: now, extra: [("command", .string("commit")), ("reason", .string("session not found"))])))
                 return respond(notOK(ResultReason.sessionNotFound), now: now, delay: delay, &fx)
             }
             guard amount <= s.authorised else {
-                fx.append(.record(record("rejected", id, amount, extra: [("command", .string("commit")), ("reason", .string("amount above authorised"))])))
+                fx.append(.record(record("rejected", id, amount, at: now, extra: [("command", .string("commit")), ("reason", .string("amount above authorised"))])))
                 return respond(notOK(ResultReason.malformed), now: now, delay: delay, &fx)
             }
             openSessions[id] = nil
-            fx.append(.record(record("committed", id, amount)))
+            fx.append(.record(record("committed", id, amount, at: now)))
             respond(ok(), now: now, delay: delay, &fx)
         case .voidSession(let id):
             guard state != .offline && state != .online else { return respond(wrongState, now: now, delay: delay, &fx) }
             guard let s = openSessions[id] else {
-                fx.append(.record(record("rejected", id, nil, extra: [("command", .string("void")), ("reason", .string("session not found"))])))
+                fx.append(.record(record("rejected", id, nil, at: now, extra: [("command", .string("void")), ("reason", .string("session not found"))])))
                 return respond(notOK(ResultReason.sessionNotFound), now: now, delay: delay, &fx)
             }
             openSessions[id] = nil
-            fx.append(.record(record("voided", id, s.authorised)))
+            fx.append(.record(record("voided", id, s.authorised, at: now)))
             respond(ok(), now: now, delay: delay, &fx)
         case .listSessions(let offset):
             guard scenario.family == .p6x else { return respond(notOK(ResultReason.unknownCommand), now: now, delay: delay, &fx) }
@@ -300,7 +301,7 @@ public struct TerminalSimCore: Sendable {
             let delta = total > s.authorised ? total - s.authorised : s.authorised - total
             s.authorised = total
             openSessions[id] = s
-            fx.append(.record(record("updated", id, total)))
+            fx.append(.record(record("updated", id, total, at: now)))
             respond(.updateSessionResult(UpdateSessionResult(outcome: 0, sessionID: id, authorisedTotal: total, delta: delta,
                                                              declineReason: nil)), now: now, delay: delay, &fx)
         case .getReceipt(let id):
@@ -327,6 +328,7 @@ public struct TerminalSimCore: Sendable {
                    TLV(tag: DOLTag.maskedPAN, value: Array(card.maskedPAN.utf8)),
                    TLV(tag: DOLTag.brandName, value: Array(card.brand.utf8))] + card.extraDOL
         emit(.cardRead(dol: dol), now: now, &fx)
+        fx.append(.record(record("cardRead", nil, p.amount, at: now)))
         if options.contains(.transactionEvents) { emit(.transactionEvent(0x02), now: now, &fx) }
         fire(.cardRead(cardReads), now: now, &fx)
     }
@@ -350,7 +352,7 @@ public struct TerminalSimCore: Sendable {
                        TLV(tag: DOLTag.itemReference, value: [0x00, 0x00, UInt8(truncatingIfNeeded: id >> 8), UInt8(truncatingIfNeeded: id)]),
                        TLV(tag: DOLTag.maskedPAN, value: Array(card.maskedPAN.utf8))] + card.extraDOL
             let event = amount < p.amount ? "partiallyApproved" : "approved"
-            fx.append(.record(record(event, id, amount, extra: [("requested", .number(p.amount)), ("reference", .number(p.reference))])))
+            fx.append(.record(record(event, id, amount, at: now, extra: [("requested", .number(p.amount)), ("reference", .number(p.reference))])))
             if amount < p.amount {
                 emit(.sessionPartiallyApproved(sessionID: id, amount: amount, dol: dol), now: now, &fx)
             } else {
@@ -360,10 +362,10 @@ public struct TerminalSimCore: Sendable {
             approvals += 1
             fire(.approved(approvals), now: now, &fx)
         case .decline(let reason):
-            fx.append(.record(record("declined", nil, p.amount, extra: [("reason", .number(reason))])))
+            fx.append(.record(record("declined", nil, p.amount, at: now, extra: [("reason", .number(reason))])))
             emit(.sessionDeclined(reason: detailed ? reason : nil, dol: []), now: now, &fx)
         case .cancel:
-            fx.append(.record(record("cancelled", nil, p.amount, extra: [("by", .string("cardholder"))])))
+            fx.append(.record(record("cancelled", nil, p.amount, at: now, extra: [("by", .string("cardholder"))])))
             emit(.sessionCancelled, now: now, &fx)
         case .noCard:
             break
@@ -424,13 +426,13 @@ public struct TerminalSimCore: Sendable {
             corruptNext = true
         case .reset:
             fx.append(.log("terminal reset"))
-            fx.append(.record(.object([("event", .string("reset")), ("openSessions", .number(openSessions.count))])))
+            fx.append(.record(record("reset", nil, nil, at: now, extra: [("openSessions", .number(openSessions.count))])))
             goOffline()
         case .tamper:
             // Keys deleted, restarted into the inactive mode: PSP starts over and never gets past Setup.
             tampered = true
             fx.append(.log("tamper: restarting into the security violation mode"))
-            fx.append(.record(.object([("event", .string("tamper"))])))
+            fx.append(.record(record("tamper", nil, nil, at: now)))
             goOffline()
         case .unplug(let ms):
             fx.append(.log("cable pulled for \(ms) ms"))
@@ -443,10 +445,12 @@ public struct TerminalSimCore: Sendable {
         }
     }
 
-    func record(_ event: String, _ id: UInt32?, _ amount: UInt32?, extra: [(String, JSON)] = []) -> JSON {
+    /// A `--record` line; `at` is the simulator's monotonic clock in nanoseconds, so that a test
+    /// can time what happened on the terminal (Card Read → Auth Session) without its own clock.
+    func record(_ event: String, _ id: UInt32?, _ amount: UInt32?, at now: Instant, extra: [(String, JSON)] = []) -> JSON {
         var f: [(String, JSON)] = [("event", .string(event))]
         if let id { f.append(("sessionId", .number(id))) }
         if let amount { f.append(("amount", .number(amount))) }
-        return .object(f + extra)
+        return .object(f + extra + [("at", .number(now.nanoseconds))])
     }
 }

@@ -22,6 +22,9 @@ SPEC strings use the scenario-file syntax, e.g. --session "decline reason=9", --
 --tamper starts the terminal in its security violation mode (Setup and Enable refused with 0x0E, as
 the daemon reads a tampered Apollo [INFERRED]); --fault "tamper on approved 1" or the tamper control
 trips it later.
+--record FILE appends one JSON object per event (started, cardRead, authSession, approved, declined,
+cancelled, committed, voided, updated, rejected, reset, tamper), each with "at": the simulator's
+CLOCK_MONOTONIC in nanoseconds.
 """
 
 func fail(_ message: String) -> Never {
