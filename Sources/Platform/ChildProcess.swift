@@ -43,11 +43,13 @@ public final class ChildProcess {
     ///
     /// The child starts with every signal at its default disposition and none
     /// blocked: ignoring `SIGPIPE` or blocking signals is this daemon's policy,
-    /// not the child's. Descriptors other than 0-2 are closed in the child.
+    /// not the child's. Descriptors other than 0-2 are closed in the child, except `passing`:
+    /// those become the child's descriptors 3, 4, … in order (where systemd's socket activation
+    /// puts the sockets it passes, `SD_LISTEN_FDS_START`); the caller's own stay open.
     public static func spawn(
         _ path: String, _ arguments: [String], environment: [String]? = nil,
         captureStdout: Bool = true, pipeStdin: Bool = true, standardErrorPath: String? = nil,
-        standardError: FileDescriptor? = nil
+        standardError: FileDescriptor? = nil, passing: [FileDescriptor] = []
     ) throws(SystemError) -> ChildProcess {
         // Close-on-exec pipes, so a concurrent spawn elsewhere cannot inherit
         // them. Only our ends are made non-blocking: the child's must block, as
@@ -69,7 +71,7 @@ public final class ChildProcess {
                 (childStdout, ourStdout) = (p.write, p.read)
             }
             let pid = try launch(path, arguments, environment, stdin: childStdin, stdout: childStdout, stderrPath: standardErrorPath,
-                                 stderr: standardError)
+                                 stderr: standardError, passing: passing)
             childStdin?.close()
             childStdout?.close()
             return ChildProcess(pid: pid, stdinFD: ourStdin, stdoutFD: ourStdout)
@@ -81,8 +83,16 @@ public final class ChildProcess {
 
     private static func launch(
         _ path: String, _ arguments: [String], _ environment: [String]?,
-        stdin: FileDescriptor?, stdout: FileDescriptor?, stderrPath: String?, stderr: FileDescriptor?
+        stdin: FileDescriptor?, stdout: FileDescriptor?, stderrPath: String?, stderr: FileDescriptor?, passing: [FileDescriptor]
     ) throws(SystemError) -> pid_t {
+        // Each passed descriptor is first copied above the targets (close-on-exec), so that a
+        // source numbered 3 or 4 is not overwritten by an earlier dup2 before it is itself moved.
+        let firstUnpassed = 3 + Int32(passing.count)
+        var staged: [FileDescriptor] = []
+        defer { for fd in staged { fd.close() } }
+        for fd in passing {
+            staged.append(FileDescriptor(rawValue: try retryingEINTR("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, firstUnpassed) }))
+        }
         var actions = posix_spawn_file_actions_t()
         var attributes = posix_spawnattr_t()
         posix_spawn_file_actions_init(&actions)
@@ -99,9 +109,11 @@ public final class ChildProcess {
         // Or a descriptor of the caller's (a pipe the caller may never read, in the log tests).
         if let stderr { posix_spawn_file_actions_adddup2(&actions, stderr.rawValue, STDERR_FILENO) }
         if let stderrPath { posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644) }
+        // After the standard streams: their sources may be numbered 3 or 4 too.
+        for (i, fd) in staged.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd.rawValue, 3 + Int32(i)) }
         // Safety net for descriptors some library opened without O_CLOEXEC: a
         // stray pipe end held by a long-lived child would hide EOF from its owner.
-        if let addCloseFrom = GNUExtensions.addCloseFrom { _ = addCloseFrom(&actions, 3) }
+        if let addCloseFrom = GNUExtensions.addCloseFrom { _ = addCloseFrom(&actions, firstUnpassed) }
 
         var noSignals = sigset_t(), allSignals = sigset_t()
         sigemptyset(&noSignals)

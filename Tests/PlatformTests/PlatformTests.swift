@@ -305,6 +305,20 @@ private func closedPort() throws -> UInt16 {
         #expect(sleeper.exitStatus == 128 + SIGTERM)
     }
 
+    @Test func passedDescriptorsArriveFromThreeOnInOrder() throws {
+        let first = try FileDescriptor.pipe(), second = try FileDescriptor.pipe()
+        defer { for fd in [first.read, first.write, second.read, second.write] { fd.close() } }
+        // Our close-on-exec write ends are passed second-first: the child finds them at 3 and 4.
+        let sh = try ChildProcess.spawn("/bin/sh", ["-c", "printf to-second >&3 && printf to-first >&4"],
+                                        captureStdout: false, pipeStdin: false, passing: [second.write, first.write])
+        #expect(sh.wait(timeout: .seconds(5)) == 0)
+        #expect(try first.read.read(maxCount: 64) == .bytes(Array("to-first".utf8)))
+        #expect(try second.read.read(maxCount: 64) == .bytes(Array("to-second".utf8)))
+        // Without passing, nothing is at 3.
+        let none = try ChildProcess.spawn("/bin/sh", ["-c", "printf x >&3"], captureStdout: false, pipeStdin: false)
+        #expect(none.wait(timeout: .seconds(5)) != 0)
+    }
+
     @Test func missingExecutableFails() {
         #expect(throws: SystemError(call: "posix_spawn /nonexistent/terminal-sim", errno: ENOENT)) {
             try ChildProcess.spawn("/nonexistent/terminal-sim", [])
