@@ -29,8 +29,10 @@ final class Bench {
     /// (without `keepLog` or a launcher).
     /// `ev`: the simulated vehicles (simulated charger I/O on the command line); nil: the
     /// configuration alone decides the charger I/O, and there is no relay history.
+    /// `passing`: descriptors the daemon (or its launcher) gets as 3, 4, … (socket activation).
     init(family: String = "p6x", terminal: [String], cloud cloudArgs: [String] = [], config: [String] = [], ev: String?,
-         keepLog: Bool = false, environment: [String]? = nil, launcher: [String] = [], standardError: FileDescriptor? = nil) throws {
+         keepLog: Bool = false, environment: [String]? = nil, launcher: [String] = [], standardError: FileDescriptor? = nil,
+         passing: [FileDescriptor] = []) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString.prefix(8))").path
         self.dir = dir
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -53,13 +55,13 @@ final class Bench {
         launch = {
             if let first = launcher.first {
                 return try ChildProcess.spawn(first, Array(launcher.dropFirst()) + [exe] + args, environment: environment,
-                                              captureStdout: false, pipeStdin: false)
+                                              captureStdout: false, pipeStdin: false, passing: passing)
             }
             return keepLog
                 ? try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>>\"\(logPath)\"", exe] + args,
-                                         environment: environment, captureStdout: false, pipeStdin: false)
+                                         environment: environment, captureStdout: false, pipeStdin: false, passing: passing)
                 : try ChildProcess.spawn(exe, args, environment: environment, captureStdout: false, pipeStdin: false,
-                                         standardError: standardError)
+                                         standardError: standardError, passing: passing)
         }
         daemon = try launch()
     }
