@@ -24,6 +24,9 @@ public final class DiagnosticsClient {
     var output: [UInt8] = []
     var outputStart = 0
     var splitter = DiagnosticsLineSplitter()
+    /// Lines read but not handled yet: backpressure reached in the middle of a read. Bounded by
+    /// one read (`readChunkBytes`) and one line, since nothing more is read while any wait.
+    var unhandled: [DiagnosticsLineSplitter.Piece] = []
     var token: WatchToken?
     var closed = false
 
@@ -193,6 +196,9 @@ public final class DiagnosticsServer {
     func service(_ client: DiagnosticsClient, _ events: PollEvents) {
         if events.contains(.writable) { client.flush() }
         guard !client.closed else { return }
+        handleUnhandled(client)
+        // Lines of an earlier read still wait for the client to take its replies: read no more.
+        guard !client.closed, client.unhandled.isEmpty else { return }
         guard events.contains(.readable) || events.contains(.hangUp) || events.contains(.error) else { return }
         var buffer = [UInt8](repeating: 0, count: DiagnosticsLimits.readChunkBytes)
         let n = buffer.withUnsafeMutableBytes { recv(client.fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
@@ -203,9 +209,17 @@ public final class DiagnosticsServer {
             drop(client)
             return
         }
-        for piece in client.splitter.feed(buffer[0..<n]) {
-            guard !client.closed else { return }
-            switch piece {
+        client.unhandled = client.splitter.feed(buffer[0..<n])
+        handleUnhandled(client)
+    }
+
+    /// Handles the lines read, in order, while the client's unread output is within
+    /// `readPauseOutputBytes`: the requests of one read are held back like the next read's, so
+    /// that many requests sent at once wait for their replies to be read instead of piling up
+    /// past `maxOutputBytes` (which would disconnect a client that does read).
+    func handleUnhandled(_ client: DiagnosticsClient) {
+        while !client.closed, !client.unhandled.isEmpty, client.pendingOutput <= DiagnosticsLimits.readPauseOutputBytes {
+            switch client.unhandled.removeFirst() {
             case .tooLong(let bytes):
                 client.fail(nil, DiagnosticsError(.lineTooLong, "a request line of \(bytes) bytes is over the limit of \(DiagnosticsLimits.maxLineBytes); skipped"))
             case .line(let line):
@@ -213,6 +227,7 @@ public final class DiagnosticsServer {
                 request(line, client)
             }
         }
+        updateInterest(client)
     }
 
     func request(_ line: [UInt8], _ client: DiagnosticsClient) {
@@ -232,11 +247,15 @@ public final class DiagnosticsServer {
         }
     }
 
-    /// Watches the socket for writing while output waits, and stops reading requests while too much does.
+    /// Watches the socket for writing while output waits, and stops reading requests while too
+    /// much does or lines already read wait. Lines waiting keep the write watch too: the output
+    /// may drain through a flush outside `service` (an event to a watcher), and the socket's
+    /// next writable report brings them back to `handleUnhandled`.
     func updateInterest(_ client: DiagnosticsClient) {
         guard !client.closed, let token = client.token else { return }
         let waiting = client.pendingOutput
-        loop.update(token, read: waiting <= DiagnosticsLimits.readPauseOutputBytes, write: waiting > 0)
+        let held = !client.unhandled.isEmpty
+        loop.update(token, read: waiting <= DiagnosticsLimits.readPauseOutputBytes && !held, write: waiting > 0 || held)
     }
 
     func drop(_ client: DiagnosticsClient) {

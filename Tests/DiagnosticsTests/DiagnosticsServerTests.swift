@@ -10,9 +10,13 @@ import Timebase
 final class EchoHandler: DiagnosticsHandler {
     var handled: [DiagnosticsCommand] = []
     var floodLines = 0
+    /// The size of the filler in each `sessions` reply.
+    var sessionsReplyBytes = 0
     func handle(_ command: DiagnosticsCommand, id: Int64, client: DiagnosticsClient) {
         handled.append(command)
         switch command {
+        case .sessions:
+            client.reply(id, [("filler", .string(String(repeating: "s", count: sessionsReplyBytes)))])
         case .metrics:
             let filler = String(repeating: "x", count: 1000)
             for i in 0..<floodLines { client.event(id, kind: "flood", [("n", .number(i)), ("filler", .string(filler))]) }
@@ -144,6 +148,39 @@ struct RawClient {
         #expect(s.clients.count == 1)
         other.write(#"{"v":1,"id":2,"cmd":"status"}"# + "\n")
         #expect(try lines(loop, other, 1).first?["ok"] == .bool(true))
+    }
+
+    /// Backpressure holds between the requests of one read, not only between reads: a client that
+    /// sends many requests at once and reads its replies afterwards waits, it is not disconnected.
+    @Test func requestsReadTogetherWaitForTheirRepliesToBeReadInsteadOfOverflowingTheOutput() throws {
+        let h = EchoHandler()
+        h.sessionsReplyBytes = 30_000
+        let (loop, s, path) = try server(h)
+        defer { s.close() }
+        let c = try RawClient(path)
+        // 100 requests in one write (within one 4 KiB read): 3 MB of replies, three times the bound.
+        let requests = (0..<100).map { "{\"v\":1,\"id\":\(1000 + $0),\"cmd\":\"sessions\"}\n" }.joined()
+        #expect(requests.utf8.count <= DiagnosticsLimits.readChunkBytes)
+        c.write(requests)
+        // Not reading yet: the loop turns, the client's output stays near the backpressure mark.
+        var most = 0
+        _ = try loop.run(until: {
+            most = max(most, s.clients.first?.pendingOutput ?? 0)
+            return false
+        }, deadline: MonotonicClock.now() + .milliseconds(300))
+        #expect(s.clients.count == 1 && s.counters.droppedSlow == 0, "a client that has not read yet was dropped")
+        #expect(most <= DiagnosticsLimits.readPauseOutputBytes + 31_000, "\(most) bytes waiting")
+        #expect(h.handled.count < 100, "every request was handled before any reply was read")
+        // Reading now, it gets every reply in order.
+        var got: [UInt8] = []
+        _ = try loop.run(until: {
+            if let b = c.readAvailable() { got += b }
+            return got.filter { $0 == 0x0A }.count >= 100
+        }, deadline: MonotonicClock.now() + .seconds(10))
+        let ids = got.split(separator: 0x0A).compactMap { try? JSON.parse(Array($0)) }.map { $0["id"] }
+        let inOrder = ids == (0..<100).map { JSON.int(1000 + Int64($0)) }
+        #expect(inOrder, "\(ids.count) replies of 100")
+        #expect(s.counters.droppedSlow == 0)
     }
 
     @Test func aPassedSocketIsTakenOnlyWhenLISTENPIDNamesThisProcess() throws {

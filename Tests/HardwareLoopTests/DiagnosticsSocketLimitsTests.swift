@@ -72,6 +72,8 @@ func socketField(_ status: [String: Any], _ key: String) -> Int? { (status["sock
 
     /// The documented default of `diagnostics.max_clients` (docs/diagnostics.md).
     static let maxClients = 16
+    /// Unread output past which the daemon disconnects a client (docs/diagnostics.md, `DiagnosticsLimits.maxOutputBytes`).
+    static let maxOutputBytes = 1 << 20
 
     @Test func sixteenClientsAreServedTheSeventeenthIsToldBusyAndASlotFreedIsReused() throws {
         let socket = Self.socketPath()
@@ -267,6 +269,37 @@ func socketField(_ status: [String: Any], _ key: String) -> Int? { (status["sock
             #expect(waitUntil(.seconds(10)) { push(endless, [0x0A], &endlessBytes, &endlessGone) })
             #expect(errorCode(SocketClient.object(endless.readLine(timeout: .seconds(20)))) == "line_too_long")
         }
+    }
+
+    /// A script that sends many requests at once and only then reads (a pipeline) is answered
+    /// in full: backpressure holds the requests of one read back too, instead of letting their
+    /// replies pile up past the 1 MiB that disconnects a client that does not read.
+    @Test func requestsSentTogetherAreAllAnsweredEvenWhenTheirRepliesAreLarge() throws {
+        let socket = Self.socketPath()
+        let bench = try Bench(terminal: [], config: ["diagnostics.socket = \(socket)"], ev: "plug=100,charge=100,power=3600000")
+        defer { _ = bench.stop() }
+        #expect(waitUntil(.seconds(10)) { access(socket, F_OK) == 0 })
+        // Enough sessions that each `sessions` reply is about 14 KB: 117 of them pass the bound with room to spare.
+        let sessions = 40
+        #expect(waitUntil(.seconds(45)) { bench.sim.records("committed").count >= sessions }, "only \(bench.sim.records("committed").count) sessions")
+        let c = try SocketClient(socket)
+        #expect(c.send("{\"v\":1,\"id\":1,\"cmd\":\"sessions\"}\n"))
+        let size = c.readLine()?.utf8.count ?? 0
+        let one = "{\"v\":1,\"id\":1000,\"cmd\":\"sessions\"}\n".utf8.count
+        // As many as fit in one of the daemon's reads, in one write, ids 1000… of one length.
+        let count = min(9000, 4096 / one)
+        #expect(c.send((0..<count).map { "{\"v\":1,\"id\":\(1000 + $0),\"cmd\":\"sessions\"}\n" }.joined()))
+        usleep(500_000)
+        var replies: [[String: Any]] = [], bytes = 0
+        while replies.count < count, let line = c.readLine(timeout: .seconds(20)) {
+            bytes += line.utf8.count + 1
+            replies.append(SocketClient.object(line))
+        }
+        print("pipelined \(count) sessions requests (\(size) bytes each): \(replies.count) replies, \(bytes) bytes")
+        #expect(replies.count == count && !c.atEnd, "\(replies.count) of \(count) replies; disconnected: \(c.atEnd)")
+        #expect(size * count > Self.maxOutputBytes + 256 * 1024, "the replies (\(size * count) bytes) hardly pass the output bound: the test proves nothing")
+        let inOrder = replies.enumerated().allSatisfy { $0.element["ok"] as? Bool == true && $0.element["id"] as? Int == 1000 + $0.offset }
+        #expect(inOrder)
     }
 
     /// paybridgectl against `socket`: its exit status and standard output.
