@@ -172,6 +172,7 @@ public final class DiagnosticsServer {
                 fd.close()
                 continue
             }
+            if clients.count >= maxClients { dropDeparted() }
             if clients.count >= maxClients {
                 counters.refusedBusy += 1
                 counters.errors[.busy, default: 0] += 1
@@ -190,6 +191,19 @@ public final class DiagnosticsServer {
             client.token = loop.watch(fd, read: true, write: false) { [unowned self, unowned client] events in
                 self.service(client, events)
             }
+        }
+    }
+
+    /// Drops the clients whose peer has closed but whose end of stream is not read yet. A client
+    /// that leaves in the same turn of the loop as another arrives still holds its slot until
+    /// then, and the listener may be served first: without this the newcomer is told `busy`
+    /// although a slot is free. Only a clean end counts; a peer that closed with requests
+    /// unread keeps its slot until they are handled.
+    func dropDeparted() {
+        var probe: UInt8 = 0
+        for client in clients {
+            let n = recv(client.fd.rawValue, &probe, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+            if n == 0 || (n < 0 && Glibc.errno != EAGAIN && Glibc.errno != EINTR) { drop(client) }
         }
     }
 

@@ -135,6 +135,23 @@ struct RawClient {
         #expect(try lines(loop, clients[15], 1).first?["ok"] == .bool(true))
     }
 
+    @Test func aSlotFreedInTheSameTurnAsANewcomerArrivesIsGivenToIt() throws {
+        let h = EchoHandler()
+        let (loop, s, path) = try server(h, maxClients: 2)
+        defer { s.close() }
+        let first = try RawClient(path), second = try RawClient(path)
+        _ = try loop.run(until: { s.clients.count == 2 }, deadline: MonotonicClock.now() + .seconds(5))
+        // One leaves and another arrives before the loop turns: both are ready in the same poll.
+        first.fd.close()
+        let newcomer = try RawClient(path)
+        newcomer.write(#"{"v":1,"id":7,"cmd":"status"}"# + "\n")
+        let reply = try lines(loop, newcomer, 1).first
+        #expect(reply?["ok"] == .bool(true) && reply?["id"] == .int(7), "\(String(describing: reply))")
+        #expect(s.counters.refusedBusy == 0 && s.clients.count == 2)
+        second.write(#"{"v":1,"id":8,"cmd":"status"}"# + "\n")
+        #expect(try lines(loop, second, 1).first?["ok"] == .bool(true))
+    }
+
     @Test func aClientThatDoesNotReadIsDisconnectedAndTheOthersAreServed() throws {
         let h = EchoHandler()
         h.floodLines = 3000   // ~3 MB of events: over the output bound
