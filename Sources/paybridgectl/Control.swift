@@ -43,6 +43,11 @@ enum ControlExit {
 /// How long paybridgectl waits for a reply (a test transaction waits for the card and the bank).
 let replyTimeoutMilliseconds: Int32 = 10_000
 let testTransactionTimeoutMilliseconds: Int32 = 180_000
+/// Sending the request: a daemon that does not read it within this long is not answering.
+let sendTimeoutMilliseconds: Int32 = 5_000
+/// After the request could not be sent (the daemon closed the connection), how long what it
+/// said before closing (`busy`) may take to be read.
+let refusalReadMilliseconds: Int32 = 1_000
 
 func usageError(_ message: String) -> Never {
     die("\(message)\n\(controlUsage)", code: ControlExit.usage)
@@ -159,11 +164,13 @@ func runControl(_ list: [String]) -> Int32 {
         die("cannot reach the daemon at \(socketPath): \(cause)", code: ControlExit.unreachable)
     }
     let request = Array(DiagnosticsWire.request(id: 1, command).utf8)
-    do { try fd.writeAll(request, timeout: .seconds(5)) } catch {
-        die("cannot send to the daemon at \(socketPath): \(error)", code: ControlExit.unreachable)
-    }
     var reader = ReplyReader(fd: fd)
     var nextID: Int64 = 1
+    // A daemon with every client slot taken answers `busy` and closes at once, possibly before
+    // the request is written: its refusal, not the broken pipe, is what the technician needs.
+    if let code = sendAll(fd, request, timeoutMilliseconds: sendTimeoutMilliseconds), !reader.lineArrives(within: refusalReadMilliseconds) {
+        die("cannot send to the daemon at \(socketPath): \(SystemError(call: "send", errno: code))", code: ControlExit.unreachable)
+    }
     let streaming: Bool
     switch command {
     case .watch, .testTransaction, .controller: streaming = true
@@ -194,8 +201,8 @@ func runControl(_ list: [String]) -> Int32 {
         if confirmRelays, reply["event"]?.stringValue == "relay", case .int(let c)? = reply["connector"], case .bool(let closed)? = reply["closed"] {
             nextID += 1
             let confirmation = Array(DiagnosticsWire.request(id: nextID, .relay(connector: Int(c), closed: closed)).utf8)
-            do { try fd.writeAll(confirmation, timeout: .seconds(5)) } catch {
-                die("cannot send to the daemon at \(socketPath): \(error)", code: ControlExit.unreachable)
+            if let code = sendAll(fd, confirmation, timeoutMilliseconds: sendTimeoutMilliseconds) {
+                die("cannot send to the daemon at \(socketPath): \(SystemError(call: "send", errno: code))", code: ControlExit.unreachable)
             }
         }
         if let event = reply["event"]?.stringValue {
@@ -211,6 +218,25 @@ func runControl(_ list: [String]) -> Int32 {
     }
 }
 
+/// Writes all of `bytes` to the socket without SIGPIPE (a closed connection is an error to
+/// report, not the end of the tool); the errno of the failure, nil once everything is written.
+func sendAll(_ fd: FileDescriptor, _ bytes: [UInt8], timeoutMilliseconds: Int32) -> Int32? {
+    let deadline = MonotonicClock.now().nanoseconds + UInt64(max(0, timeoutMilliseconds)) * 1_000_000
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        if n > 0 { offset += n; continue }
+        let code = errno
+        guard n < 0, code == EAGAIN || code == EINTR else { return n < 0 ? code : EPIPE }
+        let now = MonotonicClock.now().nanoseconds
+        let left = deadline > now ? deadline - now : 0
+        guard left > 0 else { return ETIMEDOUT }
+        var p = pollfd(fd: fd.rawValue, events: Int16(POLLOUT), revents: 0)
+        _ = poll(&p, 1, Int32(min(left / 1_000_000 + 1, UInt64(Int32.max))))
+    }
+    return nil
+}
+
 /// Reads reply lines from the socket.
 struct ReplyReader {
     let fd: FileDescriptor
@@ -218,6 +244,13 @@ struct ReplyReader {
     var timedOut = false
 
     init(fd: FileDescriptor) { self.fd = fd }
+
+    /// Whether a whole line arrives within `milliseconds`; it stays to be read by `next`.
+    mutating func lineArrives(within milliseconds: Int32) -> Bool {
+        guard let line = next(timeoutMilliseconds: milliseconds) else { return false }
+        buffer = line + [0x0A] + buffer
+        return true
+    }
 
     mutating func next(timeoutMilliseconds: Int32) -> [UInt8]? {
         while true {

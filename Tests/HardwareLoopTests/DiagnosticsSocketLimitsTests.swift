@@ -97,6 +97,12 @@ func socketField(_ status: [String: Any], _ key: String) -> Int? { (status["sock
         #expect(busy["ok"] as? Bool == false && errorCode(busy) == "busy", "\(busy)")
         #expect(busy["v"] as? Int == 1 && busy.keys.contains("id") && busy["id"] is NSNull)
         #expect(extra.readLine(timeout: .seconds(5)) == nil && extra.atEnd, "the busy client was not closed")
+        // paybridgectl says so, every time: the daemon said no (exit 1), with its reason, although
+        // the daemon may close before the request is even written.
+        for _ in 0..<10 {
+            let refused = try ctl(socket, ["--json", "status"])
+            #expect(refused.status == 1 && errorCode(SocketClient.object(refused.out.first)) == "busy", "\(refused)")
+        }
         // The others are still served, and the refusal is counted.
         let after = clients[5].ask(statusRequest(101))
         #expect(after["ok"] as? Bool == true && socketField(after, "clients") == Self.maxClients)
