@@ -27,6 +27,9 @@ public final class DiagnosticsClient {
     /// Lines read but not handled yet: backpressure reached in the middle of a read. Bounded by
     /// one read (`readChunkBytes`) and one line, since nothing more is read while any wait.
     var unhandled: [DiagnosticsLineSplitter.Piece] = []
+    /// The client has ended its side (end of stream read): no more requests, but the replies to
+    /// those it sent are still written before the connection is closed.
+    var inputEnded = false
     var token: WatchToken?
     var closed = false
 
@@ -197,13 +200,14 @@ public final class DiagnosticsServer {
     /// Drops the clients whose peer has closed but whose end of stream is not read yet. A client
     /// that leaves in the same turn of the loop as another arrives still holds its slot until
     /// then, and the listener may be served first: without this the newcomer is told `busy`
-    /// although a slot is free. Only a clean end counts; a peer that closed with requests
-    /// unread keeps its slot until they are handled.
+    /// although a slot is free. Only a clean end with nothing left to answer counts: a peer that
+    /// closed with requests unread, or ended its side with replies still to read, keeps its slot.
     func dropDeparted() {
         var probe: UInt8 = 0
         for client in clients {
             let n = recv(client.fd.rawValue, &probe, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
-            if n == 0 || (n < 0 && Glibc.errno != EAGAIN && Glibc.errno != EINTR) { drop(client) }
+            let reset = n < 0 && Glibc.errno != EAGAIN && Glibc.errno != EINTR
+            if reset || (n == 0 && client.pendingOutput == 0 && client.unhandled.isEmpty) { drop(client) }
         }
     }
 
@@ -212,11 +216,16 @@ public final class DiagnosticsServer {
         guard !client.closed else { return }
         handleUnhandled(client)
         // Lines of an earlier read still wait for the client to take its replies: read no more.
-        guard !client.closed, client.unhandled.isEmpty else { return }
+        guard !client.closed, client.unhandled.isEmpty, !client.inputEnded else { return }
         guard events.contains(.readable) || events.contains(.hangUp) || events.contains(.error) else { return }
         var buffer = [UInt8](repeating: 0, count: DiagnosticsLimits.readChunkBytes)
         let n = buffer.withUnsafeMutableBytes { recv(client.fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-        if n == 0 { drop(client); return }
+        if n == 0 {
+            // Its last requests may still be answering: closed once their replies are written.
+            client.inputEnded = true
+            handleUnhandled(client)
+            return
+        }
         if n < 0 {
             let code = Glibc.errno
             if code == EAGAIN || code == EINTR { return }
@@ -240,6 +249,10 @@ public final class DiagnosticsServer {
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
                 request(line, client)
             }
+        }
+        if client.inputEnded && client.unhandled.isEmpty && client.pendingOutput == 0 {
+            drop(client)
+            return
         }
         updateInterest(client)
     }
@@ -265,11 +278,14 @@ public final class DiagnosticsServer {
     /// much does or lines already read wait. Lines waiting keep the write watch too: the output
     /// may drain through a flush outside `service` (an event to a watcher), and the socket's
     /// next writable report brings them back to `handleUnhandled`.
+    /// A client whose input has ended is not read again (its end of stream would be reported
+    /// for ever); it is watched for writing until `handleUnhandled` closes it after its last reply.
     func updateInterest(_ client: DiagnosticsClient) {
         guard !client.closed, let token = client.token else { return }
         let waiting = client.pendingOutput
         let held = !client.unhandled.isEmpty
-        loop.update(token, read: waiting <= DiagnosticsLimits.readPauseOutputBytes && !held, write: waiting > 0 || held)
+        loop.update(token, read: waiting <= DiagnosticsLimits.readPauseOutputBytes && !held && !client.inputEnded,
+                    write: waiting > 0 || held || client.inputEnded)
     }
 
     func drop(_ client: DiagnosticsClient) {

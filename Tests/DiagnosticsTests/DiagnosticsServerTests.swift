@@ -200,6 +200,34 @@ struct RawClient {
         #expect(s.counters.droppedSlow == 0)
     }
 
+    /// A client that ends its side after sending (socat, `nc -N`) gets every reply before the
+    /// daemon closes: its end of stream ends the requests, not the replies.
+    @Test func aClientThatHasFinishedSendingGetsEveryReplyAndThenTheEnd() throws {
+        let h = EchoHandler()
+        h.sessionsReplyBytes = 30_000
+        let (loop, s, path) = try server(h)
+        defer { s.close() }
+        let c = try RawClient(path)
+        c.write((0..<100).map { "{\"v\":1,\"id\":\(1000 + $0),\"cmd\":\"sessions\"}\n" }.joined())
+        #expect(shutdown(c.fd.rawValue, Int32(SHUT_WR)) == 0)
+        _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .milliseconds(200))
+        #expect(s.clients.count == 1, "closed with replies unwritten")
+        var got: [UInt8] = []
+        var ended = false
+        let deadline = MonotonicClock.now() + .seconds(20)
+        while !ended && MonotonicClock.now() < deadline {
+            // A slow reader: at most 64 KiB every few milliseconds, so the daemon's output keeps waiting.
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(c.fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 { got += chunk[0..<n] } else if n == 0 { ended = true }
+            _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .milliseconds(2))
+        }
+        let ids = got.split(separator: 0x0A).compactMap { try? JSON.parse(Array($0)) }.map { $0["id"] }
+        let all = ids == (0..<100).map { JSON.int(1000 + Int64($0)) }
+        #expect(all, "\(ids.count) replies of 100")
+        #expect(ended && s.clients.isEmpty, "not closed after the last reply")
+    }
+
     @Test func aPassedSocketIsTakenOnlyWhenLISTENPIDNamesThisProcess() throws {
         let env: [String: String] = ["LISTEN_PID": "\(getpid() + 1)", "LISTEN_FDS": "1"]
         #expect(SystemdSocketActivation.takeListener(environment: { env[$0] }) == nil)

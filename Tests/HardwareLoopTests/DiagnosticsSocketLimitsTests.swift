@@ -306,6 +306,18 @@ func socketField(_ status: [String: Any], _ key: String) -> Int? { (status["sock
         #expect(size * count > Self.maxOutputBytes + 256 * 1024, "the replies (\(size * count) bytes) hardly pass the output bound: the test proves nothing")
         let inOrder = replies.enumerated().allSatisfy { $0.element["ok"] as? Bool == true && $0.element["id"] as? Int == 1000 + $0.offset }
         #expect(inOrder)
+
+        // The same from a script that ends its side once it has sent (socat, `nc -N`) and reads
+        // slowly: every reply still arrives, and only then does the daemon close.
+        let script = try SocketClient(socket)
+        #expect(script.send((0..<count).map { "{\"v\":1,\"id\":\(1000 + $0),\"cmd\":\"sessions\"}\n" }.joined()))
+        #expect(shutdown(script.fd.rawValue, Int32(SHUT_WR)) == 0)
+        var answered = 0
+        while let line = script.readLine(timeout: .seconds(20)) {
+            if SocketClient.object(line)["id"] as? Int == 1000 + answered { answered += 1 }
+            usleep(5_000)
+        }
+        #expect(answered == count && script.atEnd, "\(answered) of \(count) replies before the daemon closed")
     }
 
     /// paybridgectl against `socket`: its exit status and standard output.
