@@ -11,6 +11,10 @@ public enum DiagnosticsLimits {
     /// A request line longer than this (without its newline) is refused with `line_too_long`
     /// and skipped up to its newline; the connection stays open.
     public static let maxLineBytes = 64 * 1024
+    /// An overlong line still going after this many bytes is not a mistake but a stream: the
+    /// client is told `line_too_long` and disconnected, instead of costing the loop a read per
+    /// turn for as long as it likes.
+    public static let maxDiscardedLineBytes = 1 << 20
     /// Clients connected at once (default of `diagnostics.max_clients`); the next is told `busy` and closed.
     public static let defaultMaxClients = 16
     /// Highest `diagnostics.max_clients` accepted.
@@ -299,6 +303,8 @@ public struct DiagnosticsLineSplitter: Sendable {
 
     /// Bytes held for an unfinished line.
     public var pendingBytes: Int { buffer.count }
+    /// Bytes of an overlong line skipped so far while its end has not come; nil when none.
+    public var skippingBytes: Int? { dropping }
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> [Piece] {
         var out: [Piece] = []

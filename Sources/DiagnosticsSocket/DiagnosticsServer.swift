@@ -114,6 +114,8 @@ public final class DiagnosticsServer {
         public var refusedBusy = 0
         /// Clients disconnected for not reading their replies.
         public var droppedSlow = 0
+        /// Clients disconnected for a request line still going past `maxDiscardedLineBytes`.
+        public var droppedEndlessLine = 0
         /// Requests answered, all commands.
         public var requests = 0
         /// Refusals by error code.
@@ -233,6 +235,13 @@ public final class DiagnosticsServer {
             return
         }
         client.unhandled = client.splitter.feed(buffer[0..<n])
+        if let skipped = client.splitter.skippingBytes, skipped > DiagnosticsLimits.maxDiscardedLineBytes {
+            counters.droppedEndlessLine += 1
+            log(.warning, "diagnostics: client \(client.number) (\(client.peer)) disconnected: a request line past \(skipped) bytes without an end")
+            client.fail(nil, DiagnosticsError(.lineTooLong, "a request line past \(DiagnosticsLimits.maxDiscardedLineBytes) bytes without an end; disconnecting"))
+            drop(client)
+            return
+        }
         handleUnhandled(client)
     }
 
