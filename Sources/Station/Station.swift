@@ -88,7 +88,14 @@ public final class Station {
         summaries = SummaryKeeper(retention: SummaryRetention(diskBudgetBytes: ledger.options.diskBudgetBytes))
         terminal.onInputs = { [unowned self] inputs in self.post(.terminal(inputs)) }
         terminal.onNotice = { [unowned self] severity, text in self.notice(severity, text) }
-        charger.onInputs = { [unowned self] inputs in self.post(.charger(inputs)) }
+        charger.onInputs = { [unowned self] inputs in
+            // What the contactors really did, for the log and a technician's `watch` (the
+            // engine's own notices cover only the failures).
+            for case let .relay(c, feedback) in inputs where feedback == .closed || feedback == .opened {
+                self.notice(.info, "connector \(c + 1): relay \(feedback == .closed ? "closed" : "open")")
+            }
+            self.post(.charger(inputs))
+        }
         terminal.onCondition = { [unowned self] condition in self.post(.terminalCondition(condition)) }
     }
 
@@ -150,6 +157,7 @@ public final class Station {
             terminal.perform(id, command)
         case let .relay(c, closed):
             relayOperations += 1
+            notice(.info, "connector \(c + 1): relay \(closed ? "close" : "open") commanded")
             charger.setRelay(connector: c, closed: closed)
         case let .askCloud(key, card, connector):
             decider.decide(session: key, card: card, connector: connector) { [weak self] d in self?.post(.engine(.cloud(key, d))) }

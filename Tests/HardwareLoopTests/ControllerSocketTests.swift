@@ -86,8 +86,17 @@ import Testing
         #expect(waitUntil(.seconds(30)) { controller.pump(); return controller.events("offer").contains { $0["offer"] as? String == "awaiting-plug" } },
                 "\(controller.lines)")
         #expect(!controller.events("relay").contains { $0["closed"] as? Bool == true }, "relay asked closed before the plug")
+        // A technician follows it live.
+        let watch = try ChildProcess.spawn(Self.ctlPath, ["--socket", socket, "watch"], pipeStdin: false)
+        defer { watch.terminate() }
+        #expect(try watch.readLine(timeout: .seconds(5))?.hasPrefix("watching") == true)
         #expect(try ctl(socket, ["plug", "1", "in"]).status == 0)
         #expect(waitUntil(.seconds(10)) { controller.pump(); return phase(socket) == "charging" }, "\(connector1(socket))")
+        var watched: [String] = []
+        while let line = try watch.readLine(timeout: .milliseconds(500)) { watched.append(line) }
+        for text in ["connector 1: relay close commanded", "connector 1: relay closed", "session 1 charging on connector 1"] {
+            #expect(watched.contains { $0.hasSuffix(text) }, "watch did not show '\(text)': \(watched)")
+        }
         #expect(controller.events("relay").contains { $0["closed"] as? Bool == true })
         #expect(connector1(socket)["relay"] as? String == "closed")
 
