@@ -127,6 +127,12 @@ public enum PSPDescribe {
             if let r = u.declineReason { f.append(("declineReason", .number(r))) }
             return f
         case .receipt(let b): return [("receiptLength", .number(b.count))]
+        case .connectionInfo(let c):
+            switch c.reading {
+            case .text(let t): return [("text", .string(t))]
+            case .hex(let h): return [("hex", .string(h))]
+            case .withheld: return [("withheld", .string("card data"))]
+            }
         case .other: return []
         }
     }
@@ -135,7 +141,8 @@ public enum PSPDescribe {
     public static func fields(_ c: HostCommand) -> [(String, JSON)] {
         func tags(_ t: [UInt32]) -> JSON { .array(t.map { .string(TLV(tag: $0, value: []).tagHex) }) }
         switch c {
-        case .disable, .enable, .synchronize, .getStatus, .requestIDs, .authSession, .cancelSession, .removeSessions:
+        case .disable, .enable, .synchronize, .getStatus, .requestIDs, .authSession, .cancelSession, .removeSessions,
+             .getConnectionInfo:
             return []
         case let .protocolSetup(v, o): return [("version", .number(v)), ("options", .number(o.rawValue))]
         case let .setup(t, a):

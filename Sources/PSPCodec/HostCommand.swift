@@ -41,6 +41,9 @@ public enum HostCommand: Equatable, Sendable {
     case getReceipt(sessionID: UInt32)
     /// Control (Apollo): 0x00 = reboot.
     case control(UInt8)
+    /// Get Connection Info (0x44, Apollo): the terminal's network information. Sent with an empty
+    /// payload [INFERRED]: psp.md §4 names the command but its payload layout is [NOT FOUND].
+    case getConnectionInfo
     case removeSessions
     /// Anything else, kept byte for byte.
     case raw(header: UInt8, payload: [UInt8])
@@ -67,6 +70,7 @@ public enum HostCommand: Equatable, Sendable {
         case .updateSession: return "UpdateSession"
         case .getReceipt: return "GetReceipt"
         case .control: return "Control"
+        case .getConnectionInfo: return "GetConnectionInfo"
         case .removeSessions: return "RemoveSessions"
         case .raw(let h, _): return HostCommand.rawName(h)
         }
@@ -132,6 +136,7 @@ public enum HostCommand: Equatable, Sendable {
         case let .updateSession(id, total): header = 0x42; w.u32be(id); w.u32be(total)
         case .getReceipt(let id): header = 0x45; w.u32be(id)
         case .control(let c): header = 0x48; w.u8(c)
+        case .getConnectionInfo: header = 0x44
         case .removeSessions: header = 0x56
         case let .raw(h, p): header = h; w.append(p)
         }
@@ -204,6 +209,8 @@ public enum HostCommand: Equatable, Sendable {
         case 0x42: return .updateSession(sessionID: try r.u32be("session ID"), total: try r.u32be("total"))
         case 0x45: return .getReceipt(sessionID: try r.u32be("session ID"))
         case 0x48: return .control(try r.u8("control command"))
+        // Whatever payload comes with it: its layout is undocumented, and we send none.
+        case 0x44: return .getConnectionInfo
         case 0x56: return .removeSessions
         default: return .raw(header: header, payload: Array(payload))
         }

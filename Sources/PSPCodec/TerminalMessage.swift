@@ -57,6 +57,8 @@ public enum TerminalMessage: Equatable, Sendable {
     case propCardRead(dol: [TLV])
     case updateSessionResult(UpdateSessionResult)
     case receipt([UInt8])
+    /// Get Connection Info Response (0x44, Apollo), read without a documented layout.
+    case connectionInfo(ConnectionInfo)
     /// A header this codec does not model (or one whose layout is undocumented), byte for byte.
     case other(header: UInt8, payload: [UInt8])
 
@@ -76,6 +78,7 @@ public enum TerminalMessage: Equatable, Sendable {
         case .propCardRead: return 0x40
         case .updateSessionResult: return 0x43
         case .receipt: return 0x45
+        case .connectionInfo: return 0x44
         case .other(let h, _): return h
         }
     }
@@ -97,6 +100,7 @@ public enum TerminalMessage: Equatable, Sendable {
         case .propCardRead: return "PropCardRead"
         case .updateSessionResult: return "UpdateSessionResult"
         case .receipt: return "Receipt"
+        case .connectionInfo: return "GetConnectionInfoResponse"
         case .other(let h, _): return TerminalMessage.otherName(h)
         }
     }
@@ -159,6 +163,7 @@ public enum TerminalMessage: Equatable, Sendable {
             return .updateSessionResult(UpdateSessionResult(outcome: outcome, sessionID: id, authorisedTotal: total,
                                                             delta: delta, declineReason: reason))
         case 0x45: return .receipt(Array(payload))
+        case 0x44: return .connectionInfo(try ConnectionInfo.read(payload))
         default: return .other(header: header, payload: Array(payload))
         }
     }
@@ -330,6 +335,7 @@ public enum TerminalMessage: Equatable, Sendable {
         case .updateSessionResult(let u):
             w.u8(u.outcome); w.u32be(u.sessionID); w.u32be(u.authorisedTotal); w.u32be(u.delta); w.u8(u.declineReason ?? 0)
         case .receipt(let b): w.append(b)
+        case .connectionInfo(let c): w.append(c.payload)
         case .other(_, let p): w.append(p)
         }
         return w.bytes

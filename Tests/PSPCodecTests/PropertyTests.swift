@@ -37,7 +37,7 @@ extension SeededGenerator {
 }
 
 func randomHostCommand(_ g: inout SeededGenerator) -> HostCommand {
-    switch Int.random(in: 0..<18, using: &g) {
+    switch Int.random(in: 0..<19, using: &g) {
     case 0: return .disable
     case 1: return .enable
     case 2: return .protocolSetup(version: 3, options: ProtocolOptions(rawValue: g.u32() & 0x1F))
@@ -58,12 +58,13 @@ func randomHostCommand(_ g: inout SeededGenerator) -> HostCommand {
     case 14: return .readCard(ReadCard(reference: g.u32(), dolTags: [DOLTag.maskedPAN]))
     case 15: return .updateSession(sessionID: g.u32(), total: g.u32())
     case 16: return .getReceipt(sessionID: g.u32())
+    case 17: return .getConnectionInfo
     default: return .control(0)
     }
 }
 
 func randomTerminalMessage(_ g: inout SeededGenerator, wide: Bool) -> TerminalMessage {
-    switch Int.random(in: 0..<13, using: &g) {
+    switch Int.random(in: 0..<14, using: &g) {
     case 0: return .result(PSPResult(ok: Bool.random(using: &g), reason: Bool.random(using: &g) ? UInt8.random(in: 2...0x11, using: &g) : nil))
     case 1: return .synchronize
     case 2: return .identity(TerminalIdentity(layout: .apollo, serialNumber: g.text(10), model: g.text(5), firmware: g.text(6), applications: [g.text(4)]))
@@ -76,6 +77,10 @@ func randomTerminalMessage(_ g: inout SeededGenerator, wide: Bool) -> TerminalMe
     case 9: return .sessionPartiallyApproved(sessionID: g.u32(), amount: g.u32(), dol: g.dol(wide: wide))
     case 10: return .transactionEvent(UInt8.random(in: 0...3, using: &g))
     case 11: return .updateSessionResult(UpdateSessionResult(outcome: 2, sessionID: g.u32(), authorisedTotal: g.u32(), delta: g.u32(), declineReason: g.byte()))
+    case 12:
+        // No digits: a generated run of them could be a Luhn-valid number the filter masks.
+        let text = String((0..<Int.random(in: 1...60, using: &g)).map { _ in "abcdefghij=\n".randomElement(using: &g)! })
+        return .connectionInfo(ConnectionInfo(reading: .text(text)))
     default: return .other(header: 0x21, payload: g.bytes(Int.random(in: 0...20, using: &g)))
     }
 }
