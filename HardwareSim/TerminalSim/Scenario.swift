@@ -107,6 +107,10 @@ public struct SimScenario: Equatable, Sendable {
     public var identity = TerminalIdentity(layout: .apollo, serialNumber: "APO-SIM-000123", model: "Apollo Max",
                                            firmware: "sim/1.0", applications: ["psp/3.0"])
     public var seed: UInt64 = 1
+    /// What an Apollo answers to Get Connection Info (0x44), byte for byte: the layout is
+    /// undocumented (psp.md §4), so tests choose it. nil, or a P6X: the command is refused as
+    /// unknown, like every command the simulated terminal does not have.
+    public var connectionInfo: [UInt8]? = nil
     /// The terminal is in its security violation (tamper) mode: it answers Synchronize and Get
     /// Status but refuses Setup and Enable with "payment application in an invalid state"
     /// (0x0E, with detailed codes on). [INFERRED]: Payter documents that a tampered Apollo

@@ -307,6 +307,11 @@ public struct TerminalSimCore: Sendable {
         case .getReceipt(let id):
             guard scenario.family == .apollo else { return respond(notOK(ResultReason.unknownCommand), now: now, delay: delay, &fx) }
             respond(.receipt(Array("SIM RECEIPT session \(id)".utf8)), now: now, delay: delay, &fx)
+        case .getConnectionInfo:
+            guard scenario.family == .apollo, let info = scenario.connectionInfo else {
+                return respond(notOK(ResultReason.unknownCommand), now: now, delay: delay, &fx)
+            }
+            respond(.other(header: 0x44, payload: info), now: now, delay: delay, &fx)
         case .control(0x00):
             respond(ok(), now: now, delay: delay, &fx)
             apply(.reset, now: now, &fx)

@@ -13,6 +13,7 @@ usage: terminal-sim (--pty [--link PATH] | --device PATH [--line "57600 8N1"] | 
                     [--idle-close MS] [--preamble BYTE] [--magic BYTE] [--protocol-version 1|2|3]
                     [--exit-with-stdin] [--tap-delay MS] [--auth-delay MS]
                     [--serial TEXT] [--firmware TEXT] [--sim-serial TEXT] [--tamper]
+                    [--connection-info TEXT]
 
 Prints "device PATH" or "listening HOST:PORT" on standard output when ready (again after a replug).
 Standard input takes controls: tap | reset | garbage N | unplug MS | tamper | sessions | quit.
@@ -25,6 +26,8 @@ trips it later.
 --record FILE appends one JSON object per event (started, cardRead, authSession, approved, declined,
 cancelled, committed, voided, updated, rejected, reset, tamper), each with "at": the simulator's
 CLOCK_MONOTONIC in nanoseconds.
+--connection-info makes an Apollo answer Get Connection Info (0x44) with TEXT, byte for byte (its
+layout is undocumented); without it, and on a P6X, the command is refused as unknown (Not OK, 0x02).
 """
 
 func fail(_ message: String) -> Never {
@@ -62,7 +65,7 @@ struct Options {
         var tcpPort: UInt16?
         var exitWithStdin = false
         // Applied after everything else: `--family` replaces the whole scenario, identity included.
-        var serial: String?, firmware: String?, simSerial: String?
+        var serial: String?, firmware: String?, simSerial: String?, connectionInfo: String?
 
         func take(_ flag: String) -> String {
             guard !args.isEmpty else { fail("\(flag) needs a value\n\(usage)") }
@@ -111,6 +114,7 @@ struct Options {
             case "--serial": serial = take(a)
             case "--firmware": firmware = take(a)
             case "--sim-serial": simSerial = take(a)
+            case "--connection-info": connectionInfo = take(a)
             case "--tamper": directive(["tampered", "on"])
             case "--help", "-h": say(usage); exit(0)
             default: fail("unknown option \(a)\n\(usage)")
@@ -119,6 +123,7 @@ struct Options {
         if let serial { scenario.identity.serialNumber = serial }
         if let firmware { scenario.identity.firmware = firmware }
         if let simSerial { scenario.identity.simSerial = simSerial }
+        if let connectionInfo { scenario.connectionInfo = Array(connectionInfo.utf8) }
         if let devicePath { mode = .device(devicePath, line) }
         if let tcpPort { mode = .tcp(host: tcpHost, port: tcpPort) }
         if case .pty = mode { mode = .pty(link: linkPath) }
