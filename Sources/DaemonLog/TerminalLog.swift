@@ -108,6 +108,16 @@ public func describe(_ e: LinkEvent) -> (LogLevel, String) {
         if let f = id.firmware { parts.append("firmware \(f)") }
         if let sim = id.simSerial { parts.append("SIM \(sim)") }
         return (.info, "terminal identity: " + parts.joined(separator: ", "))
+    case .connectionInfo(let c?):
+        let shown: String
+        switch c.reading {
+        case .text(let t): shown = t
+        case .hex(let h): shown = "hex \(h)"
+        case .withheld: shown = "withheld (card data)"
+        }
+        return (.info, "terminal network (Get Connection Info, layout undocumented): \(shown)")
+    case .connectionInfo(nil):
+        return (.info, "terminal network information (Get Connection Info) not available")
     case let .securityAlert(command, reason):
         return (.error, "terminal refused \(command): \(ResultReason.name(reason)); taken as its security violation (tamper) mode")
     case let .completed(id, cmd, outcome):

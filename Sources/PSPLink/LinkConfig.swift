@@ -8,6 +8,16 @@ public enum TerminalFamily: String, Sendable {
     case apollo
 }
 
+/// Whether the link asks an Apollo for its network information (Get Connection Info, 0x44):
+/// `terminal.connection_info`. Inventory only: an answer or its absence never touches payments.
+public enum ConnectionInfoQuery: String, Sendable, CaseIterable {
+    /// Once per bring-up, after Request Ids and before anything the engine asks, on an Apollo
+    /// only (psp.md §4 lists the command for the Apollo family alone).
+    case auto
+    /// Never.
+    case off
+}
+
 /// How the link reaches the terminal; decides keep-alive and recovery behaviour.
 public enum LinkTransportKind: String, Sendable {
     case serial, tcp
@@ -45,6 +55,10 @@ public struct LinkTimeouts: Equatable, Sendable {
     /// settled by the in-doubt path (P6X: List Sessions and a void; Apollo: reconciliation and
     /// the terminal's session timeout).
     public var authOutcome: Duration = .seconds(150)
+    /// Get Connection Info: Payter's TIMEOUTS table does not list it [NOT FOUND], so the Apollo's
+    /// "anything else" (5 s). Unanswered, it is taken as not available and not asked again until
+    /// the next bring-up; the first payment after a bring-up waits at most this long for it.
+    public var connectionInfo: Duration = .seconds(5)
 
     public static func defaults(for family: TerminalFamily) -> LinkTimeouts {
         LinkTimeouts(general: family == .apollo ? .seconds(5) : .seconds(10),
@@ -86,6 +100,8 @@ public struct PSPLinkConfig: Equatable, Sendable {
     public var maxQueuedRequests: Int = 16
     /// Ask the terminal for its serial numbers after every bring-up (technicians' inventory).
     public var requestIdentity: Bool = true
+    /// Ask an Apollo for its network information after every bring-up (technicians' inventory).
+    public var connectionInfo: ConnectionInfoQuery = .auto
     /// Learn the preamble and magic the terminal uses from its answer to our Synchronize at each
     /// bring-up, and accept only those until the next bring-up. It matters where `acceptPreamble`
     /// / `acceptMagic` are `.any` (P6X: configurable on the terminal, so unknown to us): an 8-bit
@@ -129,6 +145,9 @@ public struct PSPLinkConfig: Equatable, Sendable {
             protocolOptions = [.transactionEvents, .authorizationDOL]
         }
     }
+
+    /// Get Connection Info is asked at bring-up: `.auto` and an Apollo.
+    public var asksConnectionInfo: Bool { connectionInfo == .auto && family == .apollo }
 
     /// The largest length field we send in the given format.
     func maxSendLength(_ format: PSPFrameFormat) -> Int {

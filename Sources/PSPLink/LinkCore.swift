@@ -54,6 +54,10 @@ public enum LinkEvent: Equatable, Sendable {
     case terminalReset
     case terminalState(TerminalState)
     case identity(TerminalIdentity)
+    /// The answer to Get Connection Info (`PSPLinkConfig.asksConnectionInfo`), once per bring-up:
+    /// nil when the terminal gives none (a refusal such as "unknown command", an answer that
+    /// cannot be read or is empty, or no answer within `LinkTimeouts.connectionInfo`).
+    case connectionInfo(ConnectionInfo?)
     /// The terminal refused a bring-up step (`command`, Payter's name) with a detailed reason in
     /// `PSPLinkConfig.securityRefusals`: taken as its tamper / security violation mode
     /// ([INFERRED]: PSP documents no tamper signal). Reported once per failed bring-up streak.
@@ -129,6 +133,9 @@ public struct LinkCounters: Equatable, Sendable {
     public var bringUps = 0
     /// Request Ids answers that could not be read or were refused: the identity stays unknown.
     public var identityUnavailable = 0
+    /// Get Connection Info asked and not answered with network information (refused, unreadable,
+    /// empty or unanswered): the inventory shows none until the next bring-up asks again.
+    public var connectionInfoUnavailable = 0
     /// Bring-up steps refused with a reason in `PSPLinkConfig.securityRefusals` (tamper, inferred).
     public var securityRefusals = 0
     /// Get Status checks answered with something other than a certain status (a Result, an
@@ -475,6 +482,7 @@ public struct PSPLinkCore: Sendable {
         case .commitSession, .voidSession: return t.commitVoid
         case .startSession, .readCard: return t.cardDetect
         case .getReceipt: return t.receipt
+        case .getConnectionInfo: return t.connectionInfo
         case .synchronize: return t.synchronizeInterval
         default: return t.general
         }
@@ -547,6 +555,14 @@ public struct PSPLinkCore: Sendable {
             case .configuring:
                 restartBringUp(now: now, syncAt: now + config.timeouts.synchronizeInterval, &fx)
             case .ready:
+                if case .getConnectionInfo = r.command {
+                    // An Apollo that does not know the command may stay silent: inventory only,
+                    // so the link stays up, without the reconnect Payter recommends after a TCP
+                    // timeout. The cost: a late Result could be taken as the next request's
+                    // answer, as after any timeout on a serial line.
+                    connectionInfoUnavailable(&fx)
+                    return
+                }
                 // Get Status went unanswered: the terminal is gone or wedged.
                 fx.append(.resetTransport(reason: "no answer to \(r.command.name)"))
             case .down:
@@ -615,6 +631,7 @@ public struct PSPLinkCore: Sendable {
                         // The inventory query is not needed to take payments: the identity stays
                         // unknown (the undecodable event above is the notice) and the link carries on.
                         case .requestIDs: counters.identityUnavailable += 1
+                        case .getConnectionInfo: connectionInfoUnavailable(&fx)
                         case .getStatus: statusUnknown(now: now)
                         default: restartAfterFailedStep(now: now, &fx)
                         }
@@ -638,6 +655,7 @@ public struct PSPLinkCore: Sendable {
         case .cancelSession: return header == 0x33 || header == 0x00
         case .updateSession: return header == 0x43 || header == 0x00
         case .getReceipt: return header == 0x45 || header == 0x00
+        case .getConnectionInfo: return header == 0x44 || header == 0x00
         case .startSession, .readCard: return header == 0x00 || header == 0x34 || header == 0x40
         default: return header == 0x00
         }
@@ -718,6 +736,14 @@ public struct PSPLinkCore: Sendable {
         statusCheckDue = due
     }
 
+    /// Get Connection Info gave no network information: counted and reported as not available,
+    /// never retried in this bring-up (it is not idempotent-retried either) and never a reason
+    /// to restart the link.
+    mutating func connectionInfoUnavailable(_ fx: inout [LinkEffect]) {
+        counters.connectionInfoUnavailable += 1
+        fx.append(.event(.connectionInfo(nil)))
+    }
+
     mutating func restartAfterFailedStep(now: Instant, _ fx: inout [LinkEffect]) {
         restartBringUp(now: now, syncAt: now + config.timeouts.synchronizeInterval, &fx)
     }
@@ -750,6 +776,11 @@ public struct PSPLinkCore: Sendable {
         case (.requestIDs, _):
             // Refused: the identity stays unknown; it is inventory only.
             counters.identityUnavailable += 1
+        case (.getConnectionInfo, .connectionInfo(let c)) where !c.isEmpty:
+            fx.append(.event(.connectionInfo(c)))
+        case (.getConnectionInfo, _):
+            // Refused ("unknown command" from an Apollo without it), or nothing in the answer.
+            connectionInfoUnavailable(&fx)
         case (_, .result(let res)) where phase == .configuring:
             guard res.ok else {
                 switch r.command {
@@ -780,9 +811,12 @@ public struct PSPLinkCore: Sendable {
                 lastSend = now
                 securityAlertReported = false
                 fx.append(.event(.up))
-                if config.requestIdentity {
-                    queue.insert(Request(id: RequestID(value: 0), command: .requestIDs, internalStep: true), at: 0)
-                }
+                // Inventory queries, ahead of anything the engine asks once it hears `.up`: the
+                // terminal is ENABLED and idle, not yet armed, so they cannot disturb a payment.
+                var queries: [HostCommand] = []
+                if config.requestIdentity { queries.append(.requestIDs) }
+                if config.asksConnectionInfo { queries.append(.getConnectionInfo) }
+                queue.insert(contentsOf: queries.map { Request(id: RequestID(value: 0), command: $0, internalStep: true) }, at: 0)
             }
         default:
             counters.unexpected += 1

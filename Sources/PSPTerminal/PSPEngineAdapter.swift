@@ -139,7 +139,7 @@ public struct PSPEngineAdapter: Sendable {
             case .timedOut, .linkLost, .unreadable: return [.completed(id, command, .unknown)]
             case .notReady, .queueFull, .encodingFailed: return [.completed(id, command, .notSent)]
             }
-        case .terminalState, .identity, .securityAlert, .malformed, .undecodable:
+        case .terminalState, .identity, .connectionInfo, .securityAlert, .malformed, .undecodable:
             return []
         }
     }
