@@ -23,6 +23,7 @@ extension DaemonConfig {
         case "terminal.host": return host
         case "terminal.port": return String(port)
         case "terminal.lock_framing": return lockFraming ? "on" : "off"
+        case "terminal.connection_info": return connectionInfo.rawValue
         case "terminal.battery_warn_days": return String(batteryWarnDays)
         case "terminal.storage_days": return String(storageDays)
         case "charger.connectors": return String(engine.connectors)

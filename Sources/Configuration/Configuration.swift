@@ -11,6 +11,13 @@ import TerminalConditions
 public struct DaemonConfig: Equatable, Sendable {
     public enum TerminalFamilyName: String, Sendable { case apollo, p6x }
     public enum TransportName: String, Sendable { case serial, tcp }
+    /// `terminal.connection_info`'s values.
+    public enum ConnectionInfoName: String, Sendable {
+        /// Ask an Apollo for its network information (Get Connection Info) once per link bring-up.
+        case auto
+        /// Never ask.
+        case off
+    }
     /// Where the charger's relays, plug state and meter come from.
     public enum ChargerIO: String, Sendable {
         /// None configured: the daemon talks to the terminal and settles what its ledger holds
@@ -39,6 +46,9 @@ public struct DaemonConfig: Equatable, Sendable {
     /// `terminal.lock_framing`: learn a P6X's preamble and magic at bring-up and accept only those
     /// (psp.md leaves them configurable on the terminal; the lock keeps line noise from forging frames).
     public var lockFraming = true
+    /// `terminal.connection_info`: whether the inventory's network information is asked of an
+    /// Apollo (Get Connection Info, whose layout Payter does not document) at each bring-up.
+    public var connectionInfo = ConnectionInfoName.auto
     /// `terminal.battery_warn_days`: an Apollo away or unpowered longer than this is to be charged
     /// and checked for tampering (its tamper battery lasts about three months).
     public var batteryWarnDays = TerminalConditions.defaultBatteryWarnDays
@@ -101,6 +111,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.host", "Apollo on TCP: its IP address (IPv4 or IPv6; names are refused: resolving one would block)"),
         ("terminal.port", "Apollo on TCP: port, default 3201"),
         ("terminal.lock_framing", "on | off: accept only the preamble and magic a P6X answered bring-up with (off: any, as psp.md allows)"),
+        ("terminal.connection_info", "auto | off: ask an Apollo for its network information (Get Connection Info, layout undocumented) once per link bring-up, for the inventory (off: never)"),
         ("terminal.battery_warn_days", "Apollo away or unpowered longer than this: warn to charge it and check it for tampering, 1…90"),
         ("terminal.storage_days", "terminal away longer than this: recommend a test transaction, 1…365"),
         ("charger.connectors", "connectors on this charger, 1…8"),
@@ -256,6 +267,9 @@ public enum ConfigParser {
             case "off": c.lockFraming = false
             default: return "expected on or off, got '\(v)'"
             }
+        case "terminal.connection_info":
+            guard let v = DaemonConfig.ConnectionInfoName(rawValue: v) else { return "expected auto or off, got '\(v)'" }
+            c.connectionInfo = v
         case "terminal.battery_warn_days":
             let range = TerminalConditions.batteryWarnDayRange
             guard let n = int(Int64(range.lowerBound)...Int64(range.upperBound)) else { return "expected \(range.lowerBound)…\(range.upperBound)" }

@@ -95,6 +95,10 @@ do {
     let transport: LinkTransportKind = { if case .tcp = endpoint { return .tcp } else { return .serial } }()
     var linkConfig = PSPLinkConfig(family: arguments.family, transport: transport)
     linkConfig.lockFraming = arguments.config.lockFraming
+    switch arguments.config.connectionInfo {
+    case .auto: linkConfig.connectionInfo = .auto
+    case .off: linkConfig.connectionInfo = .off
+    }
     let driver = PSPLinkDriver(loop: loop, endpoint: endpoint, config: linkConfig)
     if arguments.stateDir != nil {
         try runStation(loop: loop, driver: driver, arguments: arguments, commandLine: commandLine)

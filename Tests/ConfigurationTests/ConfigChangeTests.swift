@@ -9,7 +9,7 @@ import PaymentEngine
     static let other: [String: String] = [
         "terminal.family": "p6x", "terminal.transport": "tcp", "terminal.device": "/dev/ttyUSB7",
         "terminal.line": "115200 8N2", "terminal.host": "192.0.2.10", "terminal.port": "3202",
-"terminal.lock_framing": "off", "terminal.battery_warn_days": "60", "terminal.storage_days": "14",
+"terminal.lock_framing": "off", "terminal.connection_info": "off", "terminal.battery_warn_days": "60", "terminal.storage_days": "14",
         "charger.connectors": "2", "charger.io": "simulated",
         "charger.meter_timeout_seconds": "45", "charger.max_power_w": "11000",
         "payment.preauth": "2500", "tariff.currency": "CHF", "tariff.start_fee": "50",

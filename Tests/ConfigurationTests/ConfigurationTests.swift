@@ -80,6 +80,16 @@ import Platform
         #expect(problems.count == 1 && problems[0].message.contains("expected on or off"), "\(problems)")
     }
 
+    /// Get Connection Info is asked unless the file says off; it waits for a restart like every terminal key.
+    @Test func connectionInfoIsAutoByDefaultAndTakesAutoOrOff() {
+        #expect(ConfigParser.parse("").0.connectionInfo == .auto)
+        #expect(ConfigParser.parse("terminal.connection_info = off").0.connectionInfo == .off)
+        #expect(ConfigParser.parse("terminal.connection_info = auto").0.connectionInfo == .auto)
+        let (_, problems) = ConfigParser.parse("terminal.connection_info = on")
+        #expect(problems.count == 1 && problems[0].message.contains("expected auto or off"), "\(problems)")
+        #expect(!DaemonConfig.reloadableKeys.contains("terminal.connection_info"))
+    }
+
     @Test func everyProblemIsReportedWithItsLine() {
         let (_, problems) = ConfigParser.parse("""
         # a comment
