@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "TerminalPort", dependencies: ["PaymentEngine"]),
         // Pure: the operating rules the terminal's conditions set (swap, tamper, battery, storage) and their ledger record.
         .target(name: "TerminalConditions", dependencies: ["TerminalPort", "PaymentEngine", "WireFormat"]),
-        .target(name: "PSPTerminal", dependencies: ["TerminalPort", "PSPLink", "PSPCodec", "PaymentEngine", "Transport", "Platform", "Timebase"]),
+        .target(name: "PSPTerminal", dependencies: ["TerminalPort", "PSPLink", "PSPCodec", "CardSafety", "PaymentEngine", "Transport", "Platform", "Timebase"]),
         // Pure: the station's decisions (write-ahead ordering, group commit, outbox, heartbeat, status,
         // compaction and storage watermark), effects out one at a time; the simulation runs it too.
         .target(name: "StationCore", dependencies: ["PaymentEngine", "Uplink", "JSONLines", "Timebase", "TerminalConditions", "TerminalPort"]),

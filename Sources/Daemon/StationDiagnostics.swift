@@ -398,6 +398,11 @@ public final class StationDiagnostics: DiagnosticsHandler {
                 ("sim_serial", text(id?.simSerial)), ("sam_serials", .array((id?.samSerials ?? []).map { .string($0) })),
                 ("endpoint", .string(t.endpoint)),
                 ("transfer_number", .string(config.terminalTransferNumber)), ("domain", .string(config.terminalDomain)),
+                // Text or hex as the terminal gave it (card data already filtered), and where from.
+                ("network", t.network.map { n -> JSON in
+                    .object((n.text.map { [("text", JSON.string($0))] } ?? []) + (n.hex.map { [("hex", JSON.string($0))] } ?? [])
+                            + [("source", .string(n.source))])
+                } ?? .null),
             ])),
             ("charger", .object([("serial_number", .string(config.chargerSerial)), ("connectors", .number(config.engine.connectors)),
                                  ("station_id", .string(config.stationId))])),

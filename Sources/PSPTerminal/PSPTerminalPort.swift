@@ -1,3 +1,4 @@
+import CardSafety
 import PaymentEngine
 import Platform
 import PSPCodec
@@ -22,6 +23,8 @@ public final class PSPTerminalPort: TerminalPort {
     var held: [LinkEvent] = []
     var submitting = false
     var identity: TerminalIdentity?
+    /// The last bring-up's Get Connection Info answer; nil when not asked or not available.
+    var network: ConnectionInfo?
     /// Fields of terminal messages in which the card-data filter found a card number or track
     /// data: each was masked or dropped by the codec before anything used it.
     public private(set) var cardDataRedactions = 0
@@ -62,6 +65,7 @@ public final class PSPTerminalPort: TerminalPort {
     func linkEvent(_ e: LinkEvent) {
         if submitting { held.append(e); return }
         if case .identity(let id) = e { identity = id }
+        if case .connectionInfo(let c) = e { network = c }
         let inputs = adapter.inputs(for: e)
         if !inputs.isEmpty { onInputs(inputs) }
         // After the inputs: the station hears the link is up before it hears who is on it.
@@ -79,6 +83,7 @@ public final class PSPTerminalPort: TerminalPort {
         let fields: [String]
         switch e {
         case .identity(let id): fields = id.redactedFields
+        case .connectionInfo(let c?) where c.cardDataFound: fields = ["connectionInfo"]
         case .message(.cardRead(let d)), .message(.propCardRead(let d)), .message(.sessionApproved(_, let d)),
              .message(.sessionPartiallyApproved(_, _, let d)), .message(.sessionDeclined(_, let d)):
             fields = CardData(dol: d, hashTags: adapter.cardHashTags).redactedFields
@@ -103,6 +108,19 @@ public final class PSPTerminalPort: TerminalPort {
         }
     }
 
+    /// Where the inventory's network information comes from, and that its reading is a guess.
+    public static let networkSource = "Get Connection Info 0x44 (layout undocumented)"
+
+    /// The answer as the station shows it. Card data the codec withheld is shown as removed, the
+    /// way text with track data already is.
+    public static func network(_ c: ConnectionInfo) -> TerminalNetwork {
+        switch c.reading {
+        case .text(let t): return TerminalNetwork(text: t, source: networkSource)
+        case .hex(let h): return TerminalNetwork(hex: h, source: networkSource)
+        case .withheld: return TerminalNetwork(text: CardDataFilter.removed, source: networkSource)
+        }
+    }
+
     static func inventory(_ id: TerminalIdentity) -> TerminalInventory {
         TerminalInventory(serialNumber: id.serialNumber, model: id.model, firmware: id.firmware, simSerial: id.simSerial, samSerials: id.samSerials)
     }
@@ -113,12 +131,12 @@ public final class PSPTerminalPort: TerminalPort {
         return TerminalSnapshot(
             protocolName: "PSP", family: core.config.family.rawValue, endpoint: "\(driver.connection.endpoint)",
             linkUp: core.phase == .ready, state: core.terminalState.map { "\($0)" }, lastError: driver.connection.lastError,
-            identity: identity.map(PSPTerminalPort.inventory),
+            identity: identity.map(PSPTerminalPort.inventory), network: network.map(PSPTerminalPort.network),
             capabilities: adapter.capabilities,
             counters: ["framesSent": c.framesSent, "framesReceived": c.framesReceived, "framesMalformed": c.malformed.malformedTotal,
                        "bytesDiscarded": c.malformed.bytesDiscarded, "framesUndecodable": c.undecodable,
                        "framesImplausible": c.implausibleTotal, "timeouts": c.timeouts, "terminalResets": c.terminalResets,
-                       "bringUps": c.bringUps, "linkOpens": driver.connection.counters.opens,
+                       "bringUps": c.bringUps, "connectionInfoUnavailable": c.connectionInfoUnavailable, "linkOpens": driver.connection.counters.opens,
                        "linkHangUps": driver.connection.counters.hangUps, "cardDataRedactions": cardDataRedactions])
     }
 }

@@ -50,17 +50,20 @@ public struct TerminalSnapshot: Equatable, Sendable {
     public var lastError: String?
     /// The terminal's identity as it reported it (already passed through the card-data filter).
     public var identity: TerminalInventory?
+    /// What the terminal said about its network at the last bring-up; nil when it was not asked
+    /// or had nothing to say.
+    public var network: TerminalNetwork?
     /// What it can do beyond the basics.
     public var capabilities: TerminalCapabilities
     /// Counters a technician reads, by name (frames bad, link drops, card data removed, …).
     public var counters: [String: Int]
 
     public init(protocolName: String, family: String, endpoint: String, linkUp: Bool = false, state: String? = nil,
-                lastError: String? = nil, identity: TerminalInventory? = nil, capabilities: TerminalCapabilities = [],
-                counters: [String: Int] = [:]) {
+                lastError: String? = nil, identity: TerminalInventory? = nil, network: TerminalNetwork? = nil,
+                capabilities: TerminalCapabilities = [], counters: [String: Int] = [:]) {
         self.protocolName = protocolName; self.family = family; self.endpoint = endpoint; self.linkUp = linkUp
-        self.state = state; self.lastError = lastError; self.identity = identity; self.capabilities = capabilities
-        self.counters = counters
+        self.state = state; self.lastError = lastError; self.identity = identity; self.network = network
+        self.capabilities = capabilities; self.counters = counters
     }
 }
 
@@ -76,5 +79,20 @@ public struct TerminalInventory: Equatable, Sendable {
     public init(serialNumber: String, model: String? = nil, firmware: String? = nil, simSerial: String? = nil, samSerials: [String] = []) {
         self.serialNumber = serialNumber; self.model = model; self.firmware = firmware
         self.simSerial = simSerial; self.samSerials = samSerials
+    }
+}
+
+/// What a terminal says about its network connection, in the form it came (already passed
+/// through the card-data filter): text when it was text, otherwise hex; never both.
+public struct TerminalNetwork: Equatable, Sendable {
+    /// The terminal's words (for instance key=value lines), when they were printable text.
+    public var text: String?
+    /// The bytes in upper-case hex, when they were not text.
+    public var hex: String?
+    /// Which command gave it and how far its reading can be trusted, for a person.
+    public var source: String
+
+    public init(text: String? = nil, hex: String? = nil, source: String) {
+        self.text = text; self.hex = hex; self.source = source
     }
 }

@@ -149,7 +149,13 @@ func renderInventory(_ r: JSON) {
         lines.append(["SAM serials", (t["sam_serials"]?.arrayValue ?? []).map(\.shown).joined(separator: ", ").ifEmpty("-")])
         add("terminal family", t["family"]); add("terminal endpoint", t["endpoint"])
         add("transfer number", t["transfer_number"].flatMap { $0 == .string("") ? nil : $0 }); add("Payter domain", t["domain"])
-        if let n = t["network"], n != .null { add("network", n) }
+        if let n = t["network"], n != .null {
+            // The terminal's lines on one row; hex marked as such; and that the layout is a guess.
+            let value = n["text"]?.stringValue.map { $0.split(separator: "\n").joined(separator: "; ") }
+                ?? n["hex"]?.stringValue.map { "hex " + $0 }
+            lines.append(["network", (value ?? "").ifEmpty("-")])
+            add("network source", n["source"])
+        }
     }
     if let c = r["charger"] { add("charger serial", c["serial_number"]); add("connectors", c["connectors"]); add("station id", c["station_id"]) }
     add("processor", r["payment"]?["processor"])
