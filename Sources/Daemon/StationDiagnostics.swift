@@ -187,11 +187,13 @@ public final class StationDiagnostics: DiagnosticsHandler {
             return
         }
         Log.info("test transaction on connector \(connector) for \(amount) asked by uid \(client.peer.uid) pid \(client.peer.pid)")
-        testFollower = (client, id, nil)
-        station.post(.engine(.testTransaction(connector: c, amount: amount)))
+        // The reply before the steps: posting runs the engine at once, and its first step would
+        // otherwise reach the technician ahead of the answer to the request.
         let currency = config.engine.tariff.currency
         client.reply(id, [("connector", .number(connector)), ("amount", .decimal(minor: amount, exponent: CurrencyExponent.of(currency))),
                           ("currency", .string(currency))])
+        testFollower = (client, id, nil)
+        station.post(.engine(.testTransaction(connector: c, amount: amount)))
         stationChanged()
     }
 
