@@ -28,6 +28,9 @@ public enum DiagnosticsLimits {
     /// Bytes read from one client per turn of the event loop: a flooding client cannot hold the
     /// loop for longer than it takes to answer this much.
     public static let readChunkBytes = 4096
+    /// A client whose unread replies stay over `readPauseOutputBytes` this long without it taking
+    /// any is disconnected: held back, it could otherwise keep one of the slots for ever.
+    public static let maxStalledSeconds: Int64 = 30
     /// `sessions --last N` and similar counts are capped here.
     public static let maxListed = 10_000
     /// Operator texts (a stop reason, a fault) are cut to this many bytes.

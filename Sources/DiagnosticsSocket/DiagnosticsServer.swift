@@ -32,6 +32,8 @@ public final class DiagnosticsClient {
     var inputEnded = false
     var token: WatchToken?
     var closed = false
+    /// Since when its unread replies are over `readPauseOutputBytes` without it taking any.
+    var stalledSince: Instant?
 
     init(fd: FileDescriptor, peer: PeerCredentials, isAdministrator: Bool, number: Int, server: DiagnosticsServer) {
         self.fd = fd; self.peer = peer; self.isAdministrator = isAdministrator; self.number = number; self.server = server
@@ -85,6 +87,7 @@ public final class DiagnosticsClient {
             }
             if n == 0 { break }
             outputStart += n
+            stalledSince = nil
         }
         if outputStart == output.count {
             output.removeAll(keepingCapacity: output.count <= 64 * 1024)
@@ -112,7 +115,8 @@ public final class DiagnosticsServer {
         public var accepted = 0
         /// Clients turned away because `maxClients` were connected.
         public var refusedBusy = 0
-        /// Clients disconnected for not reading their replies.
+        /// Clients disconnected for not reading their replies (over the output bound, or held
+        /// back for `stallTimeout`).
         public var droppedSlow = 0
         /// Clients disconnected for a request line still going past `maxDiscardedLineBytes`.
         public var droppedEndlessLine = 0
@@ -140,9 +144,14 @@ public final class DiagnosticsServer {
     var listenToken: WatchToken?
     var nextNumber = 1
 
+    /// How long a held-back client may take none of its replies (`DiagnosticsLimits.maxStalledSeconds`).
+    public let stallTimeout: Duration
+    lazy var stallTimer = DeadlineTimer(loop: loop) { [unowned self] in self.dropStalled() }
+
     public init(loop: EventLoop, listener: UnixListener, access: DiagnosticsAccess, maxClients: Int = DiagnosticsLimits.defaultMaxClients,
-                handler: DiagnosticsHandler) {
+                handler: DiagnosticsHandler, stallTimeout: Duration = .seconds(DiagnosticsLimits.maxStalledSeconds)) {
         self.loop = loop
+        self.stallTimeout = stallTimeout
         self.listener = listener
         self.access = access
         self.maxClients = max(1, min(maxClients, DiagnosticsLimits.maxClientsCeiling))
@@ -292,9 +301,34 @@ public final class DiagnosticsServer {
     func updateInterest(_ client: DiagnosticsClient) {
         guard !client.closed, let token = client.token else { return }
         let waiting = client.pendingOutput
+        if waiting > DiagnosticsLimits.readPauseOutputBytes {
+            if client.stalledSince == nil {
+                client.stalledSince = MonotonicClock.now()
+                armStallTimer()
+            }
+        } else {
+            client.stalledSince = nil
+        }
         let held = !client.unhandled.isEmpty
         loop.update(token, read: waiting <= DiagnosticsLimits.readPauseOutputBytes && !held && !client.inputEnded,
                     write: waiting > 0 || held || client.inputEnded)
+    }
+
+    /// Keeps the stall timer at the earliest moment a held-back client has waited `stallTimeout`.
+    func armStallTimer() {
+        stallTimer.arm(clients.compactMap(\.stalledSince).min().map { $0 + stallTimeout })
+    }
+
+    /// Disconnects the clients that took none of their replies for `stallTimeout`.
+    func dropStalled() {
+        let now = MonotonicClock.now()
+        for client in clients {
+            guard let since = client.stalledSince, now >= since + stallTimeout else { continue }
+            counters.droppedSlow += 1
+            log(.warning, "diagnostics: client \(client.number) (\(client.peer)) disconnected: \(client.pendingOutput) bytes of replies unread for \(stallTimeout)")
+            drop(client)
+        }
+        armStallTimer()
     }
 
     func drop(_ client: DiagnosticsClient) {

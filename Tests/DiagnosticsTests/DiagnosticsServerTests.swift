@@ -57,12 +57,13 @@ struct RawClient {
 }
 
 @Suite(.serialized) struct DiagnosticsServerTests {
-    func server(_ handler: DiagnosticsHandler, maxClients: Int = 16) throws -> (EventLoop, DiagnosticsServer, String) {
+    func server(_ handler: DiagnosticsHandler, maxClients: Int = 16,
+                stallTimeout: Duration = .seconds(DiagnosticsLimits.maxStalledSeconds)) throws -> (EventLoop, DiagnosticsServer, String) {
         let loop = try EventLoop()
         let path = temporarySocketPath()
         let listener = try UnixSocket.listen(path: path)
         let s = DiagnosticsServer(loop: loop, listener: listener, access: DiagnosticsAccess(daemonUID: getuid(), adminGID: nil),
-                                  maxClients: maxClients, handler: handler)
+                                  maxClients: maxClients, handler: handler, stallTimeout: stallTimeout)
         return (loop, s, path)
     }
 
@@ -198,6 +199,36 @@ struct RawClient {
         let inOrder = ids == (0..<100).map { JSON.int(1000 + Int64($0)) }
         #expect(inOrder, "\(ids.count) replies of 100")
         #expect(s.counters.droppedSlow == 0)
+    }
+
+    /// Held back is not for ever: a client that takes none of its replies for the stall timeout
+    /// gives its slot up; one that reads slowly but keeps reading stays.
+    @Test func aClientHeldBackWithoutReadingIsDisconnectedAfterTheStallTimeout() throws {
+        let h = EchoHandler()
+        h.sessionsReplyBytes = 30_000
+        let (loop, s, path) = try server(h, stallTimeout: .milliseconds(600))
+        defer { s.close() }
+        let stuck = try RawClient(path), slow = try RawClient(path)
+        let requests = (0..<100).map { "{\"v\":1,\"id\":\(1000 + $0),\"cmd\":\"sessions\"}\n" }.joined()
+        stuck.write(requests)
+        slow.write(requests)
+        // The slow one reads what has arrived every 300 ms: in pauses, but within the timeout.
+        // (A Unix socket turns writable again only once the reader has taken most of what is in
+        // flight, so a trickle of small reads would not count as taking replies.) The loop is
+        // turned in short slices: it sleeps until its next event otherwise.
+        var slowGot = 0
+        let end = MonotonicClock.now() + .milliseconds(1500)
+        while MonotonicClock.now() < end {
+            _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .milliseconds(300))
+            slowGot += slow.readAvailable()?.count ?? 0
+        }
+        #expect(s.counters.droppedSlow == 1, "the client that never read was not let go")
+        #expect(s.clients.count == 1, "\(s.clients.count) clients")
+        #expect(slowGot > 0)
+        // The stuck one sees its end once it reads what was sent before.
+        var eof = false
+        _ = try loop.run(until: { if stuck.readAvailable() == nil { eof = true }; return eof }, deadline: MonotonicClock.now() + .seconds(5))
+        #expect(eof)
     }
 
     /// A client that ends its side after sending (socat, `nc -N`) gets every reply before the
