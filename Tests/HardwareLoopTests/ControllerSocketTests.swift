@@ -10,16 +10,10 @@ import Testing
     static let ctlPath = ChildProcess.executableDirectory() + "/paybridgectl"
 
     func ctl(_ socket: String, _ args: [String]) throws -> (status: Int32?, out: [String]) {
-        let p = try ChildProcess.spawn(Self.ctlPath, ["--socket", socket] + args, pipeStdin: false)
-        var out: [String] = []
-        while let line = try p.readLine(timeout: .seconds(20)) { out.append(line) }
-        return (p.wait(timeout: .seconds(10)), out)
+        try paybridgectl(["--socket", socket] + args)
     }
 
-    func json(_ line: String?) -> [String: Any] {
-        guard let line else { return [:] }
-        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
-    }
+    func json(_ line: String?) -> [String: Any] { jsonObject(line) }
 
     func status(_ socket: String) -> [String: Any] { json((try? ctl(socket, ["--json", "status"]))?.out.first) }
 

@@ -6,20 +6,11 @@ import Testing
 /// The real paybridged's technicians' socket, asked by the real paybridgectl (and by a peer that
 /// is not an administrator), with terminal-sim on a pty and the simulated charger.
 @Suite(.serialized) struct DiagnosticsSocketTests {
-    /// Runs paybridgectl; its exit status and standard output.
     func ctl(_ args: [String], launcher: [String] = []) throws -> (status: Int32?, out: [String]) {
-        let exe = ChildProcess.executableDirectory() + "/paybridgectl"
-        let p = launcher.isEmpty ? try ChildProcess.spawn(exe, args, pipeStdin: false)
-                                 : try ChildProcess.spawn(launcher[0], Array(launcher.dropFirst()) + [exe] + args, pipeStdin: false)
-        var out: [String] = []
-        while let line = try p.readLine(timeout: .seconds(20)) { out.append(line) }
-        return (p.wait(timeout: .seconds(10)), out)
+        try paybridgectl(args, launcher: launcher)
     }
 
-    func json(_ line: String?) -> [String: Any] {
-        guard let line else { return [:] }
-        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
-    }
+    func json(_ line: String?) -> [String: Any] { jsonObject(line) }
 
     /// The longest run of ASCII digits: a full card number has 13 to 19.
     func longestDigitRun(_ s: String) -> Int {

@@ -123,11 +123,15 @@ func waitUntil(_ timeout: Duration, _ condition: () -> Bool) -> Bool {
 
 func fileText(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
-/// Runs the real paybridgectl with `args`; its exit status and standard output's lines.
-func paybridgectl(_ args: [String]) throws -> (status: Int32?, out: [String]) {
-    let p = try ChildProcess.spawn(ChildProcess.executableDirectory() + "/paybridgectl", args, pipeStdin: false)
+/// Runs the real paybridgectl with `args` (after `launcher`, e.g. setpriv, when given); its exit
+/// status and standard output's lines. `lineTimeout`: the longest wait for its next line (a test
+/// transaction waits for the card and the bank).
+func paybridgectl(_ args: [String], launcher: [String] = [], lineTimeout: Duration = .seconds(20)) throws -> (status: Int32?, out: [String]) {
+    let exe = ChildProcess.executableDirectory() + "/paybridgectl"
+    let p = launcher.isEmpty ? try ChildProcess.spawn(exe, args, pipeStdin: false)
+                             : try ChildProcess.spawn(launcher[0], Array(launcher.dropFirst()) + [exe] + args, pipeStdin: false)
     var out: [String] = []
-    while let line = try p.readLine(timeout: .seconds(20)) { out.append(line) }
+    while let line = try p.readLine(timeout: lineTimeout) { out.append(line) }
     return (p.wait(timeout: .seconds(10)), out)
 }
 

@@ -7,19 +7,11 @@ import Testing
 /// terminal-sim on a pty, cloud-sim and the simulated charger: what paybridgectl prints and what
 /// the terminal, the relay and the cloud saw.
 @Suite(.serialized) struct TechnicianCommands {
-    static let ctlPath = ChildProcess.executableDirectory() + "/paybridgectl"
-
     func ctl(_ socket: String, _ args: [String]) throws -> (status: Int32?, out: [String]) {
-        let p = try ChildProcess.spawn(Self.ctlPath, ["--socket", socket] + args, pipeStdin: false)
-        var out: [String] = []
-        while let line = try p.readLine(timeout: .seconds(90)) { out.append(line) }
-        return (p.wait(timeout: .seconds(10)), out)
+        try paybridgectl(["--socket", socket] + args, lineTimeout: .seconds(90))
     }
 
-    func json(_ line: String?) -> [String: Any] {
-        guard let line else { return [:] }
-        return (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
-    }
+    func json(_ line: String?) -> [String: Any] { jsonObject(line) }
 
     /// A test transaction: armed for its amount, the card authorised and the reservation voided
     /// at once, the relay never closed, the steps printed, the session in the ledger's views as a
