@@ -125,26 +125,17 @@ import Testing
     }
 
     @Test func losingTheControllerWhileChargingStopsAndCapturesWhatWasMetered() throws {
-        let socket = DiagnosticsSocketTests.socketPath()
-        let bench = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"],
-                              config: ["diagnostics.socket = \(socket)"] + Self.settings, ev: nil)
-        defer { _ = bench.stop() }
-        #expect(waitUntil(.seconds(10)) { access(socket, F_OK) == 0 })
-        let controller = try Controller(socket: socket)
-        defer { controller.process.terminate() }
-        #expect(waitUntil(.seconds(30)) { controller.pump(); return controller.events("offer").contains { $0["offer"] as? String == "awaiting-plug" } })
-        #expect(try ctl(socket, ["plug", "1", "in"]).status == 0)
-        #expect(waitUntil(.seconds(10)) { phase(socket) == "charging" })
-        #expect(try ctl(socket, ["meter", "1", "5000"]).status == 0)
-        usleep(1_100_000)
-        #expect(try ctl(socket, ["meter", "1", "5100"]).status == 0)
-        #expect(waitUntil(.seconds(5)) { ((connector1(socket)["session"] as? [String: Any])?["energy_wh"] as? Int) == 100 })
-        controller.process.signal(SIGKILL)
-        // Nothing can meter or open the contactor for us now: the session stops as faulted and is
-        // captured for the 100 Wh read (0.50 + 0.40).
-        #expect(waitUntil(.seconds(30)) { !bench.sim.records("committed").isEmpty }, "no commit")
-        #expect(bench.sim.records("committed").first?["amount"] as? Int == 90, "\(bench.sim.records("committed"))")
-        #expect(!payments(socket).enabled)
+        try charging(from: 5000) { (socket: String, bench: Bench, controller: Controller) throws in
+            usleep(1_100_000)
+            #expect(try ctl(socket, ["meter", "1", "5100"]).status == 0)
+            #expect(waitUntil(.seconds(5)) { ((connector1(socket)["session"] as? [String: Any])?["energy_wh"] as? Int) == 100 })
+            controller.process.signal(SIGKILL)
+            // Nothing can meter or open the contactor for us now: the session stops as faulted and
+            // is captured for the 100 Wh read (0.50 + 0.40).
+            #expect(waitUntil(.seconds(30)) { !bench.sim.records("committed").isEmpty }, "no commit")
+            #expect(bench.sim.records("committed").first?["amount"] as? Int == 90, "\(bench.sim.records("committed"))")
+            #expect(!payments(socket).enabled)
+        }
     }
 
     /// One approved session on a bench whose controller is paybridgectl, charging from the
