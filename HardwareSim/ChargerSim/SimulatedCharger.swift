@@ -50,11 +50,33 @@ public final class SimulatedCharger: ChargerPort {
         } else {
             if weldOnOpen.contains(c) { feedback = .welded } else { closed[c] = false; feedback = .opened }
         }
-        let line = "{\"connector\":\(c),\"closed\":\(closed[c]),\"t\":\(WallClock.nowMillisecondsSinceEpoch())}\n"
-        if let history { try? history.writeAll(Array(line.utf8), timeout: .seconds(1)) }
+        record(connector: c, cause: nil)
         runMeter()
         // Feedback comes back like a contactor's auxiliary contact: a moment later, on the loop.
         _ = loop.schedule(at: MonotonicClock.now() + .milliseconds(1)) { [weak self] in self?.onInputs([.relay(connector: c, feedback)]) }
+    }
+
+    /// Opens every closed relay at once, without the station asking: what a real contactor does
+    /// when the coil loses its drive because the controller is gone. Each change is recorded with
+    /// `cause` (the history then shows why the last state is open). The connectors opened.
+    @discardableResult
+    public func openAll(cause: String) -> [Int] {
+        let opened = closed.indices.filter { closed[$0] }
+        read()
+        for c in opened {
+            closed[c] = false
+            record(connector: c, cause: cause)
+        }
+        runMeter()
+        return opened
+    }
+
+    /// Appends a relay's state to the history file.
+    func record(connector c: Int, cause: String?) {
+        guard let history else { return }
+        let because = cause.map { ",\"cause\":\"\($0)\"" } ?? ""
+        let line = "{\"connector\":\(c),\"closed\":\(closed[c])\(because),\"t\":\(WallClock.nowMillisecondsSinceEpoch())}\n"
+        try? history.writeAll(Array(line.utf8), timeout: .seconds(1))
     }
 
     public func show(connector c: Int, _ offer: PaymentEngine.ConnectorOffer) {

@@ -12,7 +12,9 @@ let usage = """
 usage: charger-sim --connectors N [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--check]
 
 Reads the station's commands on standard input and writes the charger's inputs on standard
-output, one JSON object per line (docs/charger-line.md). Exits at the end of standard input.
+output, one JSON object per line (docs/charger-line.md). Exits at the end of standard input
+(the station stopped or died), and on SIGTERM, SIGINT, SIGHUP or SIGABRT (systemd's stop and
+watchdog), opening every closed relay first and recording that in the relay history.
 --check: only check the options (and open the relay history), print "ok" or the problem on
 standard output, and exit 0 or 2.
 """
@@ -91,6 +93,18 @@ do {
             exit(1)
         }
     }
+    // The rule of every charger I/O: no relay stays closed once the station is gone. A real
+    // contactor opens when its drive stops; the simulated one has to be told, on every way out.
+    // systemd sends SIGTERM on stop, and on a watchdog timeout SIGABRT to the whole cgroup (then
+    // SIGKILL); our parent's SIGKILL reaches us as the end of standard input.
+    func leave(_ cause: String, status: Int32) -> Never {
+        let opened = charger.openAll(cause: cause)
+        if !opened.isEmpty { log("\(cause): opened the relays of connectors \(opened.map(String.init).joined(separator: ", "))") }
+        exit(status)
+    }
+    for (signo, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT"), (SIGHUP, "SIGHUP"), (SIGABRT, "SIGABRT")] {
+        try loop.onSignal(signo) { leave(name, status: 128 + signo) }
+    }
     var splitter = ChargerLineSplitter()
     var malformed = 0
     var lastReport: Instant?
@@ -121,7 +135,7 @@ do {
             case .endOfFile:
                 if let piece = splitter.finish() { take(piece) }
                 // The station is gone or done with us: nothing may stay closed behind it.
-                exit(0)
+                leave("end of input", status: 0)
             }
         }
     }
