@@ -1,0 +1,127 @@
+import Foundation
+import Glibc
+import Platform
+import Testing
+
+/// What an integrator installs next to the daemon: systemd/ (service, socket, sysusers) and
+/// udev/ (the terminal's serial line), checked with the real systemd and udev tools, and the
+/// daemon checked against the sandbox the unit puts it in.
+@Suite(.serialized) struct ShippedUnits {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let service = repo + "/systemd/paybridged.service"
+    static let socket = repo + "/systemd/paybridged.socket"
+    static let sysusers = repo + "/systemd/paybridge.sysusers"
+    static func tool(_ name: String) -> String? {
+        ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"].map { $0 + name }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+    static let haveSystemd = tool("systemd-analyze") != nil
+
+    /// Runs a program to its end: exit status, standard output, standard error.
+    static func run(_ exe: String, _ args: [String], environment: [String]? = nil) throws -> (status: Int32?, out: String, err: String) {
+        let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("units-\(UUID().uuidString.prefix(8)).err").path
+        defer { unlink(errPath) }
+        let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \"$0\" \"$@\" 2>\"\(errPath)\"", exe] + args, environment: environment, pipeStdin: false)
+        var out: [String] = []
+        while let line = try p.readLine(timeout: .seconds(120)) { out.append(line) }
+        return (p.wait(timeout: .seconds(30)), out.joined(separator: "\n"), fileText(errPath))
+    }
+
+    /// The unit's settings, `Key=value` lines in file order (repeated keys kept).
+    static func settings(_ path: String) -> [(key: String, value: String)] {
+        fileText(path).split(separator: "\n").compactMap { line -> (String, String)? in
+            let l = line.trimmingCharacters(in: .whitespaces)
+            guard !l.hasPrefix("#"), !l.hasPrefix("["), let eq = l.firstIndex(of: "=") else { return nil }
+            return (String(l[..<eq]), String(l[l.index(after: eq)...]))
+        }
+    }
+    static func values(_ path: String, _ key: String) -> [String] { settings(path).filter { $0.key == key }.map(\.value) }
+
+    /// A root directory holding the host's own units (for the targets the default dependencies
+    /// name), ours, and stand-ins for the programs the unit runs: `systemd-analyze verify`
+    /// checks that every Exec path is an executable, and no paybridged is installed here.
+    static func verifyRoot() throws -> String {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("units-root-\(UUID().uuidString.prefix(8))").path
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/usr/lib/systemd", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/usr/bin", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
+        for dir in ["/usr/lib/systemd/system", "/lib/systemd/system"] where fm.fileExists(atPath: dir) {
+            #expect(try run("/bin/cp", ["-a", dir, root + "/usr/lib/systemd/"]).status == 0)
+            break
+        }
+        for unit in [service, socket] { #expect(try run("/bin/cp", [unit, root + "/usr/lib/systemd/system/"]).status == 0) }
+        let standIn = "#!/bin/sh\nexit 0\n"
+        for exe in ["/usr/bin/paybridged", "/bin/kill"] {
+            #expect(fm.createFile(atPath: root + exe, contents: Data(standIn.utf8), attributes: [.posixPermissions: 0o755]))
+        }
+        return root
+    }
+
+    @Test(.enabled(if: haveSystemd, "needs systemd-analyze (Debian package systemd)")) func systemdAnalyzeVerifyIsSilent() throws {
+        let root = try Self.verifyRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let r = try Self.run(Self.tool("systemd-analyze")!, ["verify", "--man=no", "--root=" + root, "paybridged.service", "paybridged.socket"])
+        // An unknown key or a bad value is only a warning with exit status 0: any output fails.
+        #expect(r.status == 0 && r.err.isEmpty && r.out.isEmpty, "systemd-analyze verify: status \(String(describing: r.status))\n\(r.out)\n\(r.err)")
+    }
+
+    /// The check above can fail: a unit with a misspelt key, or whose program is missing, is not silent.
+    @Test(.enabled(if: haveSystemd, "needs systemd-analyze (Debian package systemd)")) func systemdAnalyzeVerifyCatchesABrokenUnit() throws {
+        let root = try Self.verifyRoot()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let unit = root + "/usr/lib/systemd/system/paybridged.service"
+        try Data((fileText(unit) + "\n[Service]\nProtectSytem=strict\n").utf8).write(to: URL(fileURLWithPath: unit))
+        let misspelt = try Self.run(Self.tool("systemd-analyze")!, ["verify", "--man=no", "--root=" + root, "paybridged.service"])
+        #expect(misspelt.err.contains("ProtectSytem"), "\(misspelt.err)")
+        unlink(root + "/usr/bin/paybridged")
+        let missing = try Self.run(Self.tool("systemd-analyze")!, ["verify", "--man=no", "--root=" + root, "paybridged.service"])
+        #expect(missing.status != 0 && missing.err.contains("/usr/bin/paybridged"), "\(missing.err)")
+    }
+
+    @Test(.enabled(if: haveSystemd, "needs systemd-analyze (Debian package systemd)")) func securityExposureIsAtMostTwo() throws {
+        let r = try Self.run(Self.tool("systemd-analyze")!, ["security", "--offline=yes", "--no-pager", Self.service])
+        // "→ Overall exposure level for paybridged.service: 1.6 OK 🙂"
+        let line = r.out.split(separator: "\n").first { $0.contains("Overall exposure level") }.map(String.init) ?? ""
+        let score = line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) }
+        print("systemd-analyze security: \(line)")
+        #expect(score != nil && score! <= 2.0, "\(line)\n\(r.out)\n\(r.err)")
+        #expect(line.contains(" OK "), "\(line)")
+    }
+
+    /// The unit's promises that other parts of the project rely on.
+    @Test func theServiceRunsTheDaemonAsItsUserWithItsDirectoriesAndWatchdog() {
+        let s = Self.service
+        func one(_ key: String) -> String? { Self.values(s, key).last }
+        #expect(one("Type") == "notify" && one("NotifyAccess") == "main" && one("WatchdogSec") == "10s")
+        #expect(one("User") == "paybridge" && one("Group") == "paybridge")
+        #expect(one("ExecStart") == "/usr/bin/paybridged --config /etc/paybridge/paybridge.conf")
+        #expect(one("ExecStartPre") == "/usr/bin/paybridged --check-config /etc/paybridge/paybridge.conf")
+        // docs/paybridge.conf's defaults: state.directory and diagnostics.socket live where systemd makes them.
+        let conf = fileText(Self.repo + "/docs/paybridge.conf")
+        #expect(conf.contains("state.directory = /var/lib/paybridge") && one("StateDirectory") == "paybridge" && one("StateDirectoryMode") == "0700")
+        #expect(conf.contains("diagnostics.socket = /run/paybridge/paybridged.sock") && one("RuntimeDirectory") == "paybridge")
+        #expect(conf.contains("diagnostics.admin_group = paybridge"))
+        #expect(Self.values(Self.socket, "ListenStream") == ["/run/paybridge/paybridged.sock"])
+        #expect(Self.values(Self.socket, "SocketMode") == ["0660"] && Self.values(Self.socket, "SocketGroup") == ["paybridge"])
+        #expect(one("LimitCORE") == "0" && one("Environment") == "SWIFT_BACKTRACE=enable=no")
+        // The terminal's device classes, by name as /proc/devices lists them, never a path.
+        let allowed = Self.values(s, "DeviceAllow")
+        for cls in ["char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw", "char-usb_device rw"] { #expect(allowed.contains(cls), "\(allowed)") }
+        #expect(!allowed.contains { $0.hasPrefix("/") }, "a device path is resolved once at start and breaks on replug: \(allowed)")
+    }
+
+    @Test(.enabled(if: Self.tool("systemd-sysusers") != nil, "needs systemd-sysusers")) func sysusersCreatesTheUserAndGroup() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("sysusers-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
+        let r = try Self.run(Self.tool("systemd-sysusers")!, ["--root=" + root, Self.sysusers])
+        #expect(r.status == 0, "\(r.err)")
+        let passwd = fileText(root + "/etc/passwd").split(separator: "\n").first { $0.hasPrefix("paybridge:") }.map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+        let group = fileText(root + "/etc/group").split(separator: "\n").first { $0.hasPrefix("paybridge:") }.map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+        let p = try #require(passwd, "no paybridge user: \(fileText(root + "/etc/passwd"))")
+        let g = try #require(group, "no paybridge group: \(fileText(root + "/etc/group"))")
+        // A system account (below 1000), in its own group, home the state directory, no login.
+        #expect(Int(p[2]).map { $0 > 0 && $0 < 1000 } == true && p[3] == g[2], "\(p) \(g)")
+        #expect(p[5] == "/var/lib/paybridge" && p[6].hasSuffix("nologin"), "\(p)")
+    }
+}
