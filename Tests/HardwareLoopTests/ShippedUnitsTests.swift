@@ -125,3 +125,102 @@ import Testing
         #expect(p[5] == "/var/lib/paybridge" && p[6].hasSuffix("nologin"), "\(p)")
     }
 }
+
+/// The daemon against the sandbox of systemd/paybridged.service, without systemd: the real
+/// paybridged (and its charger-sim) run a charge, a technician's status, a reload and a stop
+/// under strace, and everything they asked of the kernel must be what the unit allows:
+/// `SystemCallFilter=` (an unlisted call fails with EPERM under systemd), the address
+/// families of `RestrictAddressFamilies=`, nothing from /proc but the process's own entries
+/// (`ProcSubset=pid`, `ProtectProc=invisible`), no writable and executable memory
+/// (`MemoryDenyWriteExecute=yes`).
+@Suite(.serialized) struct ShippedUnitSandbox {
+    static let haveTools = ShippedUnits.tool("strace") != nil && ShippedUnits.tool("systemd-analyze") != nil
+
+    /// The system calls a `SystemCallFilter=` line allows, its groups expanded (`~` lines deny).
+    static func filter(_ unit: String) throws -> Set<String> {
+        var cache: [String: Set<String>] = [:]
+        func expand(_ group: String) throws -> Set<String> {
+            if let known = cache[group] { return known }
+            let r = try ShippedUnits.run(ShippedUnits.tool("systemd-analyze")!, ["syscall-filter", "--no-pager", group])
+            var out = Set<String>()
+            for raw in r.out.split(separator: "\n") {
+                let entry = raw.trimmingCharacters(in: .whitespaces)
+                if entry.isEmpty || entry.hasPrefix("#") || entry == group { continue }
+                if entry.hasPrefix("@") { out.formUnion(try expand(entry)) } else { out.insert(entry) }
+            }
+            cache[group] = out
+            return out
+        }
+        var allowed = Set<String>()
+        for line in ShippedUnits.values(unit, "SystemCallFilter") {
+            let deny = line.hasPrefix("~")
+            for item in line.dropFirst(deny ? 1 : 0).split(separator: " ").map(String.init) {
+                let calls = item.hasPrefix("@") ? try expand(item) : [item]
+                if deny { allowed.subtract(calls) } else { allowed.formUnion(calls) }
+            }
+        }
+        return allowed
+    }
+
+    @Test(.enabled(if: haveTools, "needs strace and systemd-analyze"))
+    func aChargeStatusReloadAndStopStayInsideTheUnitsSandbox() throws {
+        let trace = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-\(UUID().uuidString.prefix(8)).strace").path
+        defer { unlink(trace) }
+        let socket = DiagnosticsSocketTests.socketPath()
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"], config: ["diagnostics.socket = \(socket)", "log.level = info"],
+                          ev: "plug=100,charge=1500,power=3600000",
+                          launcher: [ShippedUnits.tool("strace")!, "-f", "-qq", "-o", trace, "/usr/bin/env", "SWIFT_BACKTRACE=enable=no"])
+        #expect(waitUntil(.seconds(90)) { !b.settlements("Settled").isEmpty }, "no settlement reached the cloud")
+        #expect(try paybridgectl(["--socket", socket, "status"]).status == 0)
+        // strace's child is env, which execs the daemon in its place.
+        let daemon = try #require(fileText("/proc/\(b.daemon!.pid)/task/\(b.daemon!.pid)/children").split(separator: " ").first.flatMap { pid_t($0) })
+        kill(daemon, SIGHUP)
+        usleep(500_000)
+        kill(daemon, SIGTERM)
+        #expect(b.daemon?.wait(timeout: .seconds(30)) == 0, "the traced daemon did not stop cleanly")
+        b.daemon = nil
+
+        let lines = fileText(trace).split(separator: "\n")
+        // Before the daemon's execve the calls are env's and strace's, which the unit does not filter.
+        let start = try #require(lines.firstIndex { $0.contains("execve(\"\(ChildProcess.executableDirectory())/paybridged\"") }, "no execve of paybridged")
+        var used = Set<String>()
+        var families = Set<String>()
+        var procPaths = Set<String>()
+        var writableCode: [String] = []
+        for line in lines[start...] {
+            // "1234  name(args…) = result", or "1234  <... name resumed>…" for the second half of one.
+            let afterPID = line.drop { $0 != " " }.drop { $0 == " " }
+            guard let paren = afterPID.firstIndex(of: "("), !afterPID.hasPrefix("<..."), !afterPID.hasPrefix("+++"), !afterPID.hasPrefix("---") else { continue }
+            let name = String(afterPID[..<paren])
+            guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { continue }
+            used.insert(name)
+            if name == "socket" { families.insert(String(afterPID[afterPID.index(after: paren)...].prefix { $0 != "," })) }
+            if name == "open" || name == "openat" || name == "readlink" || name == "readlinkat" || name == "newfstatat" || name == "statx",
+               let q = afterPID.firstIndex(of: "\"") {
+                let path = afterPID[afterPID.index(after: q)...].prefix { $0 != "\"" }
+                if path.hasPrefix("/proc/") { procPaths.insert(String(path)) }
+            }
+            if (name == "mmap" || name == "mprotect" || name == "pkey_mprotect"), afterPID.contains("PROT_WRITE"), afterPID.contains("PROT_EXEC") {
+                writableCode.append(String(line))
+            }
+        }
+        // The daemon's first call is the execve itself (allowed: systemd installs the filter before it).
+        used.remove("execve")
+        let allowed = try Self.filter(ShippedUnits.service)
+        #expect(allowed.count > 100, "the filter expanded to \(allowed.count) calls")
+        let refused = used.subtracting(allowed).sorted()
+        #expect(refused.isEmpty, "system calls the unit's SystemCallFilter= refuses (EPERM): \(refused)")
+        print("sandbox: \(used.count) distinct system calls, all inside the unit's filter of \(allowed.count); socket families \(families.sorted()); /proc paths \(procPaths.sorted())")
+
+        let unitFamilies = Set(ShippedUnits.values(ShippedUnits.service, "RestrictAddressFamilies").flatMap { $0.split(separator: " ").map(String.init) })
+        #expect(families.isSubset(of: unitFamilies), "socket families outside RestrictAddressFamilies=: \(families.subtracting(unitFamilies))")
+        // Only the process's own /proc entries (ProcSubset=pid hides the rest, ProtectProc=invisible other users').
+        let ownOnly = procPaths.filter { p in
+            let rest = p.dropFirst("/proc/".count)
+            let first = rest.prefix { $0 != "/" }
+            return !(first == "self" || first == "thread-self" || first.allSatisfy(\.isNumber))
+        }
+        #expect(ownOnly.isEmpty, "/proc paths outside the process's own: \(ownOnly.sorted())")
+        #expect(writableCode.isEmpty, "writable and executable memory (MemoryDenyWriteExecute=yes refuses it): \(writableCode.prefix(3))")
+    }
+}
