@@ -224,3 +224,44 @@ import Testing
         #expect(writableCode.isEmpty, "writable and executable memory (MemoryDenyWriteExecute=yes refuses it): \(writableCode.prefix(3))")
     }
 }
+
+/// paybridged.socket's contract, with systemd's own activation tool (systemd-socket-activate
+/// listens, waits for the first connection and execs the daemon in its place with LISTEN_FDS
+/// and LISTEN_PID, as systemd does): the connection that starts the daemon is answered on the
+/// passed socket, and with the unit's SocketMode= and SocketGroup= a member of the group may
+/// connect and change things while anyone else cannot connect at all.
+@Suite(.serialized) struct ShippedSocketActivation {
+    /// An existing group stands in for paybridge (the test must not add groups to the machine).
+    static let group: (name: String, gid: UInt32)? = ["dialout", "plugdev", "users"].lazy.compactMap { n in UnixSocket.groupID(named: n).map { (n, $0) } }.first
+    static let ready = getuid() == 0 && ShippedUnits.tool("systemd-socket-activate") != nil && ShippedUnits.tool("setpriv") != nil && group != nil
+
+    @Test(.enabled(if: ready, "needs root, systemd-socket-activate (Debian package systemd), setpriv and a group dialout, plugdev or users"))
+    func theFirstConnectionStartsTheDaemonAndTheGroupGetsIn() throws {
+        let (groupName, gid) = Self.group!
+        let passed = DiagnosticsSocketTests.socketPath(), configured = DiagnosticsSocketTests.socketPath()
+        defer { unlink(passed); unlink(configured) }
+        let b = try Bench(terminal: [], config: ["diagnostics.socket = \(configured)", "diagnostics.admin_group = \(groupName)"],
+                          ev: "plug=200,charge=60000,power=7400",
+                          launcher: [ShippedUnits.tool("systemd-socket-activate")!, "-l", passed, "-E", "SWIFT_BACKTRACE=enable=no"])
+        defer { _ = b.stop() }
+        #expect(waitUntil(.seconds(10)) { access(passed, F_OK) == 0 }, "systemd-socket-activate did not listen")
+        // What systemd does for SocketUser=/SocketGroup=/SocketMode= (root owns it here).
+        let mode = try #require(ShippedUnits.values(ShippedUnits.socket, "SocketMode").last.flatMap { mode_t($0, radix: 8) })
+        #expect(chown(passed, 0, gid) == 0 && chmod(passed, mode) == 0)
+        let technician = ["/usr/bin/setpriv", "--reuid", "4242", "--regid", "4242", "--groups", String(gid)]
+        let outsider = ["/usr/bin/setpriv", "--reuid", "4243", "--regid", "4243", "--clear-groups"]
+
+        // The technician's first connection is what starts the daemon; it is answered.
+        let first = try paybridgectl(["--socket", passed, "--json", "status"], launcher: technician, lineTimeout: .seconds(60))
+        #expect(first.status == 0 && jsonObject(first.out.first)["ok"] as? Bool == true, "\(first)")
+        #expect(access(configured, F_OK) != 0, "the daemon opened diagnostics.socket although systemd passed one")
+        // A member of the group may change things (stop is admin: refused for a missing session, not for who asks).
+        let stop = try paybridgectl(["--socket", passed, "--json", "stop", "1"], launcher: technician)
+        let code = (jsonObject(stop.out.first)["error"] as? [String: Any])?["code"] as? String
+        #expect(stop.status == 1 && code != nil && code != "not_permitted", "\(stop)")
+        // Anyone else does not get in at all (the socket's mode), and says why.
+        let refused = try paybridgectl(["--socket", passed, "status"], launcher: outsider)
+        #expect(refused.status == 3, "\(refused)")
+        #expect(b.stop() == 0)
+    }
+}
