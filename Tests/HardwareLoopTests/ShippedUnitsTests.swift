@@ -265,3 +265,81 @@ import Testing
         #expect(b.stop() == 0)
     }
 }
+
+/// udev/60-paybridge.rules through the real `udevadm test`, against a fake sysfs tree of a USB
+/// serial adapter built in a private mount namespace (Tests/Scripts/udev-fake-device.sh).
+@Suite(.serialized) struct ShippedUdevRules {
+    static let rules = ShippedUnits.repo + "/udev/60-paybridge.rules"
+    static let pin = ShippedUnits.repo + "/udev/59-paybridge-local.rules.example"
+    static let script = ShippedUnits.repo + "/Tests/Scripts/udev-fake-device.sh"
+    static let adapters = [("0403", "6001"), ("0403", "6015"), ("10c4", "ea60"), ("1a86", "7523"), ("067b", "2303")]
+    /// A container may refuse new mount namespaces even to root: then the tests are skipped with the reason.
+    static let ready = getuid() == 0 && ShippedUnits.tool("udevadm") != nil && ShippedUnits.tool("unshare") != nil
+        && (try? ShippedUnits.run(ShippedUnits.tool("unshare")!, ["-m", "/bin/true"]).status) == 0
+
+    /// What udev decided for the fake device: DEVLINKS, TAGS, NODE_GROUP, NODE_MODE.
+    func decide(_ vendor: String, _ product: String, serial: String = "A10K1234", kernel: String = "ttyUSB0",
+                rules: [String] = [rules]) throws -> [String: String] {
+        let r = try ShippedUnits.run(Self.script, [vendor, product, serial, kernel] + rules)
+        #expect(r.status == 0, "udev-fake-device.sh \(vendor):\(product): \(r.err)")
+        var out: [String: String] = [:]
+        for line in r.out.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            out[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+        return out
+    }
+
+    func named(_ d: [String: String]) -> Bool {
+        (d["DEVLINKS"] ?? "").split(separator: " ").contains("/dev/ttyPSP") && d["NODE_GROUP"] == "paybridge" && d["NODE_MODE"] == "660"
+            && (d["TAGS"] ?? "").contains(":systemd:")
+    }
+
+    func untouched(_ d: [String: String]) -> Bool {
+        !(d["DEVLINKS"] ?? "").contains("ttyPSP") && d["NODE_GROUP"] != "paybridge" && !(d["TAGS"] ?? "").contains("systemd")
+    }
+
+    @Test func theRulesNameEveryAdapter() {
+        let text = fileText(Self.rules)
+        for (v, p) in Self.adapters {
+            #expect(text.contains("ATTRS{idVendor}==\"\(v)\", ATTRS{idProduct}==\"\(p)\""), "\(v):\(p) missing from the rules")
+        }
+    }
+
+    @Test(.enabled(if: ready, "needs root allowed to unshare -m, unshare and udevadm (Debian packages util-linux, udev)"))
+    func eachAdapterBecomesTtyPSPForGroupPaybridge() throws {
+        for (v, p) in Self.adapters {
+            let d = try decide(v, p)
+            #expect(named(d), "\(v):\(p): \(d)")
+        }
+    }
+
+    @Test(.enabled(if: ready, "needs root allowed to unshare -m, unshare and udevadm (Debian packages util-linux, udev)"))
+    func otherDevicesAreLeftAlone() throws {
+        // Another FTDI product, another vendor's product id, and a CDC-ACM device (a modem, say) unpinned.
+        for (v, p, k) in [("0403", "6010", "ttyUSB0"), ("10c4", "ea70", "ttyUSB0"), ("1234", "5678", "ttyUSB0"), ("1bc7", "1201", "ttyACM0")] {
+            let d = try decide(v, p, kernel: k)
+            #expect(untouched(d), "\(v):\(p) \(k): \(d)")
+        }
+    }
+
+    @Test(.enabled(if: ready, "needs root allowed to unshare -m, unshare and udevadm (Debian packages util-linux, udev)"))
+    func thePinChoosesOneAdapterBySerialNumber() throws {
+        // The example pins serial FT1234.
+        #expect(named(try decide("0403", "6001", serial: "FT1234", rules: [Self.pin, Self.rules])))
+        #expect(untouched(try decide("0403", "6001", serial: "FT9999", rules: [Self.pin, Self.rules])))
+        #expect(untouched(try decide("0403", "6001", serial: "-", rules: [Self.pin, Self.rules])))
+        // A pinned CDC-ACM terminal (an Apollo on USB-C) is named whatever its ids.
+        #expect(named(try decide("1234", "5678", serial: "FT1234", kernel: "ttyACM0", rules: [Self.pin, Self.rules])))
+    }
+
+    /// The harness catches a rule udev cannot use (udevadm test exits 0 for those).
+    @Test(.enabled(if: ready, "needs root allowed to unshare -m, unshare and udevadm (Debian packages util-linux, udev)"))
+    func aBrokenRuleFails() throws {
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("61-broken-\(UUID().uuidString.prefix(8)).rules").path
+        defer { unlink(bad) }
+        try Data((fileText(Self.rules).replacingOccurrences(of: "GROUP=\"paybridge\"", with: "GROUPS=\"paybridge\"") ).utf8).write(to: URL(fileURLWithPath: bad))
+        let r = try ShippedUnits.run(Self.script, ["0403", "6001", "X", "ttyUSB0", bad])
+        #expect(r.status == 1 && r.err.contains("GROUPS"), "\(r)")
+    }
+}

@@ -15,6 +15,7 @@ if [ "${PAYBRIDGE_UDEV_INNER:-}" != 1 ]; then
     [ $# -ge 5 ] || { echo "usage: $0 VENDOR PRODUCT SERIAL KERNEL RULES_FILE..." >&2; exit 2; }
     [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for unshare -m" >&2; exit 77; }
     command -v unshare >/dev/null && command -v udevadm >/dev/null || { echo "SKIP: needs unshare and udevadm" >&2; exit 77; }
+    unshare -m true 2>/dev/null || { echo "SKIP: this machine refuses a new mount namespace (unshare -m)" >&2; exit 77; }
     # The rules files by absolute path: the namespace's script may run from anywhere.
     i=0
     for a in "$@"; do
@@ -31,7 +32,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The rules files, copied before /etc is covered.
 mkdir "$work/rules"
-for f in "$@"; do cp "$f" "$work/rules/"; done
+# An example file is installed without its .example suffix (udev reads only *.rules).
+for f in "$@"; do b=$(basename "$f"); cp "$f" "$work/rules/${b%.example}"; done
 cp /etc/group "$work/group"
 grep -q '^paybridge:' "$work/group" || echo 'paybridge:x:987:' >> "$work/group"
 
