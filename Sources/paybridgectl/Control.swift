@@ -24,7 +24,8 @@ usage: paybridgectl [--socket PATH] [--json] COMMAND
   controller [--confirm-relays]       be the charger's controller (charger.io = socket): print the relay
                                         requests and offers until Ctrl-C; payments are taken only while one
                                         is connected. --confirm-relays answers each request at once (a
-                                        bench without contactors)
+                                        bench without contactors). When the connection ends it
+                                        opens every contactor (here: says so) and exits 3
   --socket  the daemon's socket (default \(defaultSocket))
   --json    print the daemon's reply objects as they come, one per line
 exit status: 0 done, 1 the daemon said no, 2 usage, 3 the daemon cannot be reached
@@ -182,8 +183,11 @@ func runControl(_ list: [String]) -> Int32 {
     case .testTransaction: timeout = testTransactionTimeoutMilliseconds
     default: timeout = replyTimeoutMilliseconds
     }
+    // As the controller: how many connectors the daemon said it drives (its first reply).
+    var controlledConnectors = 0
     while true {
         guard let line = reader.next(timeoutMilliseconds: timeout) else {
+            if case .controller = command, controlledConnectors > 0 { controllerLost(connectors: controlledConnectors, json: json) }
             die(reader.timedOut ? "no answer from the daemon within \(timeout / 1000) s" : "the daemon closed the connection", code: ControlExit.unreachable)
         }
         let reply: JSON
@@ -198,6 +202,7 @@ func runControl(_ list: [String]) -> Int32 {
             return ControlExit.refused
         }
         if !json { render(command, reply) }
+        if case .controller = command, reply["controller"] == .bool(true), case .int(let n)? = reply["connectors"] { controlledConnectors = Int(n) }
         if confirmRelays, reply["event"]?.stringValue == "relay", case .int(let c)? = reply["connector"], case .bool(let closed)? = reply["closed"] {
             nextID += 1
             let confirmation = Array(DiagnosticsWire.request(id: nextID, .relay(connector: Int(c), closed: closed)).utf8)
@@ -215,6 +220,20 @@ func runControl(_ list: [String]) -> Int32 {
         if !streaming { return ControlExit.done }
         if case .watch = command { continue }
         if case .controller = command { continue }
+    }
+}
+
+/// The controller's connection to the daemon ended (it stopped, was killed, or the watchdog
+/// aborted it): a controller opens every contactor now, whatever it was last asked, because
+/// nothing that could stop or bill the charge is listening any more (docs/diagnostics.md). This
+/// bench controller has no contactors, so it says so, one line per connector.
+func controllerLost(connectors: Int, json: Bool) {
+    for c in 1...connectors {
+        if json {
+            writeOut("{\"event\":\"relay\",\"connector\":\(c),\"closed\":false,\"cause\":\"connection-lost\"}")
+        } else {
+            writeOut("relay      connector \(c): OPEN (the connection to the daemon ended: every contactor opens)")
+        }
     }
 }
 

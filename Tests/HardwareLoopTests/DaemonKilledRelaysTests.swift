@@ -91,4 +91,36 @@ import Testing
         // The daemon itself keeps running and stops cleanly.
         #expect(b.stop() == 0)
     }
+
+    /// `charger.io = socket`: the contactors are the controller's, and the rule is that it opens
+    /// them when its connection to the daemon ends. The real paybridged is SIGKILLed while a
+    /// session driven by paybridgectl's controller charges: the controller sees the connection
+    /// end, opens every contactor (says so) and exits 3.
+    @Test func sigkillOfTheDaemonEndsTheControllersConnectionAndItOpensEveryContactor() throws {
+        let socket = DiagnosticsSocketTests.socketPath()
+        let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"],
+                          config: ["diagnostics.socket = \(socket)", "charger.connectors = 2"] + ControllerSocketTests.settings, ev: nil,
+                          launcher: ["/bin/sh", "-c", "ulimit -c 0; SWIFT_BACKTRACE=enable=no exec \"$0\" \"$@\""])
+        defer { unlink(socket) }
+        #expect(waitUntil(.seconds(10)) { access(socket, F_OK) == 0 })
+        let controller = try ControllerSocketTests.Controller(socket: socket)
+        defer { controller.process.terminate() }
+        #expect(waitUntil(.seconds(30)) { controller.pump(); return controller.events("offer").contains { $0["offer"] as? String == "awaiting-plug" } },
+                "\(controller.lines)")
+        let connector = try #require(controller.events("offer").first { $0["offer"] as? String == "awaiting-plug" }?["connector"] as? Int)
+        #expect(try paybridgectl(["--socket", socket, "plug", String(connector), "in"]).status == 0)
+        #expect(waitUntil(.seconds(10)) { controller.pump(); return controller.events("relay").contains { $0["closed"] as? Bool == true } },
+                "the controller was never asked to close a contactor: \(controller.lines)")
+
+        b.daemon?.signal(SIGKILL)
+        #expect(b.daemon?.wait(timeout: .seconds(10)) == 128 + SIGKILL)
+        b.daemon = nil
+        #expect(controller.process.wait(timeout: .seconds(10)) == 3, "the controller did not notice the daemon's end")
+        controller.pump(.milliseconds(200))
+        let opened = controller.events("relay").filter { $0["cause"] as? String == "connection-lost" }
+        #expect(opened.compactMap { $0["connector"] as? Int }.sorted() == [1, 2], "\(controller.lines)")
+        #expect(opened.allSatisfy { $0["closed"] as? Bool == false })
+        // Its last word for every connector is open.
+        for c in [1, 2] { #expect(controller.events("relay").last { $0["connector"] as? Int == c }?["closed"] as? Bool == false) }
+    }
 }
