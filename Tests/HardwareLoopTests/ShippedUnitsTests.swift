@@ -108,6 +108,11 @@ import Testing
         let allowed = Self.values(s, "DeviceAllow")
         for cls in ["char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw", "char-usb_device rw"] { #expect(allowed.contains(cls), "\(allowed)") }
         #expect(!allowed.contains { $0.hasPrefix("/") }, "a device path is resolved once at start and breaks on replug: \(allowed)")
+        // Classes are looked up in /proc/devices at start: their drivers are loaded at boot.
+        let modules = fileText(ShippedUnits.repo + "/systemd/paybridge-modules.conf").split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+        #expect(modules.contains("usbserial") && modules.contains("cdc_acm"), "\(modules)")
+        // The socket's directory outlives a service that stopped or failed for good.
+        #expect(one("RuntimeDirectoryPreserve") == "yes")
     }
 
     @Test(.enabled(if: Self.tool("systemd-sysusers") != nil, "needs systemd-sysusers")) func sysusersCreatesTheUserAndGroup() throws {
