@@ -20,6 +20,7 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
                    [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F] [--proxy http://HOST:PORT]
                     [--offline-policy allow|deny] [--decision-timeout SECONDS] [--heartbeat SECONDS]]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
+       paybridged --help
 
 --terminal   where the payment terminal is (serial device, or an Apollo on TCP port 3201 by default)
 --family     apollo (default) or p6x
@@ -157,6 +158,11 @@ public struct DaemonArguments {
     public static func parse(_ list: [String], loaded: DaemonConfig? = nil) throws(ArgumentError) -> DaemonCommand {
         var a = DaemonArguments()
         var args = list
+        // Help before anything is read: `paybridged --help` on a machine without the installed
+        // configuration (a build host, a fresh image, the packaging checks) must print the usage and
+        // exit 0, not fail on the default file it would otherwise read. Anywhere on the line, as
+        // GNU tools do: a value spelt `--help` or `-h` is not one anyone means.
+        if args.contains("--help") || args.contains("-h") { return .help }
         // A configuration file first; flags after it override single settings.
         if let i = args.firstIndex(of: "--check-config") {
             guard i + 1 < args.count else { throw .refused("--check-config needs a file") }
@@ -212,7 +218,6 @@ public struct DaemonArguments {
             case "--drain": a.drain = true
             case "--demo": a.demo = true
             case "--demo-dir": a.demoDir = try value(flag); a.demo = true
-            case "--help", "-h": return .help
             default: throw .refused("unknown option \(flag)", usage: true)
             }
         }
