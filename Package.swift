@@ -123,7 +123,10 @@ let package = Package(
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "ChargerPort", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
                                                                  "ChargerSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
-        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat", "DiagnosticsProtocol", "Platform", "StationReports"]),
+        // Linked as the daemon is (it ships beside it in the .deb): stripped 7.6 MB instead of 8.4,
+        // and no libstdc++.so, so the package needs no libstdc++6. Needs glibc 2.36, as the daemon.
+        .executableTarget(name: "paybridgectl", dependencies: ["PSPCodec", "CardSafety", "JSONLines", "WireFormat", "DiagnosticsProtocol", "Platform", "StationReports"],
+                          linkerSettings: leanReleaseLink),
         // Counts heap allocations by interposing malloc & co. (glibc): only psp-bench may link it.
         .target(name: "CAllocCounter"),
         .executableTarget(name: "psp-bench", dependencies: ["PSPCodec", "PSPLink", "Platform", "Timebase", "CAllocCounter"]),
