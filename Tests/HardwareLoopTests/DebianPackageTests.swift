@@ -90,6 +90,56 @@ import Testing
         #expect(r.output.contains("Depends lacks libc6"), "\(r.output)")
     }
 
+    /// The deferred restart after an upgrade (packaging/restart-when-idle), against stand-ins for
+    /// systemctl and paybridgectl: it restarts once no session is open, at once when the daemon
+    /// cannot be asked, anyway after the longest wait, and not at all when the daemon is not running.
+    @Test func theDeferredRestartWaitsForTheLastSessionToClose() throws {
+        let dir = try Self.scratch("idle")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = dir + "/calls"
+        func stub(_ name: String, _ body: String) throws {
+            try "#!/bin/sh\n\(body)\n".write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)
+            chmod(dir + "/" + name, 0o755)
+        }
+        // systemctl: is-active answers from a file; every call is logged.
+        try stub("systemctl", "echo \"systemctl $*\" >> \(log)\nif [ \"$2\" = is-active ]; then [ -e \(dir)/active ]; fi")
+        // paybridgectl: answers from `replies` one line per call (the last one repeats), or fails.
+        try stub("paybridgectl", """
+            echo "paybridgectl $*" >> \(log)
+            n=$(grep -c paybridgectl \(log))
+            line=$(sed -n "${n}p" \(dir)/replies); [ -n "$line" ] || line=$(tail -1 \(dir)/replies)
+            [ "$line" = unreachable ] && { echo "cannot reach the daemon" >&2; exit 3; }
+            echo "$line"
+            """)
+        let open = #"{"v":1,"id":1,"ok":true,"sessions":[{"session":"CHG-1","state":"charging"}]}"#
+        let idle = #"{"v":1,"id":1,"ok":true,"sessions":[]}"#
+        func run(replies: [String], active: Bool = true, maxWait: Int = 86400) throws -> (output: String, calls: [String]) {
+            try? FileManager.default.removeItem(atPath: log)
+            try? FileManager.default.removeItem(atPath: dir + "/active")
+            if active { FileManager.default.createFile(atPath: dir + "/active", contents: Data()) }
+            try (replies.joined(separator: "\n") + "\n").write(toFile: dir + "/replies", atomically: true, encoding: .utf8)
+            let r = try Self.run("/bin/sh", [Self.root + "/packaging/restart-when-idle"], environment: [
+                "PATH": dir + ":/usr/bin:/bin", "PAYBRIDGE_IDLE_POLL": "0", "PAYBRIDGE_IDLE_MAX_WAIT": String(maxWait)])
+            #expect(r.status == 0, "\(r.output)")
+            return (r.output, fileText(log).split(separator: "\n").map(String.init))
+        }
+        // Two checks with a session open, then none: one restart, after the third question.
+        let waited = try run(replies: [open, open, idle])
+        #expect(waited.calls.filter { $0.hasPrefix("paybridgectl") } == Array(repeating: "paybridgectl --json sessions --open", count: 3), "\(waited.calls)")
+        #expect(waited.calls.last == "systemctl restart paybridged.service", "\(waited.calls)")
+        #expect(waited.calls.filter { $0.contains("restart") }.count == 1)
+        // A daemon that cannot be asked is restarted (the ledger makes that safe).
+        let unreachable = try run(replies: ["unreachable"])
+        #expect(unreachable.calls.last == "systemctl restart paybridged.service", "\(unreachable.calls)")
+        // Sessions that never close: restarted anyway once the longest wait is over.
+        let busy = try run(replies: [open], maxWait: 0)
+        #expect(busy.calls.last == "systemctl restart paybridged.service", "\(busy.calls)")
+        #expect(busy.output.contains("anyway"), "\(busy.output)")
+        // Not running (stopped by hand meanwhile): nothing to restart.
+        let stopped = try run(replies: [idle], active: false)
+        #expect(!stopped.calls.contains { $0.contains("restart") }, "\(stopped.calls)")
+    }
+
     // MARK: with the package .ci/run built
 
     @Test(.enabled(if: builtPackage == nil, "PAYBRIDGE_DEB names a package: it is installed below"))
