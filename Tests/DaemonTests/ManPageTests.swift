@@ -42,6 +42,15 @@ import Testing
         }
     }
 
+    /// The header names the version the page describes: a release that bumps paybridgeVersion
+    /// has its pages looked at (and their flags checked below) before it ships.
+    @Test func everyPageNamesTheDaemonsVersion() throws {
+        for name in Self.pages {
+            let th = try Self.page(name).first { $0.hasPrefix(".TH ") } ?? ""
+            #expect(th.contains("\"paybridge \(paybridgeVersion)\""), "\(name): \(th) does not name paybridge \(paybridgeVersion)")
+        }
+    }
+
     @Test func everyFlagOfTheDaemonsUsageIsDocumented() throws {
         let lines = try Self.page("paybridged.8")
         let flags = Self.flags(in: usage).union(DaemonArguments.keyFlags.keys).union(["--help"])
