@@ -168,7 +168,8 @@ import Testing
         let fm = FileManager.default
         func mode(_ path: String) -> Int? { (try? fm.attributesOfItem(atPath: target + path))?[.posixPermissions] as? Int }
         func owner(_ path: String) -> Int? { (try? fm.attributesOfItem(atPath: target + path))?[.ownerAccountID] as? Int }
-        for (path, expected) in [("/usr/bin/paybridged", 0o755), ("/usr/bin/paybridgectl", 0o755), ("/etc/paybridge/paybridge.conf", 0o644),
+        func group(_ path: String) -> Int? { (try? fm.attributesOfItem(atPath: target + path))?[.groupOwnerAccountID] as? Int }
+        for (path, expected) in [("/usr/bin/paybridged", 0o755), ("/usr/bin/paybridgectl", 0o755), ("/usr/lib/modules-load.d/paybridge.conf", 0o644),
                                  ("/usr/lib/systemd/system/paybridged.service", 0o644), ("/usr/lib/systemd/system/paybridged.socket", 0o644),
                                  ("/usr/lib/sysusers.d/paybridge.conf", 0o644), ("/usr/lib/udev/rules.d/60-paybridge.rules", 0o644),
                                  ("/usr/share/man/man8/paybridged.8.gz", 0o644), ("/usr/share/man/man1/paybridgectl.1.gz", 0o644),
@@ -188,19 +189,36 @@ import Testing
         let passwd = fileText(target + "/etc/passwd")
         let entry = passwd.components(separatedBy: "\n").first { $0.hasPrefix("paybridge:") }?.components(separatedBy: ":")
         #expect(entry != nil, "no paybridge user in the target's /etc/passwd: \(passwd)")
-        #expect(mode("/var/lib/paybridge") == 0o750)
+        #expect(mode("/var/lib/paybridge") == 0o700, "/var/lib/paybridge: the service's StateDirectoryMode")
         #expect(owner("/var/lib/paybridge").map(String.init) == entry?[2], "/var/lib/paybridge not owned by the paybridge user")
+        // The configuration readable by the daemon's group only, through a statoverride dpkg keeps applying.
+        #expect(mode("/etc/paybridge/paybridge.conf") == 0o640)
+        #expect(owner("/etc/paybridge/paybridge.conf") == 0)
+        #expect(group("/etc/paybridge/paybridge.conf").map(String.init) == entry?[3], "paybridge.conf not in the paybridge group")
+        let overrides = try Self.run("dpkg-statoverride", ["--root", target, "--list"])
+        #expect(overrides.output.hasPrefix("root ") && overrides.output.contains(" 640 /etc/paybridge/paybridge.conf"), "\(overrides.output)")
         for link in ["/etc/systemd/system/multi-user.target.wants/paybridged.service", "/etc/systemd/system/sockets.target.wants/paybridged.socket"] {
             #expect((try? fm.destinationOfSymbolicLink(atPath: target + link))?.hasPrefix("/usr/lib/systemd/system/") == true, "\(link) not enabled")
         }
 
-        // Upgrade (the same package again) with a changed configuration: the administrator's file stays.
-        try (fileText(target + "/etc/paybridge/paybridge.conf") + "charger.connectors = 2\n").write(toFile: target + "/etc/paybridge/paybridge.conf", atomically: true, encoding: .utf8)
+        // Upgrade (the same package again) with the configuration untouched: dpkg puts the
+        // package's file back and applies the statoverride to it.
+        let plainUpgrade = try Self.run("dpkg", dpkg + ["-i", deb])
+        #expect(plainUpgrade.status == 0, "upgrade:\n\(plainUpgrade.output)")
+        #expect(mode("/etc/paybridge/paybridge.conf") == 0o640 && group("/etc/paybridge/paybridge.conf").map(String.init) == entry?[3], "an upgrade lost the configuration's mode or group")
+
+        // Upgrade with a changed configuration: the administrator's file stays.
+        // Appended in place, as an editor that keeps the file would: its mode and group stay.
+        let conf = try #require(FileHandle(forWritingAtPath: target + "/etc/paybridge/paybridge.conf"))
+        conf.seekToEndOfFile()
+        conf.write(Data("charger.connectors = 2\n".utf8))
+        conf.closeFile()
         let ledger = target + "/var/lib/paybridge/ledger-000001.seg"
         try "money facts".write(toFile: ledger, atomically: true, encoding: .utf8)
         let upgrade = try Self.run("dpkg", dpkg + ["--force-confold", "-i", deb])
         #expect(upgrade.status == 0, "upgrade:\n\(upgrade.output)")
         #expect(fileText(target + "/etc/paybridge/paybridge.conf").hasSuffix("charger.connectors = 2\n"), "the changed configuration was replaced")
+        #expect(mode("/etc/paybridge/paybridge.conf") == 0o640 && group("/etc/paybridge/paybridge.conf").map(String.init) == entry?[3], "the upgrade lost the configuration's mode or group")
 
         // Remove keeps the configuration; purge removes it and the units' links, and keeps the ledger.
         let remove = try Self.run("dpkg", dpkg + ["--remove", "paybridge"])
@@ -210,6 +228,7 @@ import Testing
         let purge = try Self.run("dpkg", dpkg + ["--purge", "paybridge"])
         #expect(purge.status == 0, "purge:\n\(purge.output)")
         #expect(!fm.fileExists(atPath: target + "/etc/paybridge"), "purge left /etc/paybridge")
+        #expect(try Self.run("dpkg-statoverride", ["--root", target, "--list"]).output.isEmpty, "purge left the statoverride")
         #expect(fileText(ledger) == "money facts", "purge touched the ledger")
         #expect(purge.output.contains("kept for reconciliation"), "\(purge.output)")
         #expect((try? fm.destinationOfSymbolicLink(atPath: target + "/etc/systemd/system/multi-user.target.wants/paybridged.service")) == nil, "purge left the service enabled")
