@@ -260,10 +260,15 @@ import Testing
         let first = try paybridgectl(["--socket", passed, "--json", "status"], launcher: technician, lineTimeout: .seconds(60))
         #expect(first.status == 0 && jsonObject(first.out.first)["ok"] as? Bool == true, "\(first)")
         #expect(access(configured, F_OK) != 0, "the daemon opened diagnostics.socket although systemd passed one")
-        // A member of the group may change things (stop is admin: refused for a missing session, not for who asks).
+        // A member of the group may change things. stop is an admin command: it stops the session
+        // the simulated vehicle may have started by now, or is refused for a missing session, never
+        // for who asks (which session exists depends on how fast the bench ran).
         let stop = try paybridgectl(["--socket", passed, "--json", "stop", "1"], launcher: technician)
-        let code = (jsonObject(stop.out.first)["error"] as? [String: Any])?["code"] as? String
-        #expect(stop.status == 1 && code != nil && code != "not_permitted", "\(stop)")
+        let reply = jsonObject(stop.out.first)
+        let code = (reply["error"] as? [String: Any])?["code"] as? String
+        let stopped = stop.status == 0 && reply["ok"] as? Bool == true && reply["stopping"] as? Bool == true
+        let refusedForTheSession = stop.status == 1 && code != nil && code != "not_permitted"
+        #expect(stopped || refusedForTheSession, "\(stop)")
         // Anyone else does not get in at all (the socket's mode), and says why.
         let refused = try paybridgectl(["--socket", passed, "status"], launcher: outsider)
         #expect(refused.status == 3, "\(refused)")
