@@ -1,0 +1,668 @@
+#!/usr/bin/env python3
+"""paybridge in a real Debian guest under QEMU (issue 14): the package installed under a real
+systemd and udev, an emulated FTDI terminal cable, and the scenarios of HardwareSim/qemu/README.md.
+
+Standard library only. Run through HardwareSim/qemu/run, which checks the prerequisites.
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
+BUILD = os.path.join(REPO, ".build", "qemu")
+
+SUITE = "bookworm"
+MIRROR = os.environ.get("PAYBRIDGE_QEMU_MIRROR", "http://deb.debian.org/debian")
+PACKAGES = ["systemd", "systemd-sysv", "udev", "kmod", "linux-image-amd64", "initramfs-tools",
+            "libcurl4", "procps"]
+# The initrd only has to find an ext4 root on virtio; everything else udev loads from the root.
+INITRD_MODULES = ["virtio_pci", "virtio_blk", "ext4", "crc32c_generic"]
+# Kernel modules nothing in this guest uses (sound, graphics, radios, ...): fewer bytes to pack
+# into the image on every build. USB serial, virtio and filesystems stay.
+PRUNE_MODULES = ["sound", "drivers/gpu", "drivers/media", "drivers/net/wireless", "drivers/net/ethernet",
+                 "drivers/infiniband", "drivers/staging", "drivers/scsi", "drivers/isdn", "drivers/iio",
+                 "drivers/bluetooth", "net/bluetooth", "net/wireless", "net/mac80211", "drivers/input/touchscreen",
+                 "drivers/hwmon", "drivers/mtd", "drivers/video", "drivers/md", "drivers/nvme", "fs/btrfs",
+                 "fs/xfs", "fs/ocfs2", "fs/nfs", "fs/nfsd", "fs/cifs", "fs/smb", "fs/ceph", "fs/gfs2", "fs/f2fs"]
+PRUNE_PATHS = ["var/cache/apt/archives", "usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info",
+               "lib/firmware", "var/lib/apt/lists"]
+
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:7.1f}s] {msg}", flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+# ---------------------------------------------------------------------------- the image
+
+def image_key():
+    """What the cached root image depends on: the package list, mirror suite, this file's image
+    code and the guest overlay. The .deb and charger-sim are not in it (they ride on a second disk)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([SUITE, PACKAGES, INITRD_MODULES, PRUNE_MODULES, PRUNE_PATHS]).encode())
+    with open(__file__, "rb") as f:
+        src = f.read()
+    h.update(src[src.index(b"# -- image start"):src.index(b"# -- image end")])
+    for root, dirs, files in sorted(os.walk(os.path.join(HERE, "guest"))):
+        dirs.sort()
+        for name in sorted(files):
+            p = os.path.join(root, name)
+            h.update(os.path.relpath(p, HERE).encode())
+            h.update(os.readlink(p).encode() if os.path.islink(p) else open(p, "rb").read())
+    return h.hexdigest()[:16]
+
+
+# -- image start
+def build_image(out):
+    """debootstrap, the test overlay, a small initrd, pruned, packed with mkfs.ext4 -d (no loop mount)."""
+    rootfs = out + ".rootfs"
+    shutil.rmtree(rootfs, ignore_errors=True)
+    # The debootstrap result is kept by its inputs alone, so that changing the test overlay does
+    # not fetch the packages again (CI starts clean and always runs it).
+    base = os.path.join(BUILD, "debootstrap-" + hashlib.sha256(json.dumps([SUITE, MIRROR, PACKAGES]).encode()).hexdigest()[:16])
+    if not os.path.isdir(base):
+        for old in os.listdir(BUILD):
+            if old.startswith("debootstrap-"):
+                shutil.rmtree(os.path.join(BUILD, old), ignore_errors=True)
+        t = time.monotonic()
+        # INITRD=No: the kernel's postinst skips the MODULES=most initrd (36 MB, slow); ours is made below.
+        env = dict(os.environ, INITRD="No", DEBIAN_FRONTEND="noninteractive")
+        sh(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, base + ".tmp", MIRROR],
+           env=env, stdout=subprocess.DEVNULL)
+        os.rename(base + ".tmp", base)
+        log(f"image: debootstrap {time.monotonic() - t:.0f} s")
+    sh(["cp", "-a", base, rootfs])
+    kver = sorted(os.listdir(os.path.join(rootfs, "lib/modules")))[-1]
+    for rel in PRUNE_MODULES:
+        shutil.rmtree(os.path.join(rootfs, "lib/modules", kver, "kernel", rel), ignore_errors=True)
+    for rel in PRUNE_PATHS:
+        p = os.path.join(rootfs, rel)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+            os.makedirs(p)
+    os.makedirs(os.path.join(rootfs, "var/cache/apt/archives/partial"), exist_ok=True)
+    sh(["chroot", rootfs, "depmod", kver])
+    ic = os.path.join(rootfs, "etc/initramfs-tools")
+    conf = open(os.path.join(ic, "initramfs.conf")).read().splitlines()
+    conf = ["MODULES=list" if l.startswith("MODULES=") else "COMPRESS=gzip" if l.startswith("COMPRESS=") else l
+            for l in conf]
+    open(os.path.join(ic, "initramfs.conf"), "w").write("\n".join(conf) + "\n")
+    with open(os.path.join(ic, "modules"), "a") as f:
+        f.write("\n".join(INITRD_MODULES) + "\n")
+    sh(["chroot", rootfs, "update-initramfs", "-c", "-k", kver], stdout=subprocess.DEVNULL)
+    # The test overlay: agent, payload mount, the paybridged drop-in (test-only, never packaged).
+    sh(["cp", "-a", os.path.join(HERE, "guest") + "/.", rootfs + "/"])
+    open(os.path.join(rootfs, "etc/hostname"), "w").write("paybridge-hil\n")
+    open(os.path.join(rootfs, "etc/hosts"), "w").write("127.0.0.1 localhost\n127.0.1.1 paybridge-hil\n")
+    open(os.path.join(rootfs, "etc/fstab"), "w").write("/dev/vda / ext4 rw 0 0\n")
+    # Nothing periodic may wake up in the middle of a scenario.
+    for unit in ["apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer",
+                 "systemd-tmpfiles-clean.timer", "man-db.timer", "getty@tty1.service"]:
+        p = os.path.join(rootfs, "etc/systemd/system", unit)
+        if not os.path.lexists(p):
+            os.symlink("/dev/null", p)
+    os.makedirs(out, exist_ok=True)
+    shutil.copy(os.path.join(rootfs, "boot", "vmlinuz-" + kver), os.path.join(out, "vmlinuz"))
+    shutil.copy(os.path.join(rootfs, "boot", "initrd.img-" + kver), os.path.join(out, "initrd.img"))
+    t = time.monotonic()
+    sh(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", rootfs, os.path.join(out, "root.img"), "1500M"])
+    log(f"image: mkfs.ext4 -d {time.monotonic() - t:.0f} s")
+    shutil.rmtree(rootfs)
+# -- image end
+
+
+def ensure_image(rebuild):
+    os.makedirs(BUILD, exist_ok=True)
+    key = image_key()
+    out = os.path.join(BUILD, "image-" + key)
+    if rebuild or not os.path.exists(os.path.join(out, "root.img")):
+        for old in os.listdir(BUILD):
+            if old.startswith("image-"):
+                shutil.rmtree(os.path.join(BUILD, old), ignore_errors=True)
+        t = time.monotonic()
+        build_image(out + ".tmp")
+        os.rename(out + ".tmp", out)
+        log(f"image: built in {time.monotonic() - t:.0f} s ({out})")
+    else:
+        log(f"image: cached {out}")
+    return out
+
+
+def make_payload(run_dir, deb, charger_sim):
+    stage = os.path.join(run_dir, "payload")
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    shutil.copy(deb, os.path.join(stage, "paybridge.deb"))
+    shutil.copy(charger_sim, os.path.join(stage, "charger-sim"))
+    img = os.path.join(run_dir, "payload.img")
+    sh(["mkfs.ext4", "-q", "-F", "-L", "payload", "-d", stage, img, "64M"])
+    return img
+
+
+# ---------------------------------------------------------------------------- the machine
+
+class QMP:
+    """QEMU's monitor: one command at a time, events set aside."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.f = self.s.makefile("rwb")
+        self.events = []
+        self._read()  # greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise RuntimeError("QMP closed")
+        return json.loads(line)
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.f.write((json.dumps(msg) + "\n").encode())
+        self.f.flush()
+        while True:
+            r = self._read()
+            if "event" in r:
+                self.events.append(r)
+                continue
+            if "error" in r:
+                raise RuntimeError(f"QMP {name}: {r['error']}")
+            return r.get("return")
+
+
+class Agent:
+    """The guest's command channel (guest/usr/local/sbin/paybridge-test-agent)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.n = 0
+        self.buf = b""
+        self.s = None
+
+    def connect(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self.s is None:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.path)
+                self.s = s
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        # The agent starts late in boot: ask until it answers.
+        while True:
+            try:
+                rc, out = self.run("echo up", timeout=2)
+                if rc == 0 and out.strip() == "up":
+                    return
+            except TimeoutError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the guest agent never answered")
+
+    def run(self, script, timeout=60):
+        self.n += 1
+        tag = f"c{self.n}"
+        self.s.sendall(f"{tag} {base64.b64encode(script.encode()).decode()}\n".encode())
+        marker = f"@@END {tag} ".encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            i = self.buf.find(marker)
+            if i >= 0:
+                j = self.buf.find(b"\n", i)
+                if j >= 0:
+                    rc = int(self.buf[i + len(marker):j])
+                    out = self.buf[:i]
+                    self.buf = self.buf[j + 1:]
+                    # An answer to an earlier command that timed out comes first: drop it.
+                    k = out.rfind(b"\n@@END ")
+                    if k >= 0:
+                        out = out[out.find(b"\n", k + 1) + 1:]
+                    if out.endswith(b"\n"):
+                        out = out[:-1]
+                    return rc, out.decode(errors="replace")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"guest command timed out: {script}")
+            self.s.settimeout(left)
+            try:
+                chunk = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise RuntimeError("guest agent channel closed")
+            self.buf += chunk
+
+    def out(self, script, timeout=60):
+        return self.run(script, timeout)[1]
+
+
+class TerminalSim:
+    """terminal-sim on the host, listening on TCP; QEMU's usb-serial chardev connects to it."""
+
+    def __init__(self, exe, run_dir):
+        self.record = os.path.join(run_dir, "terminal-sim.record.jsonl")
+        self.logf = open(os.path.join(run_dir, "terminal-sim.log"), "wb")
+        # The Apollo's 20 s idle close is a TCP-terminal habit; on a serial cable it would be a
+        # spurious unplug (the chardev closing detaches the emulated USB device).
+        self.p = subprocess.Popen([exe, "--tcp", "0", "--record", self.record, "--idle-close", "86400000"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.logf)
+        line = self.p.stdout.readline().decode().strip()
+        if not line.startswith("listening "):
+            raise RuntimeError(f"terminal-sim did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def events(self):
+        try:
+            with open(self.record) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+
+
+class Machine:
+    def __init__(self, image, payload, run_dir, tsim_port):
+        self.run_dir = run_dir
+        self.console = os.path.join(run_dir, "console.log")
+        self.qmp_path = os.path.join(run_dir, "qmp.sock")
+        self.agent_path = os.path.join(run_dir, "agent.sock")
+        for p in (self.qmp_path, self.agent_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        append = "root=/dev/vda rw console=ttyS0,115200 panic=-1 quiet loglevel=4 net.ifnames=0 mitigations=off " \
+                 "systemd.show_status=auto"
+        self.cmd = [
+            "qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024",
+            "-nodefaults", "-no-reboot", "-display", "none", "-nic", "none",
+            "-kernel", os.path.join(image, "vmlinuz"), "-initrd", os.path.join(image, "initrd.img"),
+            "-append", append,
+            "-drive", f"file={os.path.join(image, 'root.img')},format=raw,if=virtio",
+            "-drive", f"file={payload},format=raw,if=virtio,readonly=on",
+            "-snapshot",
+            "-serial", f"file:{self.console}",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-device", "virtio-serial-pci",
+            "-chardev", f"socket,id=agent,path={self.agent_path},server=on,wait=off",
+            "-device", "virtserialport,chardev=agent,name=agent",
+            "-device", "qemu-xhci,id=xhci",
+            "-chardev", f"socket,id=psp,host=127.0.0.1,port={tsim_port},reconnect=1",
+            "-device", "usb-serial,id=psp,chardev=psp,bus=xhci.0",
+        ]
+        self.p = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                  stdout=open(os.path.join(run_dir, "qemu.log"), "wb"), stderr=subprocess.STDOUT)
+        self.qmp = QMP(self.qmp_path)
+        self.agent = Agent(self.agent_path)
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:
+                pass
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+
+
+# ---------------------------------------------------------------------------- the scenarios
+
+class Failed(Exception):
+    pass
+
+
+def wait_for(what, fn, timeout, interval=0.5):
+    """fn() until it returns something true; Failed with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Failed(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def find_key(j, key):
+    if isinstance(j, dict):
+        if key in j:
+            return j[key]
+        for v in j.values():
+            r = find_key(v, key)
+            if r is not None:
+                return r
+    elif isinstance(j, list):
+        for v in j:
+            r = find_key(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+class Scenarios:
+    def __init__(self, m, tsim, run_dir):
+        self.m, self.a, self.tsim, self.run_dir = m, m.agent, tsim, run_dir
+        self.results = []
+
+    # -- guest facts
+
+    def gnow(self):
+        return int(self.a.out("date +%s%3N"))
+
+    def unit(self):
+        out = self.a.out("systemctl show -p ActiveState,SubState,StatusText,NRestarts,MainPID,WatchdogUSec,Result paybridged")
+        return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+
+    def relays(self):
+        out = self.a.out("cat /var/lib/paybridge/relay-history.jsonl 2>/dev/null")
+        return [json.loads(l) for l in out.splitlines() if l.strip().startswith("{")]
+
+    def status(self):
+        rc, out = self.a.run("paybridgectl --json status", timeout=20)
+        if rc != 0:
+            return None
+        for l in out.splitlines():
+            try:
+                j = json.loads(l)
+            except ValueError:
+                continue
+            if find_key(j, "terminal") is not None:
+                return j
+        return None
+
+    def link(self):
+        s = self.status()
+        t = find_key(s, "terminal") if s else None
+        return t.get("link") if isinstance(t, dict) else None
+
+    def connector(self):
+        s = self.status()
+        c = find_key(s, "connectors") if s else None
+        return c[0] if c else None
+
+    def journal(self, since_ms=None, unit="paybridged"):
+        since = f"--since @{since_ms / 1000:.3f}" if since_ms else ""
+        return self.a.out(f"journalctl -q -o short-monotonic --no-pager -u {unit} {since}", timeout=30)
+
+    # -- the terminal's books
+
+    def settlements(self, sid):
+        return [e for e in self.tsim.events() if e.get("sessionId") == sid and e["event"] in ("committed", "voided")]
+
+    def open_approval(self):
+        """The newest approved terminal session not yet committed or voided."""
+        ev = self.tsim.events()
+        settled = {e.get("sessionId") for e in ev if e["event"] in ("committed", "voided")}
+        approved = [e["sessionId"] for e in ev if e["event"] in ("approved", "partiallyApproved")]
+        open_ = [s for s in approved if s not in settled]
+        return open_[-1] if open_ else None
+
+    def charging_session(self, timeout=90):
+        """Waits for a session whose relay is closed: the terminal approved it and the relay history's
+        last word is closed. Returns the terminal's session id."""
+        def ready():
+            sid = self.open_approval()
+            if sid is None:
+                return None
+            r = self.relays()
+            c = self.connector()
+            if r and r[-1].get("closed") is True and c and c.get("relay") == "closed":
+                return sid
+            return None
+        return wait_for("a charging session (approved, relay closed)", ready, timeout, 1.0)
+
+    def settled_once(self, sid, timeout=60, settle_extra=3.0):
+        wait_for(f"terminal session {sid} to be committed or voided", lambda: self.settlements(sid), timeout)
+        # A second settlement would come right behind the first (a replay after the link or the
+        # daemon came back): give it the time to show before counting.
+        time.sleep(settle_extra)
+        s = self.settlements(sid)
+        if len(s) != 1:
+            raise Failed(f"terminal session {sid} settled {len(s)} times: {s}")
+        return s[0]
+
+    # -- the runner
+
+    def run(self, name, fn):
+        t = time.monotonic()
+        evidence = []
+        try:
+            fn(evidence)
+            ok, why = True, ""
+        except Failed as e:
+            ok, why = False, str(e)
+        except Exception as e:  # a broken channel is the scenario failing, not the harness crashing
+            ok, why = False, f"{type(e).__name__}: {e}"
+        dt = time.monotonic() - t
+        self.results.append((name, ok, dt))
+        print(f"\n=== {'PASS' if ok else 'FAIL'}: {name} ({dt:.0f} s)" + (f": {why}" if why else ""))
+        for e in evidence:
+            for line in str(e).splitlines():
+                print(f"    {line}")
+        sys.stdout.flush()
+        return ok
+
+    # 1 ------------------------------------------------------------------
+    def s1_install(self, ev):
+        rc, out = self.a.run("dpkg -i /opt/paybridge-test/paybridge.deb", timeout=180)
+        ev.append(f"dpkg -i (exit {rc}):\n" + out.strip())
+        if rc != 0:
+            raise Failed("dpkg -i failed")
+        u = wait_for("paybridged active", lambda: (lambda u: u if u.get("ActiveState") == "active" else None)(self.unit()), 60)
+        rc, active = self.a.run("systemctl is-active paybridged")
+        ev.append(f"systemctl is-active paybridged: {active.strip()}")
+        ev.append("systemctl show: " + ", ".join(f"{k}={u.get(k)}" for k in ("ActiveState", "SubState", "StatusText", "NRestarts", "WatchdogUSec")))
+        if active.strip() != "active":
+            raise Failed("not active")
+        if not u.get("StatusText"):
+            raise Failed("no STATUS= text")
+        if u.get("NRestarts") != "0":
+            raise Failed(f"restarted {u.get('NRestarts')} times while installing")
+        rc, out = self.a.run("systemd-analyze verify /usr/lib/systemd/system/paybridged.service", timeout=60)
+        ev.append(f"systemd-analyze verify (exit {rc}): {out.strip() or '(nothing)'}")
+        if rc != 0 or out.strip():
+            raise Failed("systemd-analyze verify printed something")
+        j = self.journal()
+        ready = [l for l in j.splitlines() if "READY" in l or "ready" in l.lower()]
+        ev.append("journal (first lines):\n" + "\n".join(j.splitlines()[:8]))
+
+    # 2 ------------------------------------------------------------------
+    def s2_usb(self, ev):
+        out = self.a.out("stat -L -c '%G %a %n' /dev/ttyPSP; readlink -f /dev/ttyPSP; "
+                         "udevadm info -q property -n /dev/ttyPSP | grep -E 'ID_VENDOR_ID|ID_MODEL_ID|DEVLINKS'")
+        ev.append("/dev/ttyPSP: " + out.replace("\n", " | "))
+        first = out.splitlines()[0].split() if out else []
+        if first[:2] != ["paybridge", "660"]:
+            raise Failed(f"/dev/ttyPSP is not group paybridge mode 0660: {out.splitlines()[:1]}")
+        sid = self.charging_session()
+        ev.append(f"session charging: terminal session {sid}, relay history {self.relays()[-1]}")
+        self.m.qmp.cmd("device_del", id="psp")
+        t_del = time.monotonic()
+        wait_for("/dev/ttyPSP to go", lambda: self.a.run("test -e /dev/ttyPSP")[0] != 0, 30)
+        wait_for("the daemon to see the link down", lambda: self.link() == "down", 60)
+        ev.append(f"device_del psp: /dev/ttyPSP gone, link down after {time.monotonic() - t_del:.1f} s")
+        time.sleep(2)
+        self.m.qmp.cmd("device_add", driver="usb-serial", id="psp", chardev="psp", bus="xhci.0")
+        t_add = time.monotonic()
+        wait_for("/dev/ttyPSP back", lambda: self.a.run("test -e /dev/ttyPSP")[0] == 0, 30)
+        wait_for("the link up again", lambda: self.link() == "up", 60)
+        ev.append(f"device_add psp: link up after {time.monotonic() - t_add:.1f} s; connector {json.dumps(self.connector())}")
+        rc, out = self.a.run("paybridgectl stop 1 --reason hil-usb-replug")
+        ev.append(f"paybridgectl stop 1 (exit {rc}): {out.strip()}")
+        s = self.settled_once(sid)
+        ev.append(f"terminal session {sid} settled once: {json.dumps(s)}")
+        r = self.relays()
+        ev.append(f"relay history last: {r[-1] if r else None}")
+
+    # 3 ------------------------------------------------------------------
+    def s3_watchdog(self, ev):
+        sid = self.charging_session()
+        u0 = self.unit()
+        ev.append(f"before: terminal session {sid} charging; MainPID={u0.get('MainPID')} NRestarts={u0.get('NRestarts')} WatchdogUSec={u0.get('WatchdogUSec')}")
+        t_kill = self.gnow()
+        self.a.run(f"kill -STOP {u0['MainPID']}")
+        def restarted():
+            u = self.unit()
+            return u if int(u.get("NRestarts", "0")) > int(u0.get("NRestarts", "0")) and u.get("ActiveState") == "active" else None
+        u1 = wait_for("systemd to restart paybridged", restarted, 120, 1.0)
+        ev.append(f"after: MainPID={u1.get('MainPID')} NRestarts={u1.get('NRestarts')} ActiveState={u1.get('ActiveState')} StatusText={u1.get('StatusText')}")
+        after = [r for r in self.relays() if r.get("t", 0) >= t_kill]
+        ev.append(f"relay history since the kill: {after}")
+        if not after or after[0].get("closed") is not False:
+            raise Failed("the relay did not open after the daemon was stopped")
+        j = self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t_kill / 1000:.3f} | grep -iE 'watchdog|abort|core|Main process|Scheduled restart' | head -8")
+        ev.append("journal:\n" + j)
+        s = self.settled_once(sid)
+        ev.append(f"terminal session {sid} settled once after the restart: {json.dumps(s)}")
+
+    # 4 ------------------------------------------------------------------
+    def s4_reload_stop(self, ev, amount=4321):
+        sid = self.charging_session()
+        n_before = len(self.tsim.events())
+        t_reload = self.gnow()
+        rc, out = self.a.run(f"sed -i 's/^payment\\.preauth *=.*/payment.preauth = {amount}/' /etc/paybridge/paybridge.conf && "
+                             f"grep -q '^payment.preauth = {amount}' /etc/paybridge/paybridge.conf || echo 'payment.preauth = {amount}' >> /etc/paybridge/paybridge.conf; "
+                             "systemctl reload paybridged")
+        ev.append(f"payment.preauth = {amount}; systemctl reload (exit {rc}) {out.strip()}")
+        if rc != 0:
+            raise Failed("systemctl reload failed")
+        time.sleep(1)
+        ev.append("journal after reload:\n" + self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t_reload / 1000:.3f} | grep -iE 'reload|preauth|SIGHUP|re-read|amount' | head -6"))
+        rc, out = self.a.run("paybridgectl stop 1 --reason hil-reload")
+        s = self.settled_once(sid)
+        ev.append(f"terminal session {sid} (started before the reload) settled once: {json.dumps(s)}")
+        started = wait_for(f"a session armed for {amount}",
+                           lambda: [e for e in self.tsim.events()[n_before:] if e["event"] == "started" and e.get("amount") == amount], 60)
+        ev.append(f"terminal armed for the new amount: {json.dumps(started[0])}")
+        old = [e for e in self.tsim.events()[n_before:] if e["event"] == "started" and e.get("amount") != amount]
+        if old:
+            ev.append(f"(started with another amount after the reload: {old})")
+        sid2 = self.charging_session()
+        t_stop = self.gnow()
+        rc, out = self.a.run("systemctl stop paybridged; systemctl show -p ActiveState,Result paybridged", timeout=120)
+        ev.append(f"systemctl stop with terminal session {sid2} charging: {out.strip()}")
+        after = [r for r in self.relays() if r.get("t", 0) >= t_stop]
+        ev.append(f"relay history since the stop: {after}")
+        if not after or after[-1].get("closed") is not False:
+            raise Failed("the relay is not open after systemctl stop")
+        ev.append("journal of the stop:\n" + self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t_stop / 1000:.3f} | tail -8"))
+        t_start = self.gnow()
+        rc, out = self.a.run("systemctl start paybridged; systemctl is-active paybridged", timeout=120)
+        if out.strip() != "active":
+            raise Failed(f"paybridged did not start again: {out}")
+        s = self.settled_once(sid2)
+        ev.append(f"terminal session {sid2} settled once: {json.dumps(s)}")
+        j = self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t_start / 1000:.3f}")
+        bad = [l for l in j.splitlines() if any(w in l.lower() for w in ("corrupt", "damaged", "truncat", "checksum", "error"))]
+        ev.append("journal of the next start:\n" + "\n".join(j.splitlines()[:10]))
+        rc, out = self.a.run("paybridgectl --json sessions --open")
+        ev.append(f"paybridgectl sessions --open (exit {rc}):\n{out.strip()}")
+        if bad:
+            raise Failed("the next start logged ledger trouble:\n" + "\n".join(bad))
+
+    def final_books(self, ev):
+        """Across the whole run: no terminal session settled twice, and every approval settled
+        except at most the one still charging."""
+        ev_ = self.tsim.events()
+        approved = [e["sessionId"] for e in ev_ if e["event"] in ("approved", "partiallyApproved")]
+        counts = {s: len(self.settlements(s)) for s in approved}
+        ev.append("terminal sessions: " + ", ".join(f"{s}:{'committed' if any(e['event']=='committed' for e in self.settlements(s)) else 'voided' if counts[s] else 'open'}x{counts[s]}" for s in approved))
+        twice = [s for s, n in counts.items() if n > 1]
+        open_ = [s for s, n in counts.items() if n == 0]
+        if twice:
+            raise Failed(f"settled more than once: {twice}")
+        if len(open_) > 1 or (open_ and open_[0] != approved[-1]):
+            raise Failed(f"approvals never settled: {open_}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--deb", required=True)
+    ap.add_argument("--charger-sim", required=True)
+    ap.add_argument("--terminal-sim", required=True)
+    ap.add_argument("--rebuild-image", action="store_true")
+    ap.add_argument("--image-only", action="store_true")
+    args = ap.parse_args()
+
+    t = time.monotonic()
+    image = ensure_image(args.rebuild_image)
+    t_image = time.monotonic() - t
+    if args.image_only:
+        return 0
+    run_dir = os.path.join(BUILD, "run")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
+    payload = make_payload(run_dir, args.deb, args.charger_sim)
+    tsim = TerminalSim(args.terminal_sim, run_dir)
+    m = None
+    sc = None
+    boot = None
+    try:
+        t = time.monotonic()
+        m = Machine(image, payload, run_dir, tsim.port)
+        m.agent.connect(timeout=180)
+        boot = time.monotonic() - t
+        log(f"guest up, agent answering: {boot:.0f} s (console: {m.console})")
+        log("guest: " + m.agent.out("uname -r; systemctl is-system-running").replace("\n", ", "))
+        sc = Scenarios(m, tsim, run_dir)
+        if sc.run("1 package installs under systemd, READY=1, verify clean", sc.s1_install):
+            sc.run("2 FTDI as /dev/ttyPSP, session across device_del/device_add settled once", sc.s2_usb)
+            sc.run("3 SIGSTOP: watchdog restarts, relay open while down, session settled once", sc.s3_watchdog)
+            sc.run("4 SIGHUP applies payment.preauth; stop leaves relay open and ledger clean", sc.s4_reload_stop)
+            sc.run("books: no terminal session settled twice, none left open", sc.final_books)
+    finally:
+        if m is not None:
+            try:
+                open(os.path.join(run_dir, "journal.txt"), "w").write(m.agent.out("journalctl -b --no-pager -o short-monotonic", timeout=60))
+            except Exception as e:
+                log(f"(no journal: {e})")
+            m.stop()
+        tsim.stop()
+    total = time.monotonic() - T0
+    print("\nsummary:")
+    print(f"  image {'build' if t_image > 30 else 'cached'} {t_image:.0f} s, boot to agent {boot or 0:.0f} s, total {total:.0f} s")
+    for name, ok, dt in (sc.results if sc else []):
+        print(f"  {'PASS' if ok else 'FAIL'} {dt:5.0f} s  {name}")
+    print(f"  files: {run_dir} (console.log, journal.txt, terminal-sim.record.jsonl, terminal-sim.log)")
+    if not sc or not sc.results or not all(ok for _, ok, _ in sc.results) or len(sc.results) < 5:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
