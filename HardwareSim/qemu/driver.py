@@ -527,6 +527,7 @@ class Scenarios:
         if first[:2] != ["paybridge", "660"]:
             raise Failed(f"/dev/ttyPSP is not group paybridge mode 0660: {out.splitlines()[:1]}")
         sid = self.charging_session()
+        n0 = self.unit().get("NRestarts")
         ev.append(f"session charging: terminal session {sid}, relay history {self.relays()[-1]}")
         self.m.qmp.cmd("device_del", id="psp")
         t_del = time.monotonic()
@@ -539,6 +540,9 @@ class Scenarios:
         wait_for("/dev/ttyPSP back", lambda: self.a.run("test -e /dev/ttyPSP")[0] == 0, 30)
         wait_for("the link up again", lambda: self.link() == "up", 60)
         ev.append(f"device_add psp: link up after {time.monotonic() - t_add:.1f} s; connector {json.dumps(self.connector())}")
+        n1 = self.unit().get("NRestarts")
+        if n1 != n0:
+            raise Failed(f"the daemon restarted across the unplug (NRestarts {n0} -> {n1})")
         rc, out = self.a.run("paybridgectl stop 1 --reason hil-usb-replug")
         ev.append(f"paybridgectl stop 1 (exit {rc}): {out.strip()}")
         s = self.settled_once(sid)
@@ -573,7 +577,8 @@ class Scenarios:
         # Down = from the watchdog's abort until systemd schedules the new process. An open written
         # by the restarted daemon's start-up does not count: the relay must be open before that.
         down = [r for r in after if t_abort - 50 <= r.get("t", 0) <= t_restart + 50]
-        closed_while_stopped = [r for r in after if r.get("t", 0) < t_abort]
+        ev.append(f"kill -STOP to watchdog abort: {(t_abort - t_kill) / 1000:.1f} s with the relay as it was (closed): "
+                  "a hung daemon holds the relay until WatchdogSec runs out")
         ev.append(f"down from {t_abort} to {t_restart}: relay changes while down {down}")
         if not down or down[-1].get("closed") is not False:
             raise Failed("no relay open recorded between the watchdog's abort and the restart "
