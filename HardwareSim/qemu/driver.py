@@ -56,7 +56,8 @@ def image_key():
     h.update(json.dumps([SUITE, PACKAGES, INITRD_MODULES, PRUNE_MODULES, PRUNE_PATHS]).encode())
     with open(__file__, "rb") as f:
         src = f.read()
-    h.update(src[src.index(b"# -- image start"):src.index(b"# -- image end")])
+    # The markers at the start of a line: the first mention of them is this very line.
+    h.update(src[src.index(b"\n# -- image start\n"):src.index(b"\n# -- image end\n")])
     for root, dirs, files in sorted(os.walk(os.path.join(HERE, "guest"))):
         dirs.sort()
         for name in sorted(files):
@@ -81,8 +82,16 @@ def build_image(out):
         t = time.monotonic()
         # INITRD=No: the kernel's postinst skips the MODULES=most initrd (36 MB, slow); ours is made below.
         env = dict(os.environ, INITRD="No", DEBIAN_FRONTEND="noninteractive")
-        sh(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, base + ".tmp", MIRROR],
-           env=env, stdout=subprocess.DEVNULL)
+        for attempt in (1, 2):
+            # One retry: a mirror hiccup on a clean CI machine should not fail the proof.
+            shutil.rmtree(base + ".tmp", ignore_errors=True)
+            r = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE,
+                                base + ".tmp", MIRROR], env=env, stdout=subprocess.DEVNULL)
+            if r.returncode == 0:
+                break
+            log(f"image: debootstrap failed (exit {r.returncode}), attempt {attempt}")
+        else:
+            raise RuntimeError("debootstrap failed twice")
         os.rename(base + ".tmp", base)
         log(f"image: debootstrap {time.monotonic() - t:.0f} s")
     sh(["cp", "-a", base, rootfs])
@@ -207,7 +216,7 @@ class Agent:
         self.buf = b""
         self.s = None
 
-    def connect(self, timeout):
+    def connect(self, timeout, alive=lambda: True):
         deadline = time.monotonic() + timeout
         while self.s is None:
             try:
@@ -226,8 +235,10 @@ class Agent:
                     return
             except TimeoutError:
                 pass
+            if not alive():
+                raise RuntimeError("QEMU exited before the guest agent answered (see console.log, qemu.log)")
             if time.monotonic() > deadline:
-                raise TimeoutError("the guest agent never answered")
+                raise TimeoutError("the guest agent never answered (see console.log)")
 
     def run(self, script, timeout=60):
         self.n += 1
@@ -682,7 +693,18 @@ def main():
     try:
         t = time.monotonic()
         m = Machine(image, payload, run_dir, tsim.port)
-        m.agent.connect(timeout=180)
+        try:
+            m.agent.connect(timeout=180, alive=lambda: m.p.poll() is None)
+        except Exception as e:
+            print(f"\n=== FAIL: boot: {e}\n    last lines of {m.console}:")
+            try:
+                for line in open(m.console, errors="replace").read().splitlines()[-25:]:
+                    print(f"    {line}")
+            except OSError:
+                pass
+            m.stop()
+            m = None
+            return 1
         boot = time.monotonic() - t
         log(f"guest up, agent answering: {boot:.0f} s (console: {m.console})")
         log("guest: " + m.agent.out("uname -r; systemctl is-system-running; systemd-analyze time | head -1").replace("\n", ", "))
@@ -701,11 +723,12 @@ def main():
                 print(f"\n=== FAIL: {name}: not run (the package is not installed and running)")
                 sc.results.append((name, False, 0.0))
     finally:
-        if m is not None:
+        if m is not None and m.agent.s is not None:
             try:
                 open(os.path.join(run_dir, "journal.txt"), "w").write(m.agent.out("journalctl -b --no-pager -o short-monotonic", timeout=60))
             except Exception as e:
                 log(f"(no journal: {e})")
+        if m is not None:
             m.stop()
         tsim.stop()
     total = time.monotonic() - T0
