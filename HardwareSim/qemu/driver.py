@@ -79,10 +79,10 @@ def build_image(out):
     # not fetch the packages again (CI starts clean and always runs it).
     base = os.path.join(BUILD, "debootstrap-" + hashlib.sha256(json.dumps([SUITE, MIRROR, PACKAGES]).encode()).hexdigest()[:16])
     if not os.path.isdir(base):
+        t = time.monotonic()
         for old in os.listdir(BUILD):
             if old.startswith("debootstrap-"):
                 shutil.rmtree(os.path.join(BUILD, old), ignore_errors=True)
-        t = time.monotonic()
         # INITRD=No: the kernel's postinst skips the MODULES=most initrd (36 MB, slow); ours is made below.
         env = dict(os.environ, INITRD="No", DEBIAN_FRONTEND="noninteractive")
         for attempt in (1, 2):
@@ -97,6 +97,7 @@ def build_image(out):
             raise RuntimeError("debootstrap failed twice")
         os.rename(base + ".tmp", base)
         log(f"image: debootstrap {time.monotonic() - t:.0f} s")
+    t = time.monotonic()
     sh(["cp", "-a", base, rootfs])
     kver = sorted(os.listdir(os.path.join(rootfs, "lib/modules")))[-1]
     for rel in PRUNE_MODULES:
@@ -132,10 +133,13 @@ def build_image(out):
     os.makedirs(out, exist_ok=True)
     shutil.copy(os.path.join(rootfs, "boot", "vmlinuz-" + kver), os.path.join(out, "vmlinuz"))
     shutil.copy(os.path.join(rootfs, "boot", "initrd.img-" + kver), os.path.join(out, "initrd.img"))
+    log(f"image: copy, prune, initrd, overlay {time.monotonic() - t:.0f} s")
     t = time.monotonic()
     sh(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", rootfs, os.path.join(out, "root.img"), "1500M"])
     log(f"image: mkfs.ext4 -d {time.monotonic() - t:.0f} s")
+    t = time.monotonic()
     shutil.rmtree(rootfs)
+    log(f"image: working tree removed {time.monotonic() - t:.0f} s")
 # -- image end
 
 
