@@ -51,6 +51,9 @@ let package = Package(
         .target(name: "JSONLines"),
         // Pure: the one card-data filter (card numbers, track data) and PAN masking, for every protocol.
         .target(name: "CardSafety"),
+        // Pure: the WebSocket client (RFC 6455) for OCPP-J: opening handshake, frame codec, message
+        // assembly with UTF-8 validation, and the connection core (keep-alive, close handshake).
+        .target(name: "WebSocket", dependencies: ["WireFormat", "Timebase"]),
         .target(name: "PSPCodec", dependencies: ["JSONLines", "CardSafety", "WireFormat"]),
         // Pure: the PSP link state machine (bring-up, correlation, timeouts, keep-alive, recovery).
         .target(name: "PSPLink", dependencies: ["PSPCodec", "Timebase"]),
@@ -154,6 +157,7 @@ let package = Package(
         .testTarget(name: "StationCoreTests", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase", "TerminalConditions", "TerminalPort"]),
         .testTarget(name: "DiagnosticsTests", dependencies: ["DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "TerminalConditionsTests", dependencies: ["TerminalConditions", "TerminalPort", "PaymentEngine", "Timebase", "WireFormat"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "WireFormat", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "DaemonLog", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),

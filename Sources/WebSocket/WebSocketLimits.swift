@@ -1,0 +1,26 @@
+/// Every bound the WebSocket client keeps, by name. The defaults are what the station uses;
+/// the frame and message limits and the two timeouts are configurable (`WebSocketConfiguration`).
+public enum WebSocketLimits {
+    /// The server's handshake response, status line to the empty line: 8 KiB, nginx's default
+    /// for a header buffer. A CSMS answer is a few hundred bytes.
+    public static let maxResponseHeaderBytes = 8 * 1024
+    /// Header fields in the server's handshake response.
+    public static let maxResponseHeaderFields = 64
+    /// The random nonce behind `Sec-WebSocket-Key` (RFC 6455 section 4.1: 16 bytes).
+    public static let nonceBytes = 16
+    /// A control frame's payload (RFC 6455 section 5.5).
+    public static let maxControlPayload = 125
+    /// A close frame's reason: the control payload less the 2-byte code.
+    public static let maxCloseReasonBytes = 123
+    /// Default largest payload of one received frame. OCPP-J messages are JSON arrays of a few
+    /// KiB; the largest (a firmware or certificate request) stays well under this.
+    public static let defaultMaxFramePayload = 1024 * 1024
+    /// Default largest reassembled message (all fragments together).
+    public static let defaultMaxMessageBytes = 1024 * 1024
+    /// Default wait for the pong answering a keep-alive ping before the connection is failed.
+    public static let defaultPongTimeout = Duration.seconds(30)
+    /// Default wait for the peer's close frame after ours (RFC 6455 section 7.1.1 leaves it to us).
+    public static let defaultCloseTimeout = Duration.seconds(5)
+    /// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask key.
+    public static let maxFrameHeaderBytes = 14
+}
