@@ -157,7 +157,7 @@ let package = Package(
         .testTarget(name: "StationCoreTests", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase", "TerminalConditions", "TerminalPort"]),
         .testTarget(name: "DiagnosticsTests", dependencies: ["DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "TerminalConditionsTests", dependencies: ["TerminalConditions", "TerminalPort", "PaymentEngine", "Timebase", "WireFormat"]),
-        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "WireFormat", "Timebase"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "WireFormat", "Platform", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "DaemonLog", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
