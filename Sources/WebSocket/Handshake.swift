@@ -142,7 +142,7 @@ public struct WebSocketHandshake: Sendable {
         offeredSubprotocols = request.subprotocols
 
         let defaultPort = request.secure ? 443 : 80
-        var lines = ["GET \(request.path) HTTP/1.1",
+        let lines = ["GET \(request.path) HTTP/1.1",
                      "Host: " + (request.port == defaultPort ? request.host : "\(request.host):\(request.port)"),
                      "Upgrade: websocket",
                      "Connection: Upgrade",
@@ -151,7 +151,6 @@ public struct WebSocketHandshake: Sendable {
                      "Sec-WebSocket-Protocol: " + request.subprotocols.joined(separator: ", ")]
         var bytes: [UInt8] = []
         for line in lines { bytes += Array(line.utf8) + [0x0D, 0x0A] }
-        lines = []
         if let c = request.credentials {
             guard !c.user.utf8.contains(UInt8(ascii: ":")) else { throw .colonInUser }
             guard Self.isCleanValue(c.user) else { throw .invalidValue(field: "Basic user") }
@@ -250,7 +249,8 @@ public struct WebSocketHandshakeResult: Equatable, Sendable {
 }
 
 /// Parses the server's handshake response incrementally: feed bytes as they arrive until it returns
-/// a result or throws. Bounded: the header block may not exceed `maxResponseHeaderBytes`.
+/// a result or throws; after either, the parser is done and the stream belongs to the frame decoder
+/// (or is closed). Bounded: the header block may not exceed `maxResponseHeaderBytes`.
 public struct WebSocketResponseParser: Sendable {
     private let handshake: WebSocketHandshake
     private var buffer: [UInt8] = []
