@@ -21,6 +21,10 @@ public enum WebSocketLimits {
     public static let defaultPongTimeout = Duration.seconds(30)
     /// Default wait for the peer's close frame after ours (RFC 6455 section 7.1.1 leaves it to us).
     public static let defaultCloseTimeout = Duration.seconds(5)
+    /// Default bound on the opening handshake, connect to accepted response. The parser has no
+    /// clock: the shell arms this timer and gives up (and backs off) when it fires, so that a
+    /// server that accepts TCP and never answers cannot hold the uplink.
+    public static let defaultHandshakeTimeout = Duration.seconds(30)
     /// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask key.
     public static let maxFrameHeaderBytes = 14
 }
