@@ -61,6 +61,8 @@ let package = Package(
         .target(name: "PaymentEngine", dependencies: ["Timebase", "WireFormat"]),
         // Pure: OCPP 2.1 payment payloads for the cloud uplink.
         .target(name: "Uplink", dependencies: ["JSONLines", "PaymentEngine", "Timebase", "WireFormat"]),
+        // Pure: OCPP-J 2.1 RPC framing and the session core (one CALL in flight, timeouts, BootNotification first).
+        .target(name: "OCPPJ", dependencies: ["JSONLines", "Timebase"]),
         // Pure: what `paybridgectl sessions`, `export` and `metrics` show: session rows over the engine's
         // sessions, entries and summaries, the reconciliation export (CSV, JSON lines), Prometheus text.
         .target(name: "StationReports", dependencies: ["PaymentEngine", "Uplink", "CardSafety", "JSONLines", "WireFormat"]),
@@ -144,6 +146,7 @@ let package = Package(
         .target(name: "CloudHTTP", dependencies: ["CCurl", "Platform", "Timebase"]),
         .testTarget(name: "CloudHTTPTests", dependencies: ["CloudHTTP", "Platform", "Timebase"]),
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "StationCore", "Timebase"]),
+        .testTarget(name: "OCPPJTests", dependencies: ["OCPPJ", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "StationReportsTests", dependencies: ["StationReports", "PaymentEngine", "Uplink", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "PaymentEngine", "Platform", "TerminalConditions"]),
