@@ -9,6 +9,8 @@ struct Session {
     var now = Instant.zero
     var sent: [RPCMessage] = []
     var effects: [RPCEffect] = []
+    /// Everything in the order the core produced it.
+    var log: [RPCEffect] = []
 
     static let boot = BootPayload.make(reason: .powerUp, vendor: "paybridge", model: "PB-1", serial: "0001", firmware: "1.0")
 
@@ -19,6 +21,7 @@ struct Session {
     }
 
     mutating func take(_ fx: [RPCEffect]) {
+        log += fx
         for f in fx {
             if case .transmit(let t) = f { sent.append(try! RPCMessage.parse(t)) } else { effects.append(f) }
         }
