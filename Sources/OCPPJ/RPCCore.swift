@@ -237,13 +237,18 @@ public struct RPCCore: Sendable {
     public mutating func submit(_ call: OutgoingCall, now: Instant) -> [RPCEffect] {
         var fx: [RPCEffect] = []
         let refusal: SubmitRefusal?
-        if !RPCMessage.isMessageID(call.id) { refusal = .invalidID }
-        else if !RPCMessage.isActionName(call.action) { refusal = .invalidAction }
-        else if case .object = call.payload, !(call.id.hasPrefix(idPrefix)) {
-            if inFlight?.id == call.id || queue.contains(where: { $0.id == call.id }) { refusal = .duplicateID }
-            else if queue.count >= config.maxQueued { refusal = .queueFull }
-            else { refusal = nil }
-        } else { refusal = call.id.hasPrefix(idPrefix) ? .duplicateID : .invalidPayload }
+        if !RPCMessage.isMessageID(call.id) {
+            refusal = .invalidID
+        } else if !RPCMessage.isActionName(call.action) {
+            refusal = .invalidAction
+        } else if case .object = call.payload {
+            // The core's own ids share a prefix no outbox id (a UUID) has; one that did would be
+            // a second message under an id the core already used.
+            let taken = call.id.hasPrefix(idPrefix) || inFlight?.id == call.id || queue.contains { $0.id == call.id }
+            refusal = taken ? .duplicateID : queue.count >= config.maxQueued ? .queueFull : nil
+        } else {
+            refusal = .invalidPayload
+        }
         if let refusal {
             fx.append(.outcome(id: call.id, .refused(refusal)))
             return fx
@@ -389,7 +394,7 @@ public struct RPCCore: Sendable {
         return idPrefix + "-" + String(ownCounter)
     }
 
-    mutating func transmit(_ m: RPCMessage, _ now: Instant, _ fx: inout [RPCEffect]) {
+    mutating func transmit(_ m: RPCMessage, _: Instant, _ fx: inout [RPCEffect]) {
         fx.append(.transmit(m.text))
     }
 

@@ -243,6 +243,11 @@ struct Session {
         s.submit("x"); s.submit("x"); s.submit("y")
         #expect(s.outcomes().map(\.1) == [.refused(.invalidID), .refused(.invalidAction), .refused(.invalidPayload),
                                           .refused(.duplicateID), .refused(.queueFull)])
+        // An id in the core's own namespace (the Boot's) is refused too.
+        var t = Session()
+        t.connect()
+        if let boot = t.lastCall { t.submit(boot.id) }
+        #expect(t.outcomes().map(\.1) == [.refused(.duplicateID)])
         #expect(OutgoingCall(id: "x", action: "A", body: Array("[1]".utf8)) == nil)
         #expect(OutgoingCall(id: "x", action: "A", body: Array(#"{"a":1.50}"#.utf8))?.payload == .object([("a", .decimal("1.50"))]))
     }
