@@ -143,7 +143,7 @@ let package = Package(
         // C: libcurl via pkg-config; its header adds typed wrappers for the variadic setopt/getinfo calls.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Shell: HTTPS POSTs through libcurl's multi interface on the event loop (the uplink's transport).
-        .target(name: "CloudHTTP", dependencies: ["CCurl", "Platform", "Timebase"]),
+        .target(name: "CloudHTTP", dependencies: ["CCurl", "Platform", "Timebase", "WireFormat"]),
         .testTarget(name: "CloudHTTPTests", dependencies: ["CloudHTTP", "Platform", "Timebase"]),
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "StationCore", "Timebase"]),
         .testTarget(name: "OCPPJTests", dependencies: ["OCPPJ", "JSONLines", "Platform", "Timebase"]),

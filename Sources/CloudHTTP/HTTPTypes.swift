@@ -1,3 +1,5 @@
+import WireFormat
+
 /// TLS settings of an `HTTPClient`.
 ///
 /// The server's certificate is always verified (chain and host name: libcurl's
@@ -49,28 +51,10 @@ public struct HTTPRequest: Sendable {
                               messageId: String, json: [UInt8]) -> HTTPRequest {
         var base = Substring(baseURL)
         while base.hasSuffix("/") { base = base.dropLast() }
-        let url = "\(base)/\(percentEncodedSegment(stationId))/\(percentEncodedSegment(action))"
+        let url = "\(base)/\(PercentEncoding.pathSegment(stationId))/\(PercentEncoding.pathSegment(action))"
         return HTTPRequest(url: url,
                            headers: [("Content-Type", "application/json"), ("Idempotency-Key", messageId)],
                            body: json)
-    }
-
-    /// RFC 3986 path segment: unreserved characters kept, every other byte as `%XX`.
-    static func percentEncodedSegment(_ s: String) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count)
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.append(byte)
-            default:
-                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -50,7 +50,7 @@ public struct WebSocketRequest: Sendable {
         var prefix = pathPrefix
         while prefix.hasSuffix("/") { prefix.removeLast() }
         if !prefix.hasPrefix("/") { prefix = "/" + prefix }
-        return WebSocketRequest(host: host, port: port, secure: secure, path: prefix + "/" + percentEncode(stationId),
+        return WebSocketRequest(host: host, port: port, secure: secure, path: prefix + "/" + PercentEncoding.pathSegment(stationId),
                                 subprotocols: offerOCPP201 ? [ocpp21, ocpp201] : [ocpp21],
                                 credentials: password.map { BasicCredentials(user: stationId, password: $0) },
                                 extraHeaders: extraHeaders)
@@ -60,21 +60,6 @@ public struct WebSocketRequest: Sendable {
     public static let ocpp21 = "ocpp2.1"
     /// OCPP 2.0.1's subprotocol name.
     public static let ocpp201 = "ocpp2.0.1"
-
-    /// RFC 3986 unreserved characters stay, every other byte becomes %XX.
-    static func percentEncode(_ s: String) -> String {
-        var out = ""
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(b))
-            default:
-                out += "%" + Hex.encode([b])
-            }
-        }
-        return out
-    }
 }
 
 /// Why a request could not be built. Each is a configuration mistake, found before connecting.
