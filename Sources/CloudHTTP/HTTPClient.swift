@@ -124,6 +124,10 @@ public final class HTTPClient {
             curl_multi_remove_handle(multi, transfer.easy)
             transfer.release()
         }
+        for transfer in streams.values {
+            curl_multi_remove_handle(multi, transfer.easy)
+            transfer.release()
+        }
         curl_multi_cleanup(multi)
         curl_share_cleanup(share)
     }
@@ -180,8 +184,13 @@ public final class HTTPClient {
         var ended: [(UInt64, (Result<HTTPResponse, HTTPError>) -> Void)] = []
         for transfer in active.values {
             curl_multi_remove_handle(multi, transfer.easy)
+            let streamCompletion = transfer.streamCompletion
             transfer.release()
-            ended.append((transfer.sequence, transfer.completion))
+            if let streamCompletion {
+                ended.append((transfer.sequence, { _ in streamCompletion(.failure(.cancelled)) }))
+            } else {
+                ended.append((transfer.sequence, transfer.completion))
+            }
         }
         active.removeAll()
         activeOrdinary = 0
@@ -282,8 +291,11 @@ public final class HTTPClient {
         }
     }
 
-    /// Sets every option of one request; returns the first failing `CURLcode` (0: none).
-    private func configure(_ transfer: Transfer, url: String, headerLines: [String], body: [UInt8]) -> UInt32 {
+    /// The options every connection gets, a request's or a stream's: the URL and its protocol
+    /// (https; plain http only to loopback), the proxy rule, localhost pinned to loopback,
+    /// timeouts, TCP keep-alive and TLS with verification always on. Returns the first failing
+    /// `CURLcode` (0: none).
+    private func configureConnection(_ transfer: Transfer, url: String) -> UInt32 {
         let easy = transfer.easy
         var first: UInt32 = 0
         func check(_ code: CURLcode) { if first == 0 { first = code.rawValue } }
@@ -293,23 +305,6 @@ public final class HTTPClient {
         check(pb_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer))
         check(pb_easy_setopt_str(easy, CURLOPT_URL, url))
         check(pb_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, CloudURL.isLoopbackHTTP(url) ? "http" : "https"))
-        check(pb_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "https"))
-        check(pb_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
-        check(pb_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1))
-        check(pb_easy_setopt_long(easy, CURLOPT_POST, 1))
-        check(pb_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
-        body.withUnsafeBufferPointer { bytes in
-            // COPYPOSTFIELDS copies POSTFIELDSIZE bytes now (binary-safe).
-            let empty: StaticString = ""
-            let pointer = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(empty.utf8Start)
-            check(pb_easy_setopt_str(easy, CURLOPT_COPYPOSTFIELDS, pointer.assumingMemoryBound(to: CChar.self)))
-        }
-        for line in headerLines {
-            guard let list = curl_slist_append(transfer.headerList, line) else { check(CURLE_OUT_OF_MEMORY); break }
-            transfer.headerList = list
-        }
-        check(pb_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, transfer.headerList))
-
         // A proxy only when configured, and never for plain http (loopback): "" disables the
         // environment's proxies for this handle, and NOPROXY "*" any that might still apply.
         if let proxy, !CloudURL.isLoopbackHTTP(url) {
@@ -351,6 +346,32 @@ public final class HTTPClient {
             check(pb_easy_setopt_str(easy, CURLOPT_SSLKEY, tls.clientKey ?? certificate))
             check(pb_easy_setopt_str(easy, CURLOPT_SSLKEYTYPE, "PEM"))
         }
+
+        return first
+    }
+
+    /// Sets every option of one request; returns the first failing `CURLcode` (0: none).
+    private func configure(_ transfer: Transfer, url: String, headerLines: [String], body: [UInt8]) -> UInt32 {
+        let easy = transfer.easy
+        var first = configureConnection(transfer, url: url)
+        func check(_ code: CURLcode) { if first == 0 { first = code.rawValue } }
+
+        check(pb_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "https"))
+        check(pb_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
+        check(pb_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1))
+        check(pb_easy_setopt_long(easy, CURLOPT_POST, 1))
+        check(pb_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
+        body.withUnsafeBufferPointer { bytes in
+            // COPYPOSTFIELDS copies POSTFIELDSIZE bytes now (binary-safe).
+            let empty: StaticString = ""
+            let pointer = bytes.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(empty.utf8Start)
+            check(pb_easy_setopt_str(easy, CURLOPT_COPYPOSTFIELDS, pointer.assumingMemoryBound(to: CChar.self)))
+        }
+        for line in headerLines {
+            guard let list = curl_slist_append(transfer.headerList, line) else { check(CURLE_OUT_OF_MEMORY); break }
+            transfer.headerList = list
+        }
+        check(pb_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, transfer.headerList))
 
         check(pb_easy_setopt_write_function(easy, { data, size, count, context in
             guard let context else { return 0 }
@@ -419,14 +440,97 @@ public final class HTTPClient {
         }
         guard !finished.isEmpty else { return }
         var results: [(Transfer, Result<HTTPResponse, HTTPError>)] = []
+        var streamResults: [((Result<CurlStream, HTTPError>) -> Void, Result<CurlStream, HTTPError>)] = []
         for (transfer, code) in finished {
+            if let streamCompletion = transfer.streamCompletion {
+                streamResults.append((streamCompletion, connected(transfer, code)))
+                continue
+            }
             let result = outcome(transfer, code)
             curl_multi_remove_handle(multi, transfer.easy)
             transfer.release()
             results.append((transfer, result))
         }
         startQueued()
+        for (completion, result) in streamResults { completion(result) }
         for (transfer, result) in results { transfer.completion(result) }
+    }
+
+    /// A connect-only transfer ended: its connection becomes a `CurlStream` (the easy handle stays
+    /// in the multi handle, which owns the connection: removing it closes the connection), or it failed.
+    private func connected(_ transfer: Transfer, _ code: UInt32) -> Result<CurlStream, HTTPError> {
+        transfer.streamCompletion = nil
+        var socket: curl_socket_t = -1
+        if code == 0, pb_easy_getinfo_socket(transfer.easy, CURLINFO_ACTIVESOCKET, &socket) == CURLE_OK, socket >= 0 {
+            let stream = CurlStream(client: self, transfer: transfer, fd: socket)
+            streams[transfer.easy] = transfer
+            return .success(stream)
+        }
+        let message = String(cString: transfer.errorBuffer)
+        let error = httpError(curlCode: Int(code == 0 ? 7 : code), message: message.isEmpty ? Self.text(of: code) : explainingTLSAlert(message),
+                              requestStarted: false, exceeded: false, responseStarted: false)
+        curl_multi_remove_handle(multi, transfer.easy)
+        transfer.release()
+        return .failure(error)
+    }
+
+    /// Connections handed out as streams and not yet closed, by easy handle.
+    private var streams: [UnsafeMutableRawPointer: Transfer] = [:]
+
+    /// Closes a stream's connection (removing a connect-only handle from the multi handle closes it).
+    func closeStream(_ transfer: Transfer) {
+        guard streams.removeValue(forKey: transfer.easy) != nil else { return }
+        curl_multi_remove_handle(multi, transfer.easy)
+        transfer.release()
+    }
+
+    /// Opens a raw byte stream to `url`'s host and port (TCP, then TLS for https, through the
+    /// configured proxy as a CONNECT tunnel) with every rule a request gets: verification always
+    /// on, the CA file, the client certificate, plain http only to loopback, localhost pinned,
+    /// the connect timeout, TCP keep-alive. Name resolution runs on libcurl's resolver thread and
+    /// the connect and handshake are non-blocking, so the loop never waits. `completion` runs once,
+    /// on the loop, never inside this call. Used by the OCPP-J uplink for its WebSocket.
+    ///
+    /// Give streams a client of their own: a request's connections share the client's cache,
+    /// whose pruning must never pick a stream's connection.
+    public func openStream(url: String, completion: @escaping (Result<CurlStream, HTTPError>) -> Void) {
+        let sequence = nextSequence
+        nextSequence += 1
+        if let problem = Self.urlProblem(url) {
+            refuse(sequence, .invalidRequest(problem)) { result in
+                if case .failure(let e) = result { completion(.failure(e)) }
+            }
+            return
+        }
+        guard let easy = curl_easy_init() else {
+            refuse(sequence, .other(code: 27, "curl_easy_init failed")) { result in
+                if case .failure(let e) = result { completion(.failure(e)) }
+            }
+            return
+        }
+        let transfer = Transfer(easy: easy, sequence: sequence, maxBytes: 0, urgent: true, completion: { _ in })
+        transfer.streamCompletion = completion
+        var code = configureConnection(transfer, url: url)
+        if code == 0 { code = pb_easy_setopt_long(easy, CURLOPT_CONNECT_ONLY, 1).rawValue }
+        let added = code == 0 ? curl_multi_add_handle(multi, easy) : CURLM_OK
+        guard code == 0, added == CURLM_OK else {
+            transfer.release()
+            let error: HTTPError = code != 0 ? .other(code: Int(code), "setting up the connection: \(Self.text(of: code))")
+                : .other(code: Int(added.rawValue), "curl_multi_add_handle: \(String(cString: curl_multi_strerror(added)))")
+            refuse(sequence, error) { result in
+                if case .failure(let e) = result { completion(.failure(e)) }
+            }
+            return
+        }
+        active[easy] = transfer
+        var running: Int32 = 0
+        _ = curl_multi_socket_action(multi, curl_socket_t(PB_CURL_SOCKET_TIMEOUT), 0, &running)
+        if completionCheck == nil {
+            completionCheck = loop.schedule(at: MonotonicClock.now()) { [weak self] in
+                self?.completionCheck = nil
+                self?.finishCompleted()
+            }
+        }
     }
 
     private func outcome(_ transfer: Transfer, _ code: UInt32) -> Result<HTTPResponse, HTTPError> {
@@ -467,6 +571,8 @@ final class Transfer {
     /// Posted with `HTTPPriority.urgent`: counts against no ordinary slot.
     let urgent: Bool
     let completion: (Result<HTTPResponse, HTTPError>) -> Void
+    /// Set for `openStream`: the connection itself is the result, not a response.
+    var streamCompletion: ((Result<CurlStream, HTTPError>) -> Void)?
     let errorBuffer: UnsafeMutablePointer<CChar>
     var headerList: UnsafeMutablePointer<curl_slist>?
     /// The `CURLOPT_RESOLVE` entries (localhost pinned to loopback), alive as long as the handle.
@@ -512,4 +618,76 @@ final class Transfer {
     }
 
     deinit { release() }
+}
+
+/// A raw byte stream over a connection libcurl set up (`HTTPClient.openStream`): TCP, or TLS
+/// verified as for every request. Non-blocking: watch `fd` on the loop and call `receive` until
+/// it says `wouldBlock` (TLS may hold decrypted bytes the socket no longer shows); `send` takes
+/// what fits. Not thread-safe; close it before its client goes.
+public final class CurlStream {
+    /// What one `receive` gave.
+    public enum Received: Equatable, Sendable {
+        /// This many bytes were written into the buffer.
+        case bytes(Int)
+        /// Nothing now: wait for the fd to be readable.
+        case wouldBlock
+        /// The peer closed the connection.
+        case closed
+        /// The connection failed (reset, TLS alert): libcurl's text.
+        case failed(String)
+    }
+
+    /// What one `send` did.
+    public enum Sent: Equatable, Sendable {
+        /// This many bytes (possibly fewer than offered) were taken.
+        case bytes(Int)
+        /// Nothing fits now: wait for the fd to be writable.
+        case wouldBlock
+        /// The connection failed: libcurl's text.
+        case failed(String)
+    }
+
+    unowned let client: HTTPClient
+    let transfer: Transfer
+    /// The connection's socket, for the loop to watch; owned by libcurl (never close it).
+    public let fd: Int32
+    public private(set) var isClosed = false
+
+    init(client: HTTPClient, transfer: Transfer, fd: Int32) {
+        self.client = client; self.transfer = transfer; self.fd = fd
+    }
+
+    /// Reads what is there into `buffer`.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer) -> Received {
+        guard !isClosed, let base = buffer.baseAddress, buffer.count > 0 else { return .failed("stream closed") }
+        var n = 0
+        let code = curl_easy_recv(transfer.easy, base, buffer.count, &n)
+        switch code {
+        case CURLE_OK: return n == 0 ? .closed : .bytes(n)
+        case CURLE_AGAIN: return .wouldBlock
+        default: return .failed(String(cString: curl_easy_strerror(code)))
+        }
+    }
+
+    /// Writes as much of `bytes` as fits now.
+    public func send(_ bytes: UnsafeRawBufferPointer) -> Sent {
+        guard !isClosed else { return .failed("stream closed") }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return .bytes(0) }
+        var n = 0
+        let code = curl_easy_send(transfer.easy, base, bytes.count, &n)
+        switch code {
+        case CURLE_OK: return .bytes(n)
+        case CURLE_AGAIN: return n > 0 ? .bytes(n) : .wouldBlock
+        default: return .failed(String(cString: curl_easy_strerror(code)))
+        }
+    }
+
+    /// Closes the connection (unwatch `fd` first). Idempotent.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        client.closeStream(transfer)
+    }
+
+    deinit { close() }
 }
