@@ -107,6 +107,8 @@ DEFAULT_CALL_TIMEOUT_S = 30
 MAX_MESSAGE_BYTES = 1 << 20
 #: How much of a malformed frame is kept in the record (characters).
 MALFORMED_KEEP_CHARS = 2000
+#: Longest reason printed on one stdout line (characters).
+MAX_REASON_CHARS = 300
 #: Close code for a CSMS-initiated close ("going away").
 CLOSE_GOING_AWAY = 1001
 #: Close code recorded when no close frame was exchanged.
@@ -143,6 +145,13 @@ def jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
+def reason_of(error):
+    """One line saying why the library refused a payload (its cause's first line, bounded)."""
+    cause = error.details.get("cause") if isinstance(error.details, dict) else None
+    text = f"{error.code}: {cause or error.description}"
+    return " ".join(text.splitlines()[0].split())[:MAX_REASON_CHARS]
+
+
 def merge(base, over):
     """`over` merged into a copy of `base`: dicts recursively, None deletes a key."""
     result = copy.deepcopy(base)
@@ -163,7 +172,8 @@ class Output:
         self.record_file = open(record_path, "a", encoding="utf-8") if record_path else None
 
     def say(self, line):
-        sys.stdout.write(line + "\n")
+        # One protocol line per answer, whatever a reason contains.
+        sys.stdout.write(" ".join(line.splitlines()) + "\n")
         sys.stdout.flush()
 
     def record(self, event, **fields):
@@ -380,10 +390,10 @@ class Station(V21ChargePoint):
         try:
             await validate_payload(answer, self._ocpp_version)
         except OCPPError as error:
-            reason = f"{error.code}: {jsonable(error.details).get('cause', error.description)}"
+            reason = reason_of(error)
             entry.update(valid=False, error=reason)
             out.record("response", **entry)
-            out.say(f"invalid {action} {reason}".replace("\n", " "))
+            out.say(f"invalid {action} {reason}")
             return
         entry["valid"] = True
         out.record("response", **entry)
@@ -600,7 +610,7 @@ class CSMS:
             try:
                 await validate_payload(result, KNOWN_SUBPROTOCOLS[self.args.subprotocols[0]])
             except OCPPError as error:
-                raise ValueError(f"response fails the schema: {jsonable(error.details).get('cause', error)}")
+                raise ValueError(f"response fails the schema: {reason_of(error)}")
         self.script.push(action, "respond", count, {"payload": payload, "validate": validate})
         self.out.say("ok respond")
 
@@ -637,7 +647,7 @@ class CSMS:
             try:
                 await validate_payload(Call("check", action, payload), station._ocpp_version)
             except OCPPError as error:
-                raise ValueError(f"request fails the schema: {jsonable(error.details).get('cause', error)}")
+                raise ValueError(f"request fails the schema: {reason_of(error)}")
         self.out.say("ok call")
         task = asyncio.ensure_future(station.csms_call(action, payload, validate, timeout))
         task.add_done_callback(self.report_failure)
