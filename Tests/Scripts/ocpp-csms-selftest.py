@@ -9,6 +9,7 @@ with a scripted CALLERROR then success and a scripted totalCost, silence, the `c
 (answered, answered invalidly, answered with a CALLERROR, unanswered), refusals (unknown station
 404, subprotocol 400, refuse 503 with Retry-After then accept), ocpp2.0.1 fallback, close (1001)
 and drop (1006), command errors, end of stdin → exit 0, bad arguments → non-zero exit; security
+raw frames (unknown actions, SEND, formation errors, binary), quit; security
 profile 2 (TLS server certificate from a throwaway CA made with the `openssl` CLI, Basic auth
 wrong → 401, right → connected) and profile 3 (client certificate required, its CN recorded).
 
@@ -301,6 +302,33 @@ async def protocol_cases(tmp):
                                                                     "error respond:"))), str(lines))
     await case("command errors", command_errors())
 
+    async def raw_frames():
+        raw = await connect(f"ws://127.0.0.1:{csms.port}/ocpp/CS-2", subprotocols=["ocpp2.1"],
+                            open_timeout=STEP_TIMEOUT_S)
+        answers = []
+        for frame in ('[2,"m1","Reset",{"type":"Immediate"}]', '[2,"m2","Fly",{}]',
+                      '[6,"m3","NotifyPeriodicEventStream",{"id":1,"pending":0,"basetime":'
+                      '"2026-12-05T19:00:00Z","data":[]}]', '[2,"m4"]', 'not json',
+                      '[2,"m5","Heartbeat",{}]'):
+            await raw.send(frame)
+        while len(answers) < 4:
+            answers.append(json.loads(await asyncio.wait_for(raw.recv(), STEP_TIMEOUT_S)))
+        codes = [(a[0], a[1], a[2] if a[0] == 4 else None) for a in answers]
+        await raw.send(b"\x00binary")
+        try:
+            await asyncio.wait_for(raw.recv(), STEP_TIMEOUT_S)
+        except websockets.ConnectionClosed:
+            pass
+        sends = [e for e in csms.events("send") if e["id"] == "m3"]
+        malformed = [e for e in csms.events("malformed") if e["station"] == "CS-2"]
+        report("raw frames: NotImplemented, NotSupported, SEND recorded unanswered, "
+               "formation errors, binary closes 1003",
+               codes == [(4, "m1", "NotImplemented"), (4, "m2", "NotSupported"),
+                         (4, "m4", "ProtocolError"), (3, "m5", None)]
+               and len(sends) == 1 and len(malformed) == 3 and raw.close_code == 1003,
+               f"{codes} {sends} {malformed} {raw.close_code}")
+    await case("raw frames", raw_frames())
+
     async def refusals():
         status404, _ = await refused_status(csms.port, "CS-7")
         status400, _ = await refused_status(csms.port, "CS-2", subprotocols=("ocpp1.6",))
@@ -417,7 +445,8 @@ async def profile2_cases(tmp, pki):
     report("profile 2: wss with the server verified against the throwaway CA, right password",
            answer.status == "Accepted" and con["station"] == "CS-3" and con.get("user") == "CS-3"
            and "client_cn" not in con, f"{answer} {con}")
-    report("profile 2: server ends on end of stdin", await csms.stop() == 0)
+    ack = await csms.cmd({"cmd": "quit"})
+    report("profile 2: quit command → ok quit, exit 0", ack == "ok quit" and await csms.stop() == 0, ack)
 
 
 async def profile3_cases(tmp, pki):

@@ -31,7 +31,8 @@ Commands ({"cmd": ...}):
                                removes the key); checked against the schema now unless
                                validate=false (then sent as is, to test the station's checks)
     boot     status=S [interval=N]
-                               answer future BootNotifications with S (and interval N)
+                               answer future BootNotifications with S; N is the heartbeat
+                               interval when S is Accepted, else the retry interval
     call     action=A payload={...} [station=ID] [validate=false] [timeout=S]
                                send a CALL to the only (or the named) connected station; after
                                `ok call` one more line follows when the answer is in:
@@ -43,8 +44,20 @@ Scripted answers (callerror, silence, respond) of one action queue in the order 
 used for `count` (default 1) valid CALLs. A CALL that fails the schema is always answered by the
 library's own CALLERROR and uses up no scripted answer.
 
-Record (--record FILE): JSON lines flushed one by one in the order things happened; "t" is Unix
-time in seconds (float). Events:
+Answers to a station's CALLs (valid against the 2.1 schema, checked by the library before
+sending): BootNotification {currentTime, interval, status}, Heartbeat {currentTime}, Authorize
+{idTokenInfo.status: Blocked for --deny-tokens, else Accepted}, every other action a station
+sends the smallest valid answer ({} where allowed: TransactionEvent, StatusNotification,
+MeterValues, NotifyReport, NotifyEvent, SecurityEventNotification, NotifySettlement, ...).
+A 2.1 action only a CSMS sends gets NotImplemented, a name outside 2.1 NotSupported.
+Basic auth (profiles 1/2): the user must be the station id of the path (OCPP 2.x security).
+
+Lines after `ok call` arrive whenever the station answers, so they may come between a later
+command and its acknowledgement: read stdout by the first word. (callerror, silence and respond
+take only actions a station sends.)
+
+Record (--record FILE, appended to): JSON lines flushed one by one in the order things happened;
+"t" is Unix time in seconds (float). Events:
     {"event":"connect","station","path","subprotocol","client_cn"?,"user"?,"t"}
     {"event":"refused","status","path","station"?,"reason","t"}
     {"event":"disconnect","station","code","reason","by":"csms"|"station","t"}
@@ -53,11 +66,13 @@ time in seconds (float). Events:
         (written before the answer is sent, so a station that has its answer finds it recorded)
     {"event":"response","station","action","id","request","payload"?,"valid","error"?,
      "callerror"? {"code","description","details"},"t"}
-    {"event":"malformed","station","raw","error","t"}    a frame the library cannot unpack
-    {"event":"send","station","action","payload","t"}    an OCPP 2.1 SEND frame (type 6)
+    {"event":"malformed","station","raw","error","t"}    a frame the library cannot unpack (a
+        CALL whose id is readable is still answered with a CALLERROR; a binary frame closes 1003)
+    {"event":"send","station","id","action","payload","t"}   an OCPP 2.1 SEND frame (type 6)
     {"event":"callresulterror","station","id","code","description","t"}   type 5
 
-Exit status 2 with a message on stderr on bad arguments.
+A refused TLS handshake (profile 3 without a valid client certificate) happens before HTTP and
+is not recorded. Exit status 2 with a message on stderr on bad arguments.
 """
 import argparse
 import asyncio
@@ -111,6 +126,8 @@ MALFORMED_KEEP_CHARS = 2000
 MAX_REASON_CHARS = 300
 #: Close code for a CSMS-initiated close ("going away").
 CLOSE_GOING_AWAY = 1001
+#: Close code for a binary frame (OCPP-J frames are text).
+CLOSE_UNSUPPORTED_DATA = 1003
 #: Close code recorded when no close frame was exchanged.
 CLOSE_ABNORMAL = 1006
 #: OCPP-J message type numbers the `ocpp` package does not know (2.1 additions).
@@ -263,6 +280,13 @@ class Station(V21ChargePoint):
 
     async def route_message(self, raw_msg):
         out = self.csms.out
+        if isinstance(raw_msg, bytes):
+            # OCPP-J frames are text; a binary frame is closed with "unsupported data".
+            out.record("malformed", station=self.id, raw=raw_msg[:MALFORMED_KEEP_CHARS].hex(),
+                       error="binary frame")
+            self.closed_by_csms = True
+            await self._connection.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J frames are text")
+            return
         try:
             parsed = json.loads(raw_msg)
         except (TypeError, ValueError):
@@ -555,9 +579,10 @@ class CSMS:
 
     @staticmethod
     def action_of(cmd):
+        """The action of a scripted answer: one a station sends (others are never answered)."""
         action = cmd.get("action")
-        if action not in KNOWN_ACTIONS:
-            raise ValueError(f"unknown OCPP 2.1 action {action!r}")
+        if action not in STATION_ACTIONS:
+            raise ValueError(f"{action!r} is not an OCPP 2.1 action a station sends")
         return action
 
     async def cmd_close(self, cmd):
