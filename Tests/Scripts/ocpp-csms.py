@@ -331,7 +331,7 @@ class Station(V21ChargePoint):
                 raise OCPPNotImplemented(details={"cause": f"No handler for {msg.action}"})
         except OCPPError as error:
             answer = msg.create_call_error(error)
-            entry.update(answer="error", error=str(error),
+            entry.update(answer="error", error=reason_of(error),
                          callerror={"code": answer.error_code,
                                     "description": answer.error_description})
             out.record("call", **entry)
@@ -365,7 +365,7 @@ class Station(V21ChargePoint):
             except OCPPError as error:
                 # Our own answer failed the schema: the package refuses to send it.
                 answer = msg.create_call_error(error)
-                entry.update(answer="error", error=f"response invalid: {error}",
+                entry.update(answer="error", error=f"response invalid: {reason_of(error)}",
                              callerror={"code": answer.error_code,
                                         "description": answer.error_description})
                 out.record("call", **entry)
@@ -437,6 +437,7 @@ class CSMS:
             user, password = pair.split(":", 1)
             self.credentials.setdefault(user, set()).add(password)
         self.done = None
+        self.tls = make_tls(args)
 
     # --- handshake ---
 
@@ -697,13 +698,7 @@ class CSMS:
                 loop.call_soon_threadsafe(lines.put_nowait, line)
             loop.call_soon_threadsafe(lines.put_nowait, None)
 
-        tls = None
-        if self.args.tls_cert:
-            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            tls.load_cert_chain(self.args.tls_cert, self.args.tls_key)
-            if self.args.tls_client_ca:
-                tls.verify_mode = ssl.CERT_REQUIRED
-                tls.load_verify_locations(self.args.tls_client_ca)
+        tls = self.tls
         ping = self.args.ping_interval or None
         async with serve(self.handler, self.args.host, self.args.port, ssl=tls,
                          subprotocols=list(self.args.subprotocols),
@@ -734,6 +729,25 @@ class CSMS:
                 await asyncio.wait_for(server.wait_closed(), 2)
             except asyncio.TimeoutError:
                 pass
+
+
+def make_tls(args):
+    """The server's TLS context (profile 2; profile 3 with --tls-client-ca), or None."""
+    if not args.tls_cert:
+        return None
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP 2.x security: TLS 1.2 or later
+    try:
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise OSError(f"cannot load --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: {error}")
+    if args.tls_client_ca:
+        tls.verify_mode = ssl.CERT_REQUIRED
+        try:
+            tls.load_verify_locations(args.tls_client_ca)
+        except (OSError, ssl.SSLError) as error:
+            raise OSError(f"cannot load --tls-client-ca {args.tls_client_ca}: {error}")
+    return tls
 
 
 def parse_args(argv):
