@@ -81,6 +81,7 @@ import binascii
 import copy
 import datetime
 import http
+import importlib.metadata
 import json
 import logging
 import math
@@ -106,6 +107,9 @@ except ImportError as missing:
     print(f"ocpp-csms: missing Python package: {missing}", file=sys.stderr, flush=True)
     sys.exit(3)
 
+#: The `ocpp` release whose ChargePoint internals (route_message, _handle_call, _call_lock,
+#: _get_specific_response, _send) this script extends; another release is used with a warning.
+TESTED_OCPP_VERSION = "2.1.0"
 #: Subprotocols this CSMS can serve, with the `ocpp` package's version string for each.
 KNOWN_SUBPROTOCOLS = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1"}
 #: Boot statuses of RegistrationStatusEnumType.
@@ -796,6 +800,13 @@ def parse_args(argv):
 
 def main():
     args = parse_args(sys.argv[1:])
+    try:
+        installed = importlib.metadata.version("ocpp")
+    except importlib.metadata.PackageNotFoundError:
+        installed = "unknown"
+    if installed != TESTED_OCPP_VERSION:
+        print(f"ocpp-csms: warning: ocpp {installed} installed, written against "
+              f"{TESTED_OCPP_VERSION}", file=sys.stderr, flush=True)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     try:
