@@ -5,7 +5,8 @@ every frame it sends and receives against the 2.1 schemas) and `websockets` as t
 
 Covers: BootNotification (Accepted with the configured interval, Pending by command), Authorize
 accepted and denied, a schema-invalid CALL answered by the library's CALLERROR, TransactionEvent
-with a scripted CALLERROR then success and a scripted totalCost, silence, the `call` command
+with a scripted CALLERROR then success and a scripted totalCost, silence, scripted answers queued
+in order (and one sent unvalidated), the `call` command
 (answered, answered invalidly, answered with a CALLERROR, unanswered), refusals (unknown station
 404, subprotocol 400, refuse 503 with Retry-After then accept), ocpp2.0.1 fallback, close (1001)
 and drop (1006), command errors, end of stdin → exit 0, bad arguments → non-zero exit; raw
@@ -251,6 +252,40 @@ async def protocol_cases(tmp):
                ack == "ok silence" and silent and answered.current_time.endswith("Z")
                and rec["answer"] == "none", f"{ack} {silent} {answered} {rec}")
     await case("silence", silence())
+
+    async def script_queue():
+        acks = [await csms.cmd({"cmd": "silence", "action": "StatusNotification"}),
+                await csms.cmd({"cmd": "callerror", "action": "StatusNotification",
+                                "code": "SecurityError"}),
+                await csms.cmd({"cmd": "respond", "action": "StatusNotification", "count": 2,
+                                "payload": {"customData": {"vendorId": "test"}}}),
+                await csms.cmd({"cmd": "respond", "action": "Heartbeat", "validate": False,
+                                "payload": {"currentTime": 5}})]
+        outcomes = []
+        st._response_timeout = 1
+        for _ in range(5):
+            try:
+                answer = await st.call(call.StatusNotification(
+                    timestamp="2026-12-05T19:00:00Z", connector_status="Available", evse_id=1,
+                    connector_id=1), suppress=False)
+                outcomes.append(("result", answer.custom_data))
+            except asyncio.TimeoutError:
+                outcomes.append(("none", None))
+            except OCPPError as error:
+                outcomes.append(("error", error.code))
+        st._response_timeout = STEP_TIMEOUT_S
+        try:
+            await st.call(call.Heartbeat())
+            heartbeat = "accepted"
+        except OCPPError as error:
+            heartbeat = error.code  # the station's library refuses the invalid answer
+        report("scripted answers queue in order; validate=false sends an invalid answer as is",
+               acks == ["ok silence", "ok callerror", "ok respond", "ok respond"]
+               and outcomes == [("none", None), ("error", "SecurityError"),
+                                ("result", {"vendor_id": "test"}), ("result", {"vendor_id": "test"}),
+                                ("result", None)]
+               and heartbeat == "TypeConstraintViolation", f"{acks} {outcomes} {heartbeat}")
+    await case("script queue", script_queue())
 
     async def csms_calls():
         ack = await csms.cmd({"cmd": "call", "action": "GetTransactionStatus", "payload": {}})
