@@ -7,7 +7,7 @@ Covers: BootNotification (Accepted with the configured interval, Pending by comm
 accepted and denied, a schema-invalid CALL answered by the library's CALLERROR, TransactionEvent
 with a scripted CALLERROR then success and a scripted totalCost, silence, scripted answers queued
 in order (and one sent unvalidated), the `call` command
-(answered, answered invalidly, answered with a CALLERROR, unanswered), refusals (unknown station
+(answered, answered invalidly, answered with a CALLERROR, unanswered, cut off by a drop), refusals (unknown station
 404, subprotocol 400, refuse 503 with Retry-After then accept), ocpp2.0.1 fallback, close (1001)
 and drop (1006), command errors, end of stdin → exit 0, bad arguments → non-zero exit; raw
 frames (unknown actions, SEND, formation errors, binary), quit; security profile 2 (TLS server
@@ -406,13 +406,19 @@ async def protocol_cases(tmp):
 
         ws, st, task = await open_station(csms.port, "CS-1")
         await st.call(boot_request())
-        ack = await csms.cmd({"cmd": "drop"})
+        # A request the station leaves unanswered, then the drop: the call reports `closed`.
+        pending = await csms.cmd({"cmd": "call", "action": "UnlockConnector",
+                                  "payload": {"evseId": 1, "connectorId": 1}, "timeout": 10})
+        await csms.send({"cmd": "drop"})
+        lines = sorted([await csms.line(), await csms.line()])
+        ack = "ok drop" if lines == ["closed UnlockConnector", "ok drop"] else f"{pending} {lines}"
         try:
             await asyncio.wait_for(task, STEP_TIMEOUT_S)
         except websockets.ConnectionClosed:
             pass
         recs = await csms.wait_event(lambda e: e["event"] == "disconnect" and e["code"] == 1006)
-        report("drop: TCP aborted without close handshake (1006 on both sides)",
+        report("drop: TCP aborted without close handshake (1006 on both sides), "
+               "the pending call reported closed",
                ack == "ok drop" and ws.close_code == 1006 and recs is not None and recs["by"] == "csms",
                f"{ack} {ws.close_code} {recs}")
     await case("close and drop", close_and_drop())
