@@ -8,10 +8,11 @@ accepted and denied, a schema-invalid CALL answered by the library's CALLERROR, 
 with a scripted CALLERROR then success and a scripted totalCost, silence, scripted answers queued
 in order (and one sent unvalidated), the `call` command (answered, answered invalidly, answered
 with a CALLERROR, unanswered, cut off by a drop), refusals (unknown station 404, subprotocol 400,
-refuse 503 with Retry-After then accept), ocpp2.0.1 fallback, close (1001) and drop (1006), command errors, end of stdin → exit 0, bad arguments → non-zero exit; raw
-frames (unknown actions, SEND, formation errors, binary), quit; security profile 2 (TLS server
-certificate from a throwaway CA made with the `openssl` CLI, Basic auth wrong → 401, right →
-connected) and profile 3 (client certificate required, its CN recorded).
+refuse 503 with Retry-After then accept), ocpp2.0.1 fallback, close (1001) and drop (1006),
+command errors, end of stdin → exit 0, bad arguments → non-zero exit; raw frames (unknown
+actions, SEND, formation errors, binary), quit; security profile 2 (TLS server certificate from
+a throwaway CA made with the `openssl` CLI, Basic auth wrong → 401, right → connected) and
+profile 3 (client certificate required, its CN recorded).
 
 Prints PASS/FAIL per case; exits 1 on any failure. Run: python3 Tests/Scripts/ocpp-csms-selftest.py
 """
