@@ -281,6 +281,12 @@ public final class HTTPClient {
         // Put the request on the wire now rather than at the next turn of the loop: a card's
         // Authorize must not wait behind the rest of this turn (a ledger fdatasync, typically).
         // Completions still run from the loop, never inside `post`.
+        kick()
+    }
+
+    /// Drives a just-added handle at once, and checks at the next turn of the loop for transfers
+    /// that finished inside that kick (completions never run inside `post` or `openStream`).
+    private func kick() {
         var running: Int32 = 0
         _ = curl_multi_socket_action(multi, curl_socket_t(PB_CURL_SOCKET_TIMEOUT), 0, &running)
         if completionCheck == nil {
@@ -496,16 +502,18 @@ public final class HTTPClient {
     public func openStream(url: String, completion: @escaping (Result<CurlStream, HTTPError>) -> Void) {
         let sequence = nextSequence
         nextSequence += 1
-        if let problem = Self.urlProblem(url) {
-            refuse(sequence, .invalidRequest(problem)) { result in
+        // A stream that cannot start fails from the loop too, through the requests' `refuse`.
+        func fail(_ error: HTTPError) {
+            refuse(sequence, error) { result in
                 if case .failure(let e) = result { completion(.failure(e)) }
             }
+        }
+        if let problem = Self.urlProblem(url) {
+            fail(.invalidRequest(problem))
             return
         }
         guard let easy = curl_easy_init() else {
-            refuse(sequence, .other(code: 27, "curl_easy_init failed")) { result in
-                if case .failure(let e) = result { completion(.failure(e)) }
-            }
+            fail(.other(code: 27, "curl_easy_init failed"))
             return
         }
         let transfer = Transfer(easy: easy, sequence: sequence, maxBytes: 0, urgent: true, completion: { _ in })
@@ -517,20 +525,11 @@ public final class HTTPClient {
             transfer.release()
             let error: HTTPError = code != 0 ? .other(code: Int(code), "setting up the connection: \(Self.text(of: code))")
                 : .other(code: Int(added.rawValue), "curl_multi_add_handle: \(String(cString: curl_multi_strerror(added)))")
-            refuse(sequence, error) { result in
-                if case .failure(let e) = result { completion(.failure(e)) }
-            }
+            fail(error)
             return
         }
         active[easy] = transfer
-        var running: Int32 = 0
-        _ = curl_multi_socket_action(multi, curl_socket_t(PB_CURL_SOCKET_TIMEOUT), 0, &running)
-        if completionCheck == nil {
-            completionCheck = loop.schedule(at: MonotonicClock.now()) { [weak self] in
-                self?.completionCheck = nil
-                self?.finishCompleted()
-            }
-        }
+        kick()
     }
 
     private func outcome(_ transfer: Transfer, _ code: UInt32) -> Result<HTTPResponse, HTTPError> {
