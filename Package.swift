@@ -63,6 +63,9 @@ let package = Package(
         .target(name: "Uplink", dependencies: ["JSONLines", "PaymentEngine", "Timebase", "WireFormat"]),
         // Pure: OCPP-J 2.1 RPC framing and the session core (one CALL in flight, timeouts, BootNotification first).
         .target(name: "OCPPJ", dependencies: ["JSONLines", "Timebase"]),
+        // The OCPP-J uplink (issue 15): a WebSocket over libcurl's stream, WebSocketCore and RPCCore,
+        // as the outbox's transport and the card decider.
+        .target(name: "OCPPJUplink", dependencies: ["OCPPJ", "WebSocket", "CloudHTTP", "Station", "Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         // Pure: what `paybridgectl sessions`, `export` and `metrics` show: session rows over the engine's
         // sessions, entries and summaries, the reconciliation export (CSV, JSON lines), Prometheus text.
         .target(name: "StationReports", dependencies: ["PaymentEngine", "Uplink", "CardSafety", "JSONLines", "WireFormat"]),
@@ -122,7 +125,7 @@ let package = Package(
         // `DaemonCommand`) and `StationDaemon` (state directory, ledger and its write probe, recovery,
         // assembly, SIGHUP's reload, stop). No simulator: a test brings its own ports.
         .target(name: "Daemon", dependencies: ["Configuration", "Station", "StationReports", "TerminalConditions", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "ControllerInput", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
-                                               "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
+                                               "OCPPJUplink", "OCPPJ", "WebSocket", "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
         .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
@@ -147,6 +150,7 @@ let package = Package(
         .testTarget(name: "CloudHTTPTests", dependencies: ["CloudHTTP", "Platform", "Timebase"]),
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "StationCore", "Timebase"]),
         .testTarget(name: "OCPPJTests", dependencies: ["OCPPJ", "JSONLines", "Platform", "Timebase"]),
+        .testTarget(name: "OCPPJUplinkTests", dependencies: ["OCPPJUplink", "OCPPJ", "WebSocket", "CloudHTTP", "Station", "Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "StationReportsTests", dependencies: ["StationReports", "PaymentEngine", "Uplink", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "PaymentEngine", "Platform", "TerminalConditions"]),

@@ -268,6 +268,15 @@ public struct RPCCore: Sendable {
         return fx
     }
 
+    /// Takes every submitted call that is waiting (not the one in flight) back out of the queue,
+    /// returning their ids: when the connection goes, the shell ends them itself (an outbox message
+    /// is resent after the next Boot, a card question is left to the offline policy) rather than
+    /// let them go out late on a later connection.
+    public mutating func withdrawWaiting() -> [String] {
+        defer { queue = [] }
+        return queue.map(\.id)
+    }
+
     // MARK: Incoming
 
     /// One text message from the CSMS.

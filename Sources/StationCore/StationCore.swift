@@ -32,6 +32,9 @@ public struct StationCore: Sendable {
         case delivered(id: String, DeliveryResult)
         /// Time passed: the shell's timer at `nextDeadline`.
         case tick
+        /// The uplink is registered with the cloud again (OCPP-J: BootNotification accepted): the
+        /// outbox sends now rather than at its next probe.
+        case uplinkReady
         /// What the terminal reported about itself (identity, a security alert), judged by the
         /// operating rules at the time the input is taken up.
         case terminalCondition(TerminalCondition)
@@ -347,12 +350,22 @@ public struct StationCore: Sendable {
             flushSends()
             heartbeatIfDue()
         case let .delivered(id, result):
-            if case let .rejected(status, response) = result, let m = outbox.message(id) {
+            let message = outbox.message(id)
+            let effects = outbox.completed(id, result, now: now.monotonic)
+            // Every dead letter, whatever decided it (a 4xx, CALLERRORs, attempts spent), gets its
+            // line in the technicians' file.
+            for case let .persist(.deadLettered(deadID, status, response)) in effects {
+                guard let m = message, m.id == deadID else { continue }
                 emit(.deadLetter(messageID: m.id, line: JSON.object([("messageId", .string(m.id)), ("action", .string(m.action.rawValue)),
                                                     ("queue", .string(m.queue)), ("status", .number(status)),
                                                     ("response", .string(response)), ("t", .number(now.wallMillis))]).text))
             }
-            handleOutbox(outbox.completed(id, result, now: now.monotonic))
+            handleOutbox(effects)
+            syncNow()
+            flushSends()
+        case .uplinkReady:
+            guard settings.uplink else { break }
+            handleOutbox(outbox.connectionRestored(now: now.monotonic))
             syncNow()
             flushSends()
         }

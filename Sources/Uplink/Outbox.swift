@@ -29,8 +29,14 @@ public enum DeliveryResult: Equatable, Sendable {
     /// Reached the cloud but it failed (5xx, 408, 429, 401/403, timeout mid-request, dropped
     /// connection): retried with backoff.
     case failed(String)
-    /// Could not reach the cloud at all (no route, refused, name resolution): not an attempt.
+    /// Could not reach the cloud at all (no route, refused, name resolution, no OCPP-J
+    /// connection or a connection lost with the message in flight): not an attempt.
     case unreachable(String)
+    /// The CSMS answered an OCPP-J CALLERROR: it has the message and could not process it. An
+    /// attempt; after `OutboxConfig.maxCallErrorAttempts` of them the message becomes a dead
+    /// letter with the error kept (OCPP 2.x lets a station give up on a transaction message
+    /// the CSMS keeps refusing; retrying it forever would hold the transaction's queue).
+    case callError(code: String, description: String)
 
     /// Maps an HTTP status: 2xx delivered, 408/429/5xx failed, other 4xx rejected. 401 and 403
     /// refuse the station's credentials, not the message (an expired token, a certificate not
@@ -73,6 +79,13 @@ public struct OutboxConfig: Equatable, Sendable {
     /// Queued payload bytes allowed before intermediate Updated events are thinned; past it
     /// (with nothing left to thin) `overBudget` tells the engine to refuse new sessions.
     public var budgetBytes = 8 << 20
+    /// CALLERRORs a message may get before it is dead-lettered (`DeliveryResult.callError`).
+    public var maxCallErrorAttempts = 5
+    /// Attempts that reached the cloud (failed or CALLERROR) after which a message that is not
+    /// part of a transaction (`Kind.other`: status, security events) is dropped, kept as a dead
+    /// letter (OCPP: only transaction messages must be retried until delivered). nil: no limit
+    /// (the HTTPS binding's behaviour).
+    public var maxAttemptsOther: Int?
     public init() {}
 }
 
@@ -89,6 +102,8 @@ public struct Outbox: Sendable {
         var attempts = 0
         var notBefore: Instant = .zero
         var inFlight = false
+        /// CALLERRORs received for it (a subset of `attempts`).
+        var callErrors = 0
         /// When it was queued (or recovered): the age a technician reads.
         var queuedAt: Instant = .zero
     }
@@ -168,8 +183,25 @@ public struct Outbox: Sendable {
             if !reachable { reachableChangedAt = now }
             reachable = true
             queues[q]![i].attempts += 1
-            queues[q]![i].notBefore = now + delay(after: queues[q]![i].attempts)
-            fx.append(.notice("delivery of \(id) failed (\(why)); attempt \(queues[q]![i].attempts)"))
+            if let limit = config.maxAttemptsOther, queues[q]![i].message.kind == .other, queues[q]![i].attempts >= limit {
+                giveUp(q, i, "dropped after \(limit) attempts, the last: \(why)", &fx)
+            } else {
+                queues[q]![i].notBefore = now + delay(after: queues[q]![i].attempts)
+                fx.append(.notice("delivery of \(id) failed (\(why)); attempt \(queues[q]![i].attempts)"))
+            }
+        case let .callError(code, description):
+            if !reachable { reachableChangedAt = now }
+            reachable = true
+            queues[q]![i].attempts += 1
+            queues[q]![i].callErrors += 1
+            let text = "CALLERROR \(code): \(description)"
+            let otherSpent = config.maxAttemptsOther.map { queues[q]![i].message.kind == .other && queues[q]![i].attempts >= $0 } ?? false
+            if queues[q]![i].callErrors >= config.maxCallErrorAttempts || otherSpent {
+                giveUp(q, i, text, &fx)
+            } else {
+                queues[q]![i].notBefore = now + delay(after: queues[q]![i].attempts)
+                fx.append(.notice("the CSMS answered \(id) with \(text); attempt \(queues[q]![i].callErrors) of \(config.maxCallErrorAttempts)"))
+            }
         case .unreachable(let why):
             if reachable { fx.append(.notice("cloud unreachable (\(why)): queueing")) }
             if reachable { reachableChangedAt = now }
@@ -179,6 +211,27 @@ public struct Outbox: Sendable {
         }
         fx += dispatch(now: now)
         return fx
+    }
+
+    /// A message the cloud will not take after its attempts: removed, kept as a dead letter
+    /// (status 0: not an HTTP status) with why.
+    mutating func giveUp(_ q: String, _ i: Int, _ why: String, _ fx: inout [OutboxEffect]) {
+        let id = queues[q]![i].message.id
+        remove(q, i)
+        deadLetters += 1
+        fx.append(.persist(.deadLettered(id: id, status: 0, response: String(why.prefix(1000)))))
+        fx.append(.notice("gave up on message \(id) (\(why)): kept as a dead letter"))
+    }
+
+    /// The uplink has a registered connection again (OCPP-J: the CSMS accepted the Boot): the
+    /// queue goes out now instead of at the next probe. A no-op while reachable.
+    public mutating func connectionRestored(now: Instant) -> [OutboxEffect] {
+        guard !reachable else { return dispatch(now: now) }
+        reachable = true
+        reachableChangedAt = now
+        probeFailures = 0
+        probeAt = nil
+        return dispatch(now: now)
     }
 
     /// Time passed: retries and probes that are due.

@@ -282,3 +282,17 @@ struct Session {
         #expect(s.sent.last == .callError(id: "c2", RPCError(.genericError, "too many calls awaiting an answer")))
     }
 }
+
+@Suite struct RPCWithdrawTests {
+    @Test func waitingCallsCanBeTakenBackButNotTheOneInFlight() {
+        var s = Session()
+        s.connect()
+        s.reply(.callResult(id: s.lastCall!.id, payload: .object([("currentTime", .string("2026-12-06T00:00:00Z")), ("interval", .int(300)), ("status", .string("Accepted"))])))
+        s.submit("m1"); s.submit("m2"); s.submit("m3")
+        #expect(s.core.inFlightID == "m1")
+        #expect(s.core.withdrawWaiting() == ["m2", "m3"])
+        #expect(s.core.waiting.isEmpty && s.core.inFlightID == "m1")
+        s.reply(.callResult(id: "m1", payload: .object([])))
+        #expect(s.sent.count == 2, "nothing withdrawn goes out: Boot and m1 only")
+    }
+}

@@ -207,3 +207,61 @@ func sends(_ fx: [OutboxEffect]) -> [String] { fx.compactMap { if case .send(let
         #expect("89ab".contains(Array(a)[19]))
     }
 }
+
+/// The OCPP-J outcomes (issue 15): CALLERRORs counted to a dead letter, non-transaction messages
+/// given up after their attempts, and a restored connection sending at once.
+@Suite struct OutboxOverOCPPJ {
+    let t0 = Instant(nanoseconds: 1_000_000_000)
+
+    @Test func callErrorsAreRetriedThenDeadLetteredWithTheErrorKept() {
+        var c = OutboxConfig()
+        c.maxCallErrorAttempts = 3
+        c.jitter = 0
+        var o = Outbox(config: c)
+        var now = t0
+        _ = o.enqueue(msg("a1", "A", .started), now: now)
+        _ = o.enqueue(msg("a2", "A", .ended), now: now)
+        for attempt in 1...2 {
+            let fx = o.completed("a1", .callError(code: "InternalError", description: "db"), now: now)
+            #expect(!fx.contains { if case .persist(.deadLettered) = $0 { return true } else { return false } }, "attempt \(attempt)")
+            now = o.nextDeadline!
+            #expect(sends(o.tick(now: now)) == ["a1"], "retried after its backoff, a2 still waits behind it")
+        }
+        let fx = o.completed("a1", .callError(code: "InternalError", description: "db"), now: now)
+        #expect(fx.contains(.persist(.deadLettered(id: "a1", status: 0, response: "CALLERROR InternalError: db"))))
+        #expect(sends(fx) == ["a2"], "the transaction's queue moves on")
+        #expect(o.deadLetters == 1)
+    }
+
+    @Test func transactionMessagesAreNeverGivenUpOnForFailuresButOtherMessagesAre() {
+        var c = OutboxConfig()
+        c.maxAttemptsOther = 2
+        c.jitter = 0
+        var o = Outbox(config: c)
+        var now = t0
+        _ = o.enqueue(msg("t1", "T", .started), now: now)
+        _ = o.enqueue(OutboxMessage(id: "s1", queue: "station", action: .statusNotification, kind: .other, body: [0x7B, 0x7D]), now: now)
+        for _ in 0..<5 {
+            _ = o.completed("t1", .failed("timeout"), now: now)
+            if o.message("s1") != nil { _ = o.completed("s1", .failed("timeout"), now: now) }
+            now = now + .seconds(600)
+            _ = o.tick(now: now)
+        }
+        #expect(o.message("t1") != nil, "a transaction message is retried until delivered")
+        #expect(o.message("s1") == nil, "a status message is dropped after 2 attempts")
+        #expect(o.deadLetters == 1)
+    }
+
+    @Test func aRestoredConnectionSendsNowInsteadOfAtTheNextProbe() {
+        var c = OutboxConfig()
+        c.jitter = 0
+        var o = Outbox(config: c)
+        _ = o.enqueue(msg("a1", "A"), now: t0)
+        _ = o.completed("a1", .unreachable("no connection"), now: t0)
+        _ = o.completed("a1", .unreachable("no connection"), now: t0)
+        #expect(!o.reachable)
+        #expect(sends(o.tick(now: t0 + .milliseconds(10))) == [], "the probe waits for its backoff")
+        #expect(sends(o.connectionRestored(now: t0 + .milliseconds(10))) == ["a1"])
+        #expect(o.reachable)
+    }
+}
