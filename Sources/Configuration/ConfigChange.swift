@@ -37,12 +37,18 @@ extension DaemonConfig {
         case "tariff.time_per_minute_milli": return String(engine.tariff.timePricePerMinute)
         case "timeouts.plug_in_seconds": return String(engine.plugInTimeout.components.seconds)
         case "timeouts.decision_seconds": return String(engine.decisionTimeout.components.seconds)
+        case "cloud.protocol": return cloudProtocol.rawValue
         case "cloud.url": return cloudURL ?? ""
         case "cloud.station_id": return stationId
         case "cloud.ca_file": return caFile ?? ""
         case "cloud.client_cert": return clientCertificate ?? ""
         case "cloud.client_key": return clientKey ?? ""
         case "cloud.token_file": return tokenFile ?? ""
+        case "cloud.password_file": return passwordFile ?? ""
+        case "cloud.ping_seconds": return String(pingSeconds)
+        case "cloud.response_timeout_seconds": return String(responseTimeoutSeconds)
+        case "cloud.ocpp201_fallback": return ocpp201Fallback ? "on" : "off"
+        case "cloud.call_error_attempts": return String(callErrorAttempts)
         case "cloud.proxy": return cloudProxy ?? ""
         case "cloud.offline_policy": return engine.offlinePolicy.rawValue
         case "cloud.heartbeat_seconds": return String(heartbeatSeconds)

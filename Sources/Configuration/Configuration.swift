@@ -71,6 +71,27 @@ public struct DaemonConfig: Equatable, Sendable {
     /// `cloud.proxy`: the one proxy the uplink may use; nil: none (the environment's are ignored).
     public var cloudProxy: String?
     public var heartbeatSeconds: Int64 = 300
+    /// `cloud.protocol`: how the station speaks to the platform.
+    public var cloudProtocol = CloudProtocol.ocppJ
+    /// `cloud.password_file`: OCPP-J security profiles 1 and 2, HTTP Basic with the station id
+    /// and this file's password (mode 0600); nil: no Basic auth (profile 3, or none).
+    public var passwordFile: String?
+    /// `cloud.ping_seconds`: the WebSocket ping interval (OCPP's WebSocketPingInterval); 0: none.
+    public var pingSeconds: Int64 = 60
+    /// `cloud.response_timeout_seconds`: how long an OCPP-J CALL waits for its answer.
+    public var responseTimeoutSeconds: Int64 = 30
+    /// `cloud.ocpp201_fallback`: also offer `ocpp2.0.1` in the WebSocket handshake.
+    public var ocpp201Fallback = false
+    /// `cloud.call_error_attempts`: CALLERRORs a queued message may get before it is dead-lettered.
+    public var callErrorAttempts = 5
+
+    /// `cloud.protocol`'s values.
+    public enum CloudProtocol: String, Sendable {
+        /// OCPP-J 2.1: JSON-RPC over a WebSocket the station opens (`ws://`, `wss://`).
+        case ocppJ = "ocpp-j"
+        /// One HTTPS POST per message to `{url}/{station}/{Action}` (paybridge's own binding).
+        case https
+    }
     public var stateDirectory = "/var/lib/paybridge"
     public var diskBudgetBytes = 64 << 20
     /// `state.retention_days`: how long a closed session's summary is kept for reconciliation.
@@ -125,12 +146,18 @@ public struct DaemonConfig: Equatable, Sendable {
         ("tariff.time_per_minute_milli", "price per minute in thousandths of a minor unit"),
         ("timeouts.plug_in_seconds", "approved but not plugged in: release after this long"),
         ("timeouts.decision_seconds", "the cloud's time to decide on a card before the offline policy"),
-        ("cloud.url", "the platform's base URL (https with a host; plain http only to loopback; empty: no cloud)"),
+        ("cloud.protocol", "ocpp-j | https: OCPP-J 2.1 over a WebSocket (cloud.url wss://..., the station id appended) or one HTTPS POST per message (cloud.url https://...)"),
+        ("cloud.url", "the platform's URL: wss://host[:port]/path for ocpp-j, https://host[:port]/path for https (plain ws/http only to loopback; empty: no cloud)"),
         ("cloud.station_id", "this charger's id at the platform"),
         ("cloud.ca_file", "CA bundle to verify the platform (empty: the system's)"),
         ("cloud.client_cert", "client certificate for mutual TLS (with cloud.client_key)"),
         ("cloud.client_key", "client key for mutual TLS"),
-        ("cloud.token_file", "bearer token file (mode 0600)"),
+        ("cloud.token_file", "https: bearer token file (mode 0600)"),
+        ("cloud.password_file", "ocpp-j security profiles 1 and 2: HTTP Basic password file (mode 0600), the station id as user (empty: none, e.g. profile 3 with a client certificate)"),
+        ("cloud.ping_seconds", "ocpp-j: WebSocket ping interval, 0 = none, 0…3600"),
+        ("cloud.response_timeout_seconds", "ocpp-j: how long a CALL waits for its answer, 5…300"),
+        ("cloud.ocpp201_fallback", "on | off: ocpp-j also offers ocpp2.0.1 in the handshake"),
+        ("cloud.call_error_attempts", "ocpp-j: CALLERRORs a queued message may get before it becomes a dead letter, 1…100"),
         ("cloud.proxy", "http://HOST:PORT of a proxy for the platform's https traffic (empty: none; proxy environment variables are ignored)"),
         ("cloud.offline_policy", "allow | deny: what to do when the cloud does not answer in time"),
         ("cloud.heartbeat_seconds", "heartbeat after this much quiet, 0 = never"),
@@ -202,6 +229,17 @@ public enum ConfigParser {
         var problems: [(keys: [String], message: String)] = []
         if c.transport == .tcp && c.host.isEmpty {
             problems.append((["terminal.transport"], "terminal.transport = tcp needs terminal.host"))
+        }
+        if let url = c.cloudURL {
+            let lower = url.lowercased()
+            let isWebSocket = lower.hasPrefix("ws://") || lower.hasPrefix("wss://")
+            switch c.cloudProtocol {
+            case .ocppJ where !isWebSocket:
+                problems.append((["cloud.url", "cloud.protocol"], "cloud.protocol = ocpp-j (the default) needs a wss:// URL (ws:// only to loopback); for the HTTPS binding set cloud.protocol = https"))
+            case .https where isWebSocket:
+                problems.append((["cloud.url", "cloud.protocol"], "cloud.protocol = https needs an https:// URL; a ws:// or wss:// URL is for cloud.protocol = ocpp-j"))
+            default: break
+            }
         }
         if (c.clientCertificate == nil) != (c.clientKey == nil) {
             problems.append((["cloud.client_cert", "cloud.client_key"], "cloud.client_cert and cloud.client_key go together"))
@@ -314,11 +352,35 @@ public enum ConfigParser {
             guard let n = int(1...120) else { return "expected 1…120" }
             c.engine.decisionTimeout = .seconds(n)
         case "cloud.url":
-            // The HTTPS client's own rule: a URL it would refuse would have every message retried forever.
-            if !v.isEmpty, let problem = CloudURL.problem(v) {
-                return "expected an https:// URL with a host (plain http only to 127.0.0.1, localhost or [::1]): \(problem)"
+            // The connection's own rules: a URL it would refuse would have every message retried forever.
+            let lower = v.lowercased()
+            if lower.hasPrefix("ws://") || lower.hasPrefix("wss://") {
+                let parsed: WebSocketURL
+                do { parsed = try WebSocketURL(parsing: v) } catch { return "expected a wss:// URL with a host: \(error)" }
+                // The stream is opened by the HTTPS client, so the same loopback rule applies.
+                if let problem = CloudURL.problem(parsed.streamURL) {
+                    return "expected a wss:// URL (plain ws only to 127.0.0.1, localhost or [::1]): \(problem)"
+                }
+            } else if !v.isEmpty, let problem = CloudURL.problem(v) {
+                return "expected a wss:// or https:// URL with a host (plain ws/http only to 127.0.0.1, localhost or [::1]): \(problem)"
             }
             c.cloudURL = optional()
+        case "cloud.protocol":
+            guard let p = DaemonConfig.CloudProtocol(rawValue: v) else { return "expected ocpp-j or https, got '\(v)'" }
+            c.cloudProtocol = p
+        case "cloud.password_file": c.passwordFile = optional()
+        case "cloud.ping_seconds":
+            guard let n = int(0...3600) else { return "expected 0…3600" }
+            c.pingSeconds = n
+        case "cloud.response_timeout_seconds":
+            guard let n = int(5...300) else { return "expected 5…300" }
+            c.responseTimeoutSeconds = n
+        case "cloud.ocpp201_fallback":
+            guard v == "on" || v == "off" else { return "expected on or off" }
+            c.ocpp201Fallback = v == "on"
+        case "cloud.call_error_attempts":
+            guard let n = int(1...100) else { return "expected 1…100" }
+            c.callErrorAttempts = Int(n)
         case "cloud.station_id":
             guard !v.isEmpty, v.count <= 48, !v.contains("/"), !v.contains(" ") else { return "expected 1…48 characters without '/' or spaces" }
             c.stationId = v

@@ -17,7 +17,8 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
        paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:ADDRESS[:PORT] | tcp:[IPV6]:PORT [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--charger-io none|simulated] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
                    [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain] [--socket PATH]
-                   [--cloud URL --station ID [--ca-file F] [--client-cert F --client-key F] [--token-file F] [--proxy http://HOST:PORT]
+                   [--cloud URL --station ID [--cloud-protocol ocpp-j|https] [--ca-file F] [--client-cert F --client-key F]
+                    [--password-file F] [--token-file F] [--proxy http://HOST:PORT]
                     [--offline-policy allow|deny] [--decision-timeout SECONDS] [--heartbeat SECONDS]]]
        paybridged --demo [--demo-dir DIR] [--log-level LEVEL]
        paybridged --help
@@ -33,7 +34,10 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
 --drain      take no new cards: settle the sessions the ledger holds open, then exit
 --socket     the technicians' socket (docs/diagnostics.md); with a configuration file its default is
              /run/paybridge/paybridged.sock, with flags alone there is none unless given; empty: none
---cloud      the platform's base URL: messages go to {URL}/{station}/{Action} (https; plain http only to loopback)
+--cloud      the platform's URL: wss://HOST/PATH for OCPP-J (the default; the station connects to URL/{station}),
+             https://HOST/PATH with --cloud-protocol https ({URL}/{station}/{Action}); plain ws/http only to loopback
+--cloud-protocol  ocpp-j (default) or https
+--password-file   OCPP-J security profiles 1 and 2: the HTTP Basic password (file mode 0600)
 """
 
 /// Where the configuration is read from when the command line names neither a file nor a terminal.
@@ -147,7 +151,7 @@ public struct DaemonArguments {
         "--preauth": "payment.preauth", "--plug-timeout": "timeouts.plug_in_seconds",
         "--decision-timeout": "timeouts.decision_seconds", "--cloud": "cloud.url", "--station": "cloud.station_id",
         "--ca-file": "cloud.ca_file", "--client-cert": "cloud.client_cert", "--client-key": "cloud.client_key",
-        "--token-file": "cloud.token_file", "--offline-policy": "cloud.offline_policy", "--heartbeat": "cloud.heartbeat_seconds", "--proxy": "cloud.proxy",
+        "--token-file": "cloud.token_file", "--password-file": "cloud.password_file", "--cloud-protocol": "cloud.protocol", "--offline-policy": "cloud.offline_policy", "--heartbeat": "cloud.heartbeat_seconds", "--proxy": "cloud.proxy",
         "--state": "state.directory", "--disk-budget": "state.disk_budget_bytes", "--log-level": "log.level",
         "--socket": "diagnostics.socket",
     ]

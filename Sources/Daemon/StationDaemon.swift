@@ -17,6 +17,9 @@ import TerminalConditions
 import TerminalPort
 import Timebase
 import Uplink
+import JSONLines
+import OCPPJ
+import OCPPJUplink
 
 /// Why the station daemon did not start. At start `paybridged` logs `paybridged: DESCRIPTION` and
 /// exits with status 2, except `.ledgerCannotTakeRecord` (74, `ExitStatus.ledgerFailed`).
@@ -36,6 +39,8 @@ public enum StationDaemonError: Error, CustomStringConvertible {
     case tokenFile(String)
     /// The HTTPS client could not be set up (CA file, client certificate or key, proxy).
     case httpsClient(String)
+    /// `cloud.password_file` could not be read or is not protected.
+    case passwordFile(String)
 
     /// The message after `paybridged: ` (the ledger probe's is logged as it is).
     public var description: String {
@@ -48,6 +53,7 @@ public enum StationDaemonError: Error, CustomStringConvertible {
         case let .chargerSimNotStarted(path, reason): return "charger.io = simulated: \(path) could not be started: \(reason)"
         case .tokenFile(let e): return "token file: \(e)"
         case .httpsClient(let e): return "HTTPS client: \(e)"
+        case .passwordFile(let e): return "password file: \(e)"
         }
     }
 }
@@ -137,6 +143,8 @@ public final class StationDaemon {
     /// `charger.io = socket`: the port the diagnostic socket feeds with the controller's inputs.
     public private(set) var controller: ControllerChargerPort?
     var cloudClient: HTTPClient?
+    /// `cloud.protocol = ocpp-j`: the WebSocket uplink.
+    public private(set) var ocppj: OCPPJUplink?
     var terminalLog: TerminalLog?
     var stopping = false
 
@@ -261,14 +269,26 @@ public final class StationDaemon {
                 throw .httpsClient("\(error)")
             }
             cloudClient = client
-            let u = HTTPUplink(client: client, baseURL: url, stationId: arguments.stationId)
-            uplink = u
             var seed: UInt64 = 0
             let fd = open("/dev/urandom", O_RDONLY)
             if fd >= 0 { _ = read(fd, &seed, 8); close(fd) }
-            let cloudDecider = HTTPCardDecider(uplink: u, seed: seed)
-            cloudDecider.onProblem = { Log.warning("card decision: \($0)") }
-            decider = cloudDecider
+            switch arguments.config.cloudProtocol {
+            case .https:
+                let u = HTTPUplink(client: client, baseURL: url, stationId: arguments.stationId)
+                uplink = u
+                let cloudDecider = HTTPCardDecider(uplink: u, seed: seed)
+                cloudDecider.onProblem = { Log.warning("card decision: \($0)") }
+                decider = cloudDecider
+            case .ocppJ:
+                let j: OCPPJUplink
+                do { j = try makeOCPPJUplink(url: url, client: client, seed: seed) } catch {
+                    closeOnFailedBoot()
+                    throw error
+                }
+                ocppj = j
+                uplink = j
+                decider = j
+            }
         }
 
         let terminal: TerminalPort
@@ -276,8 +296,17 @@ public final class StationDaemon {
         case .link(let driver): terminal = PSPTerminalPort(loop: loop, driver: driver)
         case .port(let port): terminal = port
         }
+        var outboxConfig = OutboxConfig()
+        if ocppj != nil {
+            // One CALL in flight is OCPP-J's rule; the core would queue more, but then a message's
+            // response timeout would start only when its turn came, long after the outbox sent it.
+            outboxConfig.maxInFlight = 1
+            outboxConfig.maxCallErrorAttempts = arguments.config.callErrorAttempts
+            outboxConfig.maxAttemptsOther = OCPPJOutbox.maxAttemptsOther
+        }
         let station = Station(loop: loop, engine: engine, ledger: opened.ledger, terminal: terminal,
-                              charger: charger, decider: decider, uplink: uplink, stationId: arguments.stationId)
+                              charger: charger, decider: decider, uplink: uplink, stationId: arguments.stationId,
+                              outbox: Outbox(config: outboxConfig))
         self.station = station
         let notifier = self.notifier
         station.onNotice = { [unowned self] severity, text in
@@ -320,7 +349,8 @@ public final class StationDaemon {
         chargerProcess?.port.onProblem = { severity, text in Log.write(LogLevel(severity), text) }
         controller?.onNotice = { [unowned station] severity, text in station.notice(severity, text) }
         station.deadLetterPath = state + "/dead-letters.jsonl"
-        station.heartbeatInterval = arguments.heartbeat
+        // OCPP-J's heartbeat is the RPC session's (the interval the CSMS set at Boot).
+        station.heartbeatInterval = ocppj == nil ? arguments.heartbeat : nil
         station.recovered(highestKey: entries.map(\.session).max() ?? 0)
         station.summaries = SummaryKeeper(retention: SummaryRetention(days: arguments.config.retentionDays,
                                                                       diskBudgetBytes: opened.ledger.options.diskBudgetBytes),
@@ -371,6 +401,11 @@ public final class StationDaemon {
             station.post(.engine(.acceptNewSessions(false)))
         }
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
+        if let j = ocppj {
+            j.onReady = { [unowned station] in station.post(.uplinkReady) }
+            j.onNotice = { severity, text in Log.write(LogLevel(severity), text) }
+            j.start()
+        }
         // The diagnostics exist without the socket too: the metrics file is built from them.
         let diagnostics = StationDiagnostics(daemon: self)
         self.diagnostics = diagnostics
@@ -464,6 +499,7 @@ public final class StationDaemon {
         Log.info("stopping: relays open, no new cards; open sessions are left to recovery")
         notifier?.notify("STOPPING=1")
         station.shutdown()
+        ocppj?.stop()
         loop.stop()
     }
 
@@ -538,8 +574,27 @@ public final class StationDaemon {
         let change = ConfigChange(from: running, to: fresh.config)
         for key in change.applied { if let v = fresh.config.value(of: key) { _ = ConfigParser.apply(key, v, to: &running) } }
         station.post(.engine(.reconfigure(running.engine)))
-        station.heartbeatInterval = running.heartbeatSeconds == 0 ? nil : .seconds(running.heartbeatSeconds)
+        if ocppj == nil { station.heartbeatInterval = running.heartbeatSeconds == 0 ? nil : .seconds(running.heartbeatSeconds) }
         if let l = LogLevel(name: running.logLevel) { Log.threshold = l }
         return change
+    }
+
+    /// The OCPP-J uplink `cloud.*` describes: the URL (checked by the configuration already), the
+    /// Basic password (profiles 1 and 2), the timings, and the Boot payload naming this station.
+    func makeOCPPJUplink(url: String, client: HTTPClient, seed: UInt64) throws(StationDaemonError) -> OCPPJUplink {
+        let config = arguments.config
+        let parsed: WebSocketURL
+        do { parsed = try WebSocketURL(parsing: url) } catch { throw .httpsClient("cloud.url: \(error)") }
+        var password: [UInt8]?
+        if let path = config.passwordFile {
+            do { password = Array(try BearerToken.load(path: path).utf8) } catch { throw .passwordFile("\(error)") }
+        }
+        var settings = OCPPJSettings(url: parsed, stationId: config.stationId, password: password,
+                                     bootPayload: BootPayload.make(reason: .powerUp, vendor: "paybridge", model: "paybridge",
+                                                                   serial: config.stationId, firmware: paybridgeVersion))
+        settings.offerOCPP201 = config.ocpp201Fallback
+        settings.pingInterval = config.pingSeconds == 0 ? nil : .seconds(config.pingSeconds)
+        settings.responseTimeout = .seconds(config.responseTimeoutSeconds)
+        return OCPPJUplink(loop: loop, client: client, settings: settings, seed: seed)
     }
 }

@@ -28,6 +28,15 @@ public enum OCPPJLimits {
     public static let maxReadsPerEvent = 64
 }
 
+/// The outbox's settings under OCPP-J.
+public enum OCPPJOutbox {
+    /// Attempts (answered with an error or timed out) after which a message outside a
+    /// transaction (StatusNotification, SecurityEventNotification) is dropped, kept as a dead
+    /// letter: OCPP requires only transaction messages to be retried until delivered, and a
+    /// status the CSMS keeps refusing is stale by then anyway.
+    public static let maxAttemptsOther = 10
+}
+
 /// What the OCPP-J uplink needs to know.
 public struct OCPPJSettings: Sendable {
     public var url: WebSocketURL

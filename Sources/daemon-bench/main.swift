@@ -297,7 +297,7 @@ final class World {
     func startDaemon(_ o: Options, extra: [String]) {
         do {
             daemon = try ChildProcess.spawn(o.daemon, ["--terminal", "serial:\(dir)/ttyPSP", "--family", "p6x", "--state", dir + "/state",
-                                                       "--cloud", "http://127.0.0.1:\(cloud.port)", "--station", "BENCH",
+                                                       "--cloud", "http://127.0.0.1:\(cloud.port)", "--cloud-protocol", "https", "--station", "BENCH",
                                                        "--log-level", "warning"] + extra,
                                             environment: ourEnvironment(adding: []), captureStdout: false, pipeStdin: false)
             children = [daemon!]

@@ -31,16 +31,16 @@ import Configuration
 
     @Test func urlsTheClientWouldRefuseAreProblems() {
         for url in Self.refused {
-            let (c, problems) = ConfigParser.parse("# the platform\ncloud.url = \(url)\n")
+            let (c, problems) = ConfigParser.parse("# the platform\ncloud.url = \(url)\ncloud.protocol = https\n")
             #expect(problems.map(\.line) == [2], "\(url): \(problems)")
-            #expect(problems.first?.message.hasPrefix("cloud.url: expected an https:// URL") == true, "\(url): \(problems)")
+            #expect(problems.first?.message.hasPrefix("cloud.url: expected a wss:// or https:// URL") == true, "\(url): \(problems)")
             #expect(c.cloudURL == nil, "\(url) kept")
         }
     }
 
     @Test func goodURLsAreKept() {
         for url in Self.accepted {
-            let (c, problems) = ConfigParser.parse("cloud.url = \(url)\n")
+            let (c, problems) = ConfigParser.parse("cloud.url = \(url)\ncloud.protocol = https\n")
             #expect(problems.isEmpty, "\(url): \(problems)")
             #expect(c.cloudURL == url)
         }
@@ -52,7 +52,7 @@ import Configuration
 /// `cloud.proxy` (issue 11 item 4): absent or empty means no proxy at all; a value is checked.
 @Suite struct CloudProxySetting {
     @Test func noProxyUnlessNamed() {
-        let (c, problems) = ConfigParser.parse("cloud.url = https://cpo.example/ocpp\n")
+        let (c, problems) = ConfigParser.parse("cloud.url = https://cpo.example/ocpp\ncloud.protocol = https\n")
         #expect(problems.isEmpty && c.cloudProxy == nil)
         let (empty, none) = ConfigParser.parse("cloud.proxy =\n")
         #expect(none.isEmpty && empty.cloudProxy == nil)

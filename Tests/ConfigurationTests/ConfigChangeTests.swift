@@ -15,7 +15,9 @@ import PaymentEngine
         "payment.preauth": "2500", "tariff.currency": "CHF", "tariff.start_fee": "50",
         "tariff.energy_per_kwh_milli": "39900", "tariff.time_per_minute_milli": "100",
         "timeouts.plug_in_seconds": "120", "timeouts.decision_seconds": "5",
-        "cloud.url": "https://cpo.example/ocpp", "cloud.station_id": "CH-ZH-0042",
+        "cloud.url": "https://cpo.example/ocpp", "cloud.station_id": "CH-ZH-0042", "cloud.protocol": "https",
+        "cloud.password_file": "/etc/paybridge/password", "cloud.ping_seconds": "30", "cloud.response_timeout_seconds": "20",
+        "cloud.ocpp201_fallback": "on", "cloud.call_error_attempts": "3",
         "cloud.ca_file": "/etc/paybridge/ca.pem", "cloud.client_cert": "/etc/paybridge/client.pem",
         "cloud.client_key": "/etc/paybridge/client.key", "cloud.token_file": "/etc/paybridge/token",
         "cloud.proxy": "http://192.0.2.1:3128", "cloud.offline_policy": "deny", "cloud.heartbeat_seconds": "60",
@@ -51,6 +53,8 @@ import PaymentEngine
             // Keys that need a partner to pass the whole-file checks get it in both versions.
             var base: [String: String] = [:]
             if key == "terminal.transport" { base["terminal.host"] = "192.0.2.10" }
+            // An https URL needs the HTTPS binding (OCPP-J, the default, needs wss://).
+            if key == "cloud.url" { base["cloud.protocol"] = "https" }
             if key == "cloud.client_cert" || key == "cloud.client_key" {
                 base["cloud.client_cert"] = "/etc/a.pem"
                 base["cloud.client_key"] = "/etc/a.key"

@@ -30,6 +30,7 @@ import Platform
         tariff.energy_per_kwh_milli = 39900
         cloud.offline_policy = deny
         cloud.url = https://cpo.example/ocpp
+        cloud.protocol = https
         """)
         #expect(problems.isEmpty)
         #expect(c.terminalFamily == .p6x && c.transport == .tcp && c.host == "192.0.2.10" && c.port == 1234)
@@ -187,7 +188,7 @@ import Platform
         try "secret\n".write(toFile: token, atomically: true, encoding: .utf8)
         chmod(token, 0o600)
         let conf = dir + "/paybridge.conf"
-        let base = "terminal.device = \(dir)/no-such-tty\nstate.directory = \(dir)/state\ncloud.url = http://127.0.0.1:9\n"
+        let base = "terminal.device = \(dir)/no-such-tty\nstate.directory = \(dir)/state\ncloud.url = http://127.0.0.1:9\ncloud.protocol = https\n"
         try (base + "cloud.token_file = \(token)\nlog.level = warning\n").write(toFile: conf, atomically: true, encoding: .utf8)
         let log = dir + "/stderr"
         let p = try ChildProcess.spawn("/bin/sh", ["-c", "exec \(ChildProcess.executableDirectory())/paybridged --config \(conf) 2>\(log)"],

@@ -190,7 +190,7 @@ struct TestFailure: Error, CustomStringConvertible {
         guard case .refused(let message, _)? = e else { Issue.record("accepted or not refused: \(String(describing: e))"); return }
         #expect(message.hasPrefix("--cloud http://remote-host: cloud.url: "), "\(message)")
         // Loopback is allowed.
-        #expect(refusal(["--terminal", "tcp:127.0.0.1", "--state", "/tmp/x", "--cloud", "http://127.0.0.1:8080"]) == nil)
+        #expect(refusal(["--terminal", "tcp:127.0.0.1", "--state", "/tmp/x", "--cloud", "http://127.0.0.1:8080", "--cloud-protocol", "https"]) == nil)
     }
 
     /// A terminal host must be an address: the daemon resolves no names.

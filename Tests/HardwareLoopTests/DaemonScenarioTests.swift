@@ -40,7 +40,7 @@ final class Bench {
         simBase = ["--pty", "--link", tty, "--family", family, "--tap-delay", "50", "--auth-delay", "50"]
         sim = try SimProcess(simBase + terminal)
         cloud = try CloudProcess(cloudArgs)
-        let defaults = ["terminal.family = \(family)", "terminal.device = \(tty)", "cloud.url = \(cloud.url)",
+        let defaults = ["terminal.family = \(family)", "terminal.device = \(tty)", "cloud.url = \(cloud.url)", "cloud.protocol = https",
                         "cloud.station_id = BENCH-1", "state.directory = \(dir)/state", "log.level = warning",
                         "tariff.energy_per_kwh_milli = 40000"]
         func key(_ line: String) -> String { line.split(separator: "=").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? line }

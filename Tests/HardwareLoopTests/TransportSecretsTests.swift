@@ -60,7 +60,7 @@ final class ProxyProcess {
         }
         let cloud = try CloudProcess()
         let b = try Bench(terminal: ["--session", "approve", "--fallback", "nocard"],
-                          config: ["cloud.url = http://localhost:\(cloud.port)", "timeouts.decision_seconds = 5", "cloud.offline_policy = deny"],
+                          config: ["cloud.url = http://localhost:\(cloud.port)", "cloud.protocol = https", "timeouts.decision_seconds = 5", "cloud.offline_policy = deny"],
                           ev: "plug=100,charge=500,power=3600000",
                           launcher: ["/usr/bin/unshare", "-m", "/bin/sh", "-c", "mount --bind \(hosts) /etc/hosts && exec \"$0\" \"$@\""])
         // Bench's own cloud-sim is not the one named: the daemon talks to `cloud` only.

@@ -72,7 +72,7 @@ func validateAgainstOCPPSchemas(_ records: [[String: Any]], in dir: String) thro
         let cloud = try CloudProcess(["--down"])
         let daemon = ChildProcess.executableDirectory() + "/paybridged"
         let args = ["--terminal", "serial:\(tty)", "--family", "p6x", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
-                    "--cloud", cloud.url, "--station", "CS-7", "--decision-timeout", "1", "--log-level", "warning",
+                    "--cloud", cloud.url, "--cloud-protocol", "https", "--station", "CS-7", "--decision-timeout", "1", "--log-level", "warning",
                     "--charger-io", "simulated", "--sim-ev", "plug=100,charge=700,power=3600000"]
 
         // 1. The cloud is down for the whole of several sessions: the offline policy lets them charge.
@@ -142,7 +142,7 @@ func validateAgainstOCPPSchemas(_ records: [[String: Any]], in dir: String) thro
         let cloud = try CloudProcess(["--fail4xx", "StatusNotification", "1"])
         let daemon = ChildProcess.executableDirectory() + "/paybridged"
         let p = try ChildProcess.spawn(daemon, ["--terminal", "serial:\(tty)", "--state", dir + "/state", "--tariff", "EUR,100,40000,0",
-                                                "--cloud", cloud.url, "--station", "CS-9", "--log-level", "warning", "--heartbeat", "1",
+                                                "--cloud", cloud.url, "--cloud-protocol", "https", "--station", "CS-9", "--log-level", "warning", "--heartbeat", "1",
                                                 "--charger-io", "simulated", "--sim-ev", "plug=100,charge=500,power=3600000"],
                                        captureStdout: false, pipeStdin: false)
         #expect(waitUntil(.seconds(60)) {
