@@ -66,6 +66,10 @@ let package = Package(
         // The OCPP-J uplink (issue 15): a WebSocket over libcurl's stream, WebSocketCore and RPCCore,
         // as the outbox's transport and the card decider.
         .target(name: "OCPPJUplink", dependencies: ["OCPPJ", "WebSocket", "CloudHTTP", "Station", "Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
+        // Pure: the answers to the CSMS's requests (GetTransactionStatus, RequestStopTransaction, TriggerMessage, Reset,
+        // ChangeAvailability, Get/SetVariables, GetBaseReport with its NotifyReport pages, UnlockConnector,
+        // CancelReservation) from a view of the station, with the actions the station must then take.
+        .target(name: "CSMSRequests", dependencies: ["JSONLines", "OCPPJ"]),
         // Pure: what `paybridgectl sessions`, `export` and `metrics` show: session rows over the engine's
         // sessions, entries and summaries, the reconciliation export (CSV, JSON lines), Prometheus text.
         .target(name: "StationReports", dependencies: ["PaymentEngine", "Uplink", "CardSafety", "JSONLines", "WireFormat"]),
@@ -151,6 +155,7 @@ let package = Package(
         .testTarget(name: "PaymentEngineTests", dependencies: ["PaymentEngine", "EngineSimulation", "StationCore", "Timebase"]),
         .testTarget(name: "OCPPJTests", dependencies: ["OCPPJ", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "OCPPJUplinkTests", dependencies: ["OCPPJUplink", "OCPPJ", "WebSocket", "CloudHTTP", "Station", "Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
+        .testTarget(name: "CSMSRequestsTests", dependencies: ["CSMSRequests", "OCPPJ", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PaymentEngine", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "StationReportsTests", dependencies: ["StationReports", "PaymentEngine", "Uplink", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "PaymentEngine", "Platform", "TerminalConditions"]),

@@ -55,8 +55,9 @@ public enum RPCErrorCode: String, Sendable, CaseIterable {
     }
 }
 
-/// An error as a CALLERROR or CALLRESULTERROR carries it.
-public struct RPCError: Equatable, Sendable {
+/// An error as a CALLERROR or CALLRESULTERROR carries it; an `Error` so that answers can be
+/// `Result`s and payload readers can throw it.
+public struct RPCError: Error, Equatable, Sendable {
     public var code: RPCErrorCode
     public var description: String
     /// Always an object (`{}` when there is nothing to add).

@@ -1,6 +1,8 @@
-"""Validates OCPP 2.1 request bodies against the official JSON schemas (PyPI package `ocpp`).
+"""Validates OCPP 2.1 request and response bodies against the official JSON schemas (PyPI package `ocpp`).
 
-Input: a file of lines "Action<TAB>path-to-json-body". Installs `ocpp` and `jsonschema` when
+Input: a file of lines "Action<TAB>path-to-json-body"; Action is a request's action name
+("Heartbeat": HeartbeatRequest.json) or a schema name ending in Request or Response
+("ResetResponse"). Installs `ocpp` and `jsonschema` when
 missing. Prints one INVALID line per problem and a final "validated N bad M"; exits 1 on any.
 """
 import json
@@ -25,7 +27,8 @@ for line in open(sys.argv[1]):
         continue
     action, path = line.split("\t")
     count += 1
-    schema = json.load(open(os.path.join(schemas, action + "Request.json")))
+    name = action if action.endswith(("Request", "Response")) else action + "Request"
+    schema = json.load(open(os.path.join(schemas, name + ".json")))
     body = json.load(open(path))
     validator = jsonschema.Draft6Validator(schema, format_checker=jsonschema.FormatChecker())
     for e in validator.iter_errors(body):
