@@ -164,7 +164,7 @@ public enum CSMSRequestHandler {
             // Availability is kept per EVSE: one connector of several cannot be switched alone.
             guard known.connectors == 1 else { return HandlerResult(payload: status("Rejected", reason: "UnsupportedRequest")) }
         }
-        let busy = !operative && known.sessionOngoing
+        let busy = !operative && known.busy
         let actions: [StationAction] = known.operative == operative ? [] : [.setAvailability(evseId: known.id, operative: operative)]
         return HandlerResult(payload: busy ? status("Scheduled", reason: "TxInProgress") : status("Accepted"), actions: actions)
     }

@@ -112,7 +112,7 @@ public enum DeviceModel {
         ]
         for e in view.evses {
             let state: String
-            if e.sessionOngoing { state = "Occupied" }
+            if e.busy { state = "Occupied" }
             else if !e.operative || !view.stationOperative { state = "Unavailable" }
             else if view.reservations.contains(where: { $0.evseId == e.id }) { state = "Reserved" }
             else { state = "Available" }

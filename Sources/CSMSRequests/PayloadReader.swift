@@ -6,6 +6,7 @@ import OCPPJ
 // as the official schema states it, and the first violation becomes the CALLERROR.
 //
 // Which OCPP-J code answers which violation (Part 4, "Valid Error Codes"):
+// - a payload that is not an object: FormatViolation, as the RPC layer answers it;
 // - not an object, a string where a number belongs, a fraction where an integer belongs:
 //   TypeConstraintViolation;
 // - a required field missing, a field the schema does not define (`additionalProperties` is false
@@ -31,7 +32,9 @@ struct PayloadObject {
     /// every OCPP 2.1 object may carry), each at most once.
     init(_ json: JSON, path: String, allowed: Set<String>) throws(RPCError) {
         guard case .object(let fields) = json else {
-            throw violation(.typeConstraintViolation, path.isEmpty ? "payload" : path, "expected an object")
+            // A payload that is not an object at all is what the RPC layer calls a FormatViolation.
+            if path.isEmpty { throw violation(.formatViolation, "payload", "not an object") }
+            throw violation(.typeConstraintViolation, path, "expected an object")
         }
         self.path = path
         self.fields = fields

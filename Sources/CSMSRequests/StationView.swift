@@ -32,8 +32,12 @@ public struct StationView: Equatable, Sendable {
 
         public init(id: Int, connectors: Int = 1, operative: Bool = true, sessionOngoing: Bool = false, transactionId: String? = nil) {
             self.id = id; self.connectors = connectors; self.operative = operative
-            self.sessionOngoing = sessionOngoing || transactionId != nil; self.transactionId = transactionId
+            self.sessionOngoing = sessionOngoing; self.transactionId = transactionId
         }
+
+        /// Something has yet to settle here: a session, or a transaction the view names even
+        /// where `sessionOngoing` was left false.
+        public var busy: Bool { sessionOngoing || transactionId != nil }
     }
 
     /// A transaction the ledger still holds: ongoing, or ended with messages not yet delivered.
@@ -117,7 +121,7 @@ public struct StationView: Equatable, Sendable {
     public func evse(_ id: Int64) -> EVSE? { evses.first { Int64($0.id) == id } }
 
     /// A session is under way on some EVSE.
-    public var anySessionOngoing: Bool { evses.contains { $0.sessionOngoing } }
+    public var anySessionOngoing: Bool { evses.contains { $0.busy } }
 }
 
 /// What a station can be asked to send by TriggerMessage.

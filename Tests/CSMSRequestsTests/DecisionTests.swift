@@ -82,6 +82,11 @@ import Testing
         var arming = idleView()
         arming.evses[1].sessionOngoing = true
         #expect(answer("Reset", #"{"type":"OnIdle"}"#, arming).status == "Scheduled")
+        // A transaction named without the session flag is still busy.
+        var named = idleView()
+        named.evses[0].transactionId = "tx-5"
+        #expect(answer("Reset", #"{"type":"OnIdle"}"#, named).status == "Scheduled")
+        #expect(answer("ChangeAvailability", #"{"operationalStatus":"Inoperative","evse":{"id":1}}"#, named).status == "Scheduled")
         let idle = answer("Reset", #"{"type":"OnIdle"}"#, idleView())
         #expect(idle.status == "Accepted")
         #expect(idle.actions == [.reset(.onIdle)])
@@ -174,7 +179,7 @@ import Testing
             ("Reset", #"{"type":"OnIdle","hard":true}"#, .occurrenceConstraintViolation),
             ("Reset", #"{"type":"OnIdle","customData":{}}"#, .occurrenceConstraintViolation),
             ("Reset", #"{"type":"OnIdle","customData":"x"}"#, .typeConstraintViolation),
-            ("Reset", "[]", .typeConstraintViolation),
+            ("Reset", "[]", .formatViolation),
             ("RequestStopTransaction", #"{"transactionId":"\#(String(repeating: "x", count: 37))"}"#, .propertyConstraintViolation),
             ("RequestStopTransaction", #"{"transactionId":null}"#, .typeConstraintViolation),
             ("TriggerMessage", #"{"requestedMessage":"Heartbeat","evse":{}}"#, .occurrenceConstraintViolation),
