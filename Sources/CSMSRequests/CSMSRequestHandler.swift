@@ -81,7 +81,8 @@ public enum CSMSRequestHandler {
     /// F06: the station sends what it has (BootNotification, Heartbeat, StatusNotification,
     /// TransactionEvent); the rest of the enumeration is NotImplemented. An EVSE it does not have
     /// is refused (UnknownEvse), a TransactionEvent where no transaction runs too (TxNotFound), a
-    /// BootNotification after the CSMS accepted the last one as well (F06.FR.17).
+    /// StatusNotification without its EVSE and connector (MissingParam, F06.FR.12), and a
+    /// BootNotification after the CSMS accepted the last one (F06.FR.17).
     static func triggerMessage(_ payload: JSON, _ view: StationView) throws(RPCError) -> HandlerResult {
         let p = try PayloadObject(payload, path: "", allowed: ["evse", "requestedMessage", "customTrigger"])
         let requested = try p.requiredEnumeration("requestedMessage", RequestedMessage.self)
@@ -111,6 +112,8 @@ public enum CSMSRequestHandler {
         case .heartbeat:
             return HandlerResult(payload: status("Accepted"), actions: [.trigger(.heartbeat, evseId: nil)])
         case .statusNotification:
+            // F06.FR.12: a StatusNotification is about one connector, so both must be named.
+            guard let evseId, evse?.connectorId != nil else { return HandlerResult(payload: status("Rejected", reason: "MissingParam")) }
             return HandlerResult(payload: status("Accepted"), actions: [.trigger(.statusNotification, evseId: evseId)])
         case .transactionEvent:
             let running = view.evses.contains { $0.transactionId != nil && (evseId == nil || $0.id == evseId) }

@@ -144,7 +144,8 @@ public enum ResetKind: Equatable, Sendable {
 public enum StationAction: Equatable, Sendable {
     /// Stop the session of this transaction (RequestStopTransaction): stoppedReason Remote.
     case stopTransaction(transactionId: String)
-    /// Send this message; `evseId` narrows StatusNotification and TransactionEvent to one EVSE.
+    /// Send this message; `evseId` narrows TransactionEvent to one EVSE (nil: every transaction)
+    /// and names StatusNotification's EVSE (always given; its one connector, or each of its connectors).
     case trigger(TriggeredMessage, evseId: Int?)
     case reset(ResetKind)
     /// Make the EVSE (nil: the whole station) operative or inoperative. Going inoperative while a

@@ -47,9 +47,16 @@ import Testing
         #expect(answer("TriggerMessage", #"{"requestedMessage":"Heartbeat"}"#).actions == [.trigger(.heartbeat, evseId: nil)])
         #expect(answer("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":2,"connectorId":1}}"#).actions
                 == [.trigger(.statusNotification, evseId: 2)])
-        #expect(answer("TriggerMessage", #"{"requestedMessage":"StatusNotification"}"#).actions == [.trigger(.statusNotification, evseId: nil)])
-        #expect(answer("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":0}}"#).actions
-                == [.trigger(.statusNotification, evseId: nil)])
+        // F06.FR.12: StatusNotification names one connector.
+        for partial in [#"{"requestedMessage":"StatusNotification"}"#, #"{"requestedMessage":"StatusNotification","evse":{"id":2}}"#,
+                        #"{"requestedMessage":"StatusNotification","evse":{"id":0,"connectorId":1}}"#] {
+            let r = answer("TriggerMessage", partial)
+            #expect(r.status == "Rejected", "\(partial)")
+            #expect(r.reason == "MissingParam", "\(partial)")
+            #expect(r.actions == [], "\(partial)")
+        }
+        #expect(answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent","evse":{"id":0}}"#).actions
+                == [.trigger(.transactionEvent, evseId: nil)])
 
         let tx = answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent","evse":{"id":1}}"#)
         #expect(tx.status == "Accepted")
@@ -59,7 +66,7 @@ import Testing
         #expect(noTx.reason == "TxNotFound")
         #expect(answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent"}"#, idleView()).status == "Rejected")
 
-        let unknownEvse = answer("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":3}}"#)
+        let unknownEvse = answer("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":3,"connectorId":1}}"#)
         #expect(unknownEvse.status == "Rejected")
         #expect(unknownEvse.reason == "UnknownEvse")
         #expect(answer("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":1,"connectorId":2}}"#).reason
