@@ -21,7 +21,12 @@ public enum DeviceModelLimits {
 enum AttributeType: String { case actual = "Actual", target = "Target", minSet = "MinSet", maxSet = "MaxSet" }
 
 /// What the CSMS may do to a variable.
-public enum Mutability: String, Equatable, Sendable { case readOnly = "ReadOnly", readWrite = "ReadWrite" }
+public enum Mutability: String, Equatable, Sendable {
+    /// GetVariables reads it; SetVariables is Rejected (ReadOnly).
+    case readOnly = "ReadOnly"
+    /// SetVariables may change it (a `Setting`).
+    case readWrite = "ReadWrite"
+}
 
 /// The variables the CSMS may change, each with the value rules SetVariables checks.
 public enum Setting: Equatable, Sendable {
@@ -58,14 +63,17 @@ public enum Setting: Equatable, Sendable {
 
 /// One variable of the station's device model with its value now.
 public struct DeviceVariable: Equatable, Sendable {
+    /// The component's name (`ChargingStation`, `PaymentCtrlr`, …); no component here has an instance.
     public var component: String
     /// The EVSE a per-EVSE component (`EVSE`) belongs to.
     public var evseId: Int?
+    /// The variable's name and, where the appendix keys it, its instance (`ItemsPerMessage[GetVariables]`).
     public var name: String
     public var instance: String?
     public var mutability: Mutability
     /// `DataEnumType`: string, integer, boolean, OptionList.
     public var dataType: String
+    /// The report's `variableCharacteristics`: unit, limits of an integer, an OptionList's values.
     public var unit: String?
     public var minLimit: Int64?
     public var maxLimit: Int64?

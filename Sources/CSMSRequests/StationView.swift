@@ -95,16 +95,21 @@ public struct StationView: Equatable, Sendable {
         }
     }
 
+    /// Who the station is (ChargingStation's variables).
     public var identity: Identity
     /// The EVSEs, in id order.
     public var evses: [EVSE]
     /// The whole station operative (a station-wide ChangeAvailability Inoperative clears it).
     public var stationOperative: Bool
+    /// What the ledger still holds of transactions (GetTransactionStatus, RequestStopTransaction).
     public var transactions: [Transaction]
+    /// PaymentCtrlr's variables.
     public var terminal: TerminalInventory
     /// The charger can release a connector's cable lock on command.
     public var unlockSupported: Bool
+    /// Open reservations (CancelReservation).
     public var reservations: [Reservation]
+    /// The writable variables' values now.
     public var settings: Settings
     /// The CSMS accepted the last BootNotification (a triggered BootNotification is then refused).
     public var bootAccepted: Bool
@@ -164,7 +169,9 @@ public enum StationAction: Equatable, Sendable {
 
 /// The answer to a request: the CALLRESULT payload and what to do once it is sent.
 public struct HandlerResult: Equatable, Sendable {
+    /// The CALLRESULT's payload: the action's Response, valid against its schema.
     public var payload: JSON
+    /// What to do once the answer is sent, in order (nothing for a refusal or a question).
     public var actions: [StationAction]
 
     public init(payload: JSON, actions: [StationAction] = []) { self.payload = payload; self.actions = actions }
