@@ -129,7 +129,7 @@ let package = Package(
         // `DaemonCommand`) and `StationDaemon` (state directory, ledger and its write probe, recovery,
         // assembly, SIGHUP's reload, stop). No simulator: a test brings its own ports.
         .target(name: "Daemon", dependencies: ["Configuration", "Station", "StationReports", "TerminalConditions", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "ControllerInput", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
-                                               "OCPPJUplink", "OCPPJ", "WebSocket", "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
+                                               "OCPPJUplink", "OCPPJ", "WebSocket", "CSMSRequests", "StationCore", "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
         .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(name: "TerminalConditionsTests", dependencies: ["TerminalConditions", "TerminalPort", "PaymentEngine", "Timebase", "WireFormat"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "WireFormat", "Platform", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "DaemonLog", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "DaemonLog", "JSONLines", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
         .testTarget(name: "ControllerInputTests", dependencies: ["ControllerInput", "ChargerPort", "Station", "StationCore", "Ledger", "PaymentEngine",
                                                              "FakeTerminal", "TerminalPort", "Platform", "Timebase"]),

@@ -314,7 +314,7 @@ public struct CloudSimCore: Sendable {
             return .object([("idTokenInfo", .object([("status", .string(status))]))])
         case .heartbeat:
             return .object([("currentTime", .string(RFC3339.format(millis: now)))])
-        case .transactionEvent, .notifySettlement, .securityEventNotification, .statusNotification:
+        case .transactionEvent, .notifySettlement, .securityEventNotification, .statusNotification, .notifyReport:
             return .object([])
         }
     }

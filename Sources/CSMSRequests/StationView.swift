@@ -134,7 +134,6 @@ public enum TriggeredMessage: String, Equatable, Sendable, CaseIterable {
     case bootNotification = "BootNotification"
     case heartbeat = "Heartbeat"
     case statusNotification = "StatusNotification"
-    case transactionEvent = "TransactionEvent"
 }
 
 /// How a Reset is carried out.

@@ -49,6 +49,8 @@ public enum ExitStatus {
     public static let refused: Int32 = 2
     /// The ledger could not make a record durable (EX_IOERR): restart once the disk is fixed.
     public static let ledgerFailed: Int32 = 74
+    /// The CSMS asked for a Reset (EX_TEMPFAIL): systemd starts the daemon again (Restart=on-failure).
+    public static let resetRequested: Int32 = 75
 }
 
 /// What the command line asks the daemon to do; `paybridged`'s main carries it out (the library

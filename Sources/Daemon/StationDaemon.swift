@@ -20,6 +20,7 @@ import Uplink
 import JSONLines
 import OCPPJ
 import OCPPJUplink
+import CSMSRequests
 
 /// Why the station daemon did not start. At start `paybridged` logs `paybridged: DESCRIPTION` and
 /// exits with status 2, except `.ledgerCannotTakeRecord` (74, `ExitStatus.ledgerFailed`).
@@ -119,7 +120,7 @@ public final class StationDaemon {
     public private(set) var recovered: (records: Int, report: EngineRecovery)?
     /// Non-zero once the daemon must end with that status (`ExitStatus.ledgerFailed`); the loop
     /// is stopped `ledgerFailureGrace` after the failure.
-    public private(set) var exitStatus: Int32 = 0
+    public internal(set) var exitStatus: Int32 = 0
     /// `--drain`: the loop was stopped because no session is left open.
     public var onDrained: () -> Void = {}
 
@@ -145,6 +146,10 @@ public final class StationDaemon {
     var cloudClient: HTTPClient?
     /// `cloud.protocol = ocpp-j`: the WebSocket uplink.
     public private(set) var ocppj: OCPPJUplink?
+    /// Connectors (0-based) the CSMS made inoperative (ChangeAvailability), until the next start.
+    var csmsInoperative: Set<Int> = []
+    /// A CSMS Reset is waiting for the sessions to settle.
+    var resetPending = false
     var terminalLog: TerminalLog?
     var stopping = false
 
@@ -403,6 +408,7 @@ public final class StationDaemon {
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
         if let j = ocppj {
             j.onReady = { [unowned station] in station.post(.uplinkReady) }
+            j.onIncomingCall = { [unowned self] id, action, payload in self.csmsCall(id: id, action: action, payload: payload) }
             j.onNotice = { severity, text in Log.write(LogLevel(severity), text) }
             j.start()
         }
@@ -595,6 +601,7 @@ public final class StationDaemon {
         settings.offerOCPP201 = config.ocpp201Fallback
         settings.pingInterval = config.pingSeconds == 0 ? nil : .seconds(config.pingSeconds)
         settings.responseTimeout = .seconds(config.responseTimeoutSeconds)
+        settings.handledActions = CSMSRequestHandler.handledActions
         return OCPPJUplink(loop: loop, client: client, settings: settings, seed: seed)
     }
 }

@@ -268,6 +268,27 @@ public struct RPCCore: Sendable {
         return fx
     }
 
+    /// The CSMS asked for a Heartbeat (TriggerMessage): it goes as soon as nothing is in flight.
+    /// Only while Accepted; otherwise nothing happens.
+    public mutating func triggerHeartbeat(now: Instant) -> [RPCEffect] {
+        var fx: [RPCEffect] = []
+        guard connected, registration == .accepted else { return fx }
+        heartbeatDueAt = now
+        pump(now, &fx)
+        return fx
+    }
+
+    /// The CSMS set `OCPPCommCtrlr.HeartbeatInterval` (SetVariables): the interval in force until
+    /// the next accepted Boot, bounded as Boot's is; the next heartbeat is due one interval on.
+    public mutating func setHeartbeatInterval(seconds: Int64, now: Instant) -> [RPCEffect] {
+        var fx: [RPCEffect] = []
+        let interval = RPCCore.heartbeat(seconds)
+        heartbeatInterval = interval
+        if registration == .accepted { heartbeatDueAt = now + interval }
+        pump(now, &fx)
+        return fx
+    }
+
     /// Takes every submitted call that is waiting (not the one in flight) back out of the queue,
     /// returning their ids: when the connection goes, the shell ends them itself (an outbox message
     /// is resent after the next Boot, a card question is left to the offline policy) rather than

@@ -223,6 +223,16 @@ public final class OCPPJUplink: UplinkTransport, CardDecider {
         apply(rpc.triggerBoot(now: MonotonicClock.now()))
     }
 
+    /// TriggerMessage(Heartbeat): one goes as soon as nothing is in flight.
+    public func triggerHeartbeat() {
+        apply(rpc.triggerHeartbeat(now: MonotonicClock.now()))
+    }
+
+    /// SetVariables(OCPPCommCtrlr.HeartbeatInterval).
+    public func setHeartbeatInterval(seconds: Int64) {
+        apply(rpc.setHeartbeatInterval(seconds: seconds, now: MonotonicClock.now()))
+    }
+
     // MARK: Connection
 
     var isOpen: Bool { if case .open = phase { return true } else { return false } }

@@ -32,6 +32,12 @@ public struct StationCore: Sendable {
         case delivered(id: String, DeliveryResult)
         /// Time passed: the shell's timer at `nextDeadline`.
         case tick
+        /// A message for the cloud outside any transaction (a NotifyReport page the CSMS asked
+        /// for): queued in the station's queue, written ahead like every other. `name` makes its id.
+        case report(OCPPAction, JSON, name: String)
+        /// The cloud asked for the connectors' status again (TriggerMessage StatusNotification):
+        /// the connector's (0-based; nil: every connector's) status is reported after this input.
+        case resendStatus(connector: Int?)
         /// The uplink is registered with the cloud again (OCPP-J: BootNotification accepted): the
         /// outbox sends now rather than at its next probe.
         case uplinkReady
@@ -132,6 +138,8 @@ public struct StationCore: Sendable {
     var lastUplinkTraffic: Instant?
     /// The connector statuses last reported to the cloud, and the offers last shown.
     var reportedStatus: [PaymentEngine.ConnectorStatus] = []
+    /// Connectors whose status is reported again after this input even if unchanged.
+    var forcedStatus: Set<Int> = []
     var shownOffers: [PaymentEngine.ConnectorOffer] = []
     var sinceCompaction = 0
     var engineAcceptsStorage = true
@@ -363,6 +371,16 @@ public struct StationCore: Sendable {
             handleOutbox(effects)
             syncNow()
             flushSends()
+        case let .report(action, body, name):
+            report(action, body, name: name)
+            syncNow()
+            flushSends()
+        case .resendStatus(let connector):
+            if let c = connector {
+                if c < reportedStatus.count { forcedStatus.insert(c) }
+            } else {
+                forcedStatus = Set(reportedStatus.indices)
+            }
         case .uplinkReady:
             guard settings.uplink else { break }
             handleOutbox(outbox.connectionRestored(now: now.monotonic))
@@ -501,7 +519,7 @@ public struct StationCore: Sendable {
         shownOffers = offers
         guard settings.uplink, ledgerFailure == nil else { return }
         let statuses = engine.connectorStatuses
-        for (c, status) in statuses.enumerated() where c >= reportedStatus.count || reportedStatus[c] != status {
+        for (c, status) in statuses.enumerated() where c >= reportedStatus.count || reportedStatus[c] != status || forcedStatus.contains(c) {
             let ocpp: OCPPPayload.ConnectorStatus
             switch status {
             case .available: ocpp = .available
@@ -513,5 +531,6 @@ public struct StationCore: Sendable {
                    name: "status/\(c)/\(status.rawValue)")
         }
         reportedStatus = statuses
+        forcedStatus = []
     }
 }

@@ -9,6 +9,8 @@ public enum OCPPAction: String, Sendable, CaseIterable {
     case securityEventNotification = "SecurityEventNotification"
     case statusNotification = "StatusNotification"
     case heartbeat = "Heartbeat"
+    /// The device model report a GetBaseReport asked for (OCPP-J only).
+    case notifyReport = "NotifyReport"
 }
 
 /// RFC 3339 UTC timestamps from wall-clock milliseconds, without Foundation.

@@ -321,6 +321,9 @@ public struct Outbox: Sendable {
         locate(id).map { queues[$0.0]![$0.1].message }
     }
 
+    /// The queues (transactions, and the station's own) with messages still owed to the cloud.
+    public var pendingQueues: Set<String> { Set(queueOrder) }
+
     /// The ids still owed to the cloud, for compaction.
     public var pendingIDs: Set<String> { Set(queues.values.flatMap { $0.map(\.message.id) }) }
 }

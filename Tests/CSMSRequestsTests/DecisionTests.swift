@@ -55,16 +55,10 @@ import Testing
             #expect(r.reason == "MissingParam", "\(partial)")
             #expect(r.actions == [], "\(partial)")
         }
-        #expect(answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent","evse":{"id":0}}"#).actions
-                == [.trigger(.transactionEvent, evseId: nil)])
-
+        // A triggered TransactionEvent would break the replay's seqNo (see the handler): NotImplemented.
         let tx = answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent","evse":{"id":1}}"#)
-        #expect(tx.status == "Accepted")
-        #expect(tx.actions == [.trigger(.transactionEvent, evseId: 1)])
-        let noTx = answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent","evse":{"id":2}}"#)
-        #expect(noTx.status == "Rejected")
-        #expect(noTx.reason == "TxNotFound")
-        #expect(answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent"}"#, idleView()).status == "Rejected")
+        #expect(tx.status == "NotImplemented")
+        #expect(tx.actions == [])
 
         let unknownEvse = answer("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":3,"connectorId":1}}"#)
         #expect(unknownEvse.status == "Rejected")

@@ -1,0 +1,151 @@
+import CSMSRequests
+import DaemonLog
+import JSONLines
+import OCPPJ
+import OCPPJUplink
+import PaymentEngine
+import Platform
+import Station
+import StationCore
+import Timebase
+import Uplink
+
+/// The CSMS's requests over OCPP-J: the station's state as a `StationView`, the pure
+/// `CSMSRequestHandler`'s answer sent back, then its `StationAction`s carried out. The answer goes
+/// first: OCPP wants the response to a request before the messages it causes (a triggered
+/// StatusNotification, the NotifyReport pages, the TransactionEvent of a remote stop).
+extension StationDaemon {
+    /// How often a pending Reset checks whether the station has settled.
+    static let resetPollInterval: Duration = .seconds(1)
+
+    /// What the handler may read, from the engine, the outbox, the terminal and the configuration.
+    func csmsView() -> StationView {
+        let engine = station.engine
+        let config = running
+        let reporter = TransactionReporter(stationId: config.stationId)
+        let offers = engine.connectorOffers
+        let pending = station.outbox.pendingQueues
+        var evses: [StationView.EVSE] = []
+        var transactions: [StationView.Transaction] = []
+        for c in 0..<engine.config.connectors {
+            var evse = StationView.EVSE(id: c + 1, operative: !csmsInoperative.contains(c))
+            if let key = offers[c].sessionKey, let s = engine.sessions[key] {
+                evse.sessionOngoing = true
+                switch s.phase {
+                case .awaitingPlug, .charging, .disposing, .authUnknown:
+                    let id = reporter.transactionId(key)
+                    evse.transactionId = id
+                    transactions.append(.init(id: id, ongoing: true, messagesInQueue: pending.contains(id)))
+                case .deciding, .authorising, .frozen:
+                    break
+                }
+            }
+            evses.append(evse)
+        }
+        // Ended transactions whose messages the outbox still holds.
+        for q in pending.sorted() where q != StationCore.stationQueue && !transactions.contains(where: { $0.id == q }) {
+            transactions.append(.init(id: q, ongoing: false, messagesInQueue: true))
+        }
+        let t = station.terminal.status.identity
+        let terminal = StationView.TerminalInventory(vendor: "Payter", model: t?.model, serialNumber: t?.serialNumber,
+                                                     firmwareVersion: t?.firmware, simSerial: t?.simSerial,
+                                                     processorOption: config.paymentProcessor.rawValue,
+                                                     transferNumber: config.terminalTransferNumber.isEmpty ? nil : config.terminalTransferNumber)
+        let heartbeat = ocppj?.heartbeatInterval.map { $0.components.seconds } ?? config.heartbeatSeconds
+        return StationView(identity: .init(vendor: "paybridge", model: "paybridge", serialNumber: config.stationId, firmwareVersion: paybridgeVersion),
+                           evses: evses, stationOperative: csmsInoperative.count < engine.config.connectors || engine.config.connectors == 0,
+                           transactions: transactions, terminal: terminal,
+                           // The charger ports (simulated, controller socket) have no cable lock to release.
+                           unlockSupported: false, reservations: [],
+                           settings: .init(heartbeatIntervalSeconds: heartbeat, offlineChargingAllowed: station.engine.config.offlinePolicy == .allow),
+                           bootAccepted: ocppj?.registration == .accepted)
+    }
+
+    /// One CALL from the CSMS: answered now, its actions carried out after the answer.
+    func csmsCall(id: String, action: String, payload: JSON) {
+        guard let uplink = ocppj else { return }
+        switch CSMSRequestHandler.handle(action: action, payload: payload, view: csmsView(), now: WallClock.nowMillisecondsSinceEpoch()) {
+        case .failure(let error):
+            Log.warning("CSMS \(action) refused: \(error.code.rawValue) \(error.description)")
+            uplink.answer(id: id, error: error)
+        case .success(let result):
+            uplink.answer(id: id, payload: result.payload)
+            Log.info("CSMS \(action): answered \(result.payload["status"]?.stringValue ?? "")")
+            for a in result.actions { carryOut(a) }
+        }
+    }
+
+    func carryOut(_ action: StationAction) {
+        let engine = station.engine
+        switch action {
+        case .stopTransaction(let transactionId):
+            let reporter = TransactionReporter(stationId: running.stationId)
+            for (c, offer) in engine.connectorOffers.enumerated() {
+                if let key = offer.sessionKey, reporter.transactionId(key) == transactionId {
+                    Log.info("CSMS RequestStopTransaction: stopping the session on connector \(c + 1)")
+                    station.post(.engine(.operatorStop(connector: c)))
+                }
+            }
+        case .trigger(let message, let evseId):
+            switch message {
+            case .bootNotification: ocppj?.triggerBoot()
+            case .heartbeat: ocppj?.triggerHeartbeat()
+            case .statusNotification: station.post(.resendStatus(connector: evseId.map { $0 - 1 }))
+            }
+        case .reset(let kind):
+            reset(kind)
+        case let .setAvailability(evseId, operative):
+            let connectors = evseId.map { [$0 - 1] } ?? Array(0..<engine.config.connectors)
+            for c in connectors {
+                if operative { csmsInoperative.remove(c) } else { csmsInoperative.insert(c) }
+                // The terminal stops arming a connector the engine holds out of service; a session
+                // already on it runs to its end.
+                station.post(.engine(.connectorAvailable(connector: c, operative)))
+            }
+            Log.info("CSMS ChangeAvailability: connector(s) \(connectors.map { $0 + 1 }) \(operative ? "operative" : "inoperative")")
+        case let .setVariable(component, variable, value):
+            switch (component, variable) {
+            case ("OCPPCommCtrlr", "HeartbeatInterval"):
+                if let seconds = Int64(value) { ocppj?.setHeartbeatInterval(seconds: seconds) }
+            case ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
+                var config = engine.config
+                config.offlinePolicy = value == "true" ? .allow : .deny
+                station.post(.engine(.reconfigure(config)))
+            default:
+                Log.warning("CSMS SetVariables \(component).\(variable): accepted by the handler but not applied here")
+                return
+            }
+            Log.info("CSMS SetVariables \(component).\(variable) = \(value) (until the next start; the configuration file is not changed)")
+        case let .sendReport(requestId, pages):
+            for (i, page) in pages.enumerated() {
+                station.post(.report(.notifyReport, page, name: "report/\(requestId)/\(i)"))
+            }
+        case .cancelReservation, .unlockConnector:
+            // The view offers neither (no reservations, no cable lock): the handler refuses them.
+            Log.warning("CSMS: \(action) has nothing to act on here")
+        }
+    }
+
+    /// Reset: no new cards; Immediate stops what charges now; once nothing is open the daemon
+    /// exits with `ExitStatus.resetRequested` and systemd starts it again (Restart=on-failure).
+    func reset(_ kind: ResetKind) {
+        guard !resetPending else { return }
+        resetPending = true
+        Log.warning("CSMS Reset (\(kind)): taking no new cards; restarting once every session has settled")
+        station.notTakingPayments = "the CSMS asked for a reset: restarting once every session has settled"
+        station.post(.engine(.acceptNewSessions(false)))
+        if kind == .immediate {
+            for c in 0..<station.engine.config.connectors { station.post(.engine(.operatorStop(connector: c))) }
+        }
+        func check() {
+            if station.engine.sessions.isEmpty {
+                Log.warning("CSMS Reset: every session settled; exiting with status \(ExitStatus.resetRequested) to be restarted")
+                exitStatus = ExitStatus.resetRequested
+                stop()
+            } else {
+                _ = loop.schedule(at: MonotonicClock.now() + Self.resetPollInterval) { check() }
+            }
+        }
+        _ = loop.schedule(at: MonotonicClock.now() + Self.resetPollInterval) { check() }
+    }
+}

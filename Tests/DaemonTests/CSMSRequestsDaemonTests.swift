@@ -1,0 +1,92 @@
+import Configuration
+import Daemon
+import FakeTerminal
+import Foundation
+import JSONLines
+import PaymentEngine
+import Platform
+import Testing
+import TerminalPort
+import Timebase
+
+/// The CSMS's requests over OCPP-J to the daemon as it runs (in process, FakeTerminal), sent by
+/// the `ocpp` package's CSMS: each answer is checked by that library against the official 2.1
+/// schema before it reaches the test, and what each request sets off (a Heartbeat, a
+/// StatusNotification, NotifyReport pages, a reset) is seen in the CSMS's record.
+@Suite(.serialized) struct CSMSRequestsToTheDaemon {
+    @Test func everyRequestIsAnsweredValidlyAndCarriedOut() throws {
+        let dir = try stateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        guard let csms = try CSMSProcess(record: dir + "/csms.jsonl") else { return }
+        var config = DaemonConfig()
+        config.stateDirectory = dir + "/state"
+        config.engine.connectors = 2
+        config.cloudURL = "ws://127.0.0.1:\(csms.port)/ocpp"
+        config.stationId = "CS-REQ"
+        config.terminalTransferNumber = "TTN-42"
+        config.diagnosticsSocket = ""
+        let a = try arguments(writing: config, to: dir + "/paybridge.conf")
+        let terminal = FakeTerminal()
+        terminal.identify(TerminalInventory(serialNumber: "PT-0042", model: "APOLLO", firmware: "2.1.7", simSerial: "8931080000000000042"))
+        let loop = try EventLoop()
+        let daemon = StationDaemon(loop: loop, arguments: a, terminal: .port(terminal))
+        try daemon.boot()
+        defer { daemon.finish() }
+        func pump(until: () -> Bool, seconds: Int64 = 10) throws -> Bool {
+            let deadline = MonotonicClock.now() + .seconds(seconds)
+            while !until() {
+                guard MonotonicClock.now() < deadline else { return false }
+                try loop.runOnce(maxWait: .milliseconds(20))
+            }
+            return true
+        }
+        #expect(try pump { daemon.ocppj?.registration == .accepted }, "no accepted Boot")
+        func ask(_ action: String, _ payload: String) throws -> JSON? {
+            try csms.command(#"{"cmd":"call","action":"\#(action)","payload":\#(payload)}"#)
+            guard let line = try csms.aside(prefix: "", loop: loop) else { Issue.record("\(action): no answer"); return nil }
+            #expect(line.hasPrefix("response \(action) "), "\(action): \(line)")
+            return try? JSON.parse(String(line.dropFirst("response \(action) ".count)))
+        }
+        func status(_ j: JSON?) -> String? { j?["status"]?.stringValue }
+
+        let tx = try ask("GetTransactionStatus", "{}")
+        #expect(tx?["messagesInQueue"] != nil)
+        #expect(status(try ask("RequestStopTransaction", #"{"transactionId":"CS-REQ-999"}"#)) == "Rejected")
+        #expect(status(try ask("TriggerMessage", #"{"requestedMessage":"BootNotification"}"#)) == "Rejected", "already accepted")
+        #expect(status(try ask("TriggerMessage", #"{"requestedMessage":"TransactionEvent"}"#)) == "NotImplemented")
+        let heartbeats = csms.calls("Heartbeat").count
+        #expect(status(try ask("TriggerMessage", #"{"requestedMessage":"Heartbeat"}"#)) == "Accepted")
+        #expect(try pump { csms.calls("Heartbeat").count == heartbeats + 1 }, "no triggered Heartbeat")
+        let statuses = csms.calls("StatusNotification").count
+        #expect(status(try ask("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":2,"connectorId":1}}"#)) == "Accepted")
+        #expect(try pump { csms.calls("StatusNotification").count > statuses }, "no triggered StatusNotification")
+
+        let got = try ask("GetVariables", #"{"getVariableData":[{"component":{"name":"PaymentCtrlr"},"variable":{"name":"SerialNumber"}},{"component":{"name":"PaymentCtrlr"},"variable":{"name":"ICCID"}},{"component":{"name":"PaymentCtrlr"},"variable":{"name":"TransferNumber"}},{"component":{"name":"ChargingStation"},"variable":{"name":"SerialNumber"}},{"component":{"name":"Nope"},"variable":{"name":"X"}}]}"#)
+        let values = got?["getVariableResult"]?.arrayValue?.map { $0["attributeValue"]?.stringValue ?? $0["attributeStatus"]?.stringValue ?? "" }
+        #expect(values == ["PT-0042", "8931080000000000042", "TTN-42", "CS-REQ", "UnknownComponent"])
+        let set = try ask("SetVariables", #"{"setVariableData":[{"component":{"name":"OCPPCommCtrlr"},"variable":{"name":"HeartbeatInterval"},"attributeValue":"120"},{"component":{"name":"PaymentCtrlr"},"variable":{"name":"SerialNumber"},"attributeValue":"x"}]}"#)
+        #expect(set?["setVariableResult"]?.arrayValue?.map { $0["attributeStatus"]?.stringValue } == ["Accepted", "Rejected"])
+        #expect(daemon.ocppj?.heartbeatInterval == .seconds(120))
+
+        #expect(status(try ask("GetBaseReport", #"{"requestId":7,"reportBase":"FullInventory"}"#)) == "Accepted")
+        #expect(try pump { csms.calls("NotifyReport").contains { $0["payload"]?["tbc"] != .bool(true) } }, "the report did not finish")
+        let pages = csms.calls("NotifyReport")
+        #expect(!pages.isEmpty && pages.allSatisfy { $0["valid"] == .bool(true) && $0["payload"]?["requestId"] == .int(7) })
+        #expect(pages.map { $0["payload"]?["seqNo"] } == (0..<pages.count).map { JSON.int(Int64($0)) })
+
+        #expect(status(try ask("ChangeAvailability", #"{"operationalStatus":"Inoperative","evse":{"id":2}}"#)) == "Accepted")
+        #expect(status(try ask("UnlockConnector", #"{"evseId":1,"connectorId":1}"#)) == "UnlockFailed")
+        #expect(status(try ask("CancelReservation", #"{"reservationId":3}"#)) == "Rejected")
+        // An action outside the handled set is the RPC core's: NotSupported, schema-valid as an error.
+        try csms.command(#"{"cmd":"call","action":"GetLog","payload":{"logType":"DiagnosticsLog","requestId":1,"log":{"remoteLocation":"https://x.example/"}}}"#)
+        #expect(try csms.aside(prefix: "callerror GetLog", loop: loop)?.contains("NotSupported") == true)
+        // A malformed request: the library refuses to send it unless told not to validate.
+        try csms.command(#"{"cmd":"call","action":"ChangeAvailability","payload":{"operationalStatus":"Sideways"},"validate":false}"#)
+        #expect(try csms.aside(prefix: "callerror ChangeAvailability", loop: loop) != nil)
+
+        // Reset OnIdle with nothing open: the daemon stops with the status that gets it restarted.
+        #expect(status(try ask("Reset", #"{"type":"OnIdle"}"#)) == "Accepted")
+        #expect(try pump(until: { daemon.exitStatus == ExitStatus.resetRequested }, seconds: 5))
+        #expect(csms.calls("BootNotification").allSatisfy { $0["valid"] == .bool(true) })
+    }
+}
