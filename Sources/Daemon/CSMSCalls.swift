@@ -148,4 +148,28 @@ extension StationDaemon {
         }
         _ = loop.schedule(at: MonotonicClock.now() + Self.resetPollInterval) { check() }
     }
+
+    /// The CSMS's answer to a TransactionEvent: its `totalCost` is compared with the station's own
+    /// (a difference is a warning: the driver was charged the local tariff's amount, and someone
+    /// must reconcile), its `transactionLimit.maxCost` lowers the running session's cap.
+    func transactionResponse(_ message: OutboxMessage, _ payload: JSON) {
+        guard message.action == .transactionEvent, let request = try? JSON.parse(message.body),
+              let transactionId = TransactionResponseReading.transactionId(request) else { return }
+        if let (local, currency) = TransactionResponseReading.localTotal(request),
+           let theirs = TransactionResponseReading.csmsTotal(payload, currency: currency), theirs != local {
+            csmsCostDifferences += 1
+            Log.warning("transaction \(transactionId): the CSMS's totalCost \(JSON.decimal(minor: theirs, exponent: CurrencyExponent.of(currency)).text) \(currency) differs from the station's \(JSON.decimal(minor: local, exponent: CurrencyExponent.of(currency)).text) \(currency); the card was charged the station's amount")
+        }
+        let reporter = TransactionReporter(stationId: running.stationId)
+        guard let (key, session) = station.engine.sessions.first(where: { reporter.transactionId($0.key) == transactionId }),
+              let limit = TransactionResponseReading.maxCost(payload, currency: session.tariff.currency) else { return }
+        applyCostLimit(key, limit, transactionId)
+    }
+}
+
+extension StationDaemon {
+    /// A cost limit from the CSMS for a running session.
+    func applyCostLimit(_ key: SessionKey, _ limit: Int64, _ transactionId: String) {
+        Log.info("transaction \(transactionId): the CSMS set transactionLimit.maxCost \(limit); the engine cannot lower a running session's cap yet, so the authorised amount stays the cap")
+    }
 }

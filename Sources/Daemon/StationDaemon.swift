@@ -150,6 +150,8 @@ public final class StationDaemon {
     var csmsInoperative: Set<Int> = []
     /// A CSMS Reset is waiting for the sessions to settle.
     var resetPending = false
+    /// TransactionEventResponses whose totalCost differed from the station's own.
+    public internal(set) var csmsCostDifferences = 0
     var terminalLog: TerminalLog?
     var stopping = false
 
@@ -409,6 +411,7 @@ public final class StationDaemon {
         if let j = ocppj {
             j.onReady = { [unowned station] in station.post(.uplinkReady) }
             j.onIncomingCall = { [unowned self] id, action, payload in self.csmsCall(id: id, action: action, payload: payload) }
+            j.onResult = { [unowned self] message, payload in self.transactionResponse(message, payload) }
             j.onNotice = { severity, text in Log.write(LogLevel(severity), text) }
             j.start()
         }

@@ -645,13 +645,23 @@ public enum TariffReading {
         return Tariff(currency: currency, startFee: fixed ?? 0, energyPricePerKWh: energy ?? 0, timePricePerMinute: time ?? 0)
     }
 
-    /// A non-negative JSON number as a whole number of minor units, exactly; nil when it is
-    /// negative, has more fraction digits than `exponent` (other than trailing zeros), an
-    /// exponent part, or is too large.
-    public static func minorUnits(_ v: JSON) -> Int64? {
+    /// A price in the engine's cents (`ExactAmount.minorUnits` with `exponent`).
+    public static func minorUnits(_ v: JSON) -> Int64? { ExactAmount.minorUnits(v, exponent: exponent) }
+}
+
+/// JSON numbers as exact amounts: OCPP writes money as decimals, and a float would turn 0.29
+/// into 0.28999…; the text is read digit by digit instead.
+public enum ExactAmount {
+    /// A non-negative JSON number as a whole number of minor units with `exponent` fraction
+    /// digits (2 for EUR, 0 for JPY), exactly; nil when it is negative, has more fraction digits
+    /// (other than trailing zeros), an exponent part, or is a billion major units or more.
+    public static func minorUnits(_ v: JSON, exponent: Int) -> Int64? {
+        guard (0...4).contains(exponent) else { return nil }
+        var scale: Int64 = 1
+        for _ in 0..<exponent { scale *= 10 }
         let text: String
         switch v {
-        case .int(let i): guard i >= 0, i < 1_000_000_000 else { return nil }; return i * 100
+        case .int(let i): guard i >= 0, i < 1_000_000_000 else { return nil }; return i * scale
         case .decimal(let d): text = d
         default: return nil
         }
@@ -662,6 +672,31 @@ public enum TariffReading {
         while fraction.count > exponent, fraction.hasSuffix("0") { fraction.removeLast() }
         guard fraction.count <= exponent, fraction.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         while fraction.count < exponent { fraction += "0" }
-        return whole * 100 + (Int64(fraction) ?? 0)
+        return whole * scale + (Int64(fraction) ?? 0)
+    }
+}
+
+/// What a TransactionEventResponse says about money, read against the request it answers (pure).
+public enum TransactionResponseReading {
+    /// The transaction the request is about.
+    public static func transactionId(_ request: JSON) -> String? {
+        request["transactionInfo"]?["transactionId"]?.stringValue
+    }
+
+    /// The station's own total on an Ended event (`costDetails.totalCost`), in minor units, with its currency.
+    public static func localTotal(_ request: JSON) -> (minor: Int64, currency: String)? {
+        guard let total = request["costDetails"]?["totalCost"], let currency = total["currency"]?.stringValue,
+              let v = total["total"]?["inclTax"], let minor = ExactAmount.minorUnits(v, exponent: CurrencyExponent.of(currency)) else { return nil }
+        return (minor, currency)
+    }
+
+    /// The CSMS's `totalCost`, in minor units of `currency`.
+    public static func csmsTotal(_ response: JSON, currency: String) -> Int64? {
+        response["totalCost"].flatMap { ExactAmount.minorUnits($0, exponent: CurrencyExponent.of(currency)) }
+    }
+
+    /// The CSMS's `transactionLimit.maxCost`, in minor units of `currency`.
+    public static func maxCost(_ response: JSON, currency: String) -> Int64? {
+        response["transactionLimit"]?["maxCost"].flatMap { ExactAmount.minorUnits($0, exponent: CurrencyExponent.of(currency)) }
     }
 }

@@ -253,3 +253,17 @@ import WebSocket
         }
     }
 }
+
+@Suite struct TransactionResponseReadingTests {
+    @Test func totalsAndLimitsAreReadExactlyInTheCurrencysUnits() throws {
+        let ended = try JSON.parse(#"{"eventType":"Ended","transactionInfo":{"transactionId":"CS-1-7"},"costDetails":{"totalCost":{"currency":"EUR","typeOfCost":"NormalCost","total":{"inclTax":12.34}}}}"#)
+        #expect(TransactionResponseReading.transactionId(ended) == "CS-1-7")
+        #expect(TransactionResponseReading.localTotal(ended)! == (1234, "EUR"))
+        let response = try JSON.parse(#"{"totalCost":12.3,"transactionLimit":{"maxCost":20}}"#)
+        #expect(TransactionResponseReading.csmsTotal(response, currency: "EUR") == 1230)
+        #expect(TransactionResponseReading.maxCost(response, currency: "EUR") == 2000)
+        #expect(TransactionResponseReading.maxCost(response, currency: "JPY") == 20)
+        #expect(TransactionResponseReading.csmsTotal(try JSON.parse(#"{"totalCost":0.001}"#), currency: "EUR") == nil, "sub-cent is not exact")
+        #expect(TransactionResponseReading.localTotal(try JSON.parse(#"{"eventType":"Updated"}"#)) == nil)
+    }
+}
