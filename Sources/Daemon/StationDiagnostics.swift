@@ -307,7 +307,22 @@ public final class StationDiagnostics: DiagnosticsHandler {
             ("dead_letters", .number(outbox.deadLetters)),
             ("delivered", .number(outbox.delivered)),
             ("cloud", .string(station.uplink == nil ? "none" : outbox.reachable ? "reachable" : "unreachable")),
+            ("protocol", station.uplink == nil ? .null : .string(config.cloudProtocol.rawValue)),
         ]
+        if let j = daemon.ocppj {
+            let rpc = j.rpcCounters
+            outboxFields.append(("ocpp_j", .object([
+                ("registration", .string("\(j.registration)")),
+                ("subprotocol", j.subprotocol.map { .string($0) } ?? .null),
+                ("heartbeat_seconds", j.heartbeatInterval.map { .number($0.components.seconds) } ?? .null),
+                ("connections", .number(j.counters.connections)), ("disconnects", .number(j.counters.disconnects)),
+                ("connect_failures", .number(j.counters.connectFailures)),
+                ("authorize_offline", .number(j.counters.authorizeOffline)), ("authorize_refused", .number(j.counters.authorizeRefused)),
+                ("malformed", .number(rpc.malformed)), ("timeouts", .number(rpc.timeouts)),
+                ("unhandled_actions", .number(rpc.unhandledActions)), ("late_responses", .number(rpc.lateOrUnknownResponses)),
+                ("cost_differences", .number(daemon.csmsCostDifferences)),
+            ])))
+        }
         outboxFields.append((outbox.reachable ? "reachable_since_seconds" : "unreachable_since_seconds",
                              outbox.reachableChangedAt.map { seconds(since: $0, now: now) } ?? seconds(since: startedAt, now: now)))
         let why = notTakingPaymentsReason()

@@ -120,6 +120,11 @@ func renderStatus(_ r: JSON) {
         if let s = o["reachable_since_seconds"]?.int { cloud += " for \(age(s))" }
         if let s = o["unreachable_since_seconds"]?.int { cloud += " for \(age(s))" }
         writeOut("outbox     \(shown(o["queued"])) queued\(kinds.isEmpty ? "" : " (\(kinds))")\(oldest); \(shown(o["dead_letters"])) dead letters; \(cloud)")
+        if let j = o["ocpp_j"], j != .null {
+            writeOut("ocpp-j     \(shown(j["registration"]))\(j["subprotocol"].map { $0 == .null ? "" : " (\($0.shown))" } ?? ""); "
+                     + "\(shown(j["connections"])) connections, \(shown(j["disconnects"])) lost, \(shown(j["connect_failures"])) failed connects; "
+                     + "\(shown(j["timeouts"])) timeouts, \(shown(j["malformed"])) malformed from the CSMS")
+        }
     }
     let warnings = r["warnings"]?.arrayValue ?? []
     if warnings.isEmpty {

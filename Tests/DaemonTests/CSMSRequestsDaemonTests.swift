@@ -1,5 +1,5 @@
 import Configuration
-import Daemon
+@testable import Daemon
 import FakeTerminal
 import Foundation
 import JSONLines
@@ -83,6 +83,13 @@ import Timebase
         // A malformed request: the library refuses to send it unless told not to validate.
         try csms.command(#"{"cmd":"call","action":"ChangeAvailability","payload":{"operationalStatus":"Sideways"},"validate":false}"#)
         #expect(try csms.aside(prefix: "callerror ChangeAvailability", loop: loop) != nil)
+
+        // The technicians' status names the protocol and the registration.
+        let shown = JSON.object(try #require(daemon.diagnostics).status())
+        #expect(shown["outbox"]?["protocol"]?.stringValue == "ocpp-j")
+        #expect(shown["outbox"]?["ocpp_j"]?["registration"]?.stringValue == "accepted")
+        #expect(shown["outbox"]?["ocpp_j"]?["heartbeat_seconds"] == .int(120))
+        #expect(shown["outbox"]?["ocpp_j"]?["unhandled_actions"] == .int(1))
 
         // Reset OnIdle with nothing open: the daemon stops with the status that gets it restarted.
         #expect(status(try ask("Reset", #"{"type":"OnIdle"}"#)) == "Accepted")
