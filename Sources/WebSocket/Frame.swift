@@ -27,11 +27,24 @@ public struct WebSocketFrame: Equatable, Sendable {
     }
 }
 
-/// Why the server's frames broke the protocol. Each case maps to the close code we send before
+/// Which end of the connection a codec or core plays. The roles differ in masking only (RFC 6455
+/// section 5.1): a client masks every frame it sends and refuses masked frames; a server sends
+/// unmasked frames and refuses unmasked ones.
+public enum WebSocketRole: Sendable, Equatable {
+    /// The station's end: the uplink's role, and the default everywhere.
+    case client
+    /// The CSMS's end: what cloud-sim plays.
+    case server
+}
+
+/// Why the peer's frames broke the protocol. Each case maps to the close code we send before
 /// failing the connection (`closeCode`).
 public enum WebSocketProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A server frame with the mask bit set (RFC 6455 section 5.1: a server MUST NOT mask).
     case maskedFrame
+    /// A client frame without the mask bit, seen by a server (RFC 6455 section 5.1: the server
+    /// MUST close the connection on it): 1002.
+    case unmaskedFrame
     /// RSV1–RSV3 set (the bits, shifted down to 0b0xyz) although no extension was negotiated.
     case reservedBits(UInt8)
     /// An opcode RFC 6455 reserves (3–7, 0xB–0xF).
@@ -72,6 +85,7 @@ public enum WebSocketProtocolError: Error, Equatable, Sendable, CustomStringConv
     public var description: String {
         switch self {
         case .maskedFrame: return "masked frame from the server"
+        case .unmaskedFrame: return "unmasked frame from the client"
         case .reservedBits(let b): return "reserved bits \(b) set without an extension"
         case .unknownOpcode(let o): return "unknown opcode \(o)"
         case .controlFrameTooLong(let n): return "control frame of \(n) bytes (limit 125)"
@@ -89,23 +103,16 @@ public enum WebSocketProtocolError: Error, Equatable, Sendable, CustomStringConv
     }
 }
 
-/// The client's frame encoder: every frame masked, as RFC 6455 section 5.3 requires of a client.
+/// The frame encoder: a client's frames masked (`encode(_:maskKey:)`, RFC 6455 section 5.3), a
+/// server's not (`encodeUnmasked`).
 public enum WebSocketFrameEncoder {
     /// The frame's bytes, masked with `maskKey` (big-endian: 0x37FA213D is the key 37 fa 21 3d).
     /// The key comes from the caller so that tests are deterministic; the connection takes each one
     /// from its random source. A control frame must be final and at most 125 bytes: the core checks
     /// what the application gives it, so a violation here is a bug.
     public static func encode(_ frame: WebSocketFrame, maskKey: UInt32) -> [UInt8] {
-        precondition(!frame.opcode.isControl || (frame.fin && frame.payload.count <= WebSocketLimits.maxControlPayload),
-                     "control frames are final and at most 125 bytes")
-        var w = ByteWriter(capacity: frame.payload.count + WebSocketLimits.maxFrameHeaderBytes)
-        w.u8((frame.fin ? 0x80 : 0) | frame.opcode.rawValue)
+        var w = header(frame, masked: true)
         let n = frame.payload.count
-        switch n {
-        case 0...125: w.u8(0x80 | UInt8(n))
-        case 126...0xFFFF: w.u8(0x80 | 126); w.u16be(UInt16(n))
-        default: w.u8(0x80 | 127); w.u64be(UInt64(n))
-        }
         w.u32be(maskKey)
         let key = [UInt8(maskKey >> 24), UInt8(truncatingIfNeeded: maskKey >> 16), UInt8(truncatingIfNeeded: maskKey >> 8), UInt8(truncatingIfNeeded: maskKey)]
         var out = w.bytes
@@ -113,9 +120,35 @@ public enum WebSocketFrameEncoder {
         for (i, b) in frame.payload.enumerated() { out.append(b ^ key[i & 3]) }
         return out
     }
+
+    /// The frame's bytes without a mask: what a server sends (RFC 6455 section 5.1). The same
+    /// preconditions as `encode(_:maskKey:)`.
+    public static func encodeUnmasked(_ frame: WebSocketFrame) -> [UInt8] {
+        var w = header(frame, masked: false)
+        w.append(frame.payload)
+        return w.bytes
+    }
+
+    /// Opcode byte and minimal length, with the mask bit when `masked`.
+    private static func header(_ frame: WebSocketFrame, masked: Bool) -> ByteWriter {
+        precondition(!frame.opcode.isControl || (frame.fin && frame.payload.count <= WebSocketLimits.maxControlPayload),
+                     "control frames are final and at most 125 bytes")
+        var w = ByteWriter(capacity: frame.payload.count + WebSocketLimits.maxFrameHeaderBytes)
+        w.u8((frame.fin ? 0x80 : 0) | frame.opcode.rawValue)
+        let maskBit: UInt8 = masked ? 0x80 : 0
+        let n = frame.payload.count
+        switch n {
+        case 0...125: w.u8(maskBit | UInt8(n))
+        case 126...0xFFFF: w.u8(maskBit | 126); w.u16be(UInt16(n))
+        default: w.u8(maskBit | 127); w.u64be(UInt64(n))
+        }
+        return w
+    }
 }
 
-/// Streaming decoder of the server's frames: bytes appended in any split, frames out. Pure.
+/// Streaming decoder of the peer's frames: bytes appended in any split, frames out. Pure. In the
+/// client role (the default) it reads a server's unmasked frames; in the server role a client's
+/// masked ones, unmasking them, and refuses an unmasked frame (`unmaskedFrame`).
 ///
 /// Memory is bounded: a frame's length is checked against `maxFramePayload` as soon as its header
 /// is complete, so at most one frame of that size plus the last chunk appended is held.
@@ -128,13 +161,16 @@ public enum WebSocketFrameEncoder {
 public struct WebSocketFrameDecoder: Sendable {
     /// Largest payload accepted in one frame.
     public let maxFramePayload: Int
+    /// Our end: decides which mask bit the peer's frames must carry.
+    public let role: WebSocketRole
     private var buffer: [UInt8] = []
     private var start = 0
     private var failure: WebSocketProtocolError?
 
-    public init(maxFramePayload: Int = WebSocketLimits.defaultMaxFramePayload) {
+    public init(maxFramePayload: Int = WebSocketLimits.defaultMaxFramePayload, role: WebSocketRole = .client) {
         precondition(maxFramePayload >= WebSocketLimits.maxControlPayload, "a frame limit below 125 would refuse legal control frames")
         self.maxFramePayload = maxFramePayload
+        self.role = role
     }
 
     /// Bytes received but not yet returned as a frame.
@@ -171,7 +207,11 @@ public struct WebSocketFrameDecoder: Sendable {
         let rsv = (b0 >> 4) & 0x7
         guard rsv == 0 else { throw .reservedBits(rsv) }
         guard let opcode = WebSocketOpcode(rawValue: b0 & 0x0F) else { throw .unknownOpcode(b0 & 0x0F) }
-        guard b1 & 0x80 == 0 else { throw .maskedFrame }
+        let masked = b1 & 0x80 != 0
+        switch role {
+        case .client: guard !masked else { throw .maskedFrame }
+        case .server: guard masked else { throw .unmaskedFrame }
+        }
         if opcode.isControl && !fin { throw .fragmentedControlFrame }
         var header = 2
         var length = UInt64(b1 & 0x7F)
@@ -190,9 +230,22 @@ public struct WebSocketFrameDecoder: Sendable {
         }
         if opcode.isControl && length > UInt64(WebSocketLimits.maxControlPayload) { throw .controlFrameTooLong(Int(clamping: length)) }
         guard length <= UInt64(maxFramePayload) else { throw .frameTooLarge(length: length, limit: maxFramePayload) }
-        let total = header + Int(length)
+        let keyBytes = masked ? 4 : 0
+        let total = header + keyBytes + Int(length)
         guard available >= total else { return nil }
-        let payload = Array(buffer[(start + header)..<(start + total)])
+        var payload = Array(buffer[(start + header + keyBytes)..<(start + total)])
+        if masked {
+            let k = start + header
+            let key = (buffer[k], buffer[k + 1], buffer[k + 2], buffer[k + 3])
+            for i in payload.indices {
+                switch i & 3 {
+                case 0: payload[i] ^= key.0
+                case 1: payload[i] ^= key.1
+                case 2: payload[i] ^= key.2
+                default: payload[i] ^= key.3
+                }
+            }
+        }
         start += total
         return WebSocketFrame(fin: fin, opcode: opcode, payload: payload)
     }

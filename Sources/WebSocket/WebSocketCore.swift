@@ -78,11 +78,14 @@ public enum WebSocketEffect: Equatable, Sendable {
     case failed(WebSocketFailure)
 }
 
-/// One WebSocket client connection after the opening handshake, as a pure state machine: bytes,
+/// One WebSocket connection after the opening handshake, as a pure state machine: bytes,
 /// application requests and instants in; effects out (`takeEffects`); no I/O, no clock. The shell
 /// arms one timer at `nextDeadline` and calls `advance(to:)` when it fires.
 ///
-/// Mask keys come from `Keys`: `SystemRandomNumberGenerator` in the shell, a seeded generator in tests.
+/// The role decides masking only: a client (the default) masks what it sends, with keys from
+/// `Keys` (`SystemRandomNumberGenerator` in the shell, a seeded generator in tests), and fails on
+/// a masked frame; a server sends unmasked frames, draws no key, and fails on an unmasked frame
+/// (`WebSocketProtocolError.unmaskedFrame`, close 1002).
 public struct WebSocketCore<Keys: RandomNumberGenerator & Sendable>: Sendable {
     /// Where the connection is.
     public enum State: Equatable, Sendable {
@@ -95,6 +98,8 @@ public struct WebSocketCore<Keys: RandomNumberGenerator & Sendable>: Sendable {
     }
 
     public let configuration: WebSocketConfiguration
+    /// Our end of the connection.
+    public let role: WebSocketRole
     public private(set) var state: State = .open
     private var keys: Keys
     private var decoder: WebSocketFrameDecoder
@@ -107,11 +112,13 @@ public struct WebSocketCore<Keys: RandomNumberGenerator & Sendable>: Sendable {
     private var closeDeadline: Instant?
 
     /// A connection whose handshake just completed; `leftover` is the handshake's leftover bytes.
-    public init(configuration: WebSocketConfiguration = WebSocketConfiguration(), maskKeys: Keys,
-                leftover: [UInt8] = [], at now: Instant) {
+    /// A server passes any generator: it draws no key from it.
+    public init(configuration: WebSocketConfiguration = WebSocketConfiguration(), role: WebSocketRole = .client,
+                maskKeys: Keys, leftover: [UInt8] = [], at now: Instant) {
         self.configuration = configuration
+        self.role = role
         keys = maskKeys
-        decoder = WebSocketFrameDecoder(maxFramePayload: configuration.maxFramePayload)
+        decoder = WebSocketFrameDecoder(maxFramePayload: configuration.maxFramePayload, role: role)
         assembler = WebSocketMessageAssembler(maxMessageBytes: configuration.maxMessageBytes)
         if !leftover.isEmpty { receive(leftover, at: now) }
     }
@@ -250,8 +257,14 @@ public struct WebSocketCore<Keys: RandomNumberGenerator & Sendable>: Sendable {
     }
 
     private mutating func write(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
-        let key = UInt32(truncatingIfNeeded: keys.next())
-        effects.append(.write(WebSocketFrameEncoder.encode(WebSocketFrame(opcode: opcode, payload: payload), maskKey: key)))
+        let frame = WebSocketFrame(opcode: opcode, payload: payload)
+        switch role {
+        case .client:
+            let key = UInt32(truncatingIfNeeded: keys.next())
+            effects.append(.write(WebSocketFrameEncoder.encode(frame, maskKey: key)))
+        case .server:
+            effects.append(.write(WebSocketFrameEncoder.encodeUnmasked(frame)))
+        }
     }
 
     /// Fails the connection for a protocol error: a close frame with the mapped code (unless ours

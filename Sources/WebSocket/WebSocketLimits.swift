@@ -1,4 +1,4 @@
-/// Every bound the WebSocket client keeps, by name. The defaults are what the station uses;
+/// Every bound the WebSocket client and server keep, by name. The defaults are what the station uses;
 /// the frame and message limits and the two timeouts are configurable (`WebSocketConfiguration`).
 public enum WebSocketLimits {
     /// The server's handshake response, status line to the empty line: 8 KiB, nginx's default
@@ -6,6 +6,11 @@ public enum WebSocketLimits {
     public static let maxResponseHeaderBytes = 8 * 1024
     /// Header fields in the server's handshake response.
     public static let maxResponseHeaderFields = 64
+    /// A client's Upgrade request, request line to the empty line (the server role): 8 KiB, as
+    /// for a response. An OCPP station's request is a few hundred bytes.
+    public static let maxRequestHeaderBytes = 8 * 1024
+    /// Header fields in a client's Upgrade request.
+    public static let maxRequestHeaderFields = 64
     /// The random nonce behind `Sec-WebSocket-Key` (RFC 6455 section 4.1: 16 bytes).
     public static let nonceBytes = 16
     /// A control frame's payload (RFC 6455 section 5.5).
