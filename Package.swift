@@ -114,8 +114,8 @@ let package = Package(
         .executableTarget(name: "daemon-bench", dependencies: ["TerminalSim", "CloudSim", "PSPCodec", "JSONLines", "Platform", "Timebase"]),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),
-        // The simulated charging platform: the uplink's HTTP binding with scriptable faults (library + executable).
-        .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "Platform", "Timebase", "WireFormat"], path: "HardwareSim/CloudSim"),
+        // The simulated charging platform: the uplink's HTTP and OCPP-J bindings with scriptable faults (library + executable).
+        .target(name: "CloudSim", dependencies: ["JSONLines", "Uplink", "OCPPJ", "WebSocket", "Platform", "Timebase", "WireFormat"], path: "HardwareSim/CloudSim"),
         .executableTarget(name: "cloud-sim", dependencies: ["CloudSim", "Platform", "Timebase"], path: "HardwareSim/cloud-sim"),
         // Pure: the diagnostic socket's protocol (JSON lines, commands, errors, access rule, line limits).
         .target(name: "DiagnosticsProtocol", dependencies: ["JSONLines"]),
@@ -164,7 +164,7 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         .testTarget(name: "PSPLinkTests", dependencies: ["PSPLink", "PSPCodec", "Timebase", "TerminalSim"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "Timebase"]),
-        .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "Platform", "Timebase"]),
+        .testTarget(name: "CloudSimTests", dependencies: ["JSONLines", "Uplink", "CloudSim", "OCPPJ", "WebSocket", "WireFormat", "Platform", "Timebase"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Platform", "Timebase", "WireFormat"]),
         .testTarget(name: "StationCoreTests", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase", "TerminalConditions", "TerminalPort"]),
         .testTarget(name: "DiagnosticsTests", dependencies: ["DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "Platform", "Timebase"]),

@@ -1,14 +1,44 @@
 import Uplink
 import WireFormat
-/// The simulated charging platform, pure: a parsed HTTP request and the wall-clock time in,
-/// the response (or a dropped connection), its delay and one record line out.
+/// The simulated charging platform, pure: a parsed HTTP request (or an OCPP-J message) and the
+/// wall-clock time in, the response (or a dropped connection), its delay and one record line out.
 ///
-/// The binding (issue 4): `POST {baseURL}/{stationId}/{Action}`, the OCPP 2.1 request payload
-/// as a JSON body, `Content-Type: application/json`, `Idempotency-Key: <messageId>`; the
-/// response body is the OCPP 2.1 response payload.
+/// Two bindings share one decision (`decide`: faults, dedupe by message id, the answer):
+/// - HTTPS (issue 4): `POST {baseURL}/{stationId}/{Action}`, the OCPP 2.1 request payload as a
+///   JSON body, `Content-Type: application/json`, `Idempotency-Key: <messageId>`; the response
+///   body is the OCPP 2.1 response payload.
+/// - OCPP-J (issue 15): a WebSocket upgrade of `GET /<anything>/<stationId>` (subprotocol
+///   `ocpp2.1`, or `ocpp2.0.1`), then `[2,id,action,payload]` in, `[3,id,payload]` or
+///   `[4,id,code,description,{}]` out (OCPPJBinding.swift).
 
-/// The actions the binding carries: the daemon's own list (`Uplink.OCPPAction`).
-public typealias CloudAction = OCPPAction
+/// The actions the simulated cloud answers over either binding: the daemon's own list
+/// (`Uplink.OCPPAction`, a test keeps them in step) and BootNotification, with which an OCPP-J
+/// connection opens.
+public enum CloudAction: String, CaseIterable, Sendable {
+    case bootNotification = "BootNotification"
+    case authorize = "Authorize"
+    case transactionEvent = "TransactionEvent"
+    case notifySettlement = "NotifySettlement"
+    case securityEventNotification = "SecurityEventNotification"
+    case statusNotification = "StatusNotification"
+    case heartbeat = "Heartbeat"
+    case notifyReport = "NotifyReport"
+}
+
+/// The bindings cloud-sim serves on its one port (`--binding`).
+public enum CloudBinding: String, CaseIterable, Sendable {
+    /// `POST /{stationId}/{Action}` with an Idempotency-Key.
+    case https
+    /// OCPP-J RPC over a WebSocket (an `Upgrade: websocket` GET).
+    case ocppJ = "ocpp-j"
+}
+
+/// The BootNotification answers `boot` can script (RegistrationStatusEnumType).
+public enum BootStatus: String, CaseIterable, Sendable {
+    case accepted = "Accepted"
+    case pending = "Pending"
+    case rejected = "Rejected"
+}
 
 /// Which requests a scripted fault applies to.
 public enum ActionSelector: Hashable, Sendable, CustomStringConvertible {
@@ -51,7 +81,15 @@ public enum CloudDirective: Equatable, Sendable {
     case acceptCard(last4: String)
     /// Answer 401 to every request without `Authorization: Bearer TOKEN` (an empty token: no check).
     case requireToken(String)
-    /// Back to normal service: up, not slow, no faults, no refused cards (remembered keys stay).
+    /// BootNotification is answered with this status and heartbeat interval in seconds.
+    case boot(BootStatus, intervalSeconds: Int)
+    /// Close each OCPP-J WebSocket (1001 "close-ws") after answering the next `count` of its
+    /// messages, counted over all connections (0 disarms).
+    case closeWebSocket(afterMessages: Int)
+    /// Refuse the next `count` WebSocket upgrades with `status` (0 disarms).
+    case refuseUpgrades(count: Int, status: Int)
+    /// Back to normal service: up, not slow, no faults, no refused cards, boot Accepted every 300 s
+    /// (remembered keys stay).
     case clear
     /// Forget every remembered Idempotency-Key.
     case forget
@@ -66,7 +104,13 @@ public enum CloudDirective: Equatable, Sendable {
                                         "NotAllowedTypeEVSE", "NotAtThisLocation", "NotAtThisTime", "Unknown"]
 
     /// The directive names, for usage text and flag parsing.
-    public static let names = ["down", "up", "slow", "fail5xx", "fail4xx", "drop", "refuse-card", "accept-card", "require-token", "clear", "forget", "quit"]
+    public static let names = ["down", "up", "slow", "fail5xx", "fail4xx", "drop", "refuse-card", "accept-card", "require-token",
+                               "boot", "close-ws", "refuse-upgrades", "clear", "forget", "quit"]
+
+    /// The statuses `refuse-upgrades` may answer with.
+    public static let upgradeRefusalStatuses = [400, 401, 403, 404, 429, 500, 503]
+    /// The longest heartbeat interval `boot` takes: a day.
+    public static let maxHeartbeatIntervalSeconds = 86_400
 
     /// Parses one directive from its words, e.g. `["fail5xx", "TransactionEvent", "2"]`.
     public static func parse(_ words: [String]) throws(ParseError) -> CloudDirective {
@@ -110,6 +154,32 @@ public enum CloudDirective: Equatable, Sendable {
         case "require-token":
             try arity(0...1, "require-token [TOKEN]")
             return .requireToken(args.first ?? "")
+        case "boot":
+            try arity(1...2, "boot Accepted|Pending|Rejected [INTERVAL]")
+            guard let status = BootStatus(rawValue: args[0]) else {
+                throw bad("boot: STATUS must be one of \(BootStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            var interval = CloudScript.defaultHeartbeatIntervalSeconds
+            if args.count > 1 {
+                guard let n = Int(args[1]), n >= 1, n <= maxHeartbeatIntervalSeconds else {
+                    throw bad("boot: INTERVAL must be 1...\(maxHeartbeatIntervalSeconds) seconds")
+                }
+                interval = n
+            }
+            return .boot(status, intervalSeconds: interval)
+        case "close-ws":
+            try arity(0...1, "close-ws [COUNT]")
+            return .closeWebSocket(afterMessages: try count(args.first))
+        case "refuse-upgrades":
+            try arity(0...2, "refuse-upgrades [COUNT [STATUS]]")
+            var status = 503
+            if args.count > 1 {
+                guard let s = Int(args[1]), upgradeRefusalStatuses.contains(s) else {
+                    throw bad("refuse-upgrades: STATUS must be one of \(upgradeRefusalStatuses.map(String.init).joined(separator: ", "))")
+                }
+                status = s
+            }
+            return .refuseUpgrades(count: try count(args.first), status: status)
         default:
             throw bad("unknown directive \(name) (one of \(names.joined(separator: ", ")))")
         }
@@ -124,8 +194,20 @@ public struct CloudScript: Equatable, Sendable {
     public var faults: [CloudFault: [ActionSelector: Int]] = [:]
     /// CardLast4Digits → the AuthorizationStatus to answer.
     public var refusedCards: [String: String] = [:]
-    /// The bearer token every request must carry; nil: none checked.
+    /// The bearer token every request must carry; nil: none checked. An OCPP-J upgrade may carry
+    /// it as the Basic password instead (security profile 1).
     public var requiredToken: String?
+    /// BootNotification's answer.
+    public var bootStatus = BootStatus.accepted
+    public var heartbeatIntervalSeconds = CloudScript.defaultHeartbeatIntervalSeconds
+    /// OCPP-J messages still to answer before the WebSocket that carries the last one is closed; nil: off.
+    public var closeWebSocketAfter: Int?
+    /// Upgrades still to refuse, and with which status.
+    public var refusedUpgrades = 0
+    public var upgradeRefusalStatus = 503
+
+    /// OCPP's usual heartbeat interval: 5 minutes.
+    public static let defaultHeartbeatIntervalSeconds = 300
 
     public init() {}
 
@@ -153,16 +235,62 @@ public struct CloudOutcome: Sendable {
     public var record: CloudJSON
 }
 
+/// What the cloud decides about one message, whichever binding carried it: each binding turns it
+/// into its own answer (an HTTP status, an OCPP-J CALLRESULT or CALLERROR).
+public struct CloudDecision: Equatable, Sendable {
+    public enum Verdict: Equatable, Sendable {
+        /// Processed, now or before: the OCPP 2.1 response payload.
+        case answered(CloudJSON)
+        /// `fail5xx`: not processed and not remembered, so a retry is processed.
+        case unavailable
+        /// `fail4xx`: rejected for good; a retry with the same id gets this again.
+        case rejected
+        /// The message id was first used for another action.
+        case idReused(previous: CloudAction)
+    }
+
+    public var verdict: Verdict
+    /// The id was seen before: a retry (or a reused id).
+    public var duplicate: Bool
+    /// `drop`: processed and remembered, but the answer is lost with the connection.
+    public var dropped: Bool
+
+    /// The status both bindings record (the HTTP binding answers with it): 200, 503, 400 or 422.
+    public var status: Int {
+        switch verdict {
+        case .answered: return 200
+        case .unavailable: return 503
+        case .rejected: return 400
+        case .idReused: return 422
+        }
+    }
+
+    /// The record's `error` text, and the HTTP binding's error body.
+    public var error: String? {
+        switch verdict {
+        case .answered: return nil
+        case .unavailable: return "unavailable (cloud-sim)"
+        case .rejected: return "rejected by cloud-sim"
+        case .idReused(let previous): return "message id was used for \(previous.rawValue)"
+        }
+    }
+}
+
 public struct CloudSimCore: Sendable {
     /// Paths for other stations get 404 when set.
     public let station: String?
+    /// The bindings served; a request for another is refused.
+    public let bindings: Set<CloudBinding>
     public var script = CloudScript()
-    /// Idempotency-Keys remembered at most; the oldest is forgotten first.
+    /// Message ids (Idempotency-Keys, OCPP-J ids) remembered at most; the oldest is forgotten first.
     public let memoryLimit: Int
 
+    /// What a message id was answered with. Both bindings share the memory: the daemon's message
+    /// id is the outbox's stable id, whichever binding carries it.
     struct Remembered: Sendable {
         var action: CloudAction
-        var response: HTTPResponse
+        /// `.answered` or `.rejected`.
+        var verdict: CloudDecision.Verdict
     }
 
     private var remembered: [String: Remembered] = [:]
@@ -172,8 +300,9 @@ public struct CloudSimCore: Sendable {
     /// Requests answered (or dropped) with a processed action, duplicates excluded.
     public private(set) var processedCount = 0
 
-    public init(station: String? = nil, memoryLimit: Int = 100_000) {
+    public init(station: String? = nil, bindings: Set<CloudBinding> = Set(CloudBinding.allCases), memoryLimit: Int = 100_000) {
         self.station = station
+        self.bindings = bindings
         self.memoryLimit = max(1, memoryLimit)
     }
 
@@ -201,6 +330,17 @@ public struct CloudSimCore: Sendable {
             script.requiredToken = token.isEmpty ? nil : token
             // The token itself is not echoed: it is a credential.
             return token.isEmpty ? "require-token none" : "require-token set"
+        case let .boot(status, interval):
+            script.bootStatus = status
+            script.heartbeatIntervalSeconds = interval
+            return "boot \(status.rawValue) \(interval)"
+        case .closeWebSocket(let n):
+            script.closeWebSocketAfter = n > 0 ? n : nil
+            return "close-ws \(n)"
+        case let .refuseUpgrades(count, status):
+            script.refusedUpgrades = count
+            script.upgradeRefusalStatus = status
+            return "refuse-upgrades \(count) \(status)"
         case .clear:
             script = CloudScript()
             return "clear"
@@ -230,6 +370,13 @@ public struct CloudSimCore: Sendable {
                                 delayMilliseconds: script.slowMilliseconds, closeAfter: close, record: record.json)
         }
 
+        guard bindings.contains(.https) else {
+            // Only OCPP-J is served: a plain GET is told to upgrade, anything else that the HTTP binding is off.
+            if request.method == "GET" {
+                return refuse(426, "this cloud-sim serves OCPP-J only: upgrade to a WebSocket", headers: [("Upgrade", "websocket")], close: true)
+            }
+            return refuse(404, "the HTTP binding is off (--binding ocpp-j)")
+        }
         guard let route else { return refuse(404, "path must end in /{stationId}/{Action}") }
         guard let action = CloudAction(rawValue: route.action) else { return refuse(404, "unknown action \(route.action)") }
         if let station, route.station != station { return refuse(404, "unknown station \(route.station)") }
@@ -251,45 +398,51 @@ public struct CloudSimCore: Sendable {
         guard case .object = body else { return refuse(400, "body is not a JSON object") }
         guard let key = messageId, !key.isEmpty else { return refuse(400, "missing Idempotency-Key") }
 
-        // Scripted faults take the next requests in arrival order, duplicates included.
-        if script.take(.fail5xx, for: action) {
-            // Not remembered: the retry with the same key is processed normally.
-            return refuse(503, "unavailable (cloud-sim)")
-        }
+        let decision = decide(action, messageId: key, body: body, wallMilliseconds: now)
+        record.duplicate = decision.duplicate
+        record.status = decision.status
+        record.error = decision.error
         var response: HTTPResponse
-        if script.take(.fail4xx, for: action) {
-            record.status = 400
-            record.error = "rejected by cloud-sim"
-            response = .json(400, .object([("error", .string("rejected by cloud-sim"))]))
-            if remembered[key] != nil {
-                record.duplicate = true
-            } else {
-                // A permanent rejection is the answer to this key: a retry gets it again.
-                remember(key, Remembered(action: action, response: response))
-            }
-            return CloudOutcome(response: response, delayMilliseconds: script.slowMilliseconds, closeAfter: false, record: record.json)
+        switch decision.verdict {
+        case .answered(let payload):
+            response = .json(200, payload)
+            if decision.duplicate { response.headers.append(("Idempotent-Replayed", "true")) }
+        case .unavailable, .rejected:
+            response = .json(decision.status, .object([("error", .string(decision.error ?? ""))]))
+        case .idReused(let previous):
+            record.error = "Idempotency-Key \(key) was used for \(previous.rawValue)"
+            response = .json(422, .object([("error", .string(record.error!))]))
         }
-        let drop = script.take(.drop, for: action)
-
-        if let seen = remembered[key] {
-            record.duplicate = true
-            guard seen.action == action else {
-                return refuse(422, "Idempotency-Key \(key) was used for \(seen.action.rawValue)")
-            }
-            response = seen.response
-            response.headers.append(("Idempotent-Replayed", "true"))
-        } else {
-            response = .json(200, answer(action, body, now: now))
-            remember(key, Remembered(action: action, response: response))
-            processedCount += 1
-        }
-        record.status = response.status
-        if drop {
-            // Processed (and remembered), but the answer is lost with the connection.
+        if decision.dropped {
             record.dropped = true
             return CloudOutcome(response: nil, delayMilliseconds: 0, closeAfter: true, record: record.json)
         }
         return CloudOutcome(response: response, delayMilliseconds: script.slowMilliseconds, closeAfter: false, record: record.json)
+    }
+
+    /// The one decision both bindings share: scripted faults (in arrival order, duplicates
+    /// included: `fail5xx` first, then `fail4xx`, then `drop`), dedupe by message id, and the
+    /// answer of a message processed for the first time.
+    public mutating func decide(_ action: CloudAction, messageId key: String, body: CloudJSON, wallMilliseconds now: Int64) -> CloudDecision {
+        if script.take(.fail5xx, for: action) {
+            // Not remembered: the retry with the same id is processed normally.
+            return CloudDecision(verdict: .unavailable, duplicate: false, dropped: false)
+        }
+        if script.take(.fail4xx, for: action) {
+            let seen = remembered[key] != nil
+            // A permanent rejection is the answer to this id: a retry gets it again.
+            if !seen { remember(key, Remembered(action: action, verdict: .rejected)) }
+            return CloudDecision(verdict: .rejected, duplicate: seen, dropped: false)
+        }
+        let drop = script.take(.drop, for: action)
+        if let seen = remembered[key] {
+            guard seen.action == action else { return CloudDecision(verdict: .idReused(previous: seen.action), duplicate: true, dropped: false) }
+            return CloudDecision(verdict: seen.verdict, duplicate: true, dropped: drop)
+        }
+        let verdict = CloudDecision.Verdict.answered(answer(action, body, now: now))
+        remember(key, Remembered(action: action, verdict: verdict))
+        processedCount += 1
+        return CloudDecision(verdict: verdict, duplicate: false, dropped: drop)
     }
 
     /// The answer and record for bytes that are not a request the connection can go on from.
@@ -314,6 +467,10 @@ public struct CloudSimCore: Sendable {
             return .object([("idTokenInfo", .object([("status", .string(status))]))])
         case .heartbeat:
             return .object([("currentTime", .string(RFC3339.format(millis: now)))])
+        case .bootNotification:
+            return .object([("currentTime", .string(RFC3339.format(millis: now))),
+                            ("interval", .number(script.heartbeatIntervalSeconds)),
+                            ("status", .string(script.bootStatus.rawValue))])
         case .transactionEvent, .notifySettlement, .securityEventNotification, .statusNotification, .notifyReport:
             return .object([])
         }
@@ -358,7 +515,7 @@ public struct CloudSimCore: Sendable {
 }
 
 /// One `--record` line: `action`, `station`, `messageId`, `body`, `duplicate`, `status`, `t`,
-/// then `dropped` and `error` when they apply.
+/// `binding` (`https` or `ocpp-j`), then `dropped`, `error`, `rpcError` and `subprotocol` when they apply.
 struct RecordLine {
     var action: String?
     var station: String?
@@ -369,12 +526,18 @@ struct RecordLine {
     var t: Int64
     var dropped = false
     var error: String?
+    var binding: CloudBinding
+    /// OCPP-J: the CALLERROR code answered, when one was.
+    var rpcError: String?
+    /// OCPP-J: the subprotocol an accepted upgrade chose.
+    var subprotocol: String?
 
-    init(action: String?, station: String?, messageId: String?, t: Int64) {
+    init(action: String?, station: String?, messageId: String?, t: Int64, binding: CloudBinding = .https) {
         self.action = action
         self.station = station
         self.messageId = messageId
         self.t = t
+        self.binding = binding
     }
 
     var json: CloudJSON {
@@ -386,9 +549,12 @@ struct RecordLine {
             ("duplicate", .bool(duplicate)),
             ("status", .number(status)),
             ("t", .number(t)),
+            ("binding", .string(binding.rawValue)),
         ]
         if dropped { members.append(("dropped", .bool(true))) }
         if let error { members.append(("error", .string(error))) }
+        if let rpcError { members.append(("rpcError", .string(rpcError))) }
+        if let subprotocol { members.append(("subprotocol", .string(subprotocol))) }
         return .object(members)
     }
 }

@@ -1,13 +1,18 @@
 import Glibc
 import Platform
 import Timebase
+import WebSocket
 
 /// Bounds on what the server holds.
 public struct CloudServerLimits: Sendable {
     /// Connections open at once; more are accepted and closed at once.
     public var maxConnections = 64
-    /// A connection with nothing in flight for this long is closed.
+    /// An HTTP connection with nothing in flight for this long is closed.
     public var idleTimeout: Duration = .seconds(60)
+    /// A WebSocket with nothing received or sent for this long is closed. Longer than the HTTP
+    /// timeout: a station holds its OCPP-J connection open between heartbeats (300 s by default),
+    /// and its pings are its own business; a bound still frees the slot of a peer that vanished.
+    public var webSocketIdleTimeout: Duration = .seconds(3600)
     /// After an error response the server stops writing and drains what the client still sends
     /// for at most this long before closing, so the client reads the response rather than a reset.
     public var lingerTimeout: Duration = .seconds(1)
@@ -19,7 +24,10 @@ public struct CloudServerLimits: Sendable {
 }
 
 /// The simulated cloud's shell: a TCP listener and its connections on the event loop, the
-/// record file and the scripting on standard input; everything else is `CloudSimCore`.
+/// record file and the scripting on standard input; everything else is `CloudSimCore`. Both
+/// bindings share the port: a request with an `Upgrade` header (when OCPP-J is served) is a
+/// WebSocket upgrade, and an accepted one turns its connection into an OCPP-J WebSocket, run by
+/// a server-role `WebSocketCore`.
 public final class CloudServer {
     public private(set) var core: CloudSimCore
     public let limits: CloudServerLimits
@@ -154,6 +162,14 @@ public final class CloudServer {
         var idleTimer: TimerToken?
         var lastActivity: Instant
         var closed = false
+        /// Set once an upgrade was accepted: the connection speaks OCPP-J from then on.
+        var socket: WebSocketCore<SeededGenerator>?
+        /// The station id the upgrade's path named.
+        var station = ""
+        /// Messages received and not yet answered, oldest first: answers go out in order, `slow` holding the rest.
+        var inbox: [WebSocketMessage] = []
+        /// The socket core's pong or close deadline.
+        var socketTimer: TimerToken?
 
         init(fd: FileDescriptor, limits: HTTPLimits, now: Instant) {
             self.fd = fd
@@ -212,11 +228,24 @@ public final class CloudServer {
             c.lastActivity = MonotonicClock.now()
             c.lastRead = c.lastActivity
             if c.lingering { return }
+            if c.socket != nil {
+                c.socket!.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]), at: c.lastRead)
+                takeSocketEffects(c)
+                processMessages(c)
+                return
+            }
             c.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
             process(c)
         case .wouldBlock:
             if events.contains(.hangUp) || events.contains(.error) { close(c) }
         case .endOfFile:
+            if c.socket != nil && !c.lingering {
+                // Gone without a close handshake (1006): nothing can be delivered any more.
+                c.socket!.connectionLost()
+                log("ocpp-j \(c.station): connection lost without a close handshake")
+                close(c)
+                return
+            }
             if c.lingering || (c.delayed == nil && c.pendingOutput == 0) {
                 close(c)
                 return
@@ -228,6 +257,10 @@ public final class CloudServer {
 
     /// Takes the parser's events while the connection may answer the next request.
     func process(_ c: Connection) {
+        if c.socket != nil {
+            processMessages(c)
+            return
+        }
         while !c.closed && c.delayed == nil && !c.closeWhenFlushed && !c.lingering {
             guard let event = c.parser.next() else { break }
             let now = WallClock.nowMillisecondsSinceEpoch()
@@ -235,6 +268,10 @@ public final class CloudServer {
             case .continueExpected:
                 queue(c, HTTPResponse.continueBytes, closeAfter: false)
             case .request(let request):
+                if request.header("Upgrade") != nil && core.bindings.contains(.ocppJ) {
+                    if upgrade(c, request, wallMilliseconds: now) { return }
+                    continue
+                }
                 let outcome = core.handle(request, wallMilliseconds: now)
                 writeRecord(outcome.record)
                 guard let response = outcome.response else {
@@ -261,6 +298,102 @@ public final class CloudServer {
         }
         updateInterest(c)
     }
+
+    // MARK: OCPP-J
+
+    /// Answers an Upgrade request; true when the connection is a WebSocket now.
+    func upgrade(_ c: Connection, _ request: HTTPRequest, wallMilliseconds now: Int64) -> Bool {
+        let outcome = core.upgrade(request, wallMilliseconds: now)
+        writeRecord(outcome.record)
+        guard outcome.accepted != nil else {
+            deliver(c, outcome.response, closeAfter: true, delayMilliseconds: 0)
+            return false
+        }
+        c.station = outcome.station
+        // A server draws no mask key: the generator is never used.
+        c.socket = WebSocketCore(role: .server, maskKeys: SeededGenerator(seed: 0), leftover: c.parser.takeBuffered(), at: MonotonicClock.now())
+        queue(c, outcome.response, closeAfter: false)
+        takeSocketEffects(c)
+        processMessages(c)
+        return true
+    }
+
+    /// Carries out the socket core's effects: writes queued, messages into the inbox, and the
+    /// connection closed once its last bytes are out when the core has ended.
+    func takeSocketEffects(_ c: Connection) {
+        guard !c.closed, c.socket != nil else { return }
+        var ended = false
+        for effect in c.socket!.takeEffects() {
+            switch effect {
+            case .write(let bytes): c.output += bytes
+            case .message(let m): c.inbox.append(m)
+            case .closed: ended = true
+            case .failed(let failure):
+                log("ocpp-j \(c.station): \(failure)")
+                ended = true
+            }
+        }
+        // After our close frame nothing more can be answered.
+        if ended || c.socket!.state != .open { c.inbox.removeAll() }
+        if ended { c.closeWhenFlushed = true }
+        armSocketTimer(c)
+        flush(c)
+    }
+
+    /// Answers the inbox in order, one at a time, while nothing holds it.
+    func processMessages(_ c: Connection) {
+        while !c.closed && c.delayed == nil && !c.closeWhenFlushed && c.socket?.state == .open && !c.inbox.isEmpty {
+            let message = c.inbox.removeFirst()
+            let now = WallClock.nowMillisecondsSinceEpoch()
+            let outcome: CloudRPCOutcome
+            switch message {
+            case .text(let text): outcome = core.handle(rpc: text, station: c.station, wallMilliseconds: now)
+            case .binary: outcome = core.binaryMessage(station: c.station, wallMilliseconds: now)
+            }
+            writeRecord(outcome.record)
+            if outcome.after == .drop {
+                close(c)
+                return
+            }
+            guard outcome.delayMilliseconds > 0 else {
+                finish(c, outcome)
+                continue
+            }
+            c.delayed = loop.schedule(at: MonotonicClock.now() + .milliseconds(outcome.delayMilliseconds)) { [weak self, weak c] in
+                guard let self, let c, !c.closed else { return }
+                c.delayed = nil
+                self.finish(c, outcome)
+                self.processMessages(c)
+            }
+        }
+        if !c.closed { updateInterest(c) }
+    }
+
+    /// Sends a message's reply and starts the close `after` asks for.
+    func finish(_ c: Connection, _ outcome: CloudRPCOutcome) {
+        guard !c.closed, c.socket != nil else { return }
+        // notOpen (the peer's close came first) leaves nothing to answer to.
+        if let reply = outcome.reply { try? c.socket!.sendText(reply.text) }
+        if case .close(let code, let reason) = outcome.after {
+            try? c.socket!.close(code: code, reason: reason, at: MonotonicClock.now())
+        }
+        onAnswered(outcome.record, c.lastRead)
+        takeSocketEffects(c)
+    }
+
+    /// One timer at the socket core's deadline (the peer's close after ours).
+    func armSocketTimer(_ c: Connection) {
+        if let t = c.socketTimer { loop.cancel(t); c.socketTimer = nil }
+        guard !c.closed, let deadline = c.socket?.nextDeadline else { return }
+        c.socketTimer = loop.schedule(at: deadline) { [weak self, weak c] in
+            guard let self, let c, !c.closed, c.socket != nil else { return }
+            c.socketTimer = nil
+            c.socket!.advance(to: MonotonicClock.now())
+            self.takeSocketEffects(c)
+        }
+    }
+
+    // MARK: Output
 
     func deliver(_ c: Connection, _ bytes: [UInt8], closeAfter: Bool, delayMilliseconds: Int) {
         guard delayMilliseconds > 0 else {
@@ -331,12 +464,13 @@ public final class CloudServer {
     }
 
     func armIdleTimer(_ c: Connection) {
-        let at = max(c.lastActivity + limits.idleTimeout, MonotonicClock.now() + .milliseconds(1))
+        let timeout = c.socket == nil ? limits.idleTimeout : limits.webSocketIdleTimeout
+        let at = max(c.lastActivity + timeout, MonotonicClock.now() + .milliseconds(1))
         c.idleTimer = loop.schedule(at: at) { [weak self, weak c] in
             guard let self, let c, !c.closed else { return }
             c.idleTimer = nil
             let quietFor = MonotonicClock.now() - c.lastActivity
-            if quietFor >= self.limits.idleTimeout && c.delayed == nil {
+            if quietFor >= (c.socket == nil ? self.limits.idleTimeout : self.limits.webSocketIdleTimeout) && c.delayed == nil {
                 self.close(c)
             } else {
                 if c.delayed != nil { c.lastActivity = MonotonicClock.now() }
@@ -349,7 +483,8 @@ public final class CloudServer {
         guard !c.closed else { return }
         c.closed = true
         if let w = c.watch { loop.unwatch(w); c.watch = nil }
-        for timer in [c.delayed, c.lingerTimer, c.idleTimer] { if let timer { loop.cancel(timer) } }
+        for timer in [c.delayed, c.lingerTimer, c.idleTimer, c.socketTimer] { if let timer { loop.cancel(timer) } }
+        c.socketTimer = nil
         c.delayed = nil
         c.lingerTimer = nil
         c.idleTimer = nil

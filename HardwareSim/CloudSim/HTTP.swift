@@ -166,6 +166,18 @@ public struct HTTPRequestParser: Sendable {
         return false
     }
 
+    /// Hands over the bytes after the last request and leaves the parser empty: the connection
+    /// stopped speaking HTTP (an accepted WebSocket upgrade), and what the client sent without
+    /// waiting for the 101 is its first frames.
+    public mutating func takeBuffered() -> [UInt8] {
+        let rest = Array(buffer[start...])
+        buffer = []
+        start = 0
+        lineStart = 0
+        headLines = []
+        return rest
+    }
+
     /// Whether the parser has failed (after a `.failure`); it yields nothing more.
     public var hasFailed: Bool {
         if case .failed = state { return true }

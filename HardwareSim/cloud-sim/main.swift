@@ -1,37 +1,56 @@
-// cloud-sim: the simulated charging platform behind the daemon's uplink (OCPP 2.1 payloads over HTTP).
+// cloud-sim: the simulated charging platform behind the daemon's uplink (OCPP 2.1 payloads over
+// HTTP, or OCPP-J RPC over a WebSocket, on one port).
 import CloudSim
 import Glibc
 import Platform
 import Timebase
 
 let usage = """
-usage: cloud-sim [--port N] [--host ADDR] [--station ID] [--record FILE] [--exit-with-stdin]
-                 [--down] [--slow MS] [--fail5xx ACTION|all [COUNT]] [--fail4xx ACTION|all [COUNT]]
-                 [--drop ACTION|all [COUNT]] [--refuse-card LAST4 [STATUS]] [--require-token TOKEN]
-                 [--idle-timeout MS] [--max-connections N]
+usage: cloud-sim [--port N] [--host ADDR] [--binding https|ocpp-j|both] [--station ID] [--record FILE]
+                 [--exit-with-stdin] [--down] [--slow MS] [--fail5xx ACTION|all [COUNT]]
+                 [--fail4xx ACTION|all [COUNT]] [--drop ACTION|all [COUNT]] [--refuse-card LAST4 [STATUS]]
+                 [--require-token TOKEN] [--boot STATUS [INTERVAL]] [--close-ws COUNT]
+                 [--refuse-upgrades COUNT [STATUS]] [--idle-timeout MS] [--ws-idle-timeout MS]
+                 [--max-connections N]
 
-Serves POST /{stationId}/{Action} (any path prefix) with OCPP 2.1 response payloads for
-Authorize, TransactionEvent, NotifySettlement, SecurityEventNotification, StatusNotification
-and Heartbeat; deduplicates by Idempotency-Key. Prints "listening HOST:PORT" when ready.
---port 0 (the default) takes an ephemeral port.
+Answers BootNotification, Authorize, TransactionEvent, NotifySettlement, SecurityEventNotification,
+StatusNotification and Heartbeat with OCPP 2.1 response payloads, over two bindings on one port
+(--binding, default both):
+  https   POST /{stationId}/{Action} (any path prefix), the payload as a JSON body, deduplicated
+          by Idempotency-Key
+  ocpp-j  a WebSocket upgrade of GET /{anything}/{stationId} (subprotocol ocpp2.1, else ocpp2.0.1),
+          then OCPP-J RPC: [2,id,action,payload] in, [3,id,payload] or [4,id,code,description,{}]
+          out, deduplicated by message id. Other OCPP 2.1 actions: NotSupported; unknown ones:
+          NotImplemented. Faults as CALLERRORs: fail5xx InternalError, fail4xx GenericError.
+Both bindings share one decision, one memory of message ids and one record file. Prints
+"listening HOST:PORT" when ready. --port 0 (the default) takes an ephemeral port.
 
 Standard input takes the same directives, one per line, each acknowledged on standard output
 with "ok …" or "error …":
   down | up                       close every connection (and each new one) at once / serve again
   slow MS                         delay every response by MS (0: off)
-  fail5xx ACTION|all [COUNT]      answer the next COUNT (default 1) requests with 503
-  fail4xx ACTION|all [COUNT]      answer them with 400 {"error":"rejected by cloud-sim"}
+  fail5xx ACTION|all [COUNT]      answer the next COUNT (default 1) requests with 503 (OCPP-J: InternalError)
+  fail4xx ACTION|all [COUNT]      answer them with 400 {"error":"rejected by cloud-sim"} (OCPP-J: GenericError)
   drop ACTION|all [COUNT]         read and process them, then close the connection unanswered
   refuse-card LAST4 [STATUS]      Authorize for CardLast4Digits LAST4 gets STATUS (default Invalid)
   accept-card LAST4               undo refuse-card
-  require-token [TOKEN]           answer 401 unless "Authorization: Bearer TOKEN" (none: stop checking)
-  clear                           up, not slow, no faults, no refused cards
-  forget                          forget every remembered Idempotency-Key
+  require-token [TOKEN]           answer 401 unless "Authorization: Bearer TOKEN" (an OCPP-J upgrade
+                                  may send Basic STATIONID:TOKEN instead; none: stop checking)
+  boot STATUS [INTERVAL]          answer BootNotification Accepted|Pending|Rejected with INTERVAL
+                                  seconds (default Accepted, 300)
+  close-ws [COUNT]                close the WebSocket (1001) after answering the next COUNT (default 1)
+                                  OCPP-J messages, counted over all connections (0: off)
+  refuse-upgrades [COUNT [STATUS]] refuse the next COUNT WebSocket upgrades with STATUS
+                                  (default 1, 503; 400 401 403 404 429 500 503)
+  clear                           up, not slow, no faults, no refused cards, boot Accepted 300
+  forget                          forget every remembered message id
   quit
 
---record FILE appends one JSON object per request:
-  {"action":…,"station":…,"messageId":…,"body":…,"duplicate":false,"status":200,"t":<Unix ms>}
-plus "dropped":true and "error":"…" when they apply.
+--record FILE appends one JSON object per request, upgrade or OCPP-J message:
+  {"action":…,"station":…,"messageId":…,"body":…,"duplicate":false,"status":200,"t":<Unix ms>,"binding":"https"}
+plus "dropped":true, "error":"…", "rpcError":"<CALLERROR code>" and "subprotocol":"…" (an accepted
+upgrade, status 101, action null) when they apply. OCPP-J records carry the status the HTTP binding
+would answer (200, 400, 404, 422, 503); 0 for messages that get no answer (SEND, CALLRESULT).
 """
 
 func fail(_ message: String) -> Never {
@@ -55,6 +74,7 @@ struct Options {
     var exitWithStdin = false
     var directives: [CloudDirective] = []
     var limits = CloudServerLimits()
+    var bindings = Set(CloudBinding.allCases)
 
     static func parse(_ arguments: [String]) -> Options {
         var o = Options()
@@ -90,6 +110,21 @@ struct Options {
             case "--record": o.record = take(a)
             case "--exit-with-stdin": o.exitWithStdin = true
             case "--idle-timeout": o.limits.idleTimeout = .milliseconds(number(a, 1...86_400_000))
+            case "--ws-idle-timeout": o.limits.webSocketIdleTimeout = .milliseconds(number(a, 1...86_400_000))
+            case "--binding":
+                let value = take(a)
+                if value == "both" {
+                    o.bindings = Set(CloudBinding.allCases)
+                } else if let binding = CloudBinding(rawValue: value) {
+                    o.bindings = [binding]
+                } else {
+                    fail("--binding: \(value) is not https, ocpp-j or both")
+                }
+            case "--boot":
+                add(directiveWords("boot", optionalLast: { Int($0) != nil }))
+            case "--close-ws": add(["close-ws", take(a)])
+            case "--refuse-upgrades":
+                add(directiveWords("refuse-upgrades", optionalLast: { Int($0) != nil }))
             case "--max-connections": o.limits.maxConnections = number(a, 1...1000)
             case "--down": add(["down"])
             case "--slow": add(["slow", take(a)])
@@ -110,7 +145,7 @@ do {
     try Signals.ignore(SIGPIPE)
     let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
     let loop = try EventLoop()
-    var core = CloudSimCore(station: options.station)
+    var core = CloudSimCore(station: options.station, bindings: options.bindings)
     for directive in options.directives { _ = core.apply(directive) }
     let server = try CloudServer(loop: loop, host: options.host, port: options.port, core: core,
                                  record: options.record, limits: options.limits)
