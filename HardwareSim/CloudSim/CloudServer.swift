@@ -25,8 +25,8 @@ public struct CloudServerLimits: Sendable {
 
 /// The simulated cloud's shell: a TCP listener and its connections on the event loop, the
 /// record file and the scripting on standard input; everything else is `CloudSimCore`. Both
-/// bindings share the port: a request with an `Upgrade` header (when OCPP-J is served) is a
-/// WebSocket upgrade, and an accepted one turns its connection into an OCPP-J WebSocket, run by
+/// bindings share the port: a request whose `Upgrade` header names websocket (when OCPP-J is
+/// served) is a WebSocket upgrade, and an accepted one turns its connection into an OCPP-J WebSocket, run by
 /// a server-role `WebSocketCore`.
 public final class CloudServer {
     public private(set) var core: CloudSimCore
@@ -268,7 +268,7 @@ public final class CloudServer {
             case .continueExpected:
                 queue(c, HTTPResponse.continueBytes, closeAfter: false)
             case .request(let request):
-                if request.header("Upgrade") != nil && core.bindings.contains(.ocppJ) {
+                if core.bindings.contains(.ocppJ) && CloudSimCore.asksForWebSocket(request) {
                     if upgrade(c, request, wallMilliseconds: now) { return }
                     continue
                 }

@@ -39,6 +39,12 @@ extension CloudSimCore {
     /// The close reason `close-ws` sends.
     public static let closeWebSocketReason = "close-ws"
 
+    /// Whether a request is for the OCPP-J binding: its `Upgrade` header names websocket. Any
+    /// other upgrade (an HTTP client offering h2c) stays with the HTTP binding, which ignores it.
+    public static func asksForWebSocket(_ request: HTTPRequest) -> Bool {
+        request.headers("Upgrade").flatMap { $0.split(separator: ",") }.contains { $0.trimmingWhitespace().lowercased() == "websocket" }
+    }
+
     /// Answers an `Upgrade: websocket` request: RFC 6455's checks (`WebSocketUpgradeRequest`),
     /// then `refuse-upgrades`, the path (its last segment is the station id; 404 without one or
     /// for another station than `--station`), then `require-token` (as a bearer token or as the

@@ -73,6 +73,15 @@ import WireFormat
         #expect(status(&httpsOnly, Self.upgradeRequest()) == 404)
     }
 
+    @Test func onlyAWebSocketUpgradeGoesToTheOCPPJBinding() {
+        #expect(CloudSimCore.asksForWebSocket(Self.upgradeRequest()))
+        let mixed = HTTPRequest(method: "GET", target: "/", headers: [("Upgrade", "h2c"), ("upgrade", " foo, WebSocket ")], body: [])
+        #expect(CloudSimCore.asksForWebSocket(mixed))
+        let h2c = HTTPRequest(method: "POST", target: "/CS-1/Heartbeat", headers: [("Upgrade", "h2c"), ("Connection", "Upgrade, HTTP2-Settings")], body: [])
+        #expect(!CloudSimCore.asksForWebSocket(h2c))
+        #expect(!CloudSimCore.asksForWebSocket(HTTPRequest(method: "GET", target: "/", headers: [], body: [])))
+    }
+
     @Test func theHTTPBindingCanBeOff() {
         var core = CloudSimCore(bindings: [.ocppJ])
         var get = HTTPRequest(method: "GET", target: "/ocpp/CS-1", headers: [("Host", "x")], body: [])
