@@ -1,3 +1,5 @@
+import Glibc
+import Timebase
 import OCPPJ
 import Testing
 import Uplink
@@ -231,5 +233,76 @@ import WireFormat
         _ = core.apply(.closeWebSocket(afterMessages: 2))
         _ = core.apply(.clear)
         #expect(core.script == CloudScript())
+    }
+}
+
+/// Seeded random traffic over both bindings: two cores given the same directives and messages,
+/// one over HTTP and one over OCPP-J, decide alike at every step, and no message id is ever
+/// answered with two different payloads. CLOUD_SEED=<n> replays one seed.
+@Suite struct SharedDecisionPropertyTests {
+    static func seeds(_ n: Int) -> [UInt64] {
+        if let p = getenv("CLOUD_SEED"), let s = UInt64(String(cString: p)) { return [s] }
+        return (0..<UInt64(n)).map { 0xC10D_0000 + $0 }
+    }
+
+    static let bodies: [CloudAction: String] = [
+        .bootNotification: #"{"reason":"PowerUp","chargingStation":{"model":"P","vendorName":"v"}}"#,
+        .authorize: #"{"idToken":{"idToken":"x","type":"DirectPayment","additionalInfo":[{"additionalIdToken":"0002","type":"CardLast4Digits"}]}}"#,
+    ]
+
+    @Test func bothBindingsDecideAlikeAndAnswersNeverChange() throws {
+        for seed in Self.seeds(200) {
+            print("bothBindingsDecideAlikeAndAnswersNeverChange: seed \(seed) (replay with CLOUD_SEED=\(seed))")
+            var g = SeededGenerator(seed: seed)
+            var http = CloudSimCore(memoryLimit: 1000), rpc = CloudSimCore(memoryLimit: 1000)
+            var firstAnswer: [String: CloudJSON] = [:]
+            /// Ids processed (answered or dropped after processing): each exactly once.
+            var processed: Set<String> = []
+            for step in 0..<60 {
+                if Int.random(in: 0..<6, using: &g) == 0 {
+                    let action = CloudAction.allCases.randomElement(using: &g)!
+                    let selector: ActionSelector = Bool.random(using: &g) ? .all : .action(action)
+                    let directive: CloudDirective
+                    switch Int.random(in: 0..<6, using: &g) {
+                    case 0: directive = .fault(.fail5xx, selector, count: Int.random(in: 0...2, using: &g))
+                    case 1: directive = .fault(.fail4xx, selector, count: Int.random(in: 0...2, using: &g))
+                    case 2: directive = .fault(.drop, selector, count: Int.random(in: 0...2, using: &g))
+                    case 3: directive = .refuseCard(last4: "0002", status: "Blocked")
+                    case 4: directive = .acceptCard(last4: "0002")
+                    default: directive = .boot(BootStatus.allCases.randomElement(using: &g)!, intervalSeconds: Int.random(in: 1...600, using: &g))
+                    }
+                    #expect(http.apply(directive) == rpc.apply(directive))
+                }
+                let action = CloudAction.allCases.randomElement(using: &g)!
+                let id = "m\(Int.random(in: 0..<12, using: &g))"
+                let body = Self.bodies[action] ?? "{}"
+                let now = Int64(1_764_064_800_000 + step * 1000)
+                let request = HTTPRequest(method: "POST", target: "/ocpp/CS-1/\(action.rawValue)",
+                                          headers: [("Host", "x"), ("Content-Type", "application/json"), ("Idempotency-Key", id)],
+                                          body: Array(body.utf8))
+                let h = http.handle(request, wallMilliseconds: now)
+                let r = rpc.handle(rpc: "[2,\"\(id)\",\"\(action.rawValue)\",\(body)]", station: "CS-1", wallMilliseconds: now)
+                let context = "seed \(seed) step \(step) \(action.rawValue) \(id)"
+                #expect(h.record["status"] == r.record["status"] && h.record["duplicate"] == r.record["duplicate"]
+                        && h.record["dropped"] == r.record["dropped"], "\(context): \(h.record.text) vs \(r.record.text)")
+                guard let status = h.record["status"], case .int(let code) = status else { Issue.record("\(context): no status"); continue }
+                if h.record["dropped"] == .bool(true) {
+                    #expect(h.response == nil && r.reply == nil && r.after == .drop, "\(context)")
+                    #expect((h.record["duplicate"] == .bool(false)) == processed.insert(id).inserted, "\(context)")
+                    continue
+                }
+                switch (code, r.reply) {
+                case (200, .callResult(let rid, let payload)?):
+                    #expect(rid == id && h.response.map { (try? CloudJSON.parse($0.body)) == payload } == true, "\(context)")
+                    if let first = firstAnswer[id] { #expect(payload == first, "\(context): answered twice differently") }
+                    firstAnswer[id] = payload
+                    #expect((h.record["duplicate"] == .bool(false)) == processed.insert(id).inserted, "\(context)")
+                case (503, .callError(_, let e)?): #expect(e.code == .internalError, "\(context)")
+                case (400, .callError(_, let e)?), (422, .callError(_, let e)?): #expect(e.code == .genericError, "\(context)")
+                default: Issue.record("\(context): status \(code) answered \(String(describing: r.reply))")
+                }
+            }
+            #expect(http.processedCount == rpc.processedCount && http.processedCount == processed.count, "seed \(seed)")
+        }
     }
 }
