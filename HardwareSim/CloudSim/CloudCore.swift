@@ -83,15 +83,17 @@ public enum CloudDirective: Equatable, Sendable {
     case requireToken(String)
     /// BootNotification is answered with this status and heartbeat interval in seconds.
     case boot(BootStatus, intervalSeconds: Int)
-    /// Close each OCPP-J WebSocket (1001 "close-ws") after answering the next `count` of its
-    /// messages, counted over all connections (0 disarms).
+    /// Close the OCPP-J WebSocket that carries the `afterMessages`-th next message (counted over
+    /// all connections) with 1001 "close-ws", once that message is answered (0 disarms). Closing
+    /// in the middle of traffic is what a CSMS restart looks like to a station.
     case closeWebSocket(afterMessages: Int)
-    /// Refuse the next `count` WebSocket upgrades with `status` (0 disarms).
+    /// Refuse the next `count` WebSocket upgrades with `status` (0 disarms): a CSMS that is
+    /// down or overloaded while the station reconnects.
     case refuseUpgrades(count: Int, status: Int)
     /// Back to normal service: up, not slow, no faults, no refused cards, boot Accepted every 300 s
     /// (remembered keys stay).
     case clear
-    /// Forget every remembered Idempotency-Key.
+    /// Forget every remembered message id (Idempotency-Key or OCPP-J id).
     case forget
     case quit
 
