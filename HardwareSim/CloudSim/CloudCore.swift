@@ -249,6 +249,10 @@ public struct CloudDecision: Equatable, Sendable {
         case rejected
         /// The message id was first used for another action.
         case idReused(previous: CloudAction)
+        /// The message id came before for the same action with another payload: not a retry (a
+        /// retry resends the same message), so a station whose ids repeat, after a restart say,
+        /// is told so rather than given another message's old answer.
+        case payloadChanged
     }
 
     public var verdict: Verdict
@@ -263,7 +267,7 @@ public struct CloudDecision: Equatable, Sendable {
         case .answered: return 200
         case .unavailable: return 503
         case .rejected: return 400
-        case .idReused: return 422
+        case .idReused, .payloadChanged: return 422
         }
     }
 
@@ -274,6 +278,7 @@ public struct CloudDecision: Equatable, Sendable {
         case .unavailable: return "unavailable (cloud-sim)"
         case .rejected: return "rejected by cloud-sim"
         case .idReused(let previous): return "message id was used for \(previous.rawValue)"
+        case .payloadChanged: return "message id was used for another payload"
         }
     }
 }
@@ -291,6 +296,9 @@ public struct CloudSimCore: Sendable {
     /// id is the outbox's stable id, whichever binding carries it.
     struct Remembered: Sendable {
         var action: CloudAction
+        /// The payload's hash (not the payload: the memory holds 100 000 ids), to tell a retry
+        /// from a reused id.
+        var payloadHash: Int
         /// `.answered` or `.rejected`.
         var verdict: CloudDecision.Verdict
     }
@@ -414,6 +422,9 @@ public struct CloudSimCore: Sendable {
         case .idReused(let previous):
             record.error = "Idempotency-Key \(key) was used for \(previous.rawValue)"
             response = .json(422, .object([("error", .string(record.error!))]))
+        case .payloadChanged:
+            record.error = "Idempotency-Key \(key) was used for another body"
+            response = .json(422, .object([("error", .string(record.error!))]))
         }
         if decision.dropped {
             record.dropped = true
@@ -424,8 +435,12 @@ public struct CloudSimCore: Sendable {
 
     /// The one decision both bindings share: scripted faults (in arrival order, duplicates
     /// included: `fail5xx` first, then `fail4xx`, then `drop`), dedupe by message id, and the
-    /// answer of a message processed for the first time.
+    /// answer of a message processed for the first time. A remembered id is a retry only for the
+    /// same action and payload; otherwise it is a reused id (422 over HTTP, GenericError over OCPP-J).
     public mutating func decide(_ action: CloudAction, messageId key: String, body: CloudJSON, wallMilliseconds now: Int64) -> CloudDecision {
+        var hasher = Hasher()
+        hasher.combine(body.text)
+        let payloadHash = hasher.finalize()
         if script.take(.fail5xx, for: action) {
             // Not remembered: the retry with the same id is processed normally.
             return CloudDecision(verdict: .unavailable, duplicate: false, dropped: false)
@@ -433,16 +448,17 @@ public struct CloudSimCore: Sendable {
         if script.take(.fail4xx, for: action) {
             let seen = remembered[key] != nil
             // A permanent rejection is the answer to this id: a retry gets it again.
-            if !seen { remember(key, Remembered(action: action, verdict: .rejected)) }
+            if !seen { remember(key, Remembered(action: action, payloadHash: payloadHash, verdict: .rejected)) }
             return CloudDecision(verdict: .rejected, duplicate: seen, dropped: false)
         }
         let drop = script.take(.drop, for: action)
         if let seen = remembered[key] {
             guard seen.action == action else { return CloudDecision(verdict: .idReused(previous: seen.action), duplicate: true, dropped: false) }
+            guard seen.payloadHash == payloadHash else { return CloudDecision(verdict: .payloadChanged, duplicate: true, dropped: false) }
             return CloudDecision(verdict: seen.verdict, duplicate: true, dropped: drop)
         }
         let verdict = CloudDecision.Verdict.answered(answer(action, body, now: now))
-        remember(key, Remembered(action: action, verdict: verdict))
+        remember(key, Remembered(action: action, payloadHash: payloadHash, verdict: verdict))
         processedCount += 1
         return CloudDecision(verdict: verdict, duplicate: false, dropped: drop)
     }

@@ -90,7 +90,7 @@ extension CloudSimCore {
     /// answers goes through `decide`, as an HTTP request does: the same faults, the same dedupe
     /// (by message id, shared with the HTTP binding), the same payloads, the same record line.
     /// Its verdicts as CALLERRORs: unavailable (`fail5xx`) InternalError, rejected (`fail4xx`)
-    /// GenericError, an id reused for another action GenericError. Any other action is
+    /// GenericError, an id reused for another action or payload GenericError. Any other action is
     /// NotSupported when OCPP 2.1 defines it, NotImplemented when not. CALLRESULTs and CALLERRORs
     /// (the cloud sends no CALLs) and SENDs are recorded, never answered.
     public mutating func handle(rpc text: String, station: String, wallMilliseconds now: Int64) -> CloudRPCOutcome {
@@ -136,7 +136,7 @@ extension CloudSimCore {
             switch decision.verdict {
             case .answered(let answer): reply = .callResult(id: id, payload: answer)
             case .unavailable: reply = .callError(id: id, RPCError(.internalError, decision.error ?? ""))
-            case .rejected, .idReused: reply = .callError(id: id, RPCError(.genericError, decision.error ?? ""))
+            case .rejected, .idReused, .payloadChanged: reply = .callError(id: id, RPCError(.genericError, decision.error ?? ""))
             }
             if decision.dropped {
                 record.dropped = true

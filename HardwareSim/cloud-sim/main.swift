@@ -22,7 +22,9 @@ StatusNotification and Heartbeat with OCPP 2.1 response payloads, over two bindi
           then OCPP-J RPC: [2,id,action,payload] in, [3,id,payload] or [4,id,code,description,{}]
           out, deduplicated by message id. Other OCPP 2.1 actions: NotSupported; unknown ones:
           NotImplemented. Faults as CALLERRORs: fail5xx InternalError, fail4xx GenericError.
-Both bindings share one decision, one memory of message ids and one record file. Prints
+Both bindings share one decision, one memory of message ids and one record file. A message id
+seen before is a retry, answered as the first time, only for the same action and payload;
+otherwise it is refused (422; OCPP-J: GenericError). Prints
 "listening HOST:PORT" when ready. --port 0 (the default) takes an ephemeral port.
 
 Standard input takes the same directives, one per line, each acknowledged on standard output

@@ -147,6 +147,23 @@ import WireFormat
         guard case .callError(let id, let e)? = reused.reply else { Issue.record("\(String(describing: reused.reply))"); return }
         #expect(id == "same" && e.code == .genericError && e.description == "message id was used for Heartbeat")
         #expect(reused.record["status"] == .int(422) && reused.record["rpcError"] == .string("GenericError"))
+
+        // The same action with another payload is no retry either: an Authorize id that comes
+        // back with another card must not get the first card's answer.
+        _ = core.apply(.refuseCard(last4: "1111", status: "Blocked"))
+        func authorize(_ id: String, _ last4: String) -> CloudRPCOutcome {
+            core.handle(rpc: Self.call(id, "Authorize", #"{"idToken":{"idToken":"x","type":"DirectPayment","additionalInfo":[{"additionalIdToken":""# + last4 + #"","type":"CardLast4Digits"}]}}"#),
+                        station: "CS-1", wallMilliseconds: 0)
+        }
+        #expect(authorize("a-1", "1111").reply == .callResult(id: "a-1", payload: try CloudJSON.parse(#"{"idTokenInfo":{"status":"Blocked"}}"#)))
+        #expect(authorize("a-1", "1111").record["duplicate"] == .bool(true))
+        let changed = authorize("a-1", "2222")
+        #expect(changed.reply == .callError(id: "a-1", RPCError(.genericError, "message id was used for another payload")))
+        #expect(changed.record["status"] == .int(422))
+        let overHTTP = core.handle(HTTPRequest(method: "POST", target: "/CS-1/Heartbeat", headers: [("Host", "x"), ("Content-Type", "application/json"),
+                                                                                                    ("Idempotency-Key", "same")], body: Array(#"{"x":1}"#.utf8)),
+                                   wallMilliseconds: 0)
+        #expect(overHTTP.response?.status == 422 && overHTTP.record["error"] == .string("Idempotency-Key same was used for another body"))
     }
 
     @Test func scriptedFaultsBecomeCallErrorsDropsAndDelays() {
