@@ -134,6 +134,7 @@ let package = Package(
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "ChargerPort", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
+                                                                 "OCPPJUplink", "OCPPJ", "Uplink",
                                                                  "ChargerSim", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines"]),
         // Linked as the daemon is (it ships beside it in the .deb): stripped 7.6 MB instead of 8.4,
         // and no libstdc++.so, so the package needs no libstdc++6. Needs glibc 2.36, as the daemon.

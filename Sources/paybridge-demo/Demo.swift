@@ -15,6 +15,9 @@ import Station
 import TerminalSim
 import Timebase
 import Transport
+import Uplink
+import OCPPJ
+import OCPPJUplink
 
 /// `paybridged --demo`: the real link, payment engine, ledger and uplink against an embedded
 /// simulated Apollo on a real pseudo-terminal, an embedded cloud-sim on loopback, a simulated
@@ -75,7 +78,8 @@ final class Demo {
         let charger = try SimulatedCharger(loop: loop, connectors: 1, historyPath: directory + "/relay.jsonl",
                                            vehicles: SimulatedEVSettings(plugAfter: .milliseconds(600), chargeFor: .milliseconds(2500),
                                                                          powerW: 720_000, plugs: [true, false]))
-        // The embedded cloud: cloud-sim's server on loopback, spoken to over the daemon's own HTTP client.
+        // The embedded cloud: cloud-sim's server on loopback, spoken to over OCPP-J (the daemon's
+        // default binding) through the daemon's own WebSocket uplink.
         let cloud = try CloudServer(loop: loop, port: 0, core: CloudSimCore(station: "DEMO-1"), record: directory + "/cloud-sim.record.jsonl")
         cloud.readsStandardInput = false
         cloud.announce = { [unowned self] line in self.show("  [cloud-sim] \(line)") }
@@ -90,9 +94,17 @@ final class Demo {
         }
         try cloud.start()
         let client = try HTTPClient(loop: loop)
-        let uplink = HTTPUplink(client: client, baseURL: "http://127.0.0.1:\(cloud.port)", stationId: "DEMO-1")
+        var settings = OCPPJSettings(url: try WebSocketURL(parsing: "ws://127.0.0.1:\(cloud.port)/ocpp"), stationId: "DEMO-1",
+                                     bootPayload: BootPayload.make(reason: .powerUp, vendor: "paybridge", model: "paybridge-demo", serial: "DEMO-1"))
+        settings.pingInterval = nil
+        let uplink = OCPPJUplink(loop: loop, client: client, settings: settings, seed: 42)
+        var outboxConfig = OutboxConfig()
+        outboxConfig.maxInFlight = 1
         let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger,
-                              terminal: PSPTerminalPort(loop: loop, driver: driver), charger: charger, decider: HTTPCardDecider(uplink: uplink, seed: 42), uplink: uplink, stationId: "DEMO-1")
+                              terminal: PSPTerminalPort(loop: loop, driver: driver), charger: charger, decider: uplink, uplink: uplink, stationId: "DEMO-1",
+                              outbox: Outbox(config: outboxConfig))
+        uplink.onReady = { [unowned station] in station.post(.uplinkReady) }
+        uplink.onNotice = { [unowned self] _, text in self.show("  [uplink] \(text)") }
         station.onNotice = { [unowned self] _, text in self.show("  [engine] \(text)") }
         let engineLink = driver.onEvent
         driver.onEvent = { [unowned self] e in
@@ -115,11 +127,13 @@ final class Demo {
         show("paybridge demo: PSP link, payment engine and write-ahead ledger against a simulated Apollo on \(device)")
         show("Three drivers tap in turn: A charges and pays; B's bank declines; C is approved but never plugs in (released after 3 s).")
         station.start(recoveryEffects: [])
+        uplink.start()
         let done = try loop.run(until: { [unowned self] in
             self.count("approved") + self.count("declined") >= 3 && station.engine.sessions.isEmpty
                 && self.count("committed") + self.count("voided") >= self.count("approved") && station.outbox.pending == 0
         }, deadline: MonotonicClock.now() + .seconds(60))
         station.shutdown()
+        uplink.stop()
         _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .milliseconds(50))
         ledger.close()
         let open = count("approved") + count("partiallyApproved") - count("committed") - count("voided")
