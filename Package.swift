@@ -110,7 +110,7 @@ let package = Package(
         .target(name: "EngineSimulation", dependencies: ["StationCore", "PaymentEngine", "Uplink", "Timebase", "TerminalConditions"], path: "HardwareSim/EngineSimulation"),
         .executableTarget(name: "engine-sim", dependencies: ["EngineSimulation"]),
         // Drains a backlog to cloud-sim through the daemon's ledger, outbox and HTTPS client.
-        .executableTarget(name: "uplink-bench", dependencies: ["Uplink", "Ledger", "CloudHTTP", "Station", "PaymentEngine", "Platform", "Timebase"]),
+        .executableTarget(name: "uplink-bench", dependencies: ["Uplink", "Ledger", "CloudHTTP", "Station", "OCPPJ", "OCPPJUplink", "PaymentEngine", "Platform", "Timebase"]),
         .executableTarget(name: "daemon-bench", dependencies: ["TerminalSim", "CloudSim", "PSPCodec", "JSONLines", "Platform", "Timebase"]),
         .executableTarget(name: "terminal-sim", dependencies: ["TerminalSim", "Platform", "Transport", "JSONLines"],
                           path: "HardwareSim/terminal-sim"),

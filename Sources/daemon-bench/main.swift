@@ -38,10 +38,12 @@ struct Options {
     /// card: Card Read written, Authorize's last byte in, answer written, Auth Session read), to
     /// line them up with an `strace -ttt` of the daemon (a `--daemon` wrapper script).
     var events: String?
+    /// `--cloud-protocol`: how the daemon speaks to the hosted cloud-sim (both bindings on one port).
+    var cloudProtocol = "ocpp-j"
     static func parse(_ list: [String]) -> Options {
         var o = Options()
         var a = list
-        let usage = "usage: daemon-bench [--daemon PATH] [--ready-runs N] [--idle-seconds S] [--rounds N] [--smaps-copy FILE] [--only size,ready,idle,latency] [--events FILE]"
+        let usage = "usage: daemon-bench [--daemon PATH] [--ready-runs N] [--idle-seconds S] [--rounds N] [--smaps-copy FILE] [--only size,ready,idle,latency] [--events FILE] [--cloud-protocol ocpp-j|https]"
         while !a.isEmpty {
             let f = a.removeFirst()
             guard !a.isEmpty else { print(usage); exit(2) }
@@ -54,6 +56,9 @@ struct Options {
             case "--smaps-copy": o.smapsCopy = v
             case "--only": o.only = Set(v.split(separator: ",").map(String.init))
             case "--events": o.events = v
+            case "--cloud-protocol":
+                guard v == "ocpp-j" || v == "https" else { print(usage); exit(2) }
+                o.cloudProtocol = v
             default: print("unknown option \(f)\n\(usage)"); exit(2)
             }
         }
@@ -297,7 +302,8 @@ final class World {
     func startDaemon(_ o: Options, extra: [String]) {
         do {
             daemon = try ChildProcess.spawn(o.daemon, ["--terminal", "serial:\(dir)/ttyPSP", "--family", "p6x", "--state", dir + "/state",
-                                                       "--cloud", "http://127.0.0.1:\(cloud.port)", "--cloud-protocol", "https", "--station", "BENCH",
+                                                       "--cloud", o.cloudProtocol == "https" ? "http://127.0.0.1:\(cloud.port)" : "ws://127.0.0.1:\(cloud.port)/ocpp",
+                                                       "--cloud-protocol", o.cloudProtocol, "--station", "BENCH",
                                                        "--log-level", "warning"] + extra,
                                             environment: ourEnvironment(adding: []), captureStdout: false, pipeStdin: false)
             children = [daemon!]
@@ -340,6 +346,7 @@ func measureIdle(_ o: Options) {
     let c1 = contextSwitches(pid)
     let rss1 = statusKB(pid, "VmRSS") ?? 0
     let hwm = statusKB(pid, "VmHWM") ?? 0
+    print("idle: uplink \(o.cloudProtocol)")
     print("idle: after one settled session: RSS \(fmt(Double(rss0) / 1024, 1)) MiB → \(fmt(Double(rss1) / 1024, 1)) MiB after \(Int(elapsed)) s idle, peak \(fmt(Double(hwm) / 1024, 1)) MiB, \(c1.threads) thread(s) (target ≤ 16 MB)")
     // The strict reading of "16 MB": 16,000,000 bytes (VmRSS is in KiB).
     let worst = max(rss0, rss1)

@@ -1,6 +1,8 @@
 // uplink-bench: drains a backlog of queued OCPP messages from the outbox to cloud-sim over
 // loopback through the daemon's own parts (ledger, outbox, libcurl client), and reports the
-// rate and this process's memory. Usage: uplink-bench [--messages N] [--in-flight K] [--cloud URL]
+// rate and this process's memory. Usage: uplink-bench [--messages N] [--in-flight K] [--cloud URL] [--protocol https|ocpp-j]
+// With ocpp-j the messages go as OCPP-J CALLs over one WebSocket, one CALL in flight (the
+// spec's rule; --in-flight is then 1).
 import CloudHTTP
 import Glibc
 import Ledger
@@ -9,22 +11,28 @@ import Platform
 import Station
 import Timebase
 import Uplink
+import OCPPJ
+import OCPPJUplink
 
 struct Options {
     var messages = 10_000
     var inFlight = 4
     var cloud: String?
+    var protocolName = "https"
     static func parse(_ list: [String]) -> Options {
         var o = Options()
         var a = list
         while !a.isEmpty {
             let f = a.removeFirst()
-            guard !a.isEmpty else { print("usage: uplink-bench [--messages N] [--in-flight K] [--cloud URL]"); exit(2) }
+            guard !a.isEmpty else { print("usage: uplink-bench [--messages N] [--in-flight K] [--cloud URL] [--protocol https|ocpp-j]"); exit(2) }
             let v = a.removeFirst()
             switch f {
             case "--messages": o.messages = Int(v) ?? o.messages
             case "--in-flight": o.inFlight = Int(v) ?? o.inFlight
             case "--cloud": o.cloud = v
+            case "--protocol":
+                guard v == "https" || v == "ocpp-j" else { print("--protocol https|ocpp-j"); exit(2) }
+                o.protocolName = v
             default: print("unknown option \(f)"); exit(2)
             }
         }
@@ -43,7 +51,8 @@ func rssKB(_ field: String) -> Int {
     return -1
 }
 
-let o = Options.parse(Array(CommandLine.arguments.dropFirst()))
+var o = Options.parse(Array(CommandLine.arguments.dropFirst()))
+if o.protocolName == "ocpp-j" { o.inFlight = 1 }
 let loop = try EventLoop()
 var cloudProcess: ChildProcess?
 var url = o.cloud ?? ""
@@ -77,14 +86,31 @@ config.maxInFlight = o.inFlight
 config.budgetBytes = 256 << 20
 let outbox = Outbox.recover(config: config, records: records, now: MonotonicClock.now())
 let client = try HTTPClient(loop: loop, limits: HTTPClientLimits(maxConcurrent: o.inFlight, maxConnects: o.inFlight))
-let uplink = HTTPUplink(client: client, baseURL: url, stationId: "CS-BENCH")
+let uplink: UplinkTransport
+var ocppj: OCPPJUplink?
+if o.protocolName == "ocpp-j" {
+    let ws = (url.hasPrefix("http://") ? "ws://" + url.dropFirst(7) : url) + "/ocpp"
+    var settings = OCPPJSettings(url: try WebSocketURL(parsing: ws), stationId: "CS-BENCH",
+                                 bootPayload: BootPayload.make(reason: .powerUp, vendor: "paybridge", model: "uplink-bench"))
+    settings.pingInterval = nil
+    let j = OCPPJUplink(loop: loop, client: client, settings: settings, seed: 1)
+    var ready = false
+    j.onReady = { ready = true }
+    j.start()
+    _ = try loop.run(until: { ready }, deadline: MonotonicClock.now() + .seconds(10))
+    guard ready else { print("no accepted BootNotification from \(ws)"); exit(1) }
+    uplink = j
+    ocppj = j
+} else {
+    uplink = HTTPUplink(client: client, baseURL: url, stationId: "CS-BENCH")
+}
 /// The drain loop's state; the station does the same with its outbox.
 final class Drain {
     var outbox: Outbox
     let ledger: Ledger
-    let uplink: HTTPUplink
+    let uplink: UplinkTransport
     var failures = 0
-    init(outbox: Outbox, ledger: Ledger, uplink: HTTPUplink) { self.outbox = outbox; self.ledger = ledger; self.uplink = uplink }
+    init(outbox: Outbox, ledger: Ledger, uplink: UplinkTransport) { self.outbox = outbox; self.ledger = ledger; self.uplink = uplink }
 
     func handle(_ fx: [OutboxEffect]) {
         var unsynced = false
@@ -123,9 +149,10 @@ _ = try loop.run(until: {
 let elapsed = Double((MonotonicClock.now() - start).nanosecondsClamped) / 1e9
 peak = max(peak, rssKB("VmRSS"))
 let rate = Double(drain.outbox.delivered) / elapsed
-print("drained \(drain.outbox.delivered) of \(o.messages) messages in \(String(Int(elapsed * 1000))) ms with \(o.inFlight) in flight: \(Int(rate)) messages/s; \(drain.failures) failures")
+print("drained \(drain.outbox.delivered) of \(o.messages) messages over \(o.protocolName) in \(String(Int(elapsed * 1000))) ms with \(o.inFlight) in flight: \(Int(rate)) messages/s; \(drain.failures) failures")
 print("RSS before \(rssBefore) kB, peak while draining \(peak) kB, high-water \(rssKB("VmHWM")) kB")
-print("RESULT name=uplink_drain messages=\(drain.outbox.delivered) per_second=\(Int(rate)) rss_peak_kb=\(peak)")
+ocppj?.stop()
+print("RESULT name=uplink_drain protocol=\(o.protocolName) messages=\(drain.outbox.delivered) per_second=\(Int(rate)) rss_peak_kb=\(peak)")
 ledger.close()
 cloudProcess?.terminate()
 exit(drain.outbox.pending == 0 ? 0 : 1)
