@@ -310,6 +310,7 @@ public final class StationDaemon {
             outboxConfig.maxInFlight = 1
             outboxConfig.maxCallErrorAttempts = arguments.config.callErrorAttempts
             outboxConfig.maxAttemptsOther = OCPPJOutbox.maxAttemptsOther
+            outboxConfig.startsOffline = true
         }
         let station = Station(loop: loop, engine: engine, ledger: opened.ledger, terminal: terminal,
                               charger: charger, decider: decider, uplink: uplink, stationId: arguments.stationId,

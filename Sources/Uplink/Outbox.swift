@@ -86,6 +86,10 @@ public struct OutboxConfig: Equatable, Sendable {
     /// letter (OCPP: only transaction messages must be retried until delivered). nil: no limit
     /// (the HTTPS binding's behaviour).
     public var maxAttemptsOther: Int?
+    /// Start unreachable, sending nothing until `connectionRestored` (OCPP-J: the station is not
+    /// registered before its first accepted Boot, and saying "unreachable" at every start would
+    /// be noise). Events created meanwhile are `offline`, which they are.
+    public var startsOffline = false
     public init() {}
 }
 
@@ -123,6 +127,7 @@ public struct Outbox: Sendable {
     public init(config: OutboxConfig = .init(), seed: UInt64 = 0x0B0) {
         self.config = config
         rng = SeededGenerator(seed: seed)
+        reachable = !config.startsOffline
     }
 
     /// When `reachable` last changed (nil: never since start).

@@ -100,6 +100,7 @@ final class Demo {
         let uplink = OCPPJUplink(loop: loop, client: client, settings: settings, seed: 42)
         var outboxConfig = OutboxConfig()
         outboxConfig.maxInFlight = 1
+        outboxConfig.startsOffline = true
         let station = Station(loop: loop, engine: PaymentEngine(config: config), ledger: ledger,
                               terminal: PSPTerminalPort(loop: loop, driver: driver), charger: charger, decider: uplink, uplink: uplink, stationId: "DEMO-1",
                               outbox: Outbox(config: outboxConfig))

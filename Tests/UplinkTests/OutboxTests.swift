@@ -265,3 +265,19 @@ func sends(_ fx: [OutboxEffect]) -> [String] { fx.compactMap { if case .send(let
         #expect(o.reachable)
     }
 }
+
+@Suite struct OutboxStartingOffline {
+    @Test func nothingGoesOutUntilTheConnectionIsRestored() {
+        var c = OutboxConfig()
+        c.startsOffline = true
+        var o = Outbox(config: c)
+        let t0 = Instant(nanoseconds: 1_000_000_000)
+        #expect(!o.reachable)
+        #expect(sends(o.enqueue(msg("a1", "A", .started), now: t0)) == [])
+        #expect(o.nextDeadline == nil, "no probe: the uplink says when it is registered")
+        #expect(sends(o.tick(now: t0 + .seconds(3600))) == [])
+        #expect(sends(o.connectionRestored(now: t0 + .seconds(3600))) == ["a1"])
+        let recovered = Outbox.recover(config: c, records: [.queued(msg("b1", "B"))], now: t0)
+        #expect(!recovered.reachable)
+    }
+}
