@@ -174,6 +174,8 @@ public struct EngineWorld {
     var authRequestsUnsent = 0
     /// Facts a capture is checked against, per open session.
     var tariffOf: [SessionKey: Tariff] = [:], authorisedOf: [SessionKey: Int64] = [:], usageOf: [SessionKey: (Int64, Int64)] = [:]
+    /// The lowest cost limit durable for each open session (`costLimited`).
+    var costLimitOf: [SessionKey: Int64] = [:]
     /// Messages whose queued record is durable, and those thinned or dead-lettered.
     var queuedDurable = Set<String>()
     var notOwed = Set<String>()
@@ -524,17 +526,20 @@ public struct EngineWorld {
             chargeable.remove(k)
         case let .captureRequested(_, amount):
             guard let t = tariffOf[k], let a = authorisedOf[k], let u = usageOf[k] else { throw violation("capture for session \(k) without its facts") }
-            let expected = CostMeter(tariff: t, authorised: a).capture(energyWh: u.0, seconds: u.1)
+            let limit = costLimitOf[k]
+            let expected = CostMeter(tariff: t, authorised: min(a, limit ?? a)).capture(energyWh: u.0, seconds: u.1)
             if amount != expected { throw violation("session \(k) capture \(amount) != computed \(expected)") }
             if amount > a { throw violation("session \(k) capture \(amount) above authorised \(a)") }
+            if let limit, amount > limit { throw violation("session \(k) capture \(amount) above its cost limit \(limit)") }
             captureRequested[k] = amount
         case .voidRequested: voidRequested.insert(k)
+        case .costLimited(_, let maxCost, _): costLimitOf[k] = min(costLimitOf[k] ?? maxCost, maxCost)
         case .needsReconciliation: summary.reconciliations += 1
         default: break
         }
         if entry.closesSession {
             chargeable.remove(k)
-            tariffOf[k] = nil; authorisedOf[k] = nil; usageOf[k] = nil
+            tariffOf[k] = nil; authorisedOf[k] = nil; usageOf[k] = nil; costLimitOf[k] = nil
         }
     }
 

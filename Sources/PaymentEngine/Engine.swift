@@ -83,6 +83,15 @@ public enum EngineInput: Equatable, Sendable {
     /// sessions keep the tariff and amount they were authorised with and their deadlines; the
     /// number of connectors is fixed for the engine's life and is not taken from `config`.
     case reconfigure(EngineConfig)
+    /// The charging platform's cost limit for a session (OCPP `transactionLimit.maxCost`, minor
+    /// units of the session's currency). It only ever lowers the session's cap (`Session.costCap`:
+    /// the authorised amount, or a lower limit taken before). A limit that lowers it is written
+    /// ahead (`LedgerEntry.costLimited`) and then applied: a charging session whose metered cost
+    /// already reaches the new cap stops at once (`StopReason.costLimit`, capturing at most the
+    /// cap); one awaiting its plug whose start fee alone reaches it is released. Ignored, with a
+    /// notice and nothing written: a negative limit, one not lower than the current cap, and a
+    /// session that is unknown, a test transaction, not yet approved or already settling.
+    case costLimit(SessionKey, maxCost: Int64)
 }
 
 /// A technician's test transaction, step by step.
@@ -147,6 +156,12 @@ public struct Session: Equatable, Sendable {
     public var attemptUnknown = false
     /// A technician's test transaction: voided on approval, never charges.
     public var isTest = false
+    /// The lowest cost limit the charging platform set for this session (`EngineInput.costLimit`).
+    public var costLimit: Int64?
+
+    /// What the session may cost at most: the authorised amount, or a lower cost limit. Charging
+    /// stops when the cost reaches it, and no capture exceeds it.
+    public var costCap: Int64 { min(authorised, costLimit ?? authorised) }
 
     func seconds(at now: Instant) -> Int64 {
         guard let since = chargingSince else { return secondsBefore }
@@ -356,6 +371,8 @@ public struct PaymentEngine: Sendable {
             // A scan armed with the old amount is re-armed, so the amount the terminal shows
             // and reserves is the one configured.
             if amountChanged, flow == .armed { dropCard(now, &fx) }
+        case let .costLimit(k, maxCost):
+            lowerCostCap(k, maxCost, now, &fx)
         }
         fx += rearmIfDue(now)
         return fx
@@ -818,7 +835,7 @@ public struct PaymentEngine: Sendable {
     mutating func account(_ k: SessionKey, _ now: Moment, _ fx: inout [EngineEffect]) {
         guard let s = sessions[k], s.phase == .charging else { return }
         let seconds = s.seconds(at: now.monotonic)
-        let meter = CostMeter(tariff: s.tariff, authorised: s.authorised)
+        let meter = CostMeter(tariff: s.tariff, authorised: s.costCap)
         if meter.reachedCap(energyWh: s.energyWh, seconds: seconds) {
             stop(k, .costLimit, now, &fx)
             return
@@ -854,7 +871,37 @@ public struct PaymentEngine: Sendable {
         sessions[k] = s
         fx.append(.persist(.stopped(k, reason: reason, energyWh: s.energyWh, seconds: seconds, at: now.wallMillis)))
         fx.append(.notice(.info, "session \(k) stopped: \(reason)"))
-        dispose(k, PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh, seconds: seconds, reason: reason), now, &fx)
+        dispose(k, PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh, seconds: seconds,
+                                             reason: reason, costLimit: s.costLimit), now, &fx)
+    }
+
+    /// `EngineInput.costLimit`: durable first, then the lower cap, then what it calls for now.
+    mutating func lowerCostCap(_ k: SessionKey, _ maxCost: Int64, _ now: Moment, _ fx: inout [EngineEffect]) {
+        func ignored(_ why: String) { fx.append(.notice(.info, "cost limit \(maxCost) for session \(k) ignored: \(why)")) }
+        guard maxCost >= 0 else { return ignored("negative") }
+        guard let s = sessions[k] else { return ignored("no such open session") }
+        guard !s.isTest else { return ignored("a test transaction") }
+        let awaitingPlug: Bool
+        switch s.phase {
+        case .charging: awaitingPlug = false
+        case .awaitingPlug: awaitingPlug = true
+        default: return ignored("the session is not approved and running")
+        }
+        guard maxCost < s.costCap else { return ignored("not lower than the current cap \(s.costCap)") }
+        // Written ahead, as every fact: after a crash the recovered session keeps the lower cap.
+        fx.append(.persist(.costLimited(k, maxCost: maxCost, at: now.wallMillis)))
+        sessions[k]?.costLimit = maxCost
+        fx.append(.notice(.info, "session \(k): cost cap lowered to \(maxCost) by the charging platform"))
+        let meter = CostMeter(tariff: s.tariff, authorised: maxCost)
+        if awaitingPlug {
+            // Nothing delivered yet: if the start fee alone reaches the cap, no charging is worth it.
+            if meter.reachedCap(energyWh: 0, seconds: 0) {
+                fx.append(.notice(.info, "session \(k): the cost limit leaves nothing to charge; releasing the reservation"))
+                dispose(k, .release, now, &fx)
+            }
+        } else if meter.reachedCap(energyWh: s.energyWh, seconds: s.seconds(at: now.monotonic)) {
+            stop(k, .costLimit, now, &fx)
+        }
     }
 
     mutating func dispose(_ k: SessionKey, _ d: Session.Disposition, _ now: Moment, _ fx: inout [EngineEffect]) {
@@ -889,11 +936,14 @@ public struct PaymentEngine: Sendable {
     }
 
     /// What a stopped session owes: nothing when the relay never closed or nothing was delivered
-    /// (release), else the tariff's cost capped at the authorisation. One rule for the live engine
-    /// and for recovery, so a crash between `stopped` and the request cannot change the outcome.
-    public static func disposition(tariff: Tariff, authorised: Int64, energyWh: Int64, seconds: Int64, reason: StopReason?) -> Session.Disposition {
+    /// (release), else the tariff's cost capped at the authorisation and at the platform's cost
+    /// limit, if it set one (`Session.costLimit`). One rule for the live engine and for recovery,
+    /// so a crash between `stopped` and the request cannot change the outcome.
+    public static func disposition(tariff: Tariff, authorised: Int64, energyWh: Int64, seconds: Int64, reason: StopReason?,
+                                   costLimit: Int64? = nil) -> Session.Disposition {
         if reason == .relayRefused || (energyWh == 0 && seconds == 0) { return .release }
-        let amount = CostMeter(tariff: tariff, authorised: authorised).capture(energyWh: energyWh, seconds: seconds)
+        let cap = min(authorised, costLimit.map { max(0, $0) } ?? authorised)
+        let amount = CostMeter(tariff: tariff, authorised: cap).capture(energyWh: energyWh, seconds: seconds)
         return amount > 0 ? .capture(amount) : .release
     }
 

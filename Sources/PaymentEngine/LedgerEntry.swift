@@ -23,6 +23,11 @@ public enum LedgerEntry: Equatable, Sendable {
     /// The session is a technician's test transaction (written after its `authRequested`, in the
     /// same sync): an approval is voided at once, no relay closes. Kind 15, added by issue 13.
     case testTransaction(SessionKey, at: Int64)
+    /// The charging platform lowered the session's cost cap to `maxCost` (minor units; OCPP's
+    /// `transactionLimit.maxCost`): from here on the session stops, and captures at most, the
+    /// lower of this and what the bank authorised. Written only when it lowers the cap, before
+    /// the cap is lowered. Kind 16, added by issue 15.
+    case costLimited(SessionKey, maxCost: Int64, at: Int64)
 
     /// The format entries are written in. Format 2 (issue 12) stores an approval's terminal handle
     /// as opaque bytes and a label (kind 13) instead of a 32-bit reference (kind 2, format 1).
@@ -45,6 +50,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case .voided: return 11
         case .needsReconciliation: return 12
         case .testTransaction: return 15
+        case .costLimited: return 16
         }
     }
 
@@ -52,7 +58,8 @@ public enum LedgerEntry: Equatable, Sendable {
         switch self {
         case .authRequested(let k, _, _, _, _, _), .approved(let k, _, _, _, _), .declined(let k, _, _), .abandoned(let k, _),
              .charging(let k, _), .meter(let k, _, _), .stopped(let k, _, _, _, _), .captureRequested(let k, _),
-             .captured(let k, _, _), .voidRequested(let k), .voided(let k, _), .needsReconciliation(let k, _), .testTransaction(let k, _):
+             .captured(let k, _, _), .voidRequested(let k), .voided(let k, _), .needsReconciliation(let k, _), .testTransaction(let k, _),
+             .costLimited(let k, _, _):
             return k
         }
     }
@@ -86,12 +93,13 @@ public enum LedgerEntry: Equatable, Sendable {
         case let .captured(_, amount, at): w.i64(amount); w.i64(at)
         case .voidRequested: break
         case let .needsReconciliation(_, note): w.string(note)
+        case let .costLimited(_, maxCost, at): w.i64(maxCost); w.i64(at)
         }
         return w.out
     }
 
     public static func decode(kind: UInt16, body: [UInt8]) throws(EntryDecodeError) -> LedgerEntry {
-        guard (1...13).contains(kind) || kind == 15 else { throw .unknownKind(kind) }
+        guard (1...13).contains(kind) || kind == 15 || kind == 16 else { throw .unknownKind(kind) }
         var r = EntryReader(body)
         let k = try r.u64()
         switch kind {
@@ -122,6 +130,11 @@ public enum LedgerEntry: Equatable, Sendable {
         case 11: return .voided(k, at: try r.i64())
         case 12: return .needsReconciliation(k, note: try r.string())
         case 15: return .testTransaction(k, at: try r.i64())
+        case 16:
+            let maxCost = try r.i64()
+            // The engine writes only a limit it took, never a negative one.
+            guard maxCost >= 0 else { throw .badValue("cost limit") }
+            return .costLimited(k, maxCost: maxCost, at: try r.i64())
         default: throw .unknownKind(kind)
         }
     }

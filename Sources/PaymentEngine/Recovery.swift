@@ -16,6 +16,7 @@ extension PaymentEngine {
     /// - approved, never charged → release;
     /// - charging, not stopped → stop with the last durable meter reading and capture its cost;
     /// - stopped, no request → capture or release as computed;
+    /// - a cost limit (`costLimited`) → the lowest one caps what is captured, as it did live;
     /// - capture or release requested, unanswered → resend the same command (the terminal
     ///   takes a session's capture once: a repeat is answered "not found", never captured twice);
     /// - authorisation requested, no outcome → the approval may exist: listed where the terminal
@@ -69,6 +70,9 @@ extension PaymentEngine {
                 s.disposition = .release; s.phase = .disposing; s.attemptUnknown = true
             case .testTransaction:
                 s.isTest = true
+            case .costLimited(_, let maxCost, _):
+                // The lowest limit holds, whatever order the entries came in.
+                s.costLimit = min(s.costLimit ?? maxCost, maxCost)
             default: break
             }
             engine.sessions[k] = s
@@ -90,10 +94,10 @@ extension PaymentEngine {
                 fx.append(.persist(.stopped(k, reason: .recovery, energyWh: s.energyWh, seconds: s.secondsBefore, at: now.wallMillis)))
                 engine.sessions[k]?.phase = .disposing
                 engine.dispose(k, PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh,
-                                                            seconds: s.secondsBefore, reason: .recovery), now, &fx)
+                                                            seconds: s.secondsBefore, reason: .recovery, costLimit: s.costLimit), now, &fx)
             case .disposing where s.disposition == nil:
                 let d = PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh,
-                                                  seconds: s.secondsBefore, reason: stopReasons[k])
+                                                  seconds: s.secondsBefore, reason: stopReasons[k], costLimit: s.costLimit)
                 if case .capture = d { report.toCapture += 1 } else { report.toRelease += 1 }
                 engine.dispose(k, d, now, &fx)
             case .disposing:

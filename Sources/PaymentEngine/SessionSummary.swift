@@ -61,7 +61,7 @@ public struct SessionSummary: Equatable, Sendable {
     /// The reconciliation note, cut to `maxNoteBytes`.
     public var note: String = ""
 
-    /// The ledger record kind of a summary: the next after the engine entries (1–13), well below
+    /// The ledger record kind of a summary: the next after the engine entries 1–13 (15 and 16 came later), well below
     /// the outbox's (100–103).
     public static let recordKind: UInt16 = 14
     /// The body format written. A body of another format is refused with `.badValue`, and the
@@ -109,6 +109,8 @@ public struct SessionSummary: Equatable, Sendable {
             s.outcome = .needsReconciliation
             s.note = Self.cut(note, to: Self.maxNoteBytes)
         case let .testTransaction(_, at): s.isTest = true; saw(at)
+        // The capture entry says what the lower cap came to; the limit itself is not a reconciliation fact.
+        case let .costLimited(_, _, at): saw(at)
         }
         return s
     }

@@ -3,7 +3,7 @@ import WireFormat
 /// Ledger kinds and binary bodies of the outbox's records (they share the engine's ledger, so a
 /// message is durable before its first send and gone from disk only after it was acknowledged).
 extension OutboxRecord {
-    /// Ledger record kinds 100…103; the engine uses 1…12.
+    /// Ledger record kinds 100…103; the engine uses 1…13, 15 and 16 (14 is a session summary).
     public static let kinds: ClosedRange<UInt16> = 100...103
 
     public var kind: UInt16 {

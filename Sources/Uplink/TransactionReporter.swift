@@ -12,6 +12,8 @@ public struct TransactionReporter: Sendable {
         var card: CardIdentity
         var tariff: Tariff
         var authorised: Int64 = 0
+        /// The charging platform's lower cost cap, if it set one: the Ended event's total respects it, as the capture does.
+        var costLimit: Int64?
         var pspRef: String = ""
         var seqNo = 0
         var started = false
@@ -99,7 +101,8 @@ public struct TransactionReporter: Sendable {
         case let .stopped(_, reason, e, s, at):
             guard let t = txs[k], t.started else { return [] }
             txs[k]?.energyWh = e; txs[k]?.seconds = s
-            let total = CostMeter(tariff: t.tariff, authorised: t.authorised).capture(energyWh: e, seconds: s)
+            let cap = min(t.authorised, t.costLimit ?? t.authorised)
+            let total = CostMeter(tariff: t.tariff, authorised: cap).capture(energyWh: e, seconds: s)
             let fixed = min(t.tariff.startFee, total)
             let energy = min(Tariff(currency: t.tariff.currency, energyPricePerKWh: t.tariff.energyPricePerKWh).cost(energyWh: e, seconds: 0), total - fixed)
             let cost = OCPPPayload.CostBreakdown(fixed: fixed, energy: energy, time: total - fixed - energy, total: total)
@@ -125,6 +128,10 @@ public struct TransactionReporter: Sendable {
             txs[k] = nil
             return []
         case .captureRequested, .voidRequested:
+            return []
+        case .costLimited(_, let maxCost, _):
+            // The platform set it: nothing to tell it, but the Ended event's cost must honour it.
+            if let earlier = txs[k]?.costLimit { txs[k]?.costLimit = min(earlier, maxCost) } else { txs[k]?.costLimit = maxCost }
             return []
         }
     }
