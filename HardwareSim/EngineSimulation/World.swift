@@ -30,6 +30,10 @@ public struct SimulationSettings: Sendable {
     /// Per mille per engine tick: the operator reloads the configuration with another
     /// pre-authorisation amount and tariff (SIGHUP); crashes then recover with the new one.
     public var reloadPerMille = 3
+    /// Per mille per engine tick: the charging platform sends a cost limit (OCPP
+    /// `transactionLimit.maxCost`) for a random open session: lower, higher, zero or negative,
+    /// in any phase; the capture check then holds it to the lowest limit written.
+    public var costLimitPerMille = 3
     /// Per million station effects: the daemon dies between two of the station core's effects
     /// (after one is carried out, before the next), e.g. between a group commit and the sends
     /// that waited for it. Appended records not yet synced survive as a random prefix.
@@ -61,13 +65,15 @@ public struct SimulationSummary: Sendable, CustomStringConvertible {
     public var sessions = 0
     public var approvals = 0, committed = 0, voided = 0, voidedByTerminalTimeout = 0, declined = 0
     public var crashes = 0, linkDrops = 0, reloads = 0, reconciliations = 0, cards = 0, steps = 0
+    /// Cost limits the platform sent, and those the engine wrote (the rest it ignored).
+    public var costLimitsSent = 0, costLimitsTaken = 0
     /// Station effects carried out; crashes injected between a sync and the send after it.
     public var effects = 0, crashesBetweenCommitAndSend = 0
     /// Messages the cloud received (duplicates of the same message included), compactions, and
     /// sessions whose entries compaction dropped, leaving their summary.
     public var messagesReceived = 0, duplicatesReceived = 0, compactions = 0, summarised = 0
     public var description: String {
-        "sessions=\(sessions) cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) (\(crashesBetweenCommitAndSend) between commit and send) reloads=\(reloads) linkDrops=\(linkDrops) messages=\(messagesReceived) (\(duplicatesReceived) again) compactions=\(compactions) summarised=\(summarised) effects=\(effects) steps=\(steps)"
+        "sessions=\(sessions) cards=\(cards) approvals=\(approvals) committed=\(committed) voided=\(voided) timeoutVoids=\(voidedByTerminalTimeout) declined=\(declined) reconciliations=\(reconciliations) crashes=\(crashes) (\(crashesBetweenCommitAndSend) between commit and send) reloads=\(reloads) costLimits=\(costLimitsTaken)/\(costLimitsSent) linkDrops=\(linkDrops) messages=\(messagesReceived) (\(duplicatesReceived) again) compactions=\(compactions) summarised=\(summarised) effects=\(effects) steps=\(steps)"
     }
 }
 
@@ -340,6 +346,7 @@ public struct EngineWorld {
             if Int.random(in: 0..<1000, using: &rng) < settings.linkDropPerMille { try dropLink() }
             if Int.random(in: 0..<1000, using: &rng) < settings.crashPerMille { try crash() }
             if Int.random(in: 0..<1000, using: &rng) < settings.reloadPerMille { try reload() }
+            if settings.costLimitPerMille > 0, Int.random(in: 0..<1000, using: &rng) < settings.costLimitPerMille { try costLimit() }
             schedule(.faults, after: .seconds(5))
         case .coreTick(let token):
             guard token == coreTickToken else { return }
@@ -376,6 +383,30 @@ public struct EngineWorld {
                          Tariff(currency: "EUR", startFee: 0, energyPricePerKWh: 79_000, timePricePerMinute: 0),
                          Tariff(currency: "EUR", startFee: 200, energyPricePerKWh: 10_000, timePricePerMinute: 6_000)][Int.random(in: 0..<3, using: &rng)]
         try engineInput(.reconfigure(config))
+    }
+
+    /// The charging platform sets a cost limit for one of the engine's open sessions.
+    mutating func costLimit() throws(InvariantViolation) {
+        let keys = engine.sessions.keys.sorted()
+        guard !keys.isEmpty else { return }
+        let k = keys[Int.random(in: 0..<keys.count, using: &rng)]
+        let cap = engine.sessions[k]?.costCap ?? 0
+        let maxCost: Int64
+        switch Int.random(in: 0..<10, using: &rng) {
+        case 0: maxCost = 0
+        case 1: maxCost = -1
+        default: maxCost = Int64.random(in: 0...max(1, cap * 3 / 2), using: &rng)
+        }
+        summary.costLimitsSent += 1
+        let before = engine.sessions[k]?.costLimit
+        try engineInput(.costLimit(k, maxCost: maxCost))
+        if let after = engine.sessions[k]?.costLimit, after != before {
+            guard after == maxCost, after < cap else { throw violation("session \(k) took cost limit \(after) over cap \(cap)") }
+            summary.costLimitsTaken += 1
+        } else if engine.sessions[k] == nil, maxCost >= 0, maxCost < cap {
+            // Taken and settled at once (released, or stopped and captured).
+            summary.costLimitsTaken += 1
+        }
     }
 
     /// The driver's plan after an approval: plug in (maybe), charge a while, unplug.
