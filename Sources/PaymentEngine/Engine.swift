@@ -885,7 +885,9 @@ public struct PaymentEngine: Sendable {
         switch s.phase {
         case .charging: awaitingPlug = false
         case .awaitingPlug: awaitingPlug = true
-        default: return ignored("the session is not approved and running")
+        case .disposing: return ignored("the session is settling")
+        case .frozen: return ignored("the ledger failed")
+        case .deciding, .authorising, .authUnknown: return ignored("the session is not approved yet")
         }
         guard maxCost < s.costCap else { return ignored("not lower than the current cap \(s.costCap)") }
         // Written ahead, as every fact: after a crash the recovered session keeps the lower cap.
