@@ -161,15 +161,16 @@ extension StationDaemon {
             Log.warning("transaction \(transactionId): the CSMS's totalCost \(JSON.decimal(minor: theirs, exponent: CurrencyExponent.of(currency)).text) \(currency) differs from the station's \(JSON.decimal(minor: local, exponent: CurrencyExponent.of(currency)).text) \(currency); the card was charged the station's amount")
         }
         let reporter = TransactionReporter(stationId: running.stationId)
-        guard let (key, session) = station.engine.sessions.first(where: { reporter.transactionId($0.key) == transactionId }),
-              let limit = TransactionResponseReading.maxCost(payload, currency: session.tariff.currency) else { return }
-        applyCostLimit(key, limit, transactionId)
-    }
-}
-
-extension StationDaemon {
-    /// A cost limit from the CSMS for a running session.
-    func applyCostLimit(_ key: SessionKey, _ limit: Int64, _ transactionId: String) {
-        Log.info("transaction \(transactionId): the CSMS set transactionLimit.maxCost \(limit); the engine cannot lower a running session's cap yet, so the authorised amount stays the cap")
+        guard let (key, session) = station.engine.sessions.first(where: { reporter.transactionId($0.key) == transactionId }) else { return }
+        switch TransactionLimit.maxCost(inResponse: payload, currency: session.tariff.currency) {
+        case .absent: return
+        case .unreadable(let why):
+            Log.warning("transaction \(transactionId): the CSMS's transactionLimit.maxCost is unreadable (\(why)); the cap stays")
+        case .maxCost(let limit):
+            // The engine writes the lower cap ahead and stops the session if it is already reached;
+            // a limit that is not lower is ignored with a notice.
+            Log.info("transaction \(transactionId): the CSMS set transactionLimit.maxCost \(limit) (minor units)")
+            station.post(.engine(.costLimit(key, maxCost: limit)))
+        }
     }
 }

@@ -694,9 +694,4 @@ public enum TransactionResponseReading {
     public static func csmsTotal(_ response: JSON, currency: String) -> Int64? {
         response["totalCost"].flatMap { ExactAmount.minorUnits($0, exponent: CurrencyExponent.of(currency)) }
     }
-
-    /// The CSMS's `transactionLimit.maxCost`, in minor units of `currency`.
-    public static func maxCost(_ response: JSON, currency: String) -> Int64? {
-        response["transactionLimit"]?["maxCost"].flatMap { ExactAmount.minorUnits($0, exponent: CurrencyExponent.of(currency)) }
-    }
 }

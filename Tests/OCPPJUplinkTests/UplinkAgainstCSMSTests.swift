@@ -261,8 +261,6 @@ import WebSocket
         #expect(TransactionResponseReading.localTotal(ended)! == (1234, "EUR"))
         let response = try JSON.parse(#"{"totalCost":12.3,"transactionLimit":{"maxCost":20}}"#)
         #expect(TransactionResponseReading.csmsTotal(response, currency: "EUR") == 1230)
-        #expect(TransactionResponseReading.maxCost(response, currency: "EUR") == 2000)
-        #expect(TransactionResponseReading.maxCost(response, currency: "JPY") == 20)
         #expect(TransactionResponseReading.csmsTotal(try JSON.parse(#"{"totalCost":0.001}"#), currency: "EUR") == nil, "sub-cent is not exact")
         #expect(TransactionResponseReading.localTotal(try JSON.parse(#"{"eventType":"Updated"}"#)) == nil)
     }
