@@ -192,5 +192,8 @@ let package = Package(
 for target in package.targets where target.type == .regular || target.type == .executable {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"]),
+        // Optimised for size in release: the daemon's code is resident (fault-around maps most
+        // of .text), and nothing it does is bound by instruction speed (daemon-bench, README).
+        .unsafeFlags(["-Osize"], .when(configuration: .release)),
     ]
 }
