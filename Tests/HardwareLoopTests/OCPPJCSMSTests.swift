@@ -1,0 +1,312 @@
+import Foundation
+import Testing
+import Platform
+
+/// Issue 15's proof on the bench: the real `paybridged` (terminal-sim on a pty, simulated charger
+/// I/O) speaking OCPP-J 2.1 to the PyPI `ocpp` package's CSMS (Tests/Scripts/ocpp-csms.py). What
+/// is asserted comes from the CSMS's record, where the `ocpp` package marks each CALL valid or not
+/// against the official 2.1 schemas, and from terminal-sim's record.
+@Suite(.serialized) struct OCPPJCSMS {
+    /// The daemon's configuration lines for `csms` (short timeouts keep the suite quick).
+    static func ocpp(_ csms: BenchCSMS, scheme: String = "ws", _ extra: [String] = []) -> [String] {
+        ["cloud.url = \(csms.url(scheme: scheme))", "cloud.protocol = ocpp-j", "cloud.response_timeout_seconds = 5"] + extra
+    }
+
+    /// Cards of three drivers (the demo's brands), so that no driver's tap reads as tap-to-stop.
+    static let cards = ["card=476173******0119 hash=0101010101", "card=541333******0434 hash=01020304", "card=374245*****1006 hash=09090909"]
+
+    /// terminal-sim's sessions for drivers with these outcomes (`approve`, `decline reason=9`…), each
+    /// with their own card. An approval is followed by a scan without a card: the daemon scans for
+    /// tap-to-stop while the car charges, and that scan must not take the next driver's card.
+    /// The scan finds no card within `cardDetectScenario`'s time, so the next driver comes soon.
+    static func drivers(_ outcomes: [String]) -> [String] {
+        ["--scenario", cardDetectScenario] + outcomes.enumerated().flatMap { i, o in
+            ["--session", "\(o) \(cards[i % cards.count])"] + (o == "approve" ? ["--session", "nocard"] : [])
+        } + ["--fallback", "nocard"]
+    }
+
+    /// A scenario file in which a scan without a card ends after 1.2 s (not 60): longer than a
+    /// test's charge, so one scan covers it.
+    static let cardDetectScenario: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hil-card-detect-\(getpid()).scenario").path
+        try? Data("card-detect 1200\n".utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }()
+
+    /// Vehicles that plug in at once and charge for `ms`.
+    static func ev(chargeMs: Int) -> String { "plug=100,charge=\(chargeMs),power=3600000" }
+
+    /// What happened, for a failure's message: terminal-sim's events and the CSMS's CALLs.
+    static func story(_ csms: BenchCSMS, _ b: Bench) -> String {
+        let sim = b.sim.records().compactMap { r in (r["event"] as? String).map { "\($0)\(r["sessionId"].map { "#\($0)" } ?? "")" } }
+        let calls = csms.events().compactMap { e -> String? in
+            guard let kind = e["event"] as? String else { return nil }
+            guard kind == "call", let c = RecordedCall(e) else { return kind }
+            return "\(c.action)\(c.eventType.map { "/\($0)" } ?? "")\(c.seqNo.map { "#\($0)" } ?? "")\(c.offline ? "(offline)" : "")→\(c.answer)"
+        }
+        return "terminal-sim: \(sim.joined(separator: " "))\nCSMS: \(calls.joined(separator: " "))"
+    }
+
+    /// The NotifySettlements of `status` the CSMS answered.
+    static func settlements(_ csms: BenchCSMS, _ status: String) -> [RecordedCall] {
+        csms.answered("NotifySettlement").compactMap(RecordedCall.init).filter { $0.payload["status"] as? String == status }
+    }
+
+    /// Every CALL the daemon sent passed the 2.1 schema.
+    static func expectAllValid(_ csms: BenchCSMS, _ b: Bench) {
+        #expect(!csms.calls().isEmpty, "the CSMS recorded no CALL at all: \(b.daemonLog.suffix(1500))")
+        let invalid = csms.invalidCalls()
+        #expect(invalid.isEmpty, "CALLs that fail the OCPP 2.1 schema: \(invalid.prefix(3))")
+    }
+
+    /// Settlements per transaction id, and each one's position among all CALLs after the
+    /// transaction's Ended: problems found.
+    static func settlementProblems(_ csms: BenchCSMS, _ tx: TransactionLedger) -> [String] {
+        let all = csms.calls().compactMap(RecordedCall.init)
+        var problems: [String] = []
+        for id in tx.order {
+            guard let ended = all.firstIndex(where: { $0.action == "TransactionEvent" && $0.transactionId == id && $0.eventType == "Ended" }) else {
+                problems.append("\(id): no Ended"); continue
+            }
+            let settled = all.indices.filter { all[$0].action == "NotifySettlement" && all[$0].transactionId == id && all[$0].answer == "result" }
+            if Set(settled.map { all[$0].id }).count != 1 { problems.append("\(id): \(settled.count) settlements answered") }
+            if let s = settled.first, s < ended { problems.append("\(id): settlement before Ended") }
+        }
+        return problems
+    }
+
+    // MARK: 1
+
+    @Test func threeDriversBootAuthorizeTransactAndSettle() throws {
+        guard let csms = try BenchCSMS() else { return }
+        // As the demo's: A charges and pays, B's bank declines, C charges and pays.
+        let b = try Bench(terminal: Self.drivers(["approve", "decline reason=9", "approve"]),
+                          config: Self.ocpp(csms), ev: Self.ev(chargeMs: 700), keepLog: true)
+        #expect(waitUntil(.seconds(60)) { b.sim.records("committed").count == 2 && Self.settlements(csms, "Settled").count == 2 },
+                "not both drivers settled: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+
+        let calls = csms.calls().compactMap(RecordedCall.init)
+        #expect(calls.first?.action == "BootNotification", "first CALL: \(calls.first?.action ?? "none")")
+        #expect(csms.answered("BootNotification").count == 1 && csms.events("connect").count == 1)
+        // One Authorize per card, all three answered.
+        #expect(csms.answered("Authorize").count == 3, "\(csms.calls("Authorize").count) Authorize")
+        #expect(b.sim.records("declined").count == 1)
+
+        // Two transactions (a declined card is none), each Started/Updated…/Ended with seqNo 0, 1, 2…
+        let tx = TransactionLedger(csms)
+        #expect(tx.order.count == 2, "transactions: \(tx.order)")
+        #expect(tx.sequenceProblems().isEmpty, "\(tx.sequenceProblems())")
+        #expect(tx.events.allSatisfy { !$0.offline }, "an event marked offline with the CSMS up")
+        // Each message id recorded once: nothing was sent twice.
+        let ids = calls.map(\.id)
+        #expect(Set(ids).count == ids.count, "a message id recorded twice")
+        #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
+        // The settlements carry what the terminal captured; the declined card's says so (as over HTTPS).
+        let settled = Self.settlements(csms, "Settled")
+        let statuses = csms.answered("NotifySettlement").compactMap { RecordedCall($0)?.payload["status"] as? String }
+        #expect(statuses.sorted() == ["Rejected", "Settled", "Settled"], "settlement statuses \(statuses)")
+        #expect(Set(settled.compactMap(\.transactionId)) == Set(tx.order), "settled \(settled.compactMap(\.transactionId)), transactions \(tx.order)")
+        let captured = b.sim.records("committed").compactMap { $0["amount"] as? Int }.sorted()
+        #expect(settled.compactMap { minor($0.payload["settlementAmount"]) }.sorted() == captured, "captured \(captured)")
+    }
+
+    // MARK: 2
+
+    @Test func aClosedThenRefusingCSMSGetsTheQueueInOrderWithOfflineMarked() throws {
+        guard let csms = try BenchCSMS() else { return }
+        // The first TransactionEvent is held unanswered, so it is in flight at the drop.
+        try csms.command(#"{"cmd":"silence","action":"TransactionEvent","count":1}"#)
+        let b = try Bench(terminal: Self.drivers(["approve", "approve"]),
+                          config: Self.ocpp(csms), ev: Self.ev(chargeMs: 1500), keepLog: true)
+        #expect(waitUntil(.seconds(30)) { csms.calls("TransactionEvent").count == 1 }, "no TransactionEvent: \(b.daemonLog.suffix(1500))")
+        try csms.command(#"{"cmd":"refuse","seconds":6}"#)
+        try csms.command(#"{"cmd":"drop"}"#)
+        #expect(waitUntil(.seconds(60)) {
+            b.sim.records("committed").count == 2 && Self.settlements(csms, "Settled").count == 2
+        }, "not everything delivered after the outage: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+
+        let connects = csms.events("connect").compactMap { $0["t"] as? Double }
+        let down = csms.events("disconnect").first?["t"] as? Double ?? 0
+        #expect(connects.count >= 2, "never reconnected")
+        #expect(csms.events("refused").contains { $0["status"] as? Int == 503 }, "the daemon never tried while refused")
+        let back = connects.dropFirst().first ?? .infinity
+        #expect(back - down >= 5, "reconnected \(back - down) s after the drop, inside the refusal")
+
+        let tx = TransactionLedger(csms)
+        #expect(tx.order.count == 2, "transactions: \(tx.order)")
+        #expect(tx.sequenceProblems().isEmpty, "\(tx.sequenceProblems())")
+        // The message in flight at the drop came again under its own id, and was answered once.
+        let first = tx.events.first
+        #expect(first?.answer == "none" && tx.events.filter { $0.id == first?.id }.count == 2, "the held message was not resent as it was")
+        #expect(tx.resultsPerId.count == tx.byTransaction.values.map(\.count).reduce(0, +), "a TransactionEvent never answered")
+        #expect(tx.resultsPerId.values.allSatisfy { $0 == 1 }, "answered more than once: \(tx.resultsPerId.filter { $0.value > 1 })")
+        // Events of the outage (with a margin for the daemon noticing) say offline; those before it do not.
+        let distinct = tx.byTransaction.values.flatMap { $0 }
+        let during = distinct.filter { ($0.timestamp ?? 0) > down + 1 && ($0.timestamp ?? .infinity) < back - 0.5 }
+        #expect(!during.isEmpty, "no event happened during the outage")
+        #expect(during.allSatisfy { $0.offline }, "events of the outage not marked offline: \(during.filter { !$0.offline }.map { "\($0.transactionId ?? "")#\($0.seqNo ?? -1)" })")
+        #expect(distinct.filter { ($0.timestamp ?? 0) < down - 0.5 }.allSatisfy { !$0.offline }, "an event before the outage marked offline")
+        #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
+    }
+}
+
+/// CALLERRORs, security profiles 2 and 3, and a SIGKILL during replay.
+extension OCPPJCSMS {
+    // MARK: 3
+
+    @Test func aTransactionEventAnsweredWithCallErrorIsRetriedUnderItsIdUntilDelivered() throws {
+        guard let csms = try BenchCSMS() else { return }
+        try csms.command(#"{"cmd":"callerror","action":"TransactionEvent","count":2,"code":"InternalError"}"#)
+        let b = try Bench(terminal: Self.drivers(["approve"]), config: Self.ocpp(csms, ["cloud.call_error_attempts = 5"]),
+                          ev: Self.ev(chargeMs: 700), keepLog: true)
+        #expect(waitUntil(.seconds(45)) { b.sim.records("committed").count == 1 && csms.answered("NotifySettlement").count == 1 },
+                "not settled: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        let dead = fileText(b.dir + "/state/dead-letters.jsonl")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+        let tx = TransactionLedger(csms)
+        let first = try #require(tx.events.first)
+        #expect(tx.events.filter { $0.id == first.id }.map(\.answer) == ["error", "error", "result"], "the first TransactionEvent's CALLs")
+        #expect(tx.sequenceProblems().isEmpty, "\(tx.sequenceProblems())")
+        #expect(tx.resultsPerId.values.allSatisfy { $0 == 1 })
+        #expect(dead.isEmpty, "a dead letter although the CSMS took the message in the end: \(dead)")
+        #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
+    }
+
+    @Test func moreCallErrorsThanAllowedMakeADeadLetterAndTheTransactionGoesOn() throws {
+        guard let csms = try BenchCSMS() else { return }
+        // Two for the Started (its allowance), one more for the message after it (retried).
+        try csms.command(#"{"cmd":"callerror","action":"TransactionEvent","count":3,"code":"InternalError","description":"HIL says no"}"#)
+        let b = try Bench(terminal: Self.drivers(["approve"]), config: Self.ocpp(csms, ["cloud.call_error_attempts = 2"]),
+                          ev: Self.ev(chargeMs: 700), keepLog: true)
+        #expect(waitUntil(.seconds(45)) { b.sim.records("committed").count == 1 && csms.answered("NotifySettlement").count == 1 },
+                "not settled: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        let deadPath = b.dir + "/state/dead-letters.jsonl"
+        #expect(waitUntil(.seconds(5)) { !fileText(deadPath).isEmpty })
+        let dead = fileText(deadPath).split(separator: "\n").map(String.init)
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+
+        let tx = TransactionLedger(csms)
+        let id = try #require(tx.order.first)
+        let msgs = tx.byTransaction[id] ?? []
+        let started = try #require(msgs.first)
+        #expect(started.eventType == "Started")
+        #expect(tx.events.filter { $0.id == started.id }.map(\.answer) == ["error", "error"], "the Started was not given up after 2 CALLERRORs")
+        #expect(dead.count == 1, "\(dead)")
+        let letter = jsonObject(dead.first)
+        #expect(dead.first?.contains(started.id) == true, "the dead letter is not the Started: \(dead)")
+        #expect(letter["action"] as? String == "TransactionEvent", "\(letter)")
+        #expect(dead.first?.contains("InternalError") == true, "the CSMS's error is not kept: \(dead)")
+        // Everything after it went out, in order, each answered once.
+        #expect(tx.sequenceProblems().isEmpty, "\(tx.sequenceProblems())")
+        #expect(msgs.dropFirst().allSatisfy { tx.resultsPerId[$0.id] == 1 }, "a later message of the transaction not delivered once")
+        #expect(msgs.last?.eventType == "Ended")
+        #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
+    }
+
+    // MARK: 4
+
+    @Test func securityProfileTwoBasicAuthOverTLSAndAWrongPasswordIsRetried() throws {
+        let pkiDir = FileManager.default.temporaryDirectory.appendingPathComponent("pki-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: pkiDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: pkiDir) }
+        let pki = try makeThrowawayPKI(in: pkiDir, clientCN: "BENCH-1")
+        guard let csms = try BenchCSMS(["--basic-auth", "BENCH-1:s3cret-HIL", "--tls-cert", pki["server.pem"]!, "--tls-key", pki["server.key"]!]) else { return }
+        try writeSecret("s3cret-HIL", to: pkiDir + "/right")
+        try writeSecret("not-the-password", to: pkiDir + "/wrong")
+        let tls = ["cloud.ca_file = \(pki["ca.pem"]!)"]
+
+        // Right password: Boot accepted, the CSMS saw the station id as the user.
+        do {
+            let b = try Bench(terminal: ["--fallback", "nocard"], config: Self.ocpp(csms, scheme: "wss", tls + ["cloud.password_file = \(pkiDir)/right"]),
+                              ev: nil, keepLog: true)
+            #expect(waitUntil(.seconds(30)) { csms.answered("BootNotification").count == 1 }, "no Boot over wss: \(b.daemonLog.suffix(2000))")
+            #expect(b.stop() == 0)
+            Self.expectAllValid(csms, b)
+            let connect = csms.events("connect").first
+            #expect(connect?["user"] as? String == "BENCH-1", "\(connect ?? [:])")
+            #expect(connect?["path"] as? String == "/ocpp/BENCH-1")
+            #expect(csms.calls("BootNotification").first?["response"].flatMap { ($0 as? [String: Any])?["status"] as? String } == "Accepted")
+        }
+
+        // Wrong password: refused with 401, again and again, and the daemon stays up saying why.
+        let before = csms.events("refused").count
+        let b = try Bench(terminal: ["--fallback", "nocard"], config: Self.ocpp(csms, scheme: "wss", tls + ["cloud.password_file = \(pkiDir)/wrong"]),
+                          ev: nil, keepLog: true)
+        #expect(waitUntil(.seconds(30)) { csms.events("refused").dropFirst(before).filter { $0["status"] as? Int == 401 }.count >= 2 },
+                "not retried after a 401: \(b.daemonLog.suffix(2000))")
+        #expect(b.daemon?.wait(timeout: .milliseconds(200)) == nil, "the daemon exited after a 401")
+        #expect(csms.events("connect").count == 1, "connected with the wrong password")
+        #expect(b.daemonLog.contains("401"), "the log does not say the CSMS refused the password: \(b.daemonLog.suffix(2000))")
+        #expect(b.stop() == 0)
+    }
+
+    @Test func securityProfileThreeClientCertificateWithoutPassword() throws {
+        let pkiDir = FileManager.default.temporaryDirectory.appendingPathComponent("pki-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: pkiDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: pkiDir) }
+        let pki = try makeThrowawayPKI(in: pkiDir, clientCN: "BENCH-1")
+        guard let csms = try BenchCSMS(["--tls-cert", pki["server.pem"]!, "--tls-key", pki["server.key"]!, "--tls-client-ca", pki["ca.pem"]!]) else { return }
+        let b = try Bench(terminal: ["--fallback", "nocard"],
+                          config: Self.ocpp(csms, scheme: "wss", ["cloud.ca_file = \(pki["ca.pem"]!)", "cloud.client_cert = \(pki["client.pem"]!)",
+                                                                  "cloud.client_key = \(pki["client.key"]!)"]),
+                          ev: nil, keepLog: true)
+        #expect(waitUntil(.seconds(30)) { csms.answered("BootNotification").count == 1 }, "no Boot with a client certificate: \(b.daemonLog.suffix(2000))")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+        let connect = csms.events("connect").first
+        #expect(connect?["client_cn"] as? String == "BENCH-1", "\(connect ?? [:])")
+        #expect(connect?["user"] == nil, "a password was sent with profile 3")
+        #expect(csms.calls("BootNotification").first?["response"].flatMap { ($0 as? [String: Any])?["status"] as? String } == "Accepted")
+    }
+
+    // MARK: 5
+
+    @Test func sigkillDuringReplayLosesNothingAndRepeatsNothingButTheMessageInFlight() throws {
+        guard let csms = try BenchCSMS() else { return }
+        let b = try Bench(terminal: Self.drivers(["approve", "approve", "approve"]),
+                          config: Self.ocpp(csms), ev: Self.ev(chargeMs: 500), keepLog: true)
+        #expect(waitUntil(.seconds(30)) { csms.answered("BootNotification").count == 1 }, "no Boot: \(b.daemonLog.suffix(1500))")
+        // Down while the three sessions charge and settle.
+        try csms.command(#"{"cmd":"refuse","seconds":9}"#)
+        try csms.command(#"{"cmd":"drop"}"#)
+        #expect(waitUntil(.seconds(30)) { b.sim.records("committed").count == 3 }, "the sessions did not settle offline: \(b.daemonLog.suffix(1500))")
+        let beforeBack = csms.calls("TransactionEvent").count
+        // Back: killed as soon as the replay has begun.
+        #expect(waitUntil(.seconds(30)) { csms.events("connect").count >= 2 }, "never reconnected")
+        let replaying = waitUntil(.seconds(10)) { csms.calls("TransactionEvent").count > beforeBack }
+        b.daemon?.signal(SIGKILL)
+        _ = b.daemon?.wait(timeout: .seconds(10))
+        let killedAt = Date().timeIntervalSince1970
+        #expect(replaying, "no replay began")
+        b.daemon = try b.launch()
+        #expect(waitUntil(.seconds(60)) { Set(csms.answered("NotifySettlement").compactMap { $0["id"] as? String }).count == 3 },
+                "not every settlement delivered after the restart: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+
+        let tx = TransactionLedger(csms)
+        #expect(tx.order.count == 3, "transactions: \(tx.order)")
+        #expect(tx.sequenceProblems().isEmpty, "\(tx.sequenceProblems())")
+        let distinct = tx.byTransaction.values.flatMap { $0 }
+        #expect(distinct.allSatisfy { tx.resultsPerId[$0.id, default: 0] >= 1 }, "a TransactionEvent never answered")
+        // One CALL in flight at a time: at most the message in flight at the kill is answered twice.
+        let twice = tx.resultsPerId.filter { $0.value > 1 }
+        #expect(twice.count <= 1 && twice.values.allSatisfy { $0 == 2 }, "answered more than once: \(twice)")
+        #expect(distinct.contains { $0.offline }, "nothing marked offline")
+        let settlements = csms.answered("NotifySettlement").compactMap(RecordedCall.init)
+        let settleTwice = Dictionary(grouping: settlements, by: \.id).filter { $0.value.count > 1 }
+        #expect(twice.count + settleTwice.count <= 1, "more than the message in flight repeated: \(twice) \(settleTwice.keys)")
+        #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
+        let captured = b.sim.records("committed").compactMap { $0["amount"] as? Int }.sorted()
+        #expect(Dictionary(grouping: settlements, by: \.id).values.compactMap { minor($0[0].payload["settlementAmount"]) }.sorted() == captured)
+        // Something was still to go after the restart (the kill really came during the replay).
+        let after = csms.calls().compactMap(RecordedCall.init).filter { $0.t > killedAt && ["TransactionEvent", "NotifySettlement"].contains($0.action) }
+        print("OCPP-J HIL: \(after.count) TransactionEvent/NotifySettlement CALLs after the SIGKILL; \(twice.count + settleTwice.count) answered twice")
+    }
+}
