@@ -266,8 +266,20 @@ extension OCPPJCSMS {
                 "not retried after a 401: \(b.daemonLog.suffix(2000))")
         #expect(b.daemon?.wait(timeout: .milliseconds(200)) == nil, "the daemon exited after a 401")
         #expect(csms.events("connect").count == 1, "connected with the wrong password")
-        #expect(b.daemonLog.contains("401"), "the log does not say the CSMS refused the password: \(b.daemonLog.suffix(2000))")
+        #expect(b.daemonLog.contains("401 Unauthorized") && b.daemonLog.contains("password"), "the log does not say the CSMS refused the password: \(b.daemonLog.suffix(2000))")
         #expect(b.stop() == 0)
+
+        // A password file others can read is not used: the daemon refuses to start, saying why.
+        try writeSecret("s3cret-HIL", to: pkiDir + "/open")
+        chmod(pkiDir + "/open", 0o644)
+        let connects = csms.events("connect").count + csms.events("refused").count
+        let open = try Bench(terminal: ["--fallback", "nocard"], config: Self.ocpp(csms, scheme: "wss", tls + ["cloud.password_file = \(pkiDir)/open"]),
+                             ev: nil, keepLog: true)
+        let status = open.daemon?.wait(timeout: .seconds(15))
+        open.daemon = nil
+        #expect(status != nil && status != 0, "the daemon ran with a password file of mode 0644 (status \(status.map(String.init) ?? "none"))")
+        #expect(open.daemonLog.contains("600"), "the log does not say the file's mode is the problem: \(open.daemonLog.suffix(1500))")
+        #expect(csms.events("connect").count + csms.events("refused").count == connects, "the CSMS was contacted anyway")
     }
 
     @Test func securityProfileThreeClientCertificateWithoutPassword() throws {
@@ -287,6 +299,14 @@ extension OCPPJCSMS {
         #expect(connect?["client_cn"] as? String == "BENCH-1", "\(connect ?? [:])")
         #expect(connect?["user"] == nil, "a password was sent with profile 3")
         #expect(csms.calls("BootNotification").first?["response"].flatMap { ($0 as? [String: Any])?["status"] as? String } == "Accepted")
+
+        // Without the certificate the TLS handshake is refused: no connection, the daemon keeps trying.
+        let bare = try Bench(terminal: ["--fallback", "nocard"], config: Self.ocpp(csms, scheme: "wss", ["cloud.ca_file = \(pki["ca.pem"]!)"]),
+                             ev: nil, keepLog: true)
+        #expect(waitUntil(.seconds(20)) { bare.daemonLog.components(separatedBy: "CSMS:").count > 2 }, "no failed attempts logged: \(bare.daemonLog.suffix(1500))")
+        #expect(bare.daemon?.wait(timeout: .milliseconds(200)) == nil, "the daemon exited without a client certificate")
+        #expect(csms.events("connect").count == 1, "connected without a client certificate")
+        #expect(bare.stop() == 0)
     }
 
     // MARK: 5
