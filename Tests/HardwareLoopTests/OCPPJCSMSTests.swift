@@ -200,6 +200,26 @@ extension OCPPJCSMS {
         #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
     }
 
+    @Test func aTransactionEventNeverAnsweredIsSentAgainUnderItsIdAfterTheResponseTimeout() throws {
+        guard let csms = try BenchCSMS() else { return }
+        try csms.command(#"{"cmd":"silence","action":"TransactionEvent","count":1}"#)
+        let b = try Bench(terminal: Self.drivers(["approve"]), config: Self.ocpp(csms), ev: Self.ev(chargeMs: 700), keepLog: true)
+        #expect(waitUntil(.seconds(45)) { b.sim.records("committed").count == 1 && Self.settlements(csms, "Settled").count == 1 },
+                "not settled: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+        let tx = TransactionLedger(csms)
+        let first = try #require(tx.events.first)
+        let tries = tx.events.filter { $0.id == first.id }
+        #expect(tries.map(\.answer) == ["none", "result"], "the unanswered TransactionEvent's CALLs: \(tries.map(\.answer))")
+        // Not before cloud.response_timeout_seconds (5 s), and not much later.
+        let gap = (tries.last?.t ?? 0) - (tries.first?.t ?? 0)
+        #expect(gap >= 4.9 && gap < 15, "sent again after \(gap) s")
+        #expect(tx.sequenceProblems().isEmpty, "\(tx.sequenceProblems())")
+        #expect(tx.resultsPerId.values.allSatisfy { $0 == 1 })
+        #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
+    }
+
     @Test func moreCallErrorsThanAllowedMakeADeadLetterAndTheTransactionGoesOn() throws {
         guard let csms = try BenchCSMS() else { return }
         // Two for the Started (its allowance), one more for the message after it (retried).
