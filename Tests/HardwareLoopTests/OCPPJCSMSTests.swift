@@ -18,9 +18,9 @@ import Platform
     /// terminal-sim's sessions for drivers with these outcomes (`approve`, `decline reason=9`…), each
     /// with their own card. An approval is followed by a scan without a card: the daemon scans for
     /// tap-to-stop while the car charges, and that scan must not take the next driver's card.
-    /// That scan gives up `scanMarginMs` after the charge of `chargeMs` would end (the daemon
-    /// cancels it only then), so one scan covers the charge even on a loaded machine, and the
-    /// next driver comes soon after.
+    /// That scan gives up (terminal-sim's card-detect time, 60 s by default) `scanMarginMs` after
+    /// the charge of `chargeMs` would end: one scan covers the charge even on a loaded machine, and
+    /// the next driver's payment starts soon after.
     static func drivers(_ outcomes: [String], chargeMs: Int) -> [String] {
         ["--scenario", cardDetectScenario(ms: chargeMs + scanMarginMs)] + outcomes.enumerated().flatMap { i, o in
             ["--session", "\(o) \(cards[i % cards.count])"] + (o == "approve" ? ["--session", "nocard"] : [])
