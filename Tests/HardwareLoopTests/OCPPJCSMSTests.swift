@@ -191,6 +191,28 @@ import Platform
 extension OCPPJCSMS {
     // MARK: 3
 
+    /// The money in the CSMS's answers: `transactionLimit.maxCost` on the Started event's answer
+    /// lowers the session's cap (the charge stops there and no more is captured), and a `totalCost`
+    /// on the Ended event's answer that differs from the station's own is a warning.
+    @Test func theCSMSsCostLimitStopsTheChargeAndADifferentTotalIsAWarning() throws {
+        guard let csms = try BenchCSMS() else { return }
+        // 3.6 MW for 8 s would be 8 kWh = 3.20 EUR at 0.40 per kWh; the CSMS allows 0.60.
+        try csms.command(#"{"cmd":"respond","action":"TransactionEvent","payload":{"transactionLimit":{"maxCost":0.6}},"count":1}"#)
+        try csms.command(#"{"cmd":"respond","action":"TransactionEvent","payload":{},"count":1}"#)
+        try csms.command(#"{"cmd":"respond","action":"TransactionEvent","payload":{"totalCost":9.99},"count":1}"#)
+        let b = try Bench(terminal: Self.drivers(["approve"], chargeMs: 8000), config: Self.ocpp(csms), ev: Self.ev(chargeMs: 8000), keepLog: true)
+        #expect(waitUntil(.seconds(60)) { b.sim.records("committed").count == 1 && Self.settlements(csms, "Settled").count == 1 },
+                "not settled: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        let captured = b.sim.records("committed").compactMap { $0["amount"] as? Int }
+        #expect(captured == [60], "captured \(captured): the CSMS's limit is 60 cents")
+        let ended = csms.answered("TransactionEvent").compactMap(RecordedCall.init).filter { $0.eventType == "Ended" }
+        #expect(ended.count == 1)
+        #expect(ended.first?.payload["triggerReason"] as? String == "CostLimitReached", "\(ended.first?.payload ?? [:])")
+        #expect(waitUntil(.seconds(10)) { b.daemonLog.contains("differs from the station's") }, "no warning about the CSMS's totalCost")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+    }
+
     @Test func aTransactionEventAnsweredWithCallErrorIsRetriedUnderItsIdUntilDelivered() throws {
         guard let csms = try BenchCSMS() else { return }
         try csms.command(#"{"cmd":"callerror","action":"TransactionEvent","count":2,"code":"InternalError"}"#)
