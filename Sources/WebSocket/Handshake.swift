@@ -239,28 +239,16 @@ public struct WebSocketHandshakeResult: Equatable, Sendable {
 public struct WebSocketResponseParser: Sendable {
     private let handshake: WebSocketHandshake
     private var buffer: [UInt8] = []
-    /// Where the search for the empty line resumes, so that many small reads cost linear time.
-    private var scanned = 0
+    /// Where the head ends, found as bytes arrive.
+    private var boundary = HTTPHeadBoundary()
 
     public init(handshake: WebSocketHandshake) { self.handshake = handshake }
 
     /// Adds bytes; the result once the header block is complete and acceptable, nil while more are needed.
     public mutating func append(_ bytes: some Collection<UInt8>) throws(WebSocketHandshakeError) -> WebSocketHandshakeResult? {
         buffer.append(contentsOf: bytes)
-        // The header ends at the first empty line: CRLF CRLF (a bare LF is taken as a line end too, RFC 7230 section 3.5).
-        var end: Int?
-        var bodyStart = 0
-        var i = max(scanned, 1)
-        while i < buffer.count {
-            if buffer[i] == 0x0A {
-                if buffer[i - 1] == 0x0A { end = i - 1; bodyStart = i + 1; break }
-                if i >= 2, buffer[i - 1] == 0x0D, buffer[i - 2] == 0x0A { end = i - 2; bodyStart = i + 1; break }
-            }
-            i += 1
-        }
-        guard let headerEnd = end else {
+        guard let (headerEnd, bodyStart) = boundary.find(in: buffer) else {
             guard buffer.count <= WebSocketLimits.maxResponseHeaderBytes else { throw .headerTooLarge(limit: WebSocketLimits.maxResponseHeaderBytes) }
-            scanned = max(buffer.count - 1, 1)
             return nil
         }
         guard bodyStart <= WebSocketLimits.maxResponseHeaderBytes else { throw .headerTooLarge(limit: WebSocketLimits.maxResponseHeaderBytes) }
@@ -269,9 +257,7 @@ public struct WebSocketResponseParser: Sendable {
     }
 
     private static func evaluate(_ header: [UInt8], handshake: WebSocketHandshake) throws(WebSocketHandshakeError) -> String {
-        var lines = header.split(separator: 0x0A, omittingEmptySubsequences: false).map { line -> ArraySlice<UInt8> in
-            line.last == 0x0D ? line.dropLast() : line
-        }
+        var lines = HTTPHeadBoundary.lines(header[...])
         let statusLine = lines.removeFirst()
         let (status, reason) = try parseStatusLine(statusLine)
         guard lines.count <= WebSocketLimits.maxResponseHeaderFields else { throw .tooManyHeaderFields(limit: WebSocketLimits.maxResponseHeaderFields) }

@@ -200,8 +200,8 @@ public struct WebSocketUpgradeRequestParser: Sendable {
     /// The server's subprotocols in its order of preference.
     public let supported: [String]
     private var buffer: [UInt8] = []
-    /// Where the search for the empty line resumes, so that many small reads cost linear time.
-    private var scanned = 0
+    /// Where the head ends, found as bytes arrive.
+    private var boundary = HTTPHeadBoundary()
 
     /// The accepted request and the bytes after its head (the client's first frames, if it sent
     /// any without waiting for the 101).
@@ -215,26 +215,12 @@ public struct WebSocketUpgradeRequestParser: Sendable {
     /// Adds bytes; the accepted request once the head is complete, nil while more are needed.
     public mutating func append(_ bytes: some Collection<UInt8>) throws(WebSocketUpgradeError) -> Accepted? {
         buffer.append(contentsOf: bytes)
-        // The head ends at the first empty line: CRLF CRLF, or a bare LF taken as a line end (RFC 9112 section 2.2).
-        var end: Int?
-        var bodyStart = 0
-        var i = max(scanned, 1)
-        while i < buffer.count {
-            if buffer[i] == 0x0A {
-                if buffer[i - 1] == 0x0A { end = i - 1; bodyStart = i + 1; break }
-                if i >= 2, buffer[i - 1] == 0x0D, buffer[i - 2] == 0x0A { end = i - 2; bodyStart = i + 1; break }
-            }
-            i += 1
-        }
-        guard let headEnd = end else {
+        guard let (headEnd, bodyStart) = boundary.find(in: buffer) else {
             guard buffer.count <= WebSocketLimits.maxRequestHeaderBytes else { throw .headerTooLarge(limit: WebSocketLimits.maxRequestHeaderBytes) }
-            scanned = max(buffer.count - 1, 1)
             return nil
         }
         guard bodyStart <= WebSocketLimits.maxRequestHeaderBytes else { throw .headerTooLarge(limit: WebSocketLimits.maxRequestHeaderBytes) }
-        var lines = buffer[0..<headEnd].split(separator: 0x0A, omittingEmptySubsequences: false).map { line -> ArraySlice<UInt8> in
-            line.last == 0x0D ? line.dropLast() : line
-        }
+        var lines = HTTPHeadBoundary.lines(buffer[0..<headEnd])
         // A client may send empty lines before the request line (RFC 9112 section 2.2).
         while let first = lines.first, first.isEmpty { lines.removeFirst() }
         guard !lines.isEmpty else { throw .malformedRequestLine }
