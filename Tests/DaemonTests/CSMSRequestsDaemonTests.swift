@@ -1,4 +1,5 @@
 import Configuration
+import CSMSProcess
 @testable import Daemon
 import FakeTerminal
 import Foundation

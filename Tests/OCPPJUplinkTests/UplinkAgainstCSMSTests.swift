@@ -1,4 +1,5 @@
 import CloudHTTP
+import CSMSProcess
 import Glibc
 import JSONLines
 import OCPPJ

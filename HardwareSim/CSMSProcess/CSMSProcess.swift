@@ -1,24 +1,39 @@
 import Glibc
 import JSONLines
 import Platform
-import Testing
 import Timebase
+
+/// Why a command to the CSMS did not go through.
+public enum CSMSProcessError: Error, CustomStringConvertible {
+    /// The script answered `error CMD: reason`.
+    case refused(command: String, answer: String)
+    /// No `ok` within the timeout.
+    case noAcknowledgement(command: String)
+
+    public var description: String {
+        switch self {
+        case let .refused(c, a): return "csms refused \(c): \(a)"
+        case .noAcknowledgement(let c): return "no acknowledgement of \(c)"
+        }
+    }
+}
 
 /// Tests/Scripts/ocpp-csms.py as a child process: the PyPI `ocpp` package's v21 ChargePoint
 /// (every message checked against the official 2.1 schemas) behind `websockets`, on loopback.
-final class CSMSProcess {
-    let process: ChildProcess
-    let port: Int
-    let record: String
+/// Test support for the suites that drive the uplink or the daemon in process.
+public final class CSMSProcess {
+    public let process: ChildProcess
+    public let port: Int
+    public let record: String
     /// Lines of stdout that are not acknowledgements (`response A {...}`, `callerror A C`, ...).
-    var asides: [String] = []
+    public var asides: [String] = []
 
     static var scripts: String {
-        #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/") + "/Scripts"
+        #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/Tests/Scripts"
     }
 
     /// nil (and why printed) when python3 or its `ocpp`/`websockets` packages are missing.
-    init?(_ extra: [String] = [], record: String) throws {
+    public init?(_ extra: [String] = [], record: String) throws {
         self.record = record
         process = try ChildProcess.spawn("/usr/bin/env", ["python3", Self.scripts + "/ocpp-csms.py", "--host", "127.0.0.1", "--port", "0",
                                                           "--record", record] + extra, pipeStdin: true)
@@ -38,21 +53,21 @@ final class CSMSProcess {
     }
 
     /// Sends one command and waits for its `ok`; other lines are kept in `asides`.
-    func command(_ json: String, timeout: Duration = .seconds(10)) throws {
+    public func command(_ json: String, timeout: Duration = .seconds(10)) throws {
         try process.writeLine(json)
         let deadline = MonotonicClock.now() + timeout
         while MonotonicClock.now() < deadline {
             guard let line = try process.readLine(timeout: .seconds(1)) else { continue }
             if line.hasPrefix("ok ") { return }
-            if line.hasPrefix("error ") { Issue.record("csms refused \(json): \(line)"); return }
+            if line.hasPrefix("error ") { throw CSMSProcessError.refused(command: json, answer: line) }
             asides.append(line)
         }
-        Issue.record("no acknowledgement of \(json)")
+        throw CSMSProcessError.noAcknowledgement(command: json)
     }
 
     /// Waits for an aside line starting with `prefix` (the answer to a `call`), pumping nothing:
     /// the station must be driven by the caller's loop, so this only reads what is there.
-    func aside(prefix: String, loop: EventLoop, timeout: Duration = .seconds(15)) throws -> String? {
+    public func aside(prefix: String, loop: EventLoop, timeout: Duration = .seconds(15)) throws -> String? {
         let deadline = MonotonicClock.now() + timeout
         while MonotonicClock.now() < deadline {
             if let i = asides.firstIndex(where: { $0.hasPrefix(prefix) }) { return asides.remove(at: i) }
@@ -66,7 +81,7 @@ final class CSMSProcess {
     }
 
     /// The record's events so far.
-    func events() -> [JSON] {
+    public func events() -> [JSON] {
         guard let f = fopen(record, "r") else { return [] }
         defer { fclose(f) }
         var out: [JSON] = []
@@ -80,14 +95,7 @@ final class CSMSProcess {
     }
 
     /// The station's CALLs of `action` in the record, in order.
-    func calls(_ action: String) -> [JSON] {
+    public func calls(_ action: String) -> [JSON] {
         events().filter { $0["event"]?.stringValue == "call" && $0["action"]?.stringValue == action }
     }
-}
-
-/// A fresh temporary directory.
-func temporaryDirectory(_ name: String) -> String {
-    var template = Array("/tmp/pb-\(name)-XXXXXX".utf8CString)
-    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    return String(cString: p!)
 }
