@@ -179,7 +179,7 @@ let package = Package(
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
         .testTarget(name: "ControllerInputTests", dependencies: ["ControllerInput", "ChargerPort", "Station", "StationCore", "Ledger", "PaymentEngine",
                                                              "FakeTerminal", "TerminalPort", "Platform", "Timebase"]),
-        .testTarget(name: "HardwareLoopTests", dependencies: ["PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
+        .testTarget(name: "HardwareLoopTests", dependencies: ["CSMSProcess", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",
                                                            "Station", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "CardSafety", "WireFormat",
                                                            "TerminalPort", "FakeTerminal", "ChargerSim", "StationCore", "ChargerLine", "ChargerPort",
                                                            "TerminalConditions"]),

@@ -1,58 +1,31 @@
+import CSMSProcess
 import Foundation
 import Testing
 import Platform
 import Timebase
 
 /// Tests/Scripts/ocpp-csms.py (the PyPI `ocpp` package's v21 ChargePoint behind `websockets`,
-/// every CALL checked against the official 2.1 schemas) as a child process for the bench: the
-/// HIL copy of OCPPJUplinkTests' `CSMSProcess`, reading its record with Foundation like `Bench`.
+/// every CALL checked against the official 2.1 schemas) for the bench: the shared `CSMSProcess`
+/// with a record file of its own, read with Foundation like `Bench`'s records.
 final class BenchCSMS {
-    let process: ChildProcess
-    let port: Int
+    let csms: CSMSProcess
     let recordPath: String
-    /// Lines of stdout that are not acknowledgements (answers to `call`).
-    var asides: [String] = []
-
-    static var scripts: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Scripts").path
-    }
+    var port: Int { csms.port }
 
     /// nil (and why printed) when python3 or its `ocpp`/`websockets` packages are missing.
     init?(_ extra: [String] = []) throws {
         recordPath = FileManager.default.temporaryDirectory.appendingPathComponent("csms-\(UUID().uuidString.prefix(8)).jsonl").path
-        process = try ChildProcess.spawn("/usr/bin/env", ["python3", Self.scripts + "/ocpp-csms.py", "--host", "127.0.0.1", "--port", "0",
-                                                          "--record", recordPath] + extra, pipeStdin: true)
-        let line = try process.readLine(timeout: .seconds(20))
-        guard let line, line.hasPrefix("listening "), let p = line.split(separator: ":").last.flatMap({ Int($0) }) else {
-            print("OCPP-J HIL tests skipped: ocpp-csms.py did not start (pip install ocpp==2.1.0 websockets); it said \(line ?? "nothing")")
-            process.terminate()
-            return nil
-        }
-        port = p
+        guard let c = try CSMSProcess(extra, record: recordPath) else { return nil }
+        csms = c
     }
 
-    deinit {
-        // End of stdin is the script's own way out; SIGTERM only if it does not take it.
-        process.closeStdin()
-        if process.wait(timeout: .seconds(3)) == nil { process.terminate() }
-        try? FileManager.default.removeItem(atPath: recordPath)
-    }
+    deinit { try? FileManager.default.removeItem(atPath: recordPath) }
 
     /// The daemon's `cloud.url` for this CSMS (`wss` for profiles 2 and 3).
     func url(scheme: String = "ws") -> String { "\(scheme)://127.0.0.1:\(port)/ocpp" }
 
-    /// Sends one command and waits for its `ok`; other lines are kept in `asides`.
-    func command(_ json: String, timeout: Duration = .seconds(10)) throws {
-        try process.writeLine(json)
-        let deadline = MonotonicClock.now() + timeout
-        while MonotonicClock.now() < deadline {
-            guard let line = try process.readLine(timeout: .seconds(1)) else { continue }
-            if line.hasPrefix("ok ") { return }
-            if line.hasPrefix("error ") { Issue.record("csms refused \(json): \(line)"); return }
-            asides.append(line)
-        }
-        Issue.record("no acknowledgement of \(json)")
-    }
+    /// Sends one command and waits for its `ok`.
+    func command(_ json: String, timeout: Duration = .seconds(10)) throws { try csms.command(json, timeout: timeout) }
 
     /// The record's events so far, oldest first.
     func events() -> [[String: Any]] {
