@@ -79,12 +79,10 @@ extension StationDaemon {
         let engine = station.engine
         switch action {
         case .stopTransaction(let transactionId):
-            let reporter = TransactionReporter(stationId: running.stationId)
-            for (c, offer) in engine.connectorOffers.enumerated() {
-                if let key = offer.sessionKey, reporter.transactionId(key) == transactionId {
-                    Log.info("CSMS RequestStopTransaction: stopping the session on connector \(c + 1)")
-                    station.post(.engine(.operatorStop(connector: c)))
-                }
+            if let key = TransactionReporter(stationId: running.stationId).session(ofTransactionId: transactionId),
+               let c = engine.sessions[key]?.connector, engine.connectorOffers.indices.contains(c), engine.connectorOffers[c].sessionKey == key {
+                Log.info("CSMS RequestStopTransaction: stopping the session on connector \(c + 1)")
+                station.post(.engine(.operatorStop(connector: c)))
             }
         case .trigger(let message, let evseId):
             switch message {
@@ -160,8 +158,8 @@ extension StationDaemon {
             csmsCostDifferences += 1
             Log.warning("transaction \(transactionId): the CSMS's totalCost \(JSON.decimal(minor: theirs, exponent: CurrencyExponent.of(currency)).text) \(currency) differs from the station's \(JSON.decimal(minor: local, exponent: CurrencyExponent.of(currency)).text) \(currency); the card was charged the station's amount")
         }
-        let reporter = TransactionReporter(stationId: running.stationId)
-        guard let (key, session) = station.engine.sessions.first(where: { reporter.transactionId($0.key) == transactionId }) else { return }
+        guard let key = TransactionReporter(stationId: running.stationId).session(ofTransactionId: transactionId),
+              let session = station.engine.sessions[key] else { return }
         switch TransactionLimit.maxCost(inResponse: payload, currency: session.tariff.currency) {
         case .absent: return
         case .unreadable(let why):
