@@ -74,8 +74,6 @@ public struct OCPPJCounters: Equatable, Sendable {
     public var authorizeOffline = 0
     /// Cards refused because the CSMS answered Authorize with an error.
     public var authorizeRefused = 0
-    /// Transaction responses whose totalCost differs from the local tariff's cost.
-    public var costDifferences = 0
     public init() {}
 }
 
@@ -112,8 +110,8 @@ public final class OCPPJUplink: UplinkTransport, CardDecider {
     var retryAfter: Duration?
     var rng = SystemRandomNumberGenerator()
     var authorizeIDs: MessageIDs
-    var deliveries: [String: (DeliveryResult) -> Void] = [:]
-    var sentMessages: [String: OutboxMessage] = [:]
+    /// Outbox messages submitted and not yet answered, with their completions.
+    var deliveries: [String: (message: OutboxMessage, completion: (DeliveryResult) -> Void)] = [:]
     var authorizations: [String: (CardDecision) -> Void] = [:]
     var readBuffer = [UInt8](repeating: 0, count: OCPPJLimits.readChunk)
 
@@ -182,8 +180,7 @@ public final class OCPPJUplink: UplinkTransport, CardDecider {
             later { completion(.rejected(status: 0, response: "the payload is not a JSON object")) }
             return
         }
-        deliveries[message.id] = completion
-        sentMessages[message.id] = message
+        deliveries[message.id] = (message, completion)
         apply(rpc.submit(call, now: MonotonicClock.now()))
     }
 
@@ -486,11 +483,10 @@ public final class OCPPJUplink: UplinkTransport, CardDecider {
             }
             return
         }
-        guard let completion = deliveries.removeValue(forKey: id) else { return }
-        let message = sentMessages.removeValue(forKey: id)
+        guard let (message, completion) = deliveries.removeValue(forKey: id) else { return }
         switch outcome {
         case .result(let payload):
-            if let message { onResult(message, payload) }
+            onResult(message, payload)
             completion(.delivered)
         case .error(let e):
             completion(.callError(code: e.code.rawValue, description: e.description))
@@ -509,8 +505,7 @@ public final class OCPPJUplink: UplinkTransport, CardDecider {
         for id in rpc.withdrawWaiting() { settle(id, .connectionLost) }
         let pending = deliveries
         deliveries = [:]
-        sentMessages = [:]
-        for (_, c) in pending { c(.unreachable(why)) }
+        for (_, d) in pending { d.completion(.unreachable(why)) }
         authorizations = [:]
     }
 
