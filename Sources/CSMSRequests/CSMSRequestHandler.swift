@@ -78,11 +78,12 @@ public enum CSMSRequestHandler {
         case publishFirmwareStatusNotification = "PublishFirmwareStatusNotification", customTrigger = "CustomTrigger"
     }
 
-    /// F06: the station sends what it has (BootNotification, Heartbeat, StatusNotification); the
-    /// rest of the enumeration, TransactionEvent included, is NotImplemented. An EVSE it does not
-    /// have is refused (UnknownEvse), a
-    /// StatusNotification without its EVSE and connector (MissingParam, F06.FR.12), and a
-    /// BootNotification after the CSMS accepted the last one (F06.FR.17).
+    /// F06: the station sends what it has (BootNotification, Heartbeat, StatusNotification,
+    /// TransactionEvent); the rest of the enumeration is NotImplemented. An EVSE it does not
+    /// have is refused (UnknownEvse), a StatusNotification without its EVSE and connector
+    /// (MissingParam, F06.FR.12), a BootNotification after the CSMS accepted the last one
+    /// (F06.FR.17), and a TransactionEvent where no transaction in scope can be reported
+    /// (none ongoing, or asked about `PaymentEngine.maxReportsPerSession` times already).
     static func triggerMessage(_ payload: JSON, _ view: StationView) throws(RPCError) -> HandlerResult {
         let p = try PayloadObject(payload, path: "", allowed: ["evse", "requestedMessage", "customTrigger"])
         let requested = try p.requiredEnumeration("requestedMessage", RequestedMessage.self)
@@ -93,10 +94,7 @@ public enum CSMSRequestHandler {
         case .bootNotification: message = .bootNotification
         case .heartbeat: message = .heartbeat
         case .statusNotification: message = .statusNotification
-        // A triggered TransactionEvent would take the transaction's next seqNo without a ledger
-        // entry behind it; a restart rebuilds the events (and their ids) from the entries, and
-        // every later event would then be made again under another seqNo. Until triggers are
-        // durable facts in the ledger the station says it cannot.
+        case .transactionEvent: message = .transactionEvent
         default: return HandlerResult(payload: status("NotImplemented"))
         }
         // EVSE 0 is the station as a whole, as no EVSE at all.
@@ -118,6 +116,10 @@ public enum CSMSRequestHandler {
             // F06.FR.12: a StatusNotification is about one connector, so both must be named.
             guard let evseId, evse?.connectorId != nil else { return HandlerResult(payload: status("Rejected", reason: "MissingParam")) }
             return HandlerResult(payload: status("Accepted"), actions: [.trigger(.statusNotification, evseId: evseId)])
+        case .transactionEvent:
+            let inScope = view.evses.filter { evseId == nil || $0.id == evseId }
+            guard inScope.contains(where: { $0.transactionReportable }) else { return HandlerResult(payload: status("Rejected")) }
+            return HandlerResult(payload: status("Accepted"), actions: [.trigger(.transactionEvent, evseId: evseId)])
         }
     }
 

@@ -29,10 +29,15 @@ public struct StationView: Equatable, Sendable {
         public var sessionOngoing: Bool
         /// The OCPP transaction of that session, once it has one.
         public var transactionId: String?
+        /// That transaction can be reported on request now (TriggerMessage TransactionEvent):
+        /// started, not ended, and not asked about too often (`PaymentEngine.reportable`).
+        public var transactionReportable: Bool
 
-        public init(id: Int, connectors: Int = 1, operative: Bool = true, sessionOngoing: Bool = false, transactionId: String? = nil) {
+        public init(id: Int, connectors: Int = 1, operative: Bool = true, sessionOngoing: Bool = false, transactionId: String? = nil,
+                    transactionReportable: Bool = false) {
             self.id = id; self.connectors = connectors; self.operative = operative
             self.sessionOngoing = sessionOngoing; self.transactionId = transactionId
+            self.transactionReportable = transactionReportable
         }
 
         /// Something has yet to settle here: a session, or a transaction the view names even
@@ -134,6 +139,9 @@ public enum TriggeredMessage: String, Equatable, Sendable, CaseIterable {
     case bootNotification = "BootNotification"
     case heartbeat = "Heartbeat"
     case statusNotification = "StatusNotification"
+    /// An Updated event (triggerReason Trigger) for each reportable transaction in scope,
+    /// written ahead through the engine so its seqNo and id survive a restart.
+    case transactionEvent = "TransactionEvent"
 }
 
 /// How a Reset is carried out.

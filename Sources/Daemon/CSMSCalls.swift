@@ -31,6 +31,7 @@ extension StationDaemon {
             var evse = StationView.EVSE(id: c + 1, operative: !csmsInoperative.contains(c))
             if let key = offers[c].sessionKey, let s = engine.sessions[key] {
                 evse.sessionOngoing = true
+                evse.transactionReportable = engine.reportable(key)
                 switch s.phase {
                 case .awaitingPlug, .charging, .disposing, .authUnknown:
                     let id = reporter.transactionId(key)
@@ -89,6 +90,13 @@ extension StationDaemon {
             case .bootNotification: ocppj?.triggerBoot()
             case .heartbeat: ocppj?.triggerHeartbeat()
             case .statusNotification: station.post(.resendStatus(connector: evseId.map { $0 - 1 }))
+            case .transactionEvent:
+                // Through the engine: the request is written ahead, and the reporter makes the
+                // event from the entry, so a restart gives it the same seqNo and id.
+                let offers = engine.connectorOffers
+                for c in 0..<engine.config.connectors where evseId == nil || evseId == c + 1 {
+                    if let key = offers[c].sessionKey, engine.reportable(key) { station.post(.engine(.reportRequested(key))) }
+                }
             }
         case .reset(let kind):
             reset(kind)

@@ -92,6 +92,13 @@ public enum EngineInput: Equatable, Sendable {
     /// notice and nothing written: a negative limit, one not lower than the current cap, and a
     /// session that is unknown, a test transaction, not yet approved or already settling.
     case costLimit(SessionKey, maxCost: Int64)
+    /// The charging platform asked for the state of a session's transaction (OCPP
+    /// TriggerMessage for TransactionEvent). Written ahead as `LedgerEntry.reportRequested`,
+    /// from which the reporter makes the event, for an approved session that is awaiting its
+    /// plug or charging, at most `PaymentEngine.maxReportsPerSession` times. Ignored, with a
+    /// notice and nothing written: an unknown session, one not approved yet or already
+    /// settling (its Ended event is on its way), and one over the limit.
+    case reportRequested(SessionKey)
 }
 
 /// A technician's test transaction, step by step.
@@ -158,6 +165,8 @@ public struct Session: Equatable, Sendable {
     public var isTest = false
     /// The lowest cost limit the charging platform set for this session (`EngineInput.costLimit`).
     public var costLimit: Int64?
+    /// How many times the platform had this session's transaction reported (`EngineInput.reportRequested`).
+    public var reportsRequested = 0
 
     /// What the session may cost at most: the authorised amount, or a lower cost limit. Charging
     /// stops when the cost reaches it, and no capture exceeds it.
@@ -373,6 +382,8 @@ public struct PaymentEngine: Sendable {
             if amountChanged, flow == .armed { dropCard(now, &fx) }
         case let .costLimit(k, maxCost):
             lowerCostCap(k, maxCost, now, &fx)
+        case let .reportRequested(k):
+            requestReport(k, now, &fx)
         }
         fx += rearmIfDue(now)
         return fx
@@ -904,6 +915,32 @@ public struct PaymentEngine: Sendable {
         } else if meter.reachedCap(energyWh: s.energyWh, seconds: s.seconds(at: now.monotonic)) {
             stop(k, .costLimit, now, &fx)
         }
+    }
+
+    /// Triggered reports a transaction may have: its events' ids come from a fixed range per
+    /// transaction (Started, Charging and Ended take three of them), and a platform asking more
+    /// often than this is asking in a loop.
+    public static let maxReportsPerSession = 4
+
+    /// Whether `reportRequested` would write a report for this session now.
+    public func reportable(_ k: SessionKey) -> Bool {
+        guard let s = sessions[k], s.reportsRequested < Self.maxReportsPerSession, !ledgerBroken else { return false }
+        switch s.phase {
+        case .charging, .awaitingPlug: return true
+        case .disposing, .frozen, .deciding, .authorising, .authUnknown: return false
+        }
+    }
+
+    mutating func requestReport(_ k: SessionKey, _ now: Moment, _ fx: inout [EngineEffect]) {
+        guard reportable(k) else {
+            let why = sessions[k] == nil ? "no such open session"
+                : sessions[k]!.reportsRequested >= Self.maxReportsPerSession ? "\(Self.maxReportsPerSession) reports already"
+                : "the session is not approved yet, or is settling"
+            fx.append(.notice(.info, "transaction report for session \(k) not made: \(why)"))
+            return
+        }
+        fx.append(.persist(.reportRequested(k, at: now.wallMillis)))
+        sessions[k]?.reportsRequested += 1
     }
 
     mutating func dispose(_ k: SessionKey, _ d: Session.Disposition, _ now: Moment, _ fx: inout [EngineEffect]) {

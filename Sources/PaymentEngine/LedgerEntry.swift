@@ -28,6 +28,13 @@ public enum LedgerEntry: Equatable, Sendable {
     /// lower of this and what the bank authorised. Written only when it lowers the cap, before
     /// the cap is lowered. Kind 16, added by issue 15.
     case costLimited(SessionKey, maxCost: Int64, at: Int64)
+    /// The charging platform asked for the transaction's state (OCPP TriggerMessage for
+    /// TransactionEvent): the reporter answers with an Updated event (triggerReason Trigger) in
+    /// the transaction's order. A fact in the ledger, not only a message in the outbox, because
+    /// a restart rebuilds every event of a transaction, and its seqNo and message id, from these
+    /// entries: an event the entries did not account for would shift every later one onto an id
+    /// the cloud had already seen. Kind 17, added by issue 15.
+    case reportRequested(SessionKey, at: Int64)
 
     /// The format entries are written in. Format 2 (issue 12) stores an approval's terminal handle
     /// as opaque bytes and a label (kind 13) instead of a 32-bit reference (kind 2, format 1).
@@ -51,6 +58,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case .needsReconciliation: return 12
         case .testTransaction: return 15
         case .costLimited: return 16
+        case .reportRequested: return 17
         }
     }
 
@@ -59,7 +67,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case .authRequested(let k, _, _, _, _, _), .approved(let k, _, _, _, _), .declined(let k, _, _), .abandoned(let k, _),
              .charging(let k, _), .meter(let k, _, _), .stopped(let k, _, _, _, _), .captureRequested(let k, _),
              .captured(let k, _, _), .voidRequested(let k), .voided(let k, _), .needsReconciliation(let k, _), .testTransaction(let k, _),
-             .costLimited(let k, _, _):
+             .costLimited(let k, _, _), .reportRequested(let k, _):
             return k
         }
     }
@@ -86,7 +94,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case let .approved(_, handle, authorised, pspRef, at):
             w.bytes(handle.bytes); w.string(handle.label); w.i64(authorised); w.bytes(pspRef); w.i64(at)
         case let .declined(_, reason, at): w.u8(reason == nil ? 0 : 1); w.u8(reason ?? 0); w.i64(at)
-        case let .abandoned(_, at), let .charging(_, at), let .voided(_, at), let .testTransaction(_, at): w.i64(at)
+        case let .abandoned(_, at), let .charging(_, at), let .voided(_, at), let .testTransaction(_, at), let .reportRequested(_, at): w.i64(at)
         case let .meter(_, e, s): w.i64(e); w.i64(s)
         case let .stopped(_, reason, e, s, at): w.u8(reason.rawValue); w.i64(e); w.i64(s); w.i64(at)
         case let .captureRequested(_, amount): w.i64(amount)
@@ -99,7 +107,7 @@ public enum LedgerEntry: Equatable, Sendable {
     }
 
     public static func decode(kind: UInt16, body: [UInt8]) throws(EntryDecodeError) -> LedgerEntry {
-        guard (1...13).contains(kind) || kind == 15 || kind == 16 else { throw .unknownKind(kind) }
+        guard (1...13).contains(kind) || (15...17).contains(kind) else { throw .unknownKind(kind) }
         var r = EntryReader(body)
         let k = try r.u64()
         switch kind {
@@ -135,6 +143,7 @@ public enum LedgerEntry: Equatable, Sendable {
             // The engine writes only a limit it took, never a negative one.
             guard maxCost >= 0 else { throw .badValue("cost limit") }
             return .costLimited(k, maxCost: maxCost, at: try r.i64())
+        case 17: return .reportRequested(k, at: try r.i64())
         default: throw .unknownKind(kind)
         }
     }

@@ -73,6 +73,8 @@ extension PaymentEngine {
             case .costLimited(_, let maxCost, _):
                 // The lowest limit holds, whatever order the entries came in.
                 s.costLimit = min(s.costLimit ?? maxCost, maxCost)
+            case .reportRequested:
+                s.reportsRequested += 1
             default: break
             }
             engine.sessions[k] = s

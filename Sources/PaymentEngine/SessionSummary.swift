@@ -111,6 +111,8 @@ public struct SessionSummary: Equatable, Sendable {
         case let .testTransaction(_, at): s.isTest = true; saw(at)
         // The capture entry says what the lower cap came to; the limit itself is not a reconciliation fact.
         case let .costLimited(_, _, at): saw(at)
+        // The platform's question is not a reconciliation fact either; the events it caused are in the outbox.
+        case let .reportRequested(_, at): saw(at)
         }
         return s
     }

@@ -109,6 +109,9 @@ public enum OCPPPayload {
         case started(authorised: Int64)
         case charging
         case meter(energyWh: Int64, seconds: Int64)
+        /// The platform asked for the transaction's state (TriggerMessage): charging or still
+        /// waiting for the car, with the energy and time of the last durable meter reading.
+        case triggered(charging: Bool, energyWh: Int64, seconds: Int64)
         case ended(StopReason, energyWh: Int64, seconds: Int64, cost: CostBreakdown)
     }
 
@@ -138,14 +141,21 @@ public enum OCPPPayload {
             eventType = "Updated"; trigger = "MeterValuePeriodic"
             info.append(("chargingState", .string("Charging")))
             info.append(("timeSpentCharging", .number(seconds)))
-            extra.append(("meterValue", meterValue(energy, millis)))
+            extra.append(("meterValue", meterValue(energy, millis, context: "Sample.Periodic")))
+        case let .triggered(charging, energy, seconds):
+            eventType = "Updated"; trigger = "Trigger"
+            // Approved and waiting for the car is EVConnected once the cable is in, but the
+            // reporter only knows the relay: Idle until it closed is the state it can vouch for.
+            info.append(("chargingState", .string(charging ? "Charging" : "Idle")))
+            info.append(("timeSpentCharging", .number(seconds)))
+            extra.append(("meterValue", meterValue(energy, millis, context: "Trigger")))
         case let .ended(reason, energy, seconds, cost):
             eventType = "Ended"
             trigger = triggerReason(reason)
             info.append(("chargingState", .string("Idle")))
             info.append(("timeSpentCharging", .number(seconds)))
             info.append(("stoppedReason", .string(stoppedReason(reason))))
-            extra.append(("meterValue", meterValue(energy, millis)))
+            extra.append(("meterValue", meterValue(energy, millis, context: "Transaction.End")))
             func price(_ minor: Int64) -> JSON { .object([("inclTax", .decimal(minor: minor, exponent: exp))]) }
             extra.append(("costDetails", .object([
                 ("totalCost", .object([("currency", .string(currency)), ("typeOfCost", .string("NormalCost")),
@@ -162,11 +172,11 @@ public enum OCPPPayload {
         return .object(fields + extra)
     }
 
-    static func meterValue(_ energyWh: Int64, _ millis: Int64) -> JSON {
+    static func meterValue(_ energyWh: Int64, _ millis: Int64, context: String) -> JSON {
         .array([.object([("timestamp", .string(RFC3339.format(millis: millis))),
                          ("sampledValue", .array([.object([("value", .number(energyWh)),
                                                            ("measurand", .string("Energy.Active.Import.Register")),
-                                                           ("context", .string("Transaction.End")),
+                                                           ("context", .string(context)),
                                                            ("unitOfMeasure", .object([("unit", .string("Wh"))]))])]))])])
     }
 

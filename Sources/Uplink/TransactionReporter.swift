@@ -17,6 +17,10 @@ public struct TransactionReporter: Sendable {
         var pspRef: String = ""
         var seqNo = 0
         var started = false
+        /// The relay closed (a Charging event went out); a triggered report says Charging from then on.
+        var charging = false
+        /// The Ended event went out: the transaction is over for the platform.
+        var ended = false
         var energyWh: Int64 = 0
         var seconds: Int64 = 0
         /// A technician's test transaction: its settlement says so.
@@ -94,6 +98,7 @@ public struct TransactionReporter: Sendable {
             txs[k]?.started = true
             return [tx(.started(authorised: authorised), .started, at)].compactMap { $0 }
         case .charging(_, let at):
+            txs[k]?.charging = true
             return [tx(.charging, .updated, at)].compactMap { $0 }
         case let .meter(_, e, s):
             txs[k]?.energyWh = e; txs[k]?.seconds = s
@@ -101,6 +106,7 @@ public struct TransactionReporter: Sendable {
         case let .stopped(_, reason, e, s, at):
             guard let t = txs[k], t.started else { return [] }
             txs[k]?.energyWh = e; txs[k]?.seconds = s
+            txs[k]?.ended = true
             let cap = min(t.authorised, t.costLimit ?? t.authorised)
             let total = CostMeter(tariff: t.tariff, authorised: cap).capture(energyWh: e, seconds: s)
             let fixed = min(t.tariff.startFee, total)
@@ -133,6 +139,11 @@ public struct TransactionReporter: Sendable {
             // The platform set it: nothing to tell it, but the Ended event's cost must honour it.
             if let earlier = txs[k]?.costLimit { txs[k]?.costLimit = min(earlier, maxCost) } else { txs[k]?.costLimit = maxCost }
             return []
+        case .reportRequested(_, let at):
+            // Only a transaction the platform knows of (Started sent) and that has not ended;
+            // the engine writes the entry only for such a session, and replay sees the same.
+            guard let t = txs[k], t.started, !t.ended else { return [] }
+            return [tx(.triggered(charging: t.charging, energyWh: t.energyWh, seconds: t.seconds), .updated, at)].compactMap { $0 }
         }
     }
 }

@@ -55,10 +55,23 @@ import Testing
             #expect(r.reason == "MissingParam", "\(partial)")
             #expect(r.actions == [], "\(partial)")
         }
-        // A triggered TransactionEvent would break the replay's seqNo (see the handler): NotImplemented.
+        // TransactionEvent: where a transaction can be reported, for one EVSE or all of them.
         let tx = answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent","evse":{"id":1}}"#)
-        #expect(tx.status == "NotImplemented")
-        #expect(tx.actions == [])
+        #expect(tx.status == "Accepted")
+        #expect(tx.actions == [.trigger(.transactionEvent, evseId: 1)])
+        #expect(answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent"}"#).actions == [.trigger(.transactionEvent, evseId: nil)])
+        #expect(answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent","evse":{"id":0}}"#).actions == [.trigger(.transactionEvent, evseId: nil)])
+        // Nothing to report on EVSE 2, nor anywhere on an idle station, nor on a transaction
+        // the engine will not report again (asked too often, or settling).
+        for (payload, view) in [(#"{"requestedMessage":"TransactionEvent","evse":{"id":2}}"#, sampleView()),
+                                (#"{"requestedMessage":"TransactionEvent"}"#, idleView())] {
+            let r = answer("TriggerMessage", payload, view)
+            #expect(r.status == "Rejected", "\(payload)")
+            #expect(r.actions == [], "\(payload)")
+        }
+        var exhausted = sampleView()
+        exhausted.evses[0].transactionReportable = false
+        #expect(answer("TriggerMessage", #"{"requestedMessage":"TransactionEvent"}"#, exhausted).status == "Rejected")
 
         let unknownEvse = answer("TriggerMessage", #"{"requestedMessage":"StatusNotification","evse":{"id":3,"connectorId":1}}"#)
         #expect(unknownEvse.status == "Rejected")

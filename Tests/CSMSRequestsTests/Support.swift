@@ -9,7 +9,7 @@ import Platform
 func sampleView() -> StationView {
     StationView(
         identity: .init(vendor: "Paybridge", model: "PB-2", serialNumber: "CS-0042", firmwareVersion: "1.4.0"),
-        evses: [StationView.EVSE(id: 1, transactionId: "tx-1"), StationView.EVSE(id: 2)],
+        evses: [StationView.EVSE(id: 1, transactionId: "tx-1", transactionReportable: true), StationView.EVSE(id: 2)],
         transactions: [.init(id: "tx-1", ongoing: true, messagesInQueue: false), .init(id: "tx-0", ongoing: false, messagesInQueue: true)],
         terminal: .init(vendor: "Payter", model: "P68", serialNumber: "P6800123", firmwareVersion: "3.2.1",
                         simSerial: "8931440000000000012", processorOption: "platform", transferNumber: "TT-77"),

@@ -415,4 +415,49 @@ extension OCPPJCSMS {
         #expect(after.filter { $0.id == inFlight?.id }.map(\.answer) == ["result"], "the held message not sent again under its id after the restart")
         #expect(after.count > 1, "the replay was over before the kill: \(Self.story(csms, b))")
     }
+
+    // MARK: 6
+
+    /// TriggerMessage(TransactionEvent) while a car charges: the CSMS gets an Updated event with
+    /// triggerReason Trigger in the transaction's order. Held unanswered and the daemon killed,
+    /// the restarted daemon sends that event again under its own id and seqNo, and the Ended
+    /// event after it: the trigger is a fact in the ledger, not only a message in the outbox.
+    @Test func aTriggeredTransactionEventKeepsItsPlaceAcrossASigkill() throws {
+        guard let csms = try BenchCSMS() else { return }
+        let b = try Bench(terminal: Self.drivers(["approve"], chargeMs: 15_000), config: Self.ocpp(csms), ev: Self.ev(chargeMs: 15_000), keepLog: true)
+        #expect(waitUntil(.seconds(30)) {
+            csms.answered("TransactionEvent").compactMap(RecordedCall.init).contains { $0.payload["triggerReason"] as? String == "ChargingStateChanged" }
+        }, "not charging: \(Self.story(csms, b))\n\(b.daemonLog.suffix(1500))")
+        // charger-sim's meter is read once a second: let a reading or two become durable, so the
+        // report has energy to show and the restarted daemon something to capture.
+        usleep(2_500_000)
+        try csms.command(#"{"cmd":"silence","action":"TransactionEvent","count":1}"#)
+        try csms.command(#"{"cmd":"call","action":"TriggerMessage","payload":{"requestedMessage":"TransactionEvent","evse":{"id":1}}}"#)
+        let answer = try csms.csms.aside(prefix: "response TriggerMessage", loop: try EventLoop())
+        #expect(answer?.contains("\"Accepted\"") == true, "TriggerMessage answered \(answer ?? "nothing")")
+        func triggered() -> [RecordedCall] {
+            csms.calls("TransactionEvent").compactMap(RecordedCall.init).filter { $0.payload["triggerReason"] as? String == "Trigger" }
+        }
+        #expect(waitUntil(.seconds(15)) { !triggered().isEmpty }, "no triggered event: \(Self.story(csms, b))")
+        b.daemon?.signal(SIGKILL)
+        _ = b.daemon?.wait(timeout: .seconds(10))
+        let held = try #require(triggered().first)
+        #expect(held.answer == "none")
+        #expect(held.seqNo == 2 && held.eventType == "Updated", "\(held.payload)")
+        #expect((held.payload["transactionInfo"] as? [String: Any])?["chargingState"] as? String == "Charging")
+        let sampled = ((held.payload["meterValue"] as? [[String: Any]])?.first?["sampledValue"] as? [[String: Any]])?.first
+        #expect((sampled?["value"] as? Double ?? 0) > 0, "the report shows no energy: \(held.payload)")
+        b.daemon = try b.launch()
+        #expect(waitUntil(.seconds(60)) { b.sim.records("committed").count == 1 && Self.settlements(csms, "Settled").count == 1 },
+                "not settled after the restart: \(Self.story(csms, b))\n\(b.daemonLog.suffix(2000))")
+        #expect(b.stop() == 0)
+        Self.expectAllValid(csms, b)
+        let tx = TransactionLedger(csms)
+        #expect(tx.sequenceProblems().isEmpty, "\(tx.sequenceProblems())")
+        #expect(triggered().filter { $0.id == held.id }.map(\.answer) == ["none", "result"], "the held trigger was not sent again under its id")
+        #expect(Set(triggered().map(\.id)).count == 1, "a second triggered event was made")
+        let ended = csms.answered("TransactionEvent").compactMap(RecordedCall.init).filter { $0.eventType == "Ended" }
+        #expect(ended.map(\.seqNo) == [3], "Ended: \(ended.map(\.seqNo))")
+        #expect(Self.settlementProblems(csms, tx).isEmpty, "\(Self.settlementProblems(csms, tx))")
+    }
 }
