@@ -146,6 +146,10 @@ extension StationDaemon {
         func check() {
             if station.engine.sessions.isEmpty {
                 Log.warning("CSMS Reset: every session settled; exiting with status \(ExitStatus.resetRequested) to be restarted")
+                // The next process's BootNotification says why it booted.
+                do { try BootReasonFile.write(.remoteReset, state: running.stateDirectory) } catch {
+                    Log.warning("CSMS Reset: the boot reason could not be kept (\(error)); the next Boot will say PowerUp")
+                }
                 exitStatus = ExitStatus.resetRequested
                 stop()
             } else {

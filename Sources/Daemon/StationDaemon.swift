@@ -150,6 +150,9 @@ public final class StationDaemon {
     var csmsInoperative: Set<Int> = []
     /// A CSMS Reset is waiting for the sessions to settle.
     var resetPending = false
+    /// What this process's BootNotification says (`BootReasonFile`): PowerUp unless the
+    /// previous process left a reason.
+    var bootReason: BootPayload.Reason = .powerUp
     /// TransactionEventResponses whose totalCost differed from the station's own.
     public internal(set) var csmsCostDifferences = 0
     var terminalLog: TerminalLog?
@@ -410,7 +413,14 @@ public final class StationDaemon {
         }
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
         if let j = ocppj {
-            j.onReady = { [unowned station] in station.post(.uplinkReady) }
+            j.onReady = { [unowned self, unowned station] in
+                if self.bootReason != .powerUp {
+                    // Said and accepted: the next start is a power-up unless told otherwise.
+                    BootReasonFile.remove(state: self.running.stateDirectory)
+                    self.bootReason = .powerUp
+                }
+                station.post(.uplinkReady)
+            }
             j.onIncomingCall = { [unowned self] id, action, payload in self.csmsCall(id: id, action: action, payload: payload) }
             j.onResult = { [unowned self] message, payload in self.transactionResponse(message, payload) }
             j.onNotice = { severity, text in Log.write(LogLevel(severity), text) }
@@ -599,8 +609,10 @@ public final class StationDaemon {
         if let path = config.passwordFile {
             do { password = Array(try BearerToken.load(path: path).utf8) } catch { throw .passwordFile("\(error)") }
         }
+        // A reason the previous process left (a CSMS's Reset), or a power-up.
+        bootReason = BootReasonFile.read(state: config.stateDirectory) ?? .powerUp
         var settings = OCPPJSettings(url: parsed, stationId: config.stationId, password: password,
-                                     bootPayload: BootPayload.make(reason: .powerUp, vendor: "paybridge", model: "paybridge",
+                                     bootPayload: BootPayload.make(reason: bootReason, vendor: "paybridge", model: "paybridge",
                                                                    serial: config.stationId, firmware: paybridgeVersion))
         settings.offerOCPP201 = config.ocpp201Fallback
         settings.pingInterval = config.pingSeconds == 0 ? nil : .seconds(config.pingSeconds)

@@ -98,4 +98,43 @@ import Timebase
         #expect(try pump(until: { daemon.exitStatus == ExitStatus.resetRequested }, seconds: 5))
         #expect(csms.calls("BootNotification").allSatisfy { $0["valid"] == .bool(true) })
     }
+
+    /// A CSMS's Reset restarts the daemon (exit 75, systemd starts it again): the next process's
+    /// BootNotification says RemoteReset, and once that Boot is accepted the one after says
+    /// PowerUp again.
+    @Test func theBootAfterAResetSaysRemoteReset() throws {
+        let dir = try stateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        guard let csms = try CSMSProcess(record: dir + "/csms.jsonl") else { return }
+        var config = DaemonConfig()
+        config.stateDirectory = dir + "/state"
+        config.cloudURL = "ws://127.0.0.1:\(csms.port)/ocpp"
+        config.stationId = "CS-RESET"
+        config.diagnosticsSocket = ""
+        let a = try arguments(writing: config, to: dir + "/paybridge.conf")
+        func run(_ body: (StationDaemon, EventLoop) throws -> Void) throws {
+            let loop = try EventLoop()
+            let daemon = StationDaemon(loop: loop, arguments: a, terminal: .port(FakeTerminal()))
+            try daemon.boot()
+            defer { daemon.finish() }
+            let deadline = MonotonicClock.now() + .seconds(10)
+            while daemon.ocppj?.registration != .accepted && MonotonicClock.now() < deadline { try loop.runOnce(maxWait: .milliseconds(20)) }
+            #expect(daemon.ocppj?.registration == .accepted, "no accepted Boot")
+            try body(daemon, loop)
+        }
+        func reasons() -> [String?] { csms.calls("BootNotification").map { $0["payload"]?["reason"]?.stringValue } }
+        try run { daemon, loop in
+            try csms.command(#"{"cmd":"call","action":"Reset","payload":{"type":"OnIdle"}}"#)
+            #expect(try csms.aside(prefix: "response Reset", loop: loop)?.contains("Accepted") == true)
+            let deadline = MonotonicClock.now() + .seconds(5)
+            while daemon.exitStatus != ExitStatus.resetRequested && MonotonicClock.now() < deadline { try loop.runOnce(maxWait: .milliseconds(20)) }
+            #expect(daemon.exitStatus == ExitStatus.resetRequested)
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/state/boot-reason"), "the reason was not kept for the next start")
+        try run { _, _ in }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/state/boot-reason"), "the reason outlived its accepted Boot")
+        try run { _, _ in }
+        #expect(reasons() == ["PowerUp", "RemoteReset", "PowerUp"], "\(reasons())")
+        #expect(csms.calls("BootNotification").allSatisfy { $0["valid"] == .bool(true) })
+    }
 }
