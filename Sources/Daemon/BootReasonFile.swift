@@ -4,11 +4,10 @@ import Platform
 
 /// Why the next BootNotification says the station booted, kept across the restart it explains:
 /// a CSMS's Reset makes the daemon exit for systemd to start it again, and the new process must
-/// say `RemoteReset`, not `PowerUp`. One short file in the state directory, written (and
-/// fdatasync'd, then renamed into place) before the exit, and removed once a Boot carrying it
-/// was accepted; a crash before that acceptance repeats the same reason, which is still true.
-/// Anything unreadable in it is ignored (the reason is then `PowerUp`): it explains a restart,
-/// it decides nothing about money.
+/// say `RemoteReset`, not `PowerUp`. One short line in the state directory (`SmallStateFile`),
+/// written before the exit and removed once a Boot carrying it was accepted; a crash before
+/// that acceptance repeats the same reason, which is still true. Anything unreadable in it is
+/// ignored (the reason is then `PowerUp`): it explains a restart, it decides nothing about money.
 enum BootReasonFile {
     /// The file's name in the state directory.
     static let name = "boot-reason"
@@ -19,31 +18,15 @@ enum BootReasonFile {
 
     /// The reason the previous process left, if any.
     static func read(state: String) -> BootPayload.Reason? {
-        guard let fd = try? FileDescriptor.open(path(state), flags: O_RDONLY | O_NOFOLLOW) else { return nil }
-        defer { fd.close() }
-        guard case .bytes(let bytes)? = try? fd.read(maxCount: maxBytes + 1), bytes.count <= maxBytes else { return nil }
-        var text = Substring(String(decoding: bytes, as: UTF8.self))
+        guard let whole = SmallStateFile.read(path(state), maxBytes: maxBytes) else { return nil }
+        var text = Substring(whole)
         while text.last == "\n" { text = text.dropLast() }
         return BootPayload.Reason(rawValue: String(text))
     }
 
-    /// Leaves `reason` for the next process: durable (file and directory synced) when this returns.
+    /// Leaves `reason` for the next process: durable when this returns.
     static func write(_ reason: BootPayload.Reason, state: String) throws(SystemError) {
-        let tmp = path(state) + ".tmp"
-        let fd = try FileDescriptor.open(tmp, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: 0o600)
-        do {
-            try fd.writeAll(Array((reason.rawValue + "\n").utf8), timeout: .seconds(5))
-            _ = try retryingEINTR("fdatasync") { fdatasync(fd.rawValue) }
-        } catch {
-            fd.close()
-            unlink(tmp)
-            throw error
-        }
-        fd.close()
-        _ = try retryingEINTR("rename") { rename(tmp, path(state)) }
-        let dir = try FileDescriptor.open(state, flags: O_RDONLY | O_DIRECTORY)
-        defer { dir.close() }
-        _ = try retryingEINTR("fsync") { fsync(dir.rawValue) }
+        try SmallStateFile.write(reason.rawValue + "\n", to: path(state), directory: state)
     }
 
     /// Forgets the reason once a Boot carrying it was accepted.

@@ -103,25 +103,26 @@ extension StationDaemon {
         case let .setAvailability(evseId, operative):
             let connectors = evseId.map { [$0 - 1] } ?? Array(0..<engine.config.connectors)
             for c in connectors {
-                if operative { csmsInoperative.remove(c) } else { csmsInoperative.insert(c) }
-                // The terminal stops arming a connector the engine holds out of service; a session
-                // already on it runs to its end.
-                station.post(.engine(.connectorAvailable(connector: c, operative)))
+                if operative { csmsSettings.inoperative.remove(c) } else { csmsSettings.inoperative.insert(c) }
+                // The terminal stops arming a connector the engine holds; a session already on
+                // it runs to its end (the CSMS was answered Scheduled).
+                station.post(.engine(.connectorHeld(connector: c, !operative)))
             }
+            keepCSMSSettings()
             Log.info("CSMS ChangeAvailability: connector(s) \(connectors.map { $0 + 1 }) \(operative ? "operative" : "inoperative")")
         case let .setVariable(component, variable, value):
             switch (component, variable) {
             case ("OCPPCommCtrlr", "HeartbeatInterval"):
                 if let seconds = Int64(value) { ocppj?.setHeartbeatInterval(seconds: seconds) }
             case ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
-                var config = engine.config
-                config.offlinePolicy = value == "true" ? .allow : .deny
-                station.post(.engine(.reconfigure(config)))
+                csmsSettings.offlineAllowed = value == "true"
+                keepCSMSSettings()
+                station.post(.engine(.reconfigure(csmsSettings.applied(to: running.engine))))
             default:
                 Log.warning("CSMS SetVariables \(component).\(variable): accepted by the handler but not applied here")
                 return
             }
-            Log.info("CSMS SetVariables \(component).\(variable) = \(value) (until the next start; the configuration file is not changed)")
+            Log.info("CSMS SetVariables \(component).\(variable) = \(value) (the configuration file is not changed)")
         case let .sendReport(requestId, pages):
             for (i, page) in pages.enumerated() {
                 station.post(.report(.notifyReport, page, name: "report/\(requestId)/\(i)"))
@@ -134,6 +135,14 @@ extension StationDaemon {
 
     /// Reset: no new cards; Immediate stops what charges now; once nothing is open the daemon
     /// exits with `ExitStatus.resetRequested` and systemd starts it again (Restart=on-failure).
+    /// Writes what the CSMS set to `STATE/csms-settings`; a failure is logged and the setting
+    /// holds until the next start.
+    func keepCSMSSettings() {
+        do { try CSMSSettingsFile.write(csmsSettings, state: running.stateDirectory) } catch {
+            Log.warning("CSMS settings not kept across a restart: \(error)")
+        }
+    }
+
     func reset(_ kind: ResetKind) {
         guard !resetPending else { return }
         resetPending = true

@@ -146,8 +146,11 @@ public final class StationDaemon {
     var cloudClient: HTTPClient?
     /// `cloud.protocol = ocpp-j`: the WebSocket uplink.
     public private(set) var ocppj: OCPPJUplink?
-    /// Connectors (0-based) the CSMS made inoperative (ChangeAvailability), until the next start.
-    var csmsInoperative: Set<Int> = []
+    /// What the CSMS set that outlives a restart (`STATE/csms-settings`): inoperative
+    /// connectors (ChangeAvailability) and the offline policy (SetVariables).
+    var csmsSettings = CSMSSettings()
+    /// Connectors (0-based) the CSMS made inoperative.
+    var csmsInoperative: Set<Int> { csmsSettings.inoperative }
     /// A CSMS Reset is waiting for the sessions to settle.
     var resetPending = false
     /// What this process's BootNotification says (`BootReasonFile`): PowerUp unless the
@@ -225,7 +228,10 @@ public final class StationDaemon {
         if unreadable > 0 { Log.error("ledger: \(unreadable) records this version cannot read were kept and skipped") }
         if !opened.report.damagedSegments.isEmpty { Log.error("ledger: damaged segments kept aside: \(opened.report.damagedSegments)") }
         let now = Moment(monotonic: MonotonicClock.now(), wallMillis: WallClock.nowMillisecondsSinceEpoch())
-        let (engine, effects, recovery) = PaymentEngine.recover(config: arguments.engine, entries: entries, at: now)
+        let (settings, skipped) = CSMSSettingsFile.read(state: state, connectors: arguments.engine.connectors)
+        for why in skipped { Log.warning("\(CSMSSettingsFile.path(state)): skipped \(why)") }
+        csmsSettings = settings
+        let (engine, effects, recovery) = PaymentEngine.recover(config: settings.applied(to: arguments.engine), entries: entries, at: now)
         recovered = (opened.records.count, recovery)
         Log.info("ledger: \(opened.records.count) records; \(recovery.openSessions) open sessions (\(recovery.toCapture) to capture, \(recovery.toRelease) to release, \(recovery.authorisationsInDoubt) in doubt)")
 
@@ -319,6 +325,10 @@ public final class StationDaemon {
                               charger: charger, decider: decider, uplink: uplink, stationId: arguments.stationId,
                               outbox: Outbox(config: outboxConfig))
         self.station = station
+        for c in csmsSettings.inoperative.sorted() {
+            Log.info("connector \(c + 1) is held out of service: the CSMS made it inoperative (\(CSMSSettingsFile.path(state)))")
+            station.post(.engine(.connectorHeld(connector: c, true)))
+        }
         let notifier = self.notifier
         station.onNotice = { [unowned self] severity, text in
             Log.write(LogLevel(severity), text)
@@ -593,7 +603,8 @@ public final class StationDaemon {
         // Everything checked: from here the reload is carried out, and only here does it change anything.
         let change = ConfigChange(from: running, to: fresh.config)
         for key in change.applied { if let v = fresh.config.value(of: key) { _ = ConfigParser.apply(key, v, to: &running) } }
-        station.post(.engine(.reconfigure(running.engine)))
+        // What the CSMS set (SetVariables) stays over the file's value, as it would across a restart.
+        station.post(.engine(.reconfigure(csmsSettings.applied(to: running.engine))))
         if ocppj == nil { station.heartbeatInterval = running.heartbeatSeconds == 0 ? nil : .seconds(running.heartbeatSeconds) }
         if let l = LogLevel(name: running.logLevel) { Log.threshold = l }
         return change

@@ -79,6 +79,11 @@ public enum EngineInput: Equatable, Sendable {
     /// faulted (captured for what was metered), one awaiting its plug is released. Unlike a
     /// welded relay it comes back when the charger says so.
     case connectorAvailable(connector: Int, Bool)
+    /// The charging platform holds the connector out of service (`true`; OCPP ChangeAvailability
+    /// Inoperative) or releases it (`false`). Unlike `connectorAvailable(false)` nothing on it is
+    /// stopped: a session there runs to its end (OCPP answers such a change Scheduled), and the
+    /// connector offers no new session from then on; it is Unavailable once no session is left.
+    case connectorHeld(connector: Int, Bool)
     /// New settings (a reloaded configuration) for sessions that start from now on. Open
     /// sessions keep the tariff and amount they were authorised with and their deadlines; the
     /// number of connectors is fixed for the engine's life and is not taken from `config`.
@@ -204,6 +209,8 @@ public struct PaymentEngine: Sendable {
         var welded = false
         /// The charger said it cannot serve this connector (`connectorAvailable(false)`).
         var outOfService = false
+        /// The charging platform holds it out of service (`connectorHeld(true)`).
+        var held = false
         var session: SessionKey?
         var registerWh: Int64?
     }
@@ -265,7 +272,7 @@ public struct PaymentEngine: Sendable {
             if c.welded { return .faulted }
             // As OCPP has it: a connector the charger cannot serve is Unavailable even with a
             // cable in it, once no session is left on it.
-            if c.outOfService && c.session == nil { return .unavailable }
+            if (c.outOfService || c.held) && c.session == nil { return .unavailable }
             if c.session != nil || c.plugged { return .occupied }
             return acceptingPayments ? .available : .unavailable
         }
@@ -283,7 +290,7 @@ public struct PaymentEngine: Sendable {
                 default: return .busy(k)
                 }
             }
-            return acceptingPayments && !c.outOfService ? .available : .unavailable
+            return acceptingPayments && !c.outOfService && !c.held ? .available : .unavailable
         }
     }
 
@@ -373,6 +380,13 @@ public struct PaymentEngine: Sendable {
                 if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
                 else if let k = connectors[c].session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
             }
+        case let .connectorHeld(c, held):
+            guard connectors.indices.contains(c), connectors[c].held != held else { break }
+            connectors[c].held = held
+            fx.append(.notice(.info, "connector \(c + 1) \(held ? "held out of service by the charging platform\(connectors[c].session == nil ? "" : " once its session ends")" : "released by the charging platform")"))
+            // The last connector a card could go to is gone: stop scanning (a card read now would
+            // have nowhere to charge).
+            if held, !wantsCards, flow == .armed || isArming { dropCard(now, &fx) }
         case .reconfigure(var c):
             c.connectors = config.connectors
             let amountChanged = c.preauthAmount != config.preauthAmount
@@ -990,6 +1004,8 @@ public struct PaymentEngine: Sendable {
 
     /// Whether the terminal should be scanning: for a new session on a free connector, or so a
     /// driver can tap again to stop (on a one-connector charger every connector is busy then).
+    var isArming: Bool { if case .arming = flow { return true } else { return false } }
+
     var wantsCards: Bool {
         if testRequest != nil { return true }
         if acceptingPayments && freeConnector() != nil { return true }
@@ -1051,7 +1067,8 @@ public struct PaymentEngine: Sendable {
     /// (plug in, then tap), else the lowest-numbered one (tap, then plug in).
     func freeConnector() -> Int? {
         let free = connectors.indices.filter {
-            connectors[$0].session == nil && !connectors[$0].welded && !connectors[$0].outOfService && !connectors[$0].awaitingUnplug
+            connectors[$0].session == nil && !connectors[$0].welded && !connectors[$0].outOfService && !connectors[$0].held
+                && !connectors[$0].awaitingUnplug
         }
         return free.first { connectors[$0].plugged } ?? free.first
     }
