@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "terminal-sim", targets: ["terminal-sim"]),
         .executable(name: "cloud-sim", targets: ["cloud-sim"]),
         .executable(name: "charger-sim", targets: ["charger-sim"]),
+        .executable(name: "meter-sim", targets: ["meter-sim"]),
         .executable(name: "psp-bench", targets: ["psp-bench"]),
         .executable(name: "engine-sim", targets: ["engine-sim"]),
         .executable(name: "uplink-bench", targets: ["uplink-bench"]),
@@ -101,6 +102,16 @@ let package = Package(
         .target(name: "ChargerSim", dependencies: ["ChargerPort", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
         // The simulated charger as a process speaking the charger line protocol: what paybridged runs for charger.io = simulated.
         .executableTarget(name: "charger-sim", dependencies: ["ChargerLine", "ChargerSim", "Platform", "Timebase"], path: "HardwareSim/charger-sim"),
+        // Pure: Modbus RTU (issue 16): CRC-16/MODBUS framing, reads of holding/input registers and their
+        // exceptions, the silent-interval framer, and the client core (one request outstanding, timeouts, retries).
+        .target(name: "ModbusRTU", dependencies: ["WireFormat", "Timebase"]),
+        // Pure: energy meters' register maps (Eastron SDM630/SDM72, ABB B23/B24) and the poll of one meter bus.
+        .target(name: "EnergyMeters", dependencies: ["ModbusRTU", "Timebase"]),
+        // Shell: a meter bus on a serial port (RS-485) on the event loop, reporting readings per meter.
+        .target(name: "MeterLink", dependencies: ["EnergyMeters", "ModbusRTU", "Transport", "Platform", "Timebase"]),
+        // The simulated meters (same register maps, scripted faults): library for in-process tests, and the executable.
+        .target(name: "MeterSim", dependencies: ["EnergyMeters", "ModbusRTU", "WireFormat", "Platform", "Timebase"], path: "HardwareSim/MeterSim"),
+        .executableTarget(name: "meter-sim", dependencies: ["MeterSim", "EnergyMeters", "ModbusRTU", "Platform", "Timebase"], path: "HardwareSim/meter-sim"),
         // Test support: a scriptable terminal behind the TerminalPort, for station tests that are not about a protocol.
         .target(name: "FakeTerminal", dependencies: ["TerminalPort", "PaymentEngine"], path: "HardwareSim/FakeTerminal"),
         // The simulated terminal: scenario-driven PSP terminal (library + executable).
@@ -174,6 +185,8 @@ let package = Package(
         .testTarget(name: "DiagnosticsTests", dependencies: ["DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "Platform", "Timebase"]),
         .testTarget(name: "TerminalConditionsTests", dependencies: ["TerminalConditions", "TerminalPort", "PaymentEngine", "Timebase", "WireFormat"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "WireFormat", "Platform", "Timebase"]),
+        .testTarget(name: "ModbusRTUTests", dependencies: ["ModbusRTU", "EnergyMeters", "WireFormat", "Timebase"]),
+        .testTarget(name: "MeterLinkTests", dependencies: ["MeterLink", "MeterSim", "EnergyMeters", "ModbusRTU", "Transport", "Platform", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["CSMSProcess", "Daemon", "DaemonLog", "JSONLines", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
