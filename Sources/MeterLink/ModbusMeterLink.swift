@@ -132,11 +132,12 @@ public final class ModbusMeterLink {
         apply(core.start(now: MonotonicClock.now()))
     }
 
-    /// Stops polling and closes the port.
+    /// Stops polling and closes the port. Nothing is reported afterwards, not even the read that
+    /// was in progress: the owner asked for the stop (and may be going away).
     public func stop() {
         core.stop()
+        _ = core.linkDown(now: MonotonicClock.now())
         connection.stop()
-        apply(core.linkDown(now: MonotonicClock.now()))
         timer.disarm()
     }
 
