@@ -53,6 +53,10 @@ public enum MeterLinkSetupError: Error, Equatable, Sendable {
     case unsupportedLine(LineSettings)
     /// The frame silence is not between t3.5 and `MeterLinkSettings.maxFrameSilence`.
     case frameSilence(Duration)
+    /// The response timeout is outside `ModbusClientConfig.responseTimeoutRange`.
+    case responseTimeout(Duration)
+    /// The retries are outside `ModbusClientConfig.maxRetriesRange`.
+    case retries(Int)
     /// The bus (meters, poll interval) was refused.
     case bus(MeterBusConfigError)
 }
@@ -95,6 +99,10 @@ public final class ModbusMeterLink {
         guard silence >= timing.frameSilence, silence <= MeterLinkSettings.maxFrameSilence else {
             throw .frameSilence(silence)
         }
+        guard ModbusClientConfig.responseTimeoutRange.contains(settings.responseTimeout) else {
+            throw .responseTimeout(settings.responseTimeout)
+        }
+        guard ModbusClientConfig.maxRetriesRange.contains(settings.maxRetries) else { throw .retries(settings.maxRetries) }
         do {
             core = try MeterBusCore(meters: settings.meters, pollInterval: settings.pollInterval,
                                     client: ModbusClientConfig(timing: timing, responseTimeout: settings.responseTimeout,

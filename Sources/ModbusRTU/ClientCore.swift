@@ -93,6 +93,9 @@ public struct ModbusClientCounters: Equatable, Sendable {
     public var exceptions = 0
     /// Frames that arrived with no request outstanding (late answers, another master, noise).
     public var unsolicited = 0
+    /// Our own request read back (an RS-485 adapter that does not disable its receiver while
+    /// sending): ignored, since no answer to a read is 8 bytes long.
+    public var echoes = 0
 
     public init() {}
 }
@@ -153,6 +156,11 @@ public struct ModbusClientCore: Sendable {
         quietUntil = max(quietUntil, now + config.timing.frameSilence)
         guard var o = outstanding else {
             counters.unsolicited += 1
+            return []
+        }
+        // An answer to a read is 5 + 2n bytes, odd; the request is 8, so its echo is never one.
+        if frame == o.pending.request.encode() {
+            counters.echoes += 1
             return []
         }
         do {

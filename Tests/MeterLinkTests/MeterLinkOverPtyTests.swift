@@ -130,6 +130,12 @@ final class PtyBench {
         #expect(throws: MeterLinkSetupError.frameSilence(.milliseconds(1))) {
             try ModbusMeterLink(loop: loop, settings: MeterLinkSettings(path: "/dev/null", line: line, meters: meters, frameSilence: .milliseconds(1)))
         }
+        #expect(throws: MeterLinkSetupError.responseTimeout(.seconds(10))) {
+            try ModbusMeterLink(loop: loop, settings: MeterLinkSettings(path: "/dev/null", line: line, meters: meters, responseTimeout: .seconds(10)))
+        }
+        #expect(throws: MeterLinkSetupError.retries(6)) {
+            try ModbusMeterLink(loop: loop, settings: MeterLinkSettings(path: "/dev/null", line: line, meters: meters, maxRetries: 6))
+        }
         #expect(throws: MeterLinkSetupError.bus(.duplicateAddress(1))) {
             try ModbusMeterLink(loop: loop, settings: MeterLinkSettings(path: "/dev/null", line: line, meters: meters + meters))
         }

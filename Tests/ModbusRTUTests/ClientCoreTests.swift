@@ -83,6 +83,16 @@ import Timebase
         #expect(c.counters.invalidFrames["crc"] == 2)
     }
 
+    @Test func anEchoOfTheRequestIsIgnoredAndTheAnswerStillTaken() {
+        var c = Self.client()
+        _ = c.submit(Self.energy, now: .ms(0))
+        #expect(c.receive(frame: Self.energy.encode(), now: .ms(9)).isEmpty)
+        #expect(c.counters.echoes == 1)
+        let done = c.receive(frame: ReadResponse.registers([7, 8]).encode(for: Self.energy), now: .ms(40))
+        #expect(Self.completions(done) == [.success([7, 8])])
+        #expect(c.counters.invalidFrames.isEmpty)
+    }
+
     @Test func anExceptionIsTheServersAnswerAndNotRetried() {
         var c = Self.client()
         _ = c.submit(Self.energy, now: .ms(0))
