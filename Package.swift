@@ -46,7 +46,7 @@ let package = Package(
         // Thin typed wrappers over Glibc: fds, termios, poll, sockets, ptys, child processes.
         .target(name: "Platform", dependencies: ["Timebase"]),
         // Pure: PSP frames and messages, bytes in, values out.
-        // Pure: the wire primitives every codec shares: byte reader/writer, BCD, BER-TLV, hex, CRC-32C, CRC-16/KERMIT.
+        // Pure: the wire primitives every codec shares: byte reader/writer, BCD, BER-TLV, hex, CRC-32C, CRC-16/KERMIT, CRC-16/MODBUS.
         .target(name: "WireFormat"),
         // Pure: a tiny ordered JSON writer for records, logs and the technicians' tool.
         .target(name: "JSONLines"),

@@ -5,7 +5,8 @@ import ModbusRTU
 public enum MeterModel: String, CaseIterable, Sendable {
     /// Eastron SDM630 (Modbus, MID; V2 and later firmware): IEEE-754 float input registers.
     case eastronSDM630 = "sdm630"
-    /// Eastron SDM72D-M (V2): the SDM630's energy, power and serial number registers.
+    /// Eastron SDM72D-M (V2): the SDM630's energy and power registers (its manual's table); the
+    /// serial number register is the SDM630's, unverified on a real SDM72 (docs/meters.md).
     case eastronSDM72 = "sdm72"
     /// ABB B23 / B24 (direct and CT-connected): integer holding registers, energy as 64 bits in
     /// 0.01 kWh.
