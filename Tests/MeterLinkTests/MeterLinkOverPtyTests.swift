@@ -16,7 +16,9 @@ final class PtyBench {
     var readings: [(address: UInt8, importWh: Int64, powerW: Int64?, serial: String, at: Instant)] = []
     var failures: [(address: UInt8, failure: MeterFailure)] = []
 
-    init(meters: [SimulatedMeter], responseTimeout: Duration = .milliseconds(100), retries: Int = 1) throws {
+    /// 300 ms: far above what a pty needs, so that a loaded test machine does not turn a late
+    /// answer into a failure the test did not script.
+    init(meters: [SimulatedMeter], responseTimeout: Duration = .milliseconds(300), retries: Int = 1) throws {
         loop = try EventLoop()
         pty = try PseudoTerminal.open()
         let line = LineSettings(baud: 9600, dataBits: 8, parity: .none, stopBits: 1)
