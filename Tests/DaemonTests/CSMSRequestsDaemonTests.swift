@@ -1,3 +1,4 @@
+import ChargerPort
 import Configuration
 import CSMSProcess
 @testable import Daemon
@@ -136,5 +137,75 @@ import Timebase
         try run { _, _ in }
         #expect(reasons() == ["PowerUp", "RemoteReset", "PowerUp"], "\(reasons())")
         #expect(csms.calls("BootNotification").allSatisfy { $0["valid"] == .bool(true) })
+    }
+
+    /// ChangeAvailability Inoperative and SetVariables survive a restart (OCPP keeps an
+    /// inoperative EVSE inoperative across a reboot): the next process holds the connector and
+    /// keeps the offline policy the CSMS set over the file's; Operative again releases it.
+    @Test func whatTheCSMSSetOutlivesARestart() throws {
+        let dir = try stateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        guard let csms = try CSMSProcess(record: dir + "/csms.jsonl") else { return }
+        var config = DaemonConfig()
+        config.stateDirectory = dir + "/state"
+        config.engine.connectors = 2
+        config.engine.offlinePolicy = .deny
+        config.cloudURL = "ws://127.0.0.1:\(csms.port)/ocpp"
+        config.stationId = "CS-KEEP"
+        config.diagnosticsSocket = ""
+        let a = try arguments(writing: config, to: dir + "/paybridge.conf")
+        func run(_ body: (StationDaemon, EventLoop) throws -> Void) throws {
+            let loop = try EventLoop()
+            // A charger from outside, so payments are taken and a free connector is offered.
+            let daemon = StationDaemon(loop: loop, arguments: a, terminal: .port(FakeTerminal()), charger: NoChargerIO(loop: loop))
+            try daemon.boot()
+            defer { daemon.finish() }
+            let deadline = MonotonicClock.now() + .seconds(10)
+            while daemon.ocppj?.registration != .accepted && MonotonicClock.now() < deadline { try loop.runOnce(maxWait: .milliseconds(20)) }
+            #expect(daemon.ocppj?.registration == .accepted, "no accepted Boot")
+            for _ in 0..<10 { try loop.runOnce(maxWait: .milliseconds(10)) }
+            try body(daemon, loop)
+        }
+        func ask(_ action: String, _ payload: String, _ loop: EventLoop) throws -> String? {
+            try csms.command(#"{"cmd":"call","action":"\#(action)","payload":\#(payload)}"#)
+            return try csms.aside(prefix: "response \(action)", loop: loop)
+        }
+        try run { daemon, loop in
+            #expect(daemon.station.engine.connectorOffers[1] == .available)
+            #expect(try ask("ChangeAvailability", #"{"operationalStatus":"Inoperative","evse":{"id":2}}"#, loop)?.contains("Accepted") == true)
+            #expect(try ask("SetVariables", #"{"setVariableData":[{"component":{"name":"AuthCtrlr"},"variable":{"name":"OfflineTxForUnknownIdEnabled"},"attributeValue":"true"}]}"#, loop)?.contains("Accepted") == true)
+            for _ in 0..<10 { try loop.runOnce(maxWait: .milliseconds(10)) }
+            #expect(daemon.station.engine.connectorOffers[1] == .unavailable)
+            #expect(daemon.station.engine.config.offlinePolicy == .allow)
+        }
+        #expect(try String(contentsOfFile: dir + "/state/csms-settings", encoding: .utf8) == "inoperative=2\noffline_tx_for_unknown_id=true\n")
+        try run { daemon, loop in
+            #expect(daemon.station.engine.connectorOffers == [.available, .unavailable], "EVSE 2 is operative again after a restart")
+            #expect(daemon.station.engine.config.offlinePolicy == .allow, "the file's deny came back over the CSMS's setting")
+            // A reload of the file keeps the CSMS's value too.
+            daemon.reloadFromFile()
+            for _ in 0..<10 { try loop.runOnce(maxWait: .milliseconds(10)) }
+            #expect(daemon.station.engine.config.offlinePolicy == .allow)
+            #expect(try ask("ChangeAvailability", #"{"operationalStatus":"Operative","evse":{"id":2}}"#, loop)?.contains("Accepted") == true)
+        }
+        try run { daemon, _ in
+            #expect(daemon.station.engine.connectorOffers == [.available, .available])
+        }
+        #expect(csms.events().filter { $0["event"]?.stringValue == "call" }.allSatisfy { $0["valid"] == .bool(true) })
+    }
+
+    @Test func aDamagedSettingsFileIsReadForWhatItHolds() throws {
+        let dir = try stateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "inoperative=1,9,x\nnonsense\noffline_tx_for_unknown_id=maybe\ncolour=blue\n".write(toFile: dir + "/csms-settings", atomically: true, encoding: .utf8)
+        let (settings, skipped) = CSMSSettingsFile.read(state: dir, connectors: 2)
+        #expect(settings == CSMSSettings(inoperative: [0], offlineAllowed: nil))
+        #expect(skipped.count == 5, "\(skipped)")
+        try CSMSSettingsFile.write(CSMSSettings(inoperative: [1, 0], offlineAllowed: false), state: dir)
+        #expect(CSMSSettingsFile.read(state: dir, connectors: 2).0 == CSMSSettings(inoperative: [0, 1], offlineAllowed: false))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/csms-settings.tmp"))
+        // Too big to be ours: ignored whole.
+        try String(repeating: "x", count: CSMSSettingsFile.maxBytes + 1).write(toFile: dir + "/csms-settings", atomically: true, encoding: .utf8)
+        #expect(CSMSSettingsFile.read(state: dir, connectors: 2).0 == CSMSSettings())
     }
 }
