@@ -57,6 +57,12 @@ public enum EngineInput: Equatable, Sendable {
     case plug(connector: Int, pluggedIn: Bool)
     /// The connector's energy register, cumulative Wh.
     case meter(connector: Int, registerWh: Int64)
+    /// The connector's energy meter named itself (its serial number, as read from the meter;
+    /// cut to `PaymentEngine.maxMeterSerialBytes`). From then on a session's start and end
+    /// register readings are written with it (`LedgerEntry.meterReading`). The charger port
+    /// says it when it first reads the meter and when the meter changes between sessions; a
+    /// reading from a meter that changed during a session never reaches the engine.
+    case meterIdentity(connector: Int, serial: String)
     case cloud(SessionKey, CardDecision)
     case relay(connector: Int, RelayFeedback)
     case operatorStop(connector: Int)
@@ -172,6 +178,9 @@ public struct Session: Equatable, Sendable {
     public var costLimit: Int64?
     /// How many times the platform had this session's transaction reported (`EngineInput.reportRequested`).
     public var reportsRequested = 0
+    /// The meter's serial the start reading was written with (`LedgerEntry.meterReading`); the
+    /// end reading is written only when there is a start one.
+    public var meterSerial: String?
 
     /// What the session may cost at most: the authorised amount, or a lower cost limit. Charging
     /// stops when the cost reaches it, and no capture exceeds it.
@@ -213,6 +222,8 @@ public struct PaymentEngine: Sendable {
         var held = false
         var session: SessionKey?
         var registerWh: Int64?
+        /// The serial number the connector's meter gave (`meterIdentity`); nil: never named.
+        var meterSerial: String?
     }
 
     public internal(set) var sessions: [SessionKey: Session] = [:]
@@ -320,6 +331,13 @@ public struct PaymentEngine: Sendable {
         case .terminal(let t): terminalInput(t, now, &fx)
         case let .plug(c, plugged): plug(c, plugged, now, &fx)
         case let .meter(c, register): meter(c, register, now, &fx)
+        case let .meterIdentity(c, serial):
+            guard connectors.indices.contains(c) else { break }
+            let cut = String(decoding: Array(serial.utf8.prefix(Self.maxMeterSerialBytes)), as: UTF8.self)
+            if connectors[c].meterSerial != cut {
+                fx.append(.notice(.info, "connector \(c + 1): energy meter \(cut)\(connectors[c].meterSerial.map { " (was \($0))" } ?? "")"))
+                connectors[c].meterSerial = cut
+            }
         case let .cloud(key, decision): decided(key, decision, now, &fx)
         case let .relay(c, feedback): relayFeedback(c, feedback, now, &fx)
         case let .testTransaction(c, amount):
@@ -838,6 +856,10 @@ public struct PaymentEngine: Sendable {
         sessions[k] = s
         // Durable before the relay closes: the approval record is already ahead of this one.
         fx.append(.persist(.charging(k, at: now.wallMillis)))
+        if let serial = connectors[s.connector].meterSerial, let register = s.registerStartWh {
+            fx.append(.persist(.meterReading(k, .start, registerWh: register, meterSerial: serial, at: now.wallMillis)))
+            sessions[k]?.meterSerial = serial
+        }
         connectors[s.connector].relayClosed = true
         fx.append(.relay(connector: s.connector, close: true))
         fx.append(.notice(.info, "session \(k) charging on connector \(s.connector + 1)"))
@@ -847,7 +869,15 @@ public struct PaymentEngine: Sendable {
         guard connectors.indices.contains(c) else { return }
         connectors[c].registerWh = register
         guard let k = chargingSession(on: c), var s = sessions[k] else { return }
-        if s.registerStartWh == nil { s.registerStartWh = register }
+        if s.registerStartWh == nil {
+            // No reading before the relay closed: the first one after it is the start (what
+            // flowed in between is not billed, the driver's side of the doubt).
+            s.registerStartWh = register
+            if let serial = connectors[c].meterSerial {
+                fx.append(.persist(.meterReading(k, .start, registerWh: register, meterSerial: serial, at: now.wallMillis)))
+                s.meterSerial = serial
+            }
+        }
         // A register that runs backwards (meter swapped or reset) never reduces what was delivered;
         // an absurd reading (the difference overflows) is ignored.
         let (delta, overflow) = register.subtractingReportingOverflow(s.registerStartWh ?? register)
@@ -894,6 +924,9 @@ public struct PaymentEngine: Sendable {
         s.secondsBefore = seconds
         s.chargingSince = nil
         sessions[k] = s
+        if let serial = s.meterSerial, let register = connectors[s.connector].registerWh {
+            fx.append(.persist(.meterReading(k, .end, registerWh: register, meterSerial: serial, at: now.wallMillis)))
+        }
         fx.append(.persist(.stopped(k, reason: reason, energyWh: s.energyWh, seconds: seconds, at: now.wallMillis)))
         fx.append(.notice(.info, "session \(k) stopped: \(reason)"))
         dispose(k, PaymentEngine.disposition(tariff: s.tariff, authorised: s.authorised, energyWh: s.energyWh, seconds: seconds,
@@ -930,6 +963,9 @@ public struct PaymentEngine: Sendable {
             stop(k, .costLimit, now, &fx)
         }
     }
+
+    /// A meter serial longer than this (UTF-8 bytes) is cut: Modbus meters give at most a few dozen digits.
+    public static let maxMeterSerialBytes = 32
 
     /// Triggered reports a transaction may have: its events' ids come from a fixed range per
     /// transaction (Started, Charging and Ended take three of them), and a platform asking more

@@ -35,6 +35,13 @@ public enum LedgerEntry: Equatable, Sendable {
     /// entries: an event the entries did not account for would shift every later one onto an id
     /// the cloud had already seen. Kind 17, added by issue 15.
     case reportRequested(SessionKey, at: Int64)
+    /// A register reading of the connector's energy meter at the start or the end of charging,
+    /// with the serial number the meter gave: what a capture is explained with to the acquirer
+    /// and the driver (the energy billed is the end register less the start one). Written only
+    /// for a meter that named itself (`EngineInput.meterIdentity`): the start one with
+    /// `charging` (before the relay closes) or at the first reading after it, the end one before
+    /// `stopped`. Kind 18, added by issue 16.
+    case meterReading(SessionKey, MeterReadingRole, registerWh: Int64, meterSerial: String, at: Int64)
 
     /// The format entries are written in. Format 2 (issue 12) stores an approval's terminal handle
     /// as opaque bytes and a label (kind 13) instead of a 32-bit reference (kind 2, format 1).
@@ -59,6 +66,7 @@ public enum LedgerEntry: Equatable, Sendable {
         case .testTransaction: return 15
         case .costLimited: return 16
         case .reportRequested: return 17
+        case .meterReading: return 18
         }
     }
 
@@ -67,7 +75,8 @@ public enum LedgerEntry: Equatable, Sendable {
         case .authRequested(let k, _, _, _, _, _), .approved(let k, _, _, _, _), .declined(let k, _, _), .abandoned(let k, _),
              .charging(let k, _), .meter(let k, _, _), .stopped(let k, _, _, _, _), .captureRequested(let k, _),
              .captured(let k, _, _), .voidRequested(let k), .voided(let k, _), .needsReconciliation(let k, _), .testTransaction(let k, _),
-             .costLimited(let k, _, _), .reportRequested(let k, _):
+             .costLimited(let k, _, _), .reportRequested(let k, _),
+             .meterReading(let k, _, _, _, _):
             return k
         }
     }
@@ -102,12 +111,13 @@ public enum LedgerEntry: Equatable, Sendable {
         case .voidRequested: break
         case let .needsReconciliation(_, note): w.string(note)
         case let .costLimited(_, maxCost, at): w.i64(maxCost); w.i64(at)
+        case let .meterReading(_, role, register, serial, at): w.u8(role.rawValue); w.i64(register); w.string(serial); w.i64(at)
         }
         return w.out
     }
 
     public static func decode(kind: UInt16, body: [UInt8]) throws(EntryDecodeError) -> LedgerEntry {
-        guard (1...13).contains(kind) || (15...17).contains(kind) else { throw .unknownKind(kind) }
+        guard (1...13).contains(kind) || (15...18).contains(kind) else { throw .unknownKind(kind) }
         var r = EntryReader(body)
         let k = try r.u64()
         switch kind {
@@ -144,9 +154,22 @@ public enum LedgerEntry: Equatable, Sendable {
             guard maxCost >= 0 else { throw .badValue("cost limit") }
             return .costLimited(k, maxCost: maxCost, at: try r.i64())
         case 17: return .reportRequested(k, at: try r.i64())
+        case 18:
+            guard let role = MeterReadingRole(rawValue: try r.u8()) else { throw .badValue("meter reading role") }
+            let register = try r.i64(), serial = try r.string()
+            guard serial.utf8.count <= PaymentEngine.maxMeterSerialBytes else { throw .badValue("meter serial") }
+            return .meterReading(k, role, registerWh: register, meterSerial: serial, at: try r.i64())
         default: throw .unknownKind(kind)
         }
     }
+}
+
+/// Which end of charging a `LedgerEntry.meterReading` is.
+public enum MeterReadingRole: UInt8, Sendable, CaseIterable {
+    /// The register as charging began: the last reading before the relay closed, or the first after.
+    case start = 1
+    /// The last accepted register when charging stopped.
+    case end = 2
 }
 
 /// A ledger record the engine cannot read: a newer format, or a bug. Recovery reports it.

@@ -60,6 +60,12 @@ public struct SessionSummary: Equatable, Sendable {
     public var isTest = false
     /// The reconciliation note, cut to `maxNoteBytes`.
     public var note: String = ""
+    /// The energy meter's serial number the readings below came with (`LedgerEntry.meterReading`).
+    public var meterSerial: String = ""
+    /// The meter's register as charging began, Wh.
+    public var registerStartWh: Int64?
+    /// The meter's register when charging stopped, Wh.
+    public var registerEndWh: Int64?
 
     /// The ledger record kind of a summary: the next after the engine entries 1–13 (15 and 16 came later), well below
     /// the outbox's (100–103).
@@ -113,6 +119,13 @@ public struct SessionSummary: Equatable, Sendable {
         case let .costLimited(_, _, at): saw(at)
         // The platform's question is not a reconciliation fact either; the events it caused are in the outbox.
         case let .reportRequested(_, at): saw(at)
+        case let .meterReading(_, role, register, serial, at):
+            s.meterSerial = serial
+            switch role {
+            case .start: s.registerStartWh = register
+            case .end: s.registerEndWh = register
+            }
+            saw(at)
         }
         return s
     }
@@ -149,6 +162,9 @@ public struct SessionSummary: Equatable, Sendable {
         s.energyWh = later.energyWh ?? energyWh
         s.outcome = later.outcome ?? outcome
         if !later.note.isEmpty { s.note = later.note }
+        if !later.meterSerial.isEmpty { s.meterSerial = later.meterSerial }
+        s.registerStartWh = later.registerStartWh ?? registerStartWh
+        s.registerEndWh = later.registerEndWh ?? registerEndWh
         s.isTest = isTest || later.isTest
         return s
     }

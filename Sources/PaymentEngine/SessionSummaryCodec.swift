@@ -13,7 +13,10 @@ extension SessionSummary {
         /// A technician's test transaction (issue 13); a daemon older than that refuses the body
         /// (unknown presence bit) and keeps the record, as for any record it cannot judge.
         static let test: UInt8 = 1 << 6
-        static let all: UInt8 = 0x7F
+        /// The meter's start/end register readings and serial follow the note (issue 16); a
+        /// daemon older than that refuses the body and keeps the record.
+        static let meter: UInt8 = 1 << 7
+        static let all: UInt8 = 0xFF
     }
 
     /// The record body: session key u64, format u8 (1), presence u8 (bit 0 connector, 1 start,
@@ -21,6 +24,8 @@ extension SessionSummary {
     /// brand, currency, terminal reference (each u32 length + UTF-8), payment reference (u32
     /// length + bytes), authorised i64, captured i64, energy Wh i64, outcome u8 (0: none),
     /// note (u32 length + UTF-8). An absent field is written as zero, so the layout is fixed.
+    /// With presence bit 7 (issue 16) the meter follows: which readings u8 (bit 0 start, 1 end),
+    /// serial (u32 length + UTF-8), start register Wh i64, end register Wh i64.
     public func encodeBody() -> [UInt8] {
         var w = EntryWriter()
         w.u64(session)
@@ -33,6 +38,8 @@ extension SessionSummary {
         if captured != nil { present |= Present.captured }
         if energyWh != nil { present |= Present.energyWh }
         if isTest { present |= Present.test }
+        let hasMeter = registerStartWh != nil || registerEndWh != nil || !meterSerial.isEmpty
+        if hasMeter { present |= Present.meter }
         w.u8(present)
         w.u8(UInt8(clamping: connector ?? 0))
         w.i64(startedAt ?? 0); w.i64(endedAt ?? 0)
@@ -41,6 +48,11 @@ extension SessionSummary {
         w.i64(authorised ?? 0); w.i64(captured ?? 0); w.i64(energyWh ?? 0)
         w.u8(outcome?.rawValue ?? 0)
         w.string(Self.cut(note, to: Self.maxNoteBytes))
+        if hasMeter {
+            w.u8((registerStartWh != nil ? 1 : 0) | (registerEndWh != nil ? 2 : 0))
+            w.string(Self.cut(meterSerial, to: PaymentEngine.maxMeterSerialBytes))
+            w.i64(registerStartWh ?? 0); w.i64(registerEndWh ?? 0)
+        }
         return w.out
     }
 
@@ -74,6 +86,14 @@ extension SessionSummary {
             s.outcome = o
         }
         s.note = try r.string()
+        if has(Present.meter) {
+            let which = try r.u8()
+            guard which & ~3 == 0 else { throw .badValue("summary meter readings") }
+            s.meterSerial = try r.string()
+            let start = try r.i64(), end = try r.i64()
+            s.registerStartWh = which & 1 != 0 ? start : nil
+            s.registerEndWh = which & 2 != 0 ? end : nil
+        }
         return s
     }
 }

@@ -7,7 +7,7 @@ public enum ReconciliationExport {
     /// The columns, in order: the CSV header and the JSON keys.
     public static let columns = ["station_id", "session_id", "connector", "start_utc", "end_utc", "masked_card", "brand",
                                  "terminal_reference", "payment_reference", "authorised", "captured", "currency", "energy_wh",
-                                 "final_state", "note"]
+                                 "final_state", "note", "meter_serial", "meter_start_wh", "meter_end_wh"]
 
     /// The outcomes exported, as `final_state` names them: open sessions and abandoned flows
     /// (nothing was authorised) are not. A test transaction is exported by its outcome like any
@@ -64,7 +64,8 @@ public enum ReconciliationExport {
         func str(_ i: Int) -> JSON { text[i].map(JSON.string) ?? .null }
         func amount(_ v: Int64?) -> JSON { v.map { JSON.decimal(minor: $0, exponent: r.currencyExponent) } ?? .null }
         let values: [JSON] = [str(0), str(1), r.connector.map { JSON.number($0) } ?? .null, str(3), str(4), str(5), str(6), str(7), str(8),
-                              amount(r.authorised), amount(r.captured), str(11), r.energyWh.map { JSON.number($0) } ?? .null, str(13), str(14)]
+                              amount(r.authorised), amount(r.captured), str(11), r.energyWh.map { JSON.number($0) } ?? .null, str(13), str(14),
+                              str(15), r.meterStartWh.map { JSON.number($0) } ?? .null, r.meterEndWh.map { JSON.number($0) } ?? .null]
         return .object(Array(zip(columns, values)))
     }
 
@@ -78,7 +79,8 @@ public enum ReconciliationExport {
                 r.startedAt.map(UTCDate.iso8601), r.endedAt.map(UTCDate.iso8601),
                 r.maskedPAN, r.brand, r.terminalReference, r.paymentReference,
                 amount(r.authorised), amount(r.captured), r.currency, r.energyWh.map { String($0) },
-                (finalState(r) ?? r.state).rawValue, note]
+                (finalState(r) ?? r.state).rawValue, note,
+                r.meterSerial.isEmpty ? nil : r.meterSerial, r.meterStartWh.map { String($0) }, r.meterEndWh.map { String($0) }]
     }
 
     /// `minor` units as an exact decimal in major units ("12.34"), the way the uplink writes amounts.

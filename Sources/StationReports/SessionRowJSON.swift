@@ -37,6 +37,9 @@ extension SessionRow {
             ("currency", .string(currency)),
             ("currency_exponent", .number(currencyExponent)),
             ("energy_wh", opt(energyWh)),
+            ("meter_serial", .string(meterSerial)),
+            ("meter_start_wh", opt(meterStartWh)),
+            ("meter_end_wh", opt(meterEndWh)),
             ("state", .string(state.rawValue)),
             ("outcome", outcome.map { JSON.string(SessionState($0).rawValue) } ?? .null),
             ("note", .string(note)),
@@ -85,6 +88,10 @@ extension SessionRow {
         guard let e = try int("currency_exponent"), Self.currencyExponents.contains(e) else { throw .badValue("currency_exponent") }
         currencyExponent = Int(e)
         energyWh = try int("energy_wh")
+        // Added by issue 16: absent from an older daemon's rows.
+        if json["meter_serial"] != nil { meterSerial = try text("meter_serial") }
+        if json["meter_start_wh"] != nil { meterStartWh = try int("meter_start_wh") }
+        if json["meter_end_wh"] != nil { meterEndWh = try int("meter_end_wh") }
         switch try value("outcome") {
         case .null: outcome = nil
         case .string(let s):

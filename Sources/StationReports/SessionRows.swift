@@ -101,6 +101,12 @@ public struct SessionRow: Equatable, Sendable {
     /// The currency's minor-unit exponent, as the uplink formats amounts with it.
     public var currencyExponent: Int = 2
     public var energyWh: Int64?
+    /// The energy meter's serial number and its register at the start and end of charging
+    /// (`LedgerEntry.meterReading`): what explains the energy billed; empty/nil where the
+    /// connector's meter never named itself.
+    public var meterSerial: String = ""
+    public var meterStartWh: Int64?
+    public var meterEndWh: Int64?
     public var state: SessionState
     /// How the session ended, as the ledger says; nil while it is open. A test transaction's
     /// `state` is `test` and this keeps what it did with the money (the export lists it by this).
@@ -221,6 +227,9 @@ public enum SessionRows {
         r.currency = s.currency
         r.currencyExponent = CurrencyExponent.of(s.currency)
         r.energyWh = s.energyWh
+        r.meterSerial = scrubbed(s.meterSerial)
+        r.meterStartWh = s.registerStartWh
+        r.meterEndWh = s.registerEndWh
         r.note = scrubbed(s.note)
         return r
     }

@@ -135,6 +135,10 @@ public struct TransactionReporter: Sendable {
             return []
         case .captureRequested, .voidRequested:
             return []
+        case .meterReading:
+            // The meter's own register and serial explain a capture to the acquirer (export);
+            // the platform gets the energy on the Ended event.
+            return []
         case .costLimited(_, let maxCost, _):
             // The platform set it: nothing to tell it, but the Ended event's cost must honour it.
             if let earlier = txs[k]?.costLimit { txs[k]?.costLimit = min(earlier, maxCost) } else { txs[k]?.costLimit = maxCost }

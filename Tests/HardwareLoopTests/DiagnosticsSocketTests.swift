@@ -35,7 +35,7 @@ import Testing
             exported = (try? ctl(["--socket", socket, "export", "--format", "csv"]).out) ?? []
             return exported.count >= 2
         }, "no settled session exported: \(exported)")
-        #expect(exported.first?.hasPrefix("station_id,session_id,connector,start_utc,end_utc,masked_card,brand,terminal_reference,payment_reference,authorised,captured,currency,energy_wh,final_state,note") == true)
+        #expect(exported.first?.hasPrefix("station_id,session_id,connector,start_utc,end_utc,masked_card,brand,terminal_reference,payment_reference,authorised,captured,currency,energy_wh,final_state,note,meter_serial,meter_start_wh,meter_end_wh") == true)
         #expect(exported.dropFirst().allSatisfy { $0.hasPrefix("BENCH-1,BENCH-1-") })
         // No full card number anywhere in what the socket says.
         #expect(longestDigitRun(exported.joined(separator: "\n")) < 13, "a card-number-like digit run in the export")

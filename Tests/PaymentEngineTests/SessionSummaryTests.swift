@@ -93,8 +93,9 @@ import PaymentEngine
         var body = SessionSummary(session: 1).encodeBody()
         body[8] = 2
         #expect(throws: EntryDecodeError.badValue("summary format 2")) { try SessionSummary.decode(kind: 14, body: body) }
+        // Bit 7 (issue 16) says the meter's readings follow the note: here they do not.
         body[8] = 1; body[9] = 0x80
-        #expect(throws: EntryDecodeError.badValue("summary presence bits")) { try SessionSummary.decode(kind: 14, body: body) }
+        #expect(throws: EntryDecodeError.truncated) { try SessionSummary.decode(kind: 14, body: body) }
         body[9] = 0; body[body.count - 5] = 6
         #expect(throws: EntryDecodeError.badValue("summary outcome")) { try SessionSummary.decode(kind: 14, body: body) }
     }
@@ -155,5 +156,28 @@ import PaymentEngine
         #expect(tight.droppedForBudget == [10, 8, 7, 6, 5, 4, 3, 1, 9])
         #expect(tight.reconciliationDroppedForBudget == [9])
         #expect(tight.kept.map { $0.session } == [2])
+    }
+
+    /// Issue 16: the meter's start and end registers and serial fold into the summary, survive
+    /// its binary form (presence bit 7) and a merge of partial summaries.
+    @Test func theMeterReadingsFoldRoundTripAndMerge() throws {
+        let start = LedgerEntry.meterReading(5, .start, registerWh: 1_000_000, meterSerial: "SDM-00012345", at: 10)
+        let end = LedgerEntry.meterReading(5, .end, registerWh: 1_012_340, meterSerial: "SDM-00012345", at: 20)
+        let s = SessionSummary.summarise([start, .meter(5, energyWh: 12_340, seconds: 9), end])[0]
+        #expect(s.meterSerial == "SDM-00012345" && s.registerStartWh == 1_000_000 && s.registerEndWh == 1_012_340)
+        #expect(s.startedAt == nil && s.endedAt == 20)
+        let back = try SessionSummary.decode(kind: 14, body: s.encodeBody())
+        #expect(back == s)
+        // Without readings nothing is appended: an older daemon still reads such a body.
+        let plain = SessionSummary.summarise([.meter(6, energyWh: 1, seconds: 1)])[0]
+        #expect(plain.encodeBody()[9] & 0x80 == 0)
+        // The start alone (the end fell in a later segment), then merged with the rest.
+        let early = SessionSummary.summarise([start])[0], late = SessionSummary.summarise([end])[0]
+        #expect(early.merged(with: late).registerStartWh == 1_000_000 && early.merged(with: late).registerEndWh == 1_012_340)
+        // Bad bits in the readings byte are refused.
+        var body = s.encodeBody()
+        let noteEnd = body.count - (1 + 4 + 12 + 8 + 8)
+        body[noteEnd] = 4
+        #expect(throws: EntryDecodeError.badValue("summary meter readings")) { try SessionSummary.decode(kind: 14, body: body) }
     }
 }

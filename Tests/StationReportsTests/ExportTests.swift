@@ -7,7 +7,7 @@ import StationReports
 /// injection, exact amounts, and JSON lines with the same keys.
 @Suite struct ExportTests {
     static let header = "station_id,session_id,connector,start_utc,end_utc,masked_card,brand,terminal_reference,payment_reference,"
-        + "authorised,captured,currency,energy_wh,final_state,note"
+        + "authorised,captured,currency,energy_wh,final_state,note,meter_serial,meter_start_wh,meter_end_wh"
 
     static func row(_ k: SessionKey, _ state: SessionState, note: String = "", brand: String = "VISA", currency: String = "EUR", exponent: Int = 2,
                     captured: Int64? = 1234) -> SessionRow {
@@ -39,7 +39,7 @@ import StationReports
         #expect(states == ["settled", "voided", "declined", "needs-reconciliation"])
         let settled = lines[1]
         let k = rows.first { $0.state == .settled }!.session
-        #expect(settled == "CP-7,CP-7-\(k),1,2026-12-05T06:01:02Z,2026-12-05T06:02:02Z,476173******0119,VISA,7004,PSP-\(k),50.00,12.34,EUR,1234,settled,")
+        #expect(settled == "CP-7,CP-7-\(k),1,2026-12-05T06:01:02Z,2026-12-05T06:02:02Z,476173******0119,VISA,7004,PSP-\(k),50.00,12.34,EUR,1234,settled,,,,")
         #expect(ReconciliationExport.columns.joined(separator: ",") == Self.header)
     }
 
@@ -110,10 +110,26 @@ import StationReports
         r.outcome = .declined
         r.endedAt = 1_000
         let csv = ReconciliationExport.csv([r], stationId: "S")
-        #expect(Self.parseCSV(csv)[1] == ["S", "S-9", "", "", "1970-01-01T00:00:01Z", "", "", "", "", "", "", "", "", "declined", ""])
+        #expect(Self.parseCSV(csv)[1] == ["S", "S-9", "", "", "1970-01-01T00:00:01Z", "", "", "", "", "", "", "", "", "declined", "", "", "", ""])
         let json = try JSON.parse(ReconciliationExport.json([r], stationId: "S").split(separator: "\n")[0].description)
         #expect(json["connector"] == .null && json["authorised"] == .null && json["start_utc"] == .null && json["energy_wh"] == .null)
         #expect(json["end_utc"] == .string("1970-01-01T00:00:01Z") && json["final_state"] == .string("declined"))
+        #expect(json["meter_serial"] == .null && json["meter_start_wh"] == .null && json["meter_end_wh"] == .null)
+    }
+
+    /// Issue 16: the meter's serial and registers explain the energy billed.
+    @Test func theMetersSerialAndRegistersAreExported() throws {
+        var r = Self.row(3, .settled)
+        r.meterSerial = "B23-4711"
+        r.meterStartWh = 1_000_000
+        r.meterEndWh = 1_001_234
+        let fields = Self.parseCSV(ReconciliationExport.csv([r], stationId: "S"))[1]
+        #expect(Array(fields.suffix(3)) == ["B23-4711", "1000000", "1001234"])
+        let json = try JSON.parse(ReconciliationExport.json([r], stationId: "S").split(separator: "\n")[0].description)
+        #expect(json["meter_serial"] == .string("B23-4711") && json["meter_start_wh"] == .int(1_000_000) && json["meter_end_wh"] == .int(1_001_234))
+        // The socket's row carries them too, and an older daemon's row without them still reads.
+        let back = try SessionRow(json: r.json)
+        #expect(back.meterSerial == "B23-4711" && back.meterStartWh == 1_000_000 && back.meterEndWh == 1_001_234)
     }
 
     @Test func jsonLinesCarryTheSameColumnsAndExactAmounts() throws {
