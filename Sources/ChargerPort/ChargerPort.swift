@@ -15,6 +15,15 @@ public protocol ChargerPort: AnyObject {
     /// What the connector offers a driver now (for a display or LEDs; a simulated driver plugs in
     /// when a session awaits the plug). Called when it changes.
     func show(connector: Int, _ offer: PaymentEngine.ConnectorOffer)
+    /// Whether the connector's contactor reads open now, as its feedback contact (or the
+    /// controller) last said; nil where the charger cannot tell. A technician may clear a
+    /// welded relay's latch only when this is not false.
+    func contactReadsOpen(connector: Int) -> Bool?
+}
+
+extension ChargerPort {
+    /// A charger without contact feedback cannot tell.
+    public func contactReadsOpen(connector: Int) -> Bool? { nil }
 }
 
 /// The charger of a daemon that has no charger I/O configured (`charger.io = none`): nothing

@@ -88,6 +88,7 @@ public final class ControllerChargerPort: ChargerPort {
         self.connectors = max(1, min(connectors, EngineConfig.maxConnectors))
         meters = MeterGuard(connectors: self.connectors, maxPowerW: maxPowerW, timeout: meterTimeout)
         relays = RelayConfirmations(connectors: self.connectors, confirmTimeout: relayConfirmTimeout)
+        lastReported = Array(repeating: nil, count: self.connectors)
     }
 
     // MARK: the controller's inputs (connectors 1-based)
@@ -134,6 +135,7 @@ public final class ControllerChargerPort: ChargerPort {
     /// The controller confirms a contactor's state.
     public func relayFeedback(connector: Int, closed: Bool) throws(ControllerInputError) {
         let c = try index(connector)
+        lastReported[c] = closed
         let outcome = relays.feedback(connector: c, closed: closed)
         rearm()
         switch outcome {
@@ -160,6 +162,14 @@ public final class ControllerChargerPort: ChargerPort {
     }
 
     // MARK: ChargerPort (connectors 0-based)
+
+    /// What the controller last said of each contactor (closed = true); nil: never said.
+    var lastReported: [Bool?] = []
+
+    public func contactReadsOpen(connector c: Int) -> Bool? {
+        guard lastReported.indices.contains(c) else { return nil }
+        return lastReported[c].map { !$0 }
+    }
 
     public func setRelay(connector c: Int, closed: Bool) {
         guard (0..<connectors).contains(c) else { return }

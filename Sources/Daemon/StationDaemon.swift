@@ -151,6 +151,9 @@ public final class StationDaemon {
     var csmsSettings = CSMSSettings()
     /// Connectors (0-based) the CSMS made inoperative.
     var csmsInoperative: Set<Int> { csmsSettings.inoperative }
+    /// Connectors (0-based) whose relay welded, latched until a technician clears them
+    /// (`STATE/connector-faults`).
+    public internal(set) var weldedLatched: Set<Int> = []
     /// A CSMS Reset is waiting for the sessions to settle.
     var resetPending = false
     /// What this process's BootNotification says (`BootReasonFile`): PowerUp unless the
@@ -325,6 +328,14 @@ public final class StationDaemon {
                               charger: charger, decider: decider, uplink: uplink, stationId: arguments.stationId,
                               outbox: Outbox(config: outboxConfig))
         self.station = station
+        let (latched, badFaults) = ConnectorFaultsFile.read(state: state, connectors: arguments.engine.connectors)
+        for why in badFaults { Log.warning("\(ConnectorFaultsFile.path(state)): skipped \(why)") }
+        weldedLatched = latched
+        station.onWelded = { [unowned self] c in self.latchWeld(connector: c) }
+        for c in latched.sorted() {
+            Log.error("connector \(c + 1): its relay welded before this start and is latched out of service until a technician clears it (paybridgectl clear-fault \(c + 1))")
+            station.post(.engine(.relay(connector: c, .welded)))
+        }
         for c in csmsSettings.inoperative.sorted() {
             Log.info("connector \(c + 1) is held out of service: the CSMS made it inoperative (\(CSMSSettingsFile.path(state)))")
             station.post(.engine(.connectorHeld(connector: c, true)))
@@ -612,6 +623,31 @@ public final class StationDaemon {
 
     /// The OCPP-J uplink `cloud.*` describes: the URL (checked by the configuration already), the
     /// Basic password (profiles 1 and 2), the timings, and the Boot payload naming this station.
+    /// A welded relay (`Station.onWelded`): latched on disk before the engine hears of it.
+    func latchWeld(connector c: Int) {
+        guard !weldedLatched.contains(c) else { return }
+        weldedLatched.insert(c)
+        do { try ConnectorFaultsFile.write(weldedLatched, state: running.stateDirectory) } catch {
+            Log.error("connector \(c + 1): the welded-relay latch could not be written (\(error)); it holds until the daemon stops")
+        }
+    }
+
+    /// Why a technician's `clear-fault` is refused; nil when the latch was cleared.
+    public func clearWeld(connector c: Int) -> String? {
+        guard weldedLatched.contains(c) else { return "connector \(c + 1) has no welded-relay latch" }
+        if station.charger.contactReadsOpen(connector: c) == false {
+            return "connector \(c + 1): the contactor still reads closed; it cannot be cleared until it opens"
+        }
+        var remaining = weldedLatched
+        remaining.remove(c)
+        do { try ConnectorFaultsFile.write(remaining, state: running.stateDirectory) } catch {
+            return "the latch file could not be rewritten (\(error)); nothing cleared"
+        }
+        weldedLatched = remaining
+        station.post(.engine(.weldCleared(connector: c)))
+        return nil
+    }
+
     func makeOCPPJUplink(url: String, client: HTTPClient, seed: UInt64) throws(StationDaemonError) -> OCPPJUplink {
         let config = arguments.config
         let parsed: WebSocketURL

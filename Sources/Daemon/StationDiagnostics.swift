@@ -88,6 +88,17 @@ public final class StationDiagnostics: DiagnosticsHandler {
         case let .testTransaction(connector, amount):
             startTest(connector: connector ?? 1, amount: amount ?? min(Self.defaultTestAmount, config.engine.preauthAmount), id, client)
         case .controller: becomeController(id, client)
+        case let .clearFault(c):
+            guard (1...config.engine.connectors).contains(c) else {
+                client.fail(id, DiagnosticsError(.badField, "no connector \(c) (this charger has \(config.engine.connectors))"))
+                return
+            }
+            if let refusal = daemon.clearWeld(connector: c - 1) {
+                client.fail(id, DiagnosticsError(.refused, refusal))
+                return
+            }
+            Log.warning("connector \(c): welded-relay latch cleared by uid \(client.peer.uid) pid \(client.peer.pid)")
+            client.reply(id, [("connector", .number(c)), ("text", .string("connector \(c): welded-relay latch cleared; the connector takes sessions again"))])
         case let .plug(c, plugged):
             controllerInput(id, client, "connector \(c): \(plugged ? "plugged in" : "unplugged")") { (p) throws(ControllerInputError) in try p.plug(connector: c, plugged: plugged) }
         case let .meter(c, wh, w):
@@ -291,6 +302,8 @@ public final class StationDiagnostics: DiagnosticsHandler {
         for c in 0..<engine.config.connectors {
             var fields: [(String, JSON)] = [("connector", .number(c + 1)), ("status", .string(statuses[c].rawValue)),
                                             ("relay", .string(relays[c] ? "closed" : "open")), ("plugged", .bool(plugs[c]))]
+            // A latch a technician must clear (after inspecting the contactor), or null.
+            fields.append(("latched", daemon.weldedLatched.contains(c) ? .string("welded relay") : .null))
             if let key = offers[c].sessionKey, let s = engine.sessions[key] {
                 fields.append(("session", .object(sessionFields(s, now: now))))
             } else {

@@ -96,10 +96,12 @@ public enum DiagnosticsCommand: Equatable, Sendable {
     /// requests and the connectors' offers as events until it closes; payments are taken only
     /// while one is connected. At most one at a time.
     case controller
+    /// A technician clears a welded relay's latch after inspecting the contactor.
+    case clearFault(connector: Int)
 
     /// Every command name, as on the wire.
     public static let names = ["status", "sessions", "inventory", "metrics", "watch", "export", "stop", "test-transaction",
-                               "accept-terminal", "plug", "meter", "fault", "evse-ready", "relay", "controller"]
+                               "accept-terminal", "plug", "meter", "fault", "evse-ready", "relay", "controller", "clear-fault"]
 
     public var name: String {
         switch self {
@@ -118,6 +120,7 @@ public enum DiagnosticsCommand: Equatable, Sendable {
         case .evseReady: return "evse-ready"
         case .relay: return "relay"
         case .controller: return "controller"
+        case .clearFault: return "clear-fault"
         }
     }
 
@@ -126,7 +129,7 @@ public enum DiagnosticsCommand: Equatable, Sendable {
     public var changesSomething: Bool {
         switch self {
         case .status, .sessions, .inventory, .metrics, .watch, .export: return false
-        case .stop, .testTransaction, .acceptTerminal, .plug, .meter, .fault, .evseReady, .relay, .controller: return true
+        case .stop, .testTransaction, .acceptTerminal, .plug, .meter, .fault, .evseReady, .relay, .controller, .clearFault: return true
         }
     }
 
@@ -146,6 +149,7 @@ public enum DiagnosticsCommand: Equatable, Sendable {
         case let .fault(c, text): return [("connector", .number(c)), ("text", .string(text))]
         case let .evseReady(c, ready): return [("connector", .number(c)), ("ready", .bool(ready))]
         case let .relay(c, closed): return [("connector", .number(c)), ("closed", .bool(closed))]
+        case let .clearFault(c): return [("connector", .number(c))]
         }
     }
 }
@@ -219,6 +223,7 @@ public enum DiagnosticsWire {
             return .fault(connector: try connector(j), text: cut(text))
         case "evse-ready": return .evseReady(connector: try connector(j), ready: try bool(j, "ready"))
         case "relay": return .relay(connector: try connector(j), closed: try bool(j, "closed"))
+        case "clear-fault": return .clearFault(connector: try connector(j))
         default:
             throw DiagnosticsError(.unknownCommand, "unknown command \"\(cmd.prefix(40))\"; commands: \(DiagnosticsCommand.names.joined(separator: ", "))")
         }

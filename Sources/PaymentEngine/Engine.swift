@@ -90,6 +90,10 @@ public enum EngineInput: Equatable, Sendable {
     /// stopped: a session there runs to its end (OCPP answers such a change Scheduled), and the
     /// connector offers no new session from then on; it is Unavailable once no session is left.
     case connectorHeld(connector: Int, Bool)
+    /// A technician cleared a welded relay's latch after inspecting the contactor (the daemon
+    /// checks first that the contact reads open, where the charger can tell): the connector
+    /// takes sessions again. Nothing happens on a connector that is not welded.
+    case weldCleared(connector: Int)
     /// New settings (a reloaded configuration) for sessions that start from now on. Open
     /// sessions keep the tariff and amount they were authorised with and their deadlines; the
     /// number of connectors is fixed for the engine's life and is not taken from `config`.
@@ -398,6 +402,10 @@ public struct PaymentEngine: Sendable {
                 if let k = chargingSession(on: c) { stop(k, .fault, now, &fx) }
                 else if let k = connectors[c].session, case .awaitingPlug = sessions[k]?.phase { dispose(k, .release, now, &fx) }
             }
+        case let .weldCleared(c):
+            guard connectors.indices.contains(c), connectors[c].welded else { break }
+            connectors[c].welded = false
+            fx.append(.notice(.warning, "connector \(c + 1): welded-relay latch cleared by a technician; the connector takes sessions again"))
         case let .connectorHeld(c, held):
             guard connectors.indices.contains(c), connectors[c].held != held else { break }
             connectors[c].held = held

@@ -32,6 +32,9 @@ public final class Station {
     public let decider: CardDecider
     /// Every notice, the engine's and the station's own, with its severity.
     public var onNotice: (NoticeSeverity, String) -> Void = { _, _ in }
+    /// A connector's relay welded (0-based): a fault a technician must clear, which the daemon
+    /// keeps across restarts. Called before the engine takes the connector out of service.
+    public var onWelded: (Int) -> Void = { _ in }
     /// The ledger failed: the station has opened every relay and takes no payments; what the
     /// process does next is the daemon's decision (it exits so that a restart recovers).
     public var onLedgerFailure: (LedgerError) -> Void = { _ in }
@@ -94,6 +97,8 @@ public final class Station {
             for case let .relay(c, feedback) in inputs where feedback == .closed || feedback == .opened {
                 self.notice(.info, "connector \(c + 1): relay \(feedback == .closed ? "closed" : "open")")
             }
+            // Latched before the engine hears of it: the daemon keeps it across a restart.
+            for case let .relay(c, .welded) in inputs { self.onWelded(c) }
             self.post(.charger(inputs))
         }
         terminal.onCondition = { [unowned self] condition in self.post(.terminalCondition(condition)) }

@@ -16,6 +16,7 @@ usage: paybridgectl [--socket PATH] [--json] COMMAND
   metrics                             Prometheus text
   watch                               the daemon's events, one line each, until Ctrl-C
   accept-terminal                     accept a replaced terminal (or one that reported tampering) and take payments again
+  clear-fault CONNECTOR               after inspecting it: clear a welded relay's latch (refused while the contact reads closed)
   plug CONNECTOR in|out               the controller's inputs (charger.io = socket): a car plugged in or out,
   meter CONNECTOR WH [--power W]        the energy register, a fault that stops the session,
   fault CONNECTOR TEXT                  whether the connector is ready,
@@ -126,6 +127,7 @@ func parseCommand(_ list: [String]) -> DiagnosticsCommand {
         command = .fault(connector: c, text: text)
     case "evse-ready": let c = connector(); command = .evseReady(connector: c, ready: yesNo(take("yes or no"), ["yes", "true", "ready"], ["no", "false"]))
     case "relay": let c = connector(); command = .relay(connector: c, closed: yesNo(take("closed or open"), ["closed", "close"], ["open"]))
+    case "clear-fault": command = .clearFault(connector: connector())
     default: usageError("unknown command '\(name)'")
     }
     if let extra = args.first { usageError("\(name): unexpected '\(extra)'") }

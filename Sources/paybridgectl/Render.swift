@@ -66,7 +66,7 @@ func render(_ command: DiagnosticsCommand, _ reply: JSON) {
         }
     case .stop: writeOut("stopping session \(shown(reply["session"])) on connector \(shown(reply["connector"]))")
     case .acceptTerminal: writeOut(reply["text"]?.stringValue ?? "terminal accepted")
-    case .plug, .meter, .fault, .evseReady, .relay: writeOut(reply["text"]?.stringValue ?? "accepted")
+    case .plug, .meter, .fault, .evseReady, .relay, .clearFault: writeOut(reply["text"]?.stringValue ?? "accepted")
     case .controller:
         switch reply["event"]?.stringValue {
         case "relay"?: writeOut("relay      connector \(shown(reply["connector"])): \(reply["closed"] == .bool(true) ? "CLOSE" : "OPEN") requested")
@@ -100,7 +100,8 @@ func renderStatus(_ r: JSON) {
             let kwh = (s["energy_wh"]?.int ?? 0)
             session = "#\(shown(s["id"])) \(shown(s["phase"])) \(shown(s["card"])) \(shown(s["brand"])), \(kwh / 1000).\(String(kwh % 1000 / 10 + 100).dropFirst()) kWh, authorised \(shown(s["authorised"])) \(shown(s["currency"]))"
         }
-        rows.append([shown(c["connector"]), shown(c["status"]), shown(c["relay"]), shown(c["plugged"]), session])
+        let status = c["latched"]?.stringValue.map { "\(shown(c["status"])) (\($0): clear-fault \(shown(c["connector"])))" } ?? shown(c["status"])
+        rows.append([shown(c["connector"]), status, shown(c["relay"]), shown(c["plugged"]), session])
     }
     for line in table(["connector", "status", "relay", "plugged", "session"], rows, rightAligned: [0]) { writeOut("  " + line) }
     if let c = r["controller"], c != .null {

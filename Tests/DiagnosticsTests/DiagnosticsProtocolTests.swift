@@ -21,7 +21,7 @@ import Testing
             .testTransaction(connector: 1, amount: 100), .testTransaction(connector: nil, amount: nil),
             .plug(connector: 1, plugged: true), .meter(connector: 2, energyWh: 12_345, powerW: 7400),
             .meter(connector: 1, energyWh: 0, powerW: nil), .fault(connector: 1, text: "RCD tripped"),
-            .evseReady(connector: 1, ready: false), .relay(connector: 1, closed: true), .controller,
+            .evseReady(connector: 1, ready: false), .relay(connector: 1, closed: true), .controller, .clearFault(connector: 2),
         ]
         #expect(Set(commands.map(\.name)) == Set(DiagnosticsCommand.names))
         for (i, c) in commands.enumerated() {

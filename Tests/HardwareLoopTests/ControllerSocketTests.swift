@@ -197,4 +197,49 @@ import Testing
             #expect(bench.sim.records("voided").count == 1 && bench.sim.records("committed").isEmpty)
         }
     }
+
+    /// Issue 16: a contactor that reads closed while commanded open is welded; the latch is on
+    /// disk at once, outlives a SIGKILL and restart, keeps the connector out of service, and
+    /// only a technician's clear-fault (refused while the contact still reads closed) lifts it.
+    @Test func aWeldedContactorIsLatchedAcrossARestartUntilATechnicianClearsIt() throws {
+        let socket = DiagnosticsSocketTests.socketPath()
+        let bench = try Bench(terminal: ["--fallback", "nocard"], config: ["diagnostics.socket = \(socket)"] + Self.settings, ev: nil, keepLog: true)
+        defer { _ = bench.stop() }
+        let latchFile = bench.dir + "/state/connector-faults"
+        #expect(waitUntil(.seconds(10)) { access(socket, F_OK) == 0 })
+        var controller = try Controller(socket: socket)
+        #expect(waitUntil(.seconds(10)) { payments(socket).enabled }, "\(payments(socket))")
+        #expect(try ctl(socket, ["clear-fault", "1"]).status == 1, "nothing latched yet")
+
+        // Commanded open, the controller says closed: welded.
+        #expect(try ctl(socket, ["relay", "1", "closed"]).status == 0)
+        #expect(waitUntil(.seconds(10)) { connector1(socket)["status"] as? String == "faulted" }, "\(connector1(socket))")
+        #expect(connector1(socket)["latched"] as? String == "welded relay")
+        #expect(fileText(latchFile) == "welded=1\n")
+        let early = try ctl(socket, ["--json", "clear-fault", "1"])
+        #expect(early.status == 1 && ((json(early.out.first)["error"] as? [String: Any])?["message"] as? String ?? "").contains("still reads closed"),
+                "\(early)")
+
+        // Killed and started again: still out of service.
+        controller.process.terminate()
+        bench.daemon?.signal(SIGKILL)
+        _ = bench.daemon?.wait(timeout: .seconds(10))
+        bench.daemon = try bench.launch()
+        #expect(waitUntil(.seconds(10)) { connector1(socket)["latched"] as? String == "welded relay" }, "\(connector1(socket))")
+        #expect(connector1(socket)["status"] as? String == "faulted")
+        #expect(bench.daemonLog.contains("latched out of service until a technician clears it"))
+        controller = try Controller(socket: socket)
+        defer { controller.process.terminate() }
+        #expect(waitUntil(.seconds(10)) { payments(socket).enabled }, "\(payments(socket))")
+        #expect(connector1(socket)["status"] as? String == "faulted", "a new controller lifted the latch")
+
+        // The contactor reads open again (the controller confirmed the open it was asked for):
+        // the technician clears it.
+        let cleared = try ctl(socket, ["clear-fault", "1"])
+        #expect(cleared.status == 0, "\(cleared)")
+        #expect(waitUntil(.seconds(10)) { connector1(socket)["status"] as? String == "available" }, "\(connector1(socket))")
+        #expect(connector1(socket)["latched"] is NSNull)
+        #expect(access(latchFile, F_OK) != 0, "the latch file is still there")
+        #expect(bench.daemonLog.contains("welded-relay latch cleared by uid"))
+    }
 }

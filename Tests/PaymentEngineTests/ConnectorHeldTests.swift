@@ -48,4 +48,17 @@ import Timebase
         #expect(d.send(.connectorHeld(connector: 0, true)).fx.isEmpty)
         #expect(d.send(.plug(connector: 0, pluggedIn: true)).fx == [.persist(.charging(k, at: d.wall)), .relay(0, close: true)])
     }
+
+    /// Issue 16: a welded relay keeps its connector out of service until a technician clears it.
+    @Test func aWeldedConnectorTakesNoSessionUntilCleared() throws {
+        var d = try readyHarness(config(connectors: 2))
+        d.send(.relay(connector: 0, .welded))
+        #expect(d.engine.connectorStatuses[0] == .faulted && d.engine.connectorOffers[0] == .unavailable)
+        #expect(d.send(.weldCleared(connector: 1)).fx.isEmpty, "connector 2 was never welded")
+        d.after(.seconds(1))
+        #expect(try d.tap(card(1)).fx == [.ask(1, connector: 1)], "the welded connector was given a session")
+        let cleared = d.send(.weldCleared(connector: 0))
+        #expect(cleared.notices.contains { $0.contains("latch cleared") })
+        #expect(d.engine.connectorStatuses[0] == .available)
+    }
 }
