@@ -98,6 +98,16 @@ let package = Package(
         // The charger's own controller as the charger port (charger.io = socket): the diagnostic socket calls its
         // inputs; the meter plausibility check and the contactor confirmations are pure values inside it.
         .target(name: "ControllerInput", dependencies: ["ChargerPort", "PaymentEngine", "CardSafety", "Platform", "Timebase"]),
+        // C: the Linux GPIO character device (uAPI v2 ioctls) as small non-variadic functions; no libgpiod.
+        .target(name: "CGPIO"),
+        // Shell: GPIO chips and lines (find by path/label and offset/name, request, set/get, edge events), SystemError style.
+        .target(name: "GPIOLines", dependencies: ["CGPIO", "Platform", "Timebase"]),
+        // Relays, mirror contacts and plug inputs on GPIO lines as the charger port (issue 16): the pure relay
+        // core (MirroredRelays over ControllerInput's RelayConfirmations, DebouncedLevel) and GPIOChargerPort.
+        .target(name: "GPIOCharger", dependencies: ["GPIOLines", "ControllerInput", "ChargerPort", "PaymentEngine", "Platform", "Timebase"]),
+        // Test program for the QEMU guest's gpio-sim scenarios (HardwareSim/qemu): drives GPIOChargerPort and GPIOLines.
+        .executableTarget(name: "gpio-probe", dependencies: ["GPIOCharger", "GPIOLines", "ChargerPort", "PaymentEngine", "Platform", "Timebase"],
+                          path: "HardwareSim/gpio-probe"),
         // The simulated charger (relays with feedback, vehicles that plug in and draw energy): demo and tests only.
         .target(name: "ChargerSim", dependencies: ["ChargerPort", "PaymentEngine", "Platform", "Timebase"], path: "HardwareSim/ChargerSim"),
         // The simulated charger as a process speaking the charger line protocol: what paybridged runs for charger.io = simulated.
@@ -190,6 +200,7 @@ let package = Package(
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["CSMSProcess", "Daemon", "DaemonLog", "JSONLines", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
+        .testTarget(name: "GPIOTests", dependencies: ["GPIOCharger", "GPIOLines", "CGPIO", "ControllerInput", "PaymentEngine", "Timebase"]),
         .testTarget(name: "ControllerInputTests", dependencies: ["ControllerInput", "ChargerPort", "Station", "StationCore", "Ledger", "PaymentEngine",
                                                              "FakeTerminal", "TerminalPort", "Platform", "Timebase"]),
         .testTarget(name: "HardwareLoopTests", dependencies: ["CSMSProcess", "PSPTerminal", "PSPLink", "PSPCodec", "Transport", "Platform", "Timebase", "JSONLines",

@@ -114,6 +114,14 @@ public struct MeterGuard: Sendable {
         return nil
     }
 
+    /// Forgets the connector's last accepted reading, so the next one is judged on its own (a
+    /// meter replaced between sessions, told by its serial number, starts from its own register).
+    /// Never while the connector is charging: the register would then be trusted unchecked.
+    public mutating func rebase(connector c: Int) {
+        guard lastAccepted.indices.contains(c), watchedSince[c] == nil else { return }
+        lastAccepted[c] = nil
+    }
+
     /// The most energy the connector can deliver in `elapsed` (rounded up) plus `toleranceWh`;
     /// saturates rather than overflows, and a negative interval (readings out of order) counts as none.
     public func maxEnergyWh(over elapsed: Duration) -> Int64 {
