@@ -10,6 +10,7 @@ import Timebase
 
 let usage = """
 usage: gpio-probe info CHIP
+       gpio-probe deenergise CHIP LINE [--active-low]
        gpio-probe --chip CHIP --relay LINE [--mirror LINE] [--plug LINE] [--active-low]
                   [--feedback-ms MS] [--debounce-ms MS] STEP...
 
@@ -19,7 +20,7 @@ CHIP is a path or a label; LINE an offset or a name. Steps, in order:
                             closed opened refused welded fault plug-in plug-out
   quiet:MS                  no input at all for MS
   sleep:MS                  run the loop for MS
-  touch:PATH                create a file (a signal to the scenario's simulated relay)
+  touch:PATH | rm:PATH      create or remove a file (signals to the scenario's simulated contactor)
   hold                      print HOLDING and run the loop until killed
 Prints one line per input (`input ...`) and per step; exits 0 when every step passed, 1 at
 the first failed step, 2 on bad arguments or lines that cannot be requested.
@@ -43,6 +44,15 @@ if args.first == "info", args.count == 2 {
             let i = try chip.lineInfo(offset: o)
             say("line \(o) name=\(i.name) consumer=\(i.consumer) flags=0x\(String(i.flags.rawValue, radix: 16))")
         }
+        exit(0)
+    } catch { fail(2, "\(error)") }
+}
+
+if args.first == "deenergise", args.count >= 3 {
+    let ref = GPIOLineRef(chip: args[1], line: args[2], activeLow: args.dropFirst(3).contains("--active-low"))
+    do {
+        try GPIOChargerPort.deenergiseRelays([GPIOConnectorConfig(relay: ref)], consumer: "gpio-probe")
+        say("deenergised \(ref)")
         exit(0)
     } catch { fail(2, "\(error)") }
 }
@@ -127,7 +137,10 @@ func runProbe(_ config: GPIOConnectorConfig, feedbackMs: Int, steps: [String]) -
         case "touch":
             guard parts.count > 1, let fd = try? FileDescriptor.open(parts[1], flags: O_WRONLY | O_CREAT) else { fail(2, "touch \(step)") }
             fd.close()
-        case "hold":
+        case "rm":
+        guard parts.count > 1 else { fail(2, "rm needs a path") }
+        _ = unlink(parts[1])
+    case "hold":
             say("HOLDING")
             _ = try? loop.run()
         default: fail(2, "unknown step \(step)\n\(usage)")

@@ -8,6 +8,7 @@ import argparse
 import base64
 import hashlib
 import json
+import shlex
 import os
 import shutil
 import socket
@@ -71,6 +72,59 @@ def image_key():
 
 
 # -- image start
+# gpio-sim (simulated GPIO chips for issue 16's relay scenarios) is enabled in no Debian kernel:
+# these GPL-2.0 sources are taken from Debian's linux-source package of the guest's very kernel
+# at image-build time (never committed) and built out of tree against its headers.
+GPIO_SIM_SOURCES = ["drivers/gpio/gpio-sim.c", "drivers/gpio/gpiolib.h", "kernel/irq/irq_sim.c"]
+
+
+def build_gpio_sim(rootfs, kver):
+    """gpio-sim.ko for the guest's kernel, installed under /lib/modules/KVER/updates/ (depmod
+    follows in build_image). The one change: irq_to_desc is not exported to modules, so the
+    simulated interrupt is raised with generic_handle_irq (edge events still work)."""
+    t = time.monotonic()
+    version = subprocess.run(["chroot", rootfs, "dpkg-query", "-W", "-f=${Version}", f"linux-image-{kver}"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    series = ".".join(version.split(".")[:2])  # 6.1.176-1 -> 6.1
+    src = os.path.join(BUILD, f"gpio-sim-src-{version}")
+    if not os.path.isdir(src):
+        tmp = src + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        # apt's sandbox user cannot write here: download as root, quietly.
+        sh(["apt-get", "download", "-q", f"linux-source-{series}={version}"], cwd=tmp, stdout=subprocess.DEVNULL,
+           stderr=subprocess.DEVNULL)
+        deb = [f for f in os.listdir(tmp) if f.endswith(".deb")][0]
+        members = " ".join(f"linux-source-{series}/{p}" for p in GPIO_SIM_SOURCES)
+        sh(["bash", "-o", "pipefail", "-c", f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/src/linux-source-{series}.tar.xz "
+                                            f"| xz -dc | tar -x {members}"], cwd=tmp)
+        os.unlink(os.path.join(tmp, deb))
+        os.rename(tmp, src)
+    headers = f"/lib/modules/{kver}/build"
+    if not os.path.isdir(headers):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", f"linux-headers-{kver}"]
+        if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            sh(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL)
+            sh(cmd, env=env, stdout=subprocess.DEVNULL)
+    work = tempfile.mkdtemp(prefix="gpio-sim-", dir=BUILD)
+    base = os.path.join(src, f"linux-source-{series}")
+    shutil.copy(os.path.join(base, "drivers/gpio/gpio-sim.c"), os.path.join(work, "gpio-sim-core.c"))
+    shutil.copy(os.path.join(base, "drivers/gpio/gpiolib.h"), work)
+    irq = open(os.path.join(base, "kernel/irq/irq_sim.c")).read()
+    patched = irq.replace("handle_simple_irq(irq_to_desc(irqnum));", "generic_handle_irq(irqnum);")
+    if patched == irq:
+        raise RuntimeError("gpio-sim: irq_sim.c no longer calls handle_simple_irq(irq_to_desc(irqnum)); revisit the patch")
+    open(os.path.join(work, "irq_sim.c"), "w").write(patched)
+    open(os.path.join(work, "Kbuild"), "w").write("obj-m := gpio-sim.o\ngpio-sim-y := gpio-sim-core.o irq_sim.o\n")
+    sh(["make", "-s", "-C", headers, f"M={work}", "modules"], stdout=subprocess.DEVNULL)
+    dest = os.path.join(rootfs, "lib/modules", kver, "updates")
+    os.makedirs(dest, exist_ok=True)
+    shutil.copy(os.path.join(work, "gpio-sim.ko"), dest)
+    shutil.rmtree(work)
+    log(f"image: gpio-sim.ko for {kver} ({version}) {time.monotonic() - t:.0f} s")
+
+
 def build_image(out):
     """debootstrap, the test overlay, a small initrd, pruned, packed with mkfs.ext4 -d (no loop mount)."""
     rootfs = out + ".rootfs"
@@ -108,6 +162,7 @@ def build_image(out):
             shutil.rmtree(p)
             os.makedirs(p)
     os.makedirs(os.path.join(rootfs, "var/cache/apt/archives/partial"), exist_ok=True)
+    build_gpio_sim(rootfs, kver)
     sh(["chroot", rootfs, "depmod", kver])
     ic = os.path.join(rootfs, "etc/initramfs-tools")
     conf = open(os.path.join(ic, "initramfs.conf")).read().splitlines()
@@ -160,12 +215,15 @@ def ensure_image(rebuild):
     return out
 
 
-def make_payload(run_dir, deb, charger_sim):
+def make_payload(run_dir, deb, charger_sim, gpio_probe):
     stage = os.path.join(run_dir, "payload")
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
-    shutil.copy(deb, os.path.join(stage, "paybridge.deb"))
+    if deb:
+        shutil.copy(deb, os.path.join(stage, "paybridge.deb"))
     shutil.copy(charger_sim, os.path.join(stage, "charger-sim"))
+    if gpio_probe:
+        shutil.copy(gpio_probe, os.path.join(stage, "gpio-probe"))
     img = os.path.join(run_dir, "payload.img")
     sh(["mkfs.ext4", "-q", "-F", "-L", "payload", "-d", stage, img, "64M"])
     return img
@@ -660,6 +718,122 @@ class Scenarios:
         if bad:
             raise Failed("the next start logged ledger trouble:\n" + "\n".join(bad))
 
+    # G ------------------------------------------------------------------ GPIO relays (issue 16)
+    # One gpio-sim chip, labelled so that the probe finds it by label: line 0 a relay coil
+    # (active high), 1 its mirror contact, 2 a plug-detect input, 3 an active-low coil. A shell
+    # loop stands in for the contactor: it follows line 0's driven value onto line 1's pull every
+    # 10 ms (nothing notifies a change of a sim line's value), unless /run/gpio-weld (stuck closed)
+    # or /run/gpio-refuse (never closes) exists; /run/gpio-plug sets the plug line.
+    GPIO_CFG = "/sys/kernel/config/gpio-sim/paybridge"
+    GPIO_LABEL = "paybridge-sim"
+    PROBE = "/opt/paybridge-test/gpio-probe"
+
+    def gpio_probe(self, args, timeout=60):
+        # No signal left over from a failed step; the contactor follows the coil again.
+        self.a.run("rm -f /run/gpio-weld /run/gpio-refuse /run/gpio-plug; sleep 0.3")
+        return self.a.run(f"{self.PROBE} --chip {self.GPIO_LABEL} {args}", timeout=timeout)
+
+    def sim(self, line, attr="value"):
+        return self.a.out(f"cat {self.gpio_sys}/sim_gpio{line}/{attr}").strip()
+
+    def g0_gpio_sim(self, ev):
+        t = time.monotonic()
+        rc, out = self.a.run(f"""set -e
+modprobe gpio-sim
+C={self.GPIO_CFG}
+mkdir $C $C/bank0
+echo 4 > $C/bank0/num_lines
+echo {self.GPIO_LABEL} > $C/bank0/label
+i=0; for n in relay-coil relay-mirror plug-detect relay-coil-n; do mkdir $C/bank0/line$i; echo $n > $C/bank0/line$i/name; i=$((i+1)); done
+echo 1 > $C/live
+echo /sys/devices/platform/$(cat $C/dev_name)/$(cat $C/bank0/chip_name)
+""")
+        ev.append(f"modprobe gpio-sim and one configfs chip (exit {rc}, {time.monotonic() - t:.1f} s): {out.strip()}")
+        if rc != 0:
+            raise Failed("gpio-sim did not load or configure")
+        self.gpio_sys = out.strip().splitlines()[-1]
+        ev.append("dmesg: " + self.a.out("dmesg | grep -iE 'gpio.sim|taint' | tail -3").replace("\n", " | "))
+        rc, out = self.a.run(f"{self.PROBE} info {self.GPIO_LABEL}")
+        ev.append(f"gpio-probe info {self.GPIO_LABEL} (exit {rc}):\n{out.strip()}")
+        if rc != 0 or "name=relay-mirror" not in out:
+            raise Failed("the chip or its named lines were not found by label (GPIO_GET_CHIPINFO, GPIO_V2_GET_LINEINFO)")
+        # The active-low coil's board pulls it up: released, it is de-energised.
+        self.a.run(f"echo pull-up > {self.gpio_sys}/sim_gpio3/pull")
+        follower = f"""S={self.gpio_sys}; last=
+while :; do
+  if [ -e /run/gpio-weld ]; then p=pull-up; elif [ -e /run/gpio-refuse ]; then p=pull-down;
+  elif [ "$(cat $S/sim_gpio0/value)" = 1 ]; then p=pull-up; else p=pull-down; fi
+  [ "$p" != "$last" ] && echo $p > $S/sim_gpio1/pull && last=$p
+  if [ -e /run/gpio-plug ]; then q=pull-up; else q=pull-down; fi
+  [ "$q" != "$lastq" ] && echo $q > $S/sim_gpio2/pull && lastq=$q
+  sleep 0.01
+done"""
+        rc, out = self.a.run("systemd-run --quiet --unit=paybridge-sim-contactor --collect bash -c " + shlex.quote(follower))
+        if rc != 0:
+            raise Failed(f"the simulated contactor did not start: {out}")
+
+    def g1_follow(self, ev):
+        t = time.monotonic()
+        rc, out = self.gpio_probe("--relay relay-coil --mirror relay-mirror --plug plug-detect --feedback-ms 500 "
+                                  "close expect:closed sleep:300 open expect:opened "
+                                  "touch:/run/gpio-plug expect:plug-in:3000 rm:/run/gpio-plug expect:plug-out:3000")
+        ev.append(f"gpio-probe close/open and plug (exit {rc}, {time.monotonic() - t:.1f} s):\n{out.strip()}")
+        if rc != 0:
+            raise Failed("the relay's close and open were not confirmed by the mirror, or the plug not seen")
+        ev.append(f"after the probe: coil value {self.sim(0)}, mirror value {self.sim(1)}")
+        if self.sim(0) != "0":
+            raise Failed("the coil line is not de-energised after the probe ended")
+
+    def g2_welded_refused(self, ev):
+        t = time.monotonic()
+        rc, out = self.gpio_probe("--relay relay-coil --mirror relay-mirror --feedback-ms 500 "
+                                  "close expect:closed touch:/run/gpio-weld sleep:300 open expect:welded:3000 "
+                                  "close expect:refused")
+        self.a.run("rm -f /run/gpio-weld")
+        ev.append(f"welded: gpio-probe (exit {rc}, {time.monotonic() - t:.1f} s):\n{out.strip()}")
+        if rc != 0:
+            raise Failed("a mirror that stayed closed after the open was not reported welded (or a close was driven after it)")
+        time.sleep(0.5)
+        rc, out = self.gpio_probe("--relay relay-coil --mirror relay-mirror --feedback-ms 500 "
+                                  "touch:/run/gpio-refuse sleep:300 close expect:refused:3000 rm:/run/gpio-refuse quiet:1000")
+        ev.append(f"refused: gpio-probe (exit {rc}):\n{out.strip()}")
+        if rc != 0:
+            raise Failed("a mirror that never closed was not reported refused to close")
+
+    def g3_sigkill(self, ev):
+        for relay, extra, energised, released in (("relay-coil", "--mirror relay-mirror", "1", "0"),
+                                                   ("relay-coil-n", "--active-low", "0", "1")):
+            rc, out = self.a.run(f"rm -f /run/probe.out /run/gpio-weld /run/gpio-refuse; sleep 0.3; setsid {self.PROBE} --chip {self.GPIO_LABEL} --relay {relay} {extra} "
+                                 "close expect:closed hold > /run/probe.out 2>&1 & echo $!")
+            pid = out.strip().splitlines()[-1]
+            try:
+                wait_for("the probe holding the relay closed", lambda: "HOLDING" in self.a.out("cat /run/probe.out"), 30)
+            except Failed:
+                ev.append("gpio-probe:\n" + self.a.out("cat /run/probe.out"))
+                raise
+            line = 0 if relay == "relay-coil" else 3
+            held = self.sim(line)
+            mirror = self.sim(1) if line == 0 else "-"
+            info = self.a.out(f"{self.PROBE} info {self.GPIO_LABEL} | grep 'name={relay} '")
+            t_kill = time.monotonic()
+            self.a.run(f"kill -9 {pid}")
+            after = wait_for("the coil line released", lambda: (lambda v: v if v == released else None)(self.sim(line)), 10, 0.1)
+            dt = time.monotonic() - t_kill
+            time.sleep(0.3)
+            info2 = self.a.out(f"{self.PROBE} info {self.GPIO_LABEL} | grep 'name={relay} '")
+            ev.append(f"{relay} {extra}: held closed: value {held} (energised = {energised}), mirror {mirror}; {info.strip()}")
+            ev.append(f"  kill -9: value {after} within {dt:.1f} s (released = {released}); mirror {self.sim(1)}; {info2.strip()}")
+            if held != energised:
+                raise Failed(f"{relay} was not driven to {energised} while closed")
+            if "consumer=gpio-probe" in info2:
+                raise Failed(f"{relay} is still requested after SIGKILL")
+        rc, out = self.a.run(f"{self.PROBE} deenergise {self.GPIO_LABEL} relay-coil && cat {self.gpio_sys}/sim_gpio0/value")
+        ev.append(f"gpio-probe deenergise (what an ExecStopPost would run; exit {rc}): {out.strip()}")
+        if rc != 0 or not out.strip().endswith("0"):
+            raise Failed("deenergise did not leave the coil line at 0")
+        ev.append("gpio-sim returns a released line to its pull, as a board's pull resistor does; a real SoC may keep "
+                  "driving the last level, which is why the wiring (pull to de-energised) and ExecStopPost matter")
+
     def final_books(self, ev):
         """Across the whole run: no terminal session settled twice, and every approval settled
         except at most the one still charging."""
@@ -677,9 +851,11 @@ class Scenarios:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--deb", required=True)
+    ap.add_argument("--deb")
     ap.add_argument("--charger-sim", required=True)
     ap.add_argument("--terminal-sim", required=True)
+    ap.add_argument("--gpio-probe")
+    ap.add_argument("--only-gpio", action="store_true", help="boot and run only the GPIO scenarios (no package)")
     ap.add_argument("--rebuild-image", action="store_true")
     ap.add_argument("--image-only", action="store_true")
     args = ap.parse_args()
@@ -692,7 +868,9 @@ def main():
     run_dir = os.path.join(BUILD, "run")
     shutil.rmtree(run_dir, ignore_errors=True)
     os.makedirs(run_dir)
-    payload = make_payload(run_dir, args.deb, args.charger_sim)
+    if not args.deb and not args.only_gpio:
+        ap.error("--deb is needed unless --only-gpio")
+    payload = make_payload(run_dir, args.deb, args.charger_sim, args.gpio_probe)
     tsim = TerminalSim(args.terminal_sim, run_dir)
     m = None
     sc = None
@@ -720,8 +898,23 @@ def main():
                 ("3 SIGSTOP: watchdog restarts, relay open while down, session settled once", sc.s3_watchdog),
                 ("4 SIGHUP applies payment.preauth; stop leaves relay open and ledger clean", sc.s4_reload_stop),
                 ("books: no terminal session settled twice, none left open", sc.final_books)]
-        installed = sc.run("1 package installs under systemd: active, READY=1, STATUS, enabled", sc.s1_install)
-        sc.run("1b systemd-analyze verify paybridged.service prints nothing", sc.s1_verify)
+        gpio = [("G0 gpio-sim loads; the chip and its named lines found by label", sc.g0_gpio_sim),
+                ("G1 relay closes and opens, the mirror follows; plug debounced in and out", sc.g1_follow),
+                ("G2 mirror stuck closed after open: welded, no close after; never closed: refused", sc.g2_welded_refused),
+                ("G3 SIGKILL while closed releases the coil line de-energised (active high and low)", sc.g3_sigkill)]
+        if args.only_gpio:
+            rest = []
+        if args.gpio_probe:
+            if sc.run(*gpio[0]):
+                for name, fn in gpio[1:]:
+                    sc.run(name, fn)
+            else:
+                for name, _ in gpio[1:]:
+                    print(f"\n=== FAIL: {name}: not run (no gpio-sim chip)")
+                    sc.results.append((name, False, 0.0))
+        installed = args.only_gpio or sc.run("1 package installs under systemd: active, READY=1, STATUS, enabled", sc.s1_install)
+        if not args.only_gpio:
+            sc.run("1b systemd-analyze verify paybridged.service prints nothing", sc.s1_verify)
         if installed:
             for name, fn in rest:
                 sc.run(name, fn)
@@ -744,7 +937,7 @@ def main():
     for name, ok, dt in (sc.results if sc else []):
         print(f"  {'PASS' if ok else 'FAIL'} {dt:5.0f} s  {name}")
     print(f"  files: {run_dir} (console.log, journal.txt, terminal-sim.record.jsonl, terminal-sim.log)")
-    if not sc or not sc.results or not all(ok for _, ok, _ in sc.results) or len(sc.results) < 5:
+    if not sc or not sc.results or not all(ok for _, ok, _ in sc.results) or len(sc.results) < (4 if args.only_gpio else 5):
         return 1
     return 0
 

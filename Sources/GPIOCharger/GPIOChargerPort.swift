@@ -77,7 +77,8 @@ public final class GPIOChargerPort: ChargerPort {
     var watches: [WatchToken] = []
     var isShutDown = false
     let loop: EventLoop
-    lazy var timer = DeadlineTimer(loop: loop) { [unowned self] in self.advance() }
+    /// Created at the end of init (not lazily: deinit's `shutdown` must not create one).
+    var timer: DeadlineTimer?
 
     /// Requests every connector's lines (relays first, each inactive), reads the inputs' levels
     /// and starts watching them. Any failure releases what was requested and throws: a charger
@@ -150,6 +151,7 @@ public final class GPIOChargerPort: ChargerPort {
         var initial: [EngineInput] = []
         for (c, o) in relays.start(at: now) { initial += handle(c, o, now) }
         for c in 0..<connectors where plugs[c]?.settled == true { initial.append(.plug(connector: c, pluggedIn: true)) }
+        timer = DeadlineTimer(loop: loop) { [unowned self] in self.advance() }
         let unmirrored = (0..<connectors).filter { configs[$0].mirror == nil }
         _ = loop.schedule(at: now) { [weak self] in
             guard let self else { return }
@@ -223,7 +225,7 @@ public final class GPIOChargerPort: ChargerPort {
         isShutDown = true
         for w in watches { loop.unwatch(w) }
         watches = []
-        timer.disarm()
+        timer?.disarm()
         for c in lines.indices {
             do { try lines[c].relay.set(active: false) } catch {
                 onNotice(.error, "connector \(c + 1): could not de-energise relay \(configs[c].relay) at shutdown: \(error); releasing it")
@@ -233,6 +235,28 @@ public final class GPIOChargerPort: ChargerPort {
             lines[c].mirror?.release()
             lines[c].plug?.release()
         }
+    }
+
+    /// For a unit's `ExecStopPost=` (after the daemon exited, however it exited): requests each
+    /// relay line as an output driven inactive and releases it. On chips that keep driving a
+    /// released line (most SoCs) the relay then stays de-energised; on chips that return it to
+    /// its pull, the board's pull decides, as it does after any exit. Every relay is tried; the
+    /// first error is thrown after the others were done. A line still held (the daemon running)
+    /// is `lineBusy` and left alone.
+    public static func deenergiseRelays(_ configs: [GPIOConnectorConfig], consumer: String = GPIOChargerPort.defaultConsumer) throws(GPIOError) {
+        var first: GPIOError?
+        for c in configs {
+            do {
+                let chip = try GPIOChip.find(c.relay.chip)
+                let offset = try chip.offset(of: c.relay.line)
+                let line = try chip.request(offset: offset, consumer: consumer,
+                                            GPIOLineSettings(direction: .output(initiallyActive: false), activeLow: c.relay.activeLow))
+                line.release()
+            } catch {
+                if first == nil { first = error }
+            }
+        }
+        if let first { throw first }
     }
 
     // MARK: events and time
@@ -346,7 +370,7 @@ public final class GPIOChargerPort: ChargerPort {
 
     func rearm() {
         let plugDue = plugs.compactMap { $0?.settleAt }.min()
-        timer.arm(earliestOf: relays.nextDeadline, plugDue, meters.nextDeadline)
+        timer?.arm(earliestOf: relays.nextDeadline, plugDue, meters.nextDeadline)
     }
 
     func later(_ inputs: [EngineInput]) {

@@ -58,6 +58,19 @@ import Timebase
         #expect(g.check(connector: 0, registerWh: MeterGuard.absurdRegisterWh, powerW: nil, at: Self.t0) == nil)
     }
 
+    /// A meter replaced between sessions starts from its own register once rebased; while the
+    /// connector is charging the baseline cannot be dropped.
+    @Test func rebaseForgetsTheBaselineOnlyWhenNotCharging() {
+        var g = guardWithBaseline()
+        g.watch(connector: 0, from: Self.t0)
+        g.rebase(connector: 0)
+        #expect(g.check(connector: 0, registerWh: 10, powerW: nil, at: Self.t0 + .seconds(1)) == .backwards)
+        g.unwatch(connector: 0)
+        g.rebase(connector: 0)
+        #expect(g.lastAccepted[0] == nil)
+        #expect(g.check(connector: 0, registerWh: 10, powerW: nil, at: Self.t0 + .seconds(2)) == nil)
+    }
+
     /// No interval and no maximum power can trap: the allowance saturates.
     @Test func theAllowanceSaturates() {
         let g = MeterGuard(connectors: 1, maxPowerW: .max, timeout: .seconds(30))
