@@ -61,10 +61,13 @@ public final class GPIOChargerPort: ChargerPort {
     public private(set) var meters: MeterGuard
     /// The plug inputs as debounced (nil: no plug line).
     public private(set) var plugs: [DebouncedLevel?]
-    /// Each connector's meter serial number as last seen.
-    public private(set) var meterSerials: [String?]
+    /// Each connector's meter serial number (pure).
+    public private(set) var meterSerials: MeterSerials
     public let connectors: Int
     public let configs: [GPIOConnectorConfig]
+
+    /// Which input of a connector an fd belongs to.
+    enum Input: String { case mirror, plug }
 
     struct Lines {
         var relay: GPIOLine
@@ -139,9 +142,9 @@ public final class GPIOChargerPort: ChargerPort {
         relays = MirroredRelays(mirrorLevels: mirrorLevels, feedbackTimeout: feedbackTimeout, debounces: configs.map(\.debounce), at: now)
         plugs = configs.indices.map { i in plugLevels[i].map { DebouncedLevel(level: $0, debounce: configs[i].debounce, at: now) } }
         meters = MeterGuard(connectors: connectors, maxPowerW: maxPowerW, timeout: meterTimeout)
-        meterSerials = Array(repeating: nil, count: connectors)
+        meterSerials = MeterSerials(connectors: connectors)
         for c in 0..<connectors {
-            for (kind, l) in [("mirror", lines[c].mirror), ("plug", lines[c].plug)] {
+            for (kind, l) in [(Input.mirror, lines[c].mirror), (Input.plug, lines[c].plug)] {
                 guard let l, let fd = l.fd else { continue }
                 watches.append(loop.watch(fd, read: true, write: false) { [unowned self] _ in self.readable(connector: c, kind: kind) })
             }
@@ -196,16 +199,16 @@ public final class GPIOChargerPort: ChargerPort {
     /// readings reach the engine at once as `.meter`.
     public func meterReading(connector c: Int, registerWh: Int64, powerW: Int64?, serial: String?, at now: Instant) throws(GPIOMeterError) {
         guard (0..<connectors).contains(c) else { throw .connectorOutOfRange(c, connectors: connectors) }
-        if let serial {
-            if let known = meterSerials[c], known != serial {
-                if relays.commanded(connector: c) || meters.watchedSince[c] != nil {
-                    count("meter.rejected.serial_changed")
-                    throw .serialChanged(expected: known, got: serial)
-                }
-                meters.rebase(connector: c)
-                note(.warning, "connector \(c + 1): meter serial number changed from \(known) to \(serial) between sessions")
-            }
-            meterSerials[c] = serial
+        let charging = relays.commanded(connector: c) || meters.watchedSince[c] != nil
+        switch meterSerials.check(connector: c, serial: serial, charging: charging) {
+        case .same: break
+        case .changedWhileCharging(let expected):
+            count("meter.rejected.serial_changed")
+            throw .serialChanged(expected: expected, got: serial ?? "")
+        case .replaced(let previous):
+            count("meter.replaced")
+            meters.rebase(connector: c)
+            note(.warning, "connector \(c + 1): meter serial number changed from \(previous) to \(serial ?? "") between sessions")
         }
         if let r = meters.check(connector: c, registerWh: registerWh, powerW: powerW, at: now) {
             count("meter.rejected.\(r.rawValue)")
@@ -261,8 +264,8 @@ public final class GPIOChargerPort: ChargerPort {
 
     // MARK: events and time
 
-    func readable(connector c: Int, kind: String) {
-        guard !isShutDown, let line = kind == "mirror" ? lines[c].mirror : lines[c].plug else { return }
+    func readable(connector c: Int, kind: Input) {
+        guard !isShutDown, let line = kind == .mirror ? lines[c].mirror : lines[c].plug else { return }
         let now = MonotonicClock.now()
         do {
             var edges: [GPIOEdge]
@@ -280,19 +283,21 @@ public final class GPIOChargerPort: ChargerPort {
         advance()
     }
 
-    func sample(_ c: Int, _ kind: String, _ level: Bool, at t: Instant) {
-        if kind == "mirror" { relays.mirror(connector: c, closed: level, at: t) } else { plugs[c]?.sample(level, at: t) }
+    func sample(_ c: Int, _ kind: Input, _ level: Bool, at t: Instant) {
+        if kind == .mirror { relays.mirror(connector: c, closed: level, at: t) } else { plugs[c]?.sample(level, at: t) }
     }
 
     /// An input line that cannot be read any more: stop watching it (its fd would wake the loop
-    /// forever) and fault the connector; a lost mirror also takes the relay open.
-    func lineFailed(_ c: Int, _ kind: String, _ error: GPIOError) {
+    /// forever) and fault the connector. A lost mirror also takes the relay open; if the mirror
+    /// last showed it closed, that open can never be shown and ends welded (out of service until
+    /// a restart): nothing can tell whether the contacts opened.
+    func lineFailed(_ c: Int, _ kind: Input, _ error: GPIOError) {
         count("gpio.line_failed")
-        let l = kind == "mirror" ? lines[c].mirror : lines[c].plug
+        let l = kind == .mirror ? lines[c].mirror : lines[c].plug
         if let fd = l?.fd { loop.unwatchAll(fd) }
-        note(.error, "connector \(c + 1): \(kind) line failed: \(error)")
-        var inputs: [EngineInput] = [.fault(connector: c, "\(kind) input failed")]
-        if kind == "mirror" {
+        note(.error, "connector \(c + 1): \(kind.rawValue) line failed: \(error)")
+        var inputs: [EngineInput] = [.fault(connector: c, "\(kind.rawValue) input failed")]
+        if kind == .mirror {
             meters.unwatch(connector: c)
             for (k, o) in relays.command(connector: c, closed: false, at: MonotonicClock.now()) { inputs += handle(k, o, MonotonicClock.now()) }
             inputs += syncOutputs()
