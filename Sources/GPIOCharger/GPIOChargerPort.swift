@@ -70,9 +70,9 @@ public final class GPIOChargerPort: ChargerPort {
     enum Input: String { case mirror, plug }
 
     struct Lines {
-        var relay: GPIOLine
-        var mirror: GPIOLine?
-        var plug: GPIOLine?
+        var relay: GPIOLineHandle
+        var mirror: GPIOLineHandle?
+        var plug: GPIOLineHandle?
         /// The level the relay output is driven to (active = energised).
         var driven = false
     }
@@ -87,28 +87,38 @@ public final class GPIOChargerPort: ChargerPort {
     /// and starts watching them. Any failure releases what was requested and throws: a charger
     /// that cannot drive or watch one of its relays is not started half-way.
     /// `maxPowerW`: `charger.max_power_w`; `meterTimeout`: `charger.meter_timeout_seconds`.
-    public init(loop: EventLoop, connectors configs: [GPIOConnectorConfig], feedbackTimeout: Duration = GPIOChargerPort.defaultFeedbackTimeout,
-                maxPowerW: Int64, meterTimeout: Duration, consumer: String = GPIOChargerPort.defaultConsumer) throws(GPIOError) {
+    public convenience init(loop: EventLoop, connectors configs: [GPIOConnectorConfig], feedbackTimeout: Duration = GPIOChargerPort.defaultFeedbackTimeout,
+                            maxPowerW: Int64, meterTimeout: Duration, consumer: String = GPIOChargerPort.defaultConsumer) throws(GPIOError) {
+        var chips: [String: GPIOChip] = [:]
+        try self.init(loop: loop, connectors: configs, feedbackTimeout: feedbackTimeout, maxPowerW: maxPowerW, meterTimeout: meterTimeout) {
+            ref, settings throws(GPIOError) -> GPIOLineHandle in
+            let chip: GPIOChip
+            if let c = chips[ref.chip] { chip = c } else { chip = try GPIOChip.find(ref.chip); chips[ref.chip] = chip }
+            let offset = try chip.offset(of: ref.line)
+            do throws(GPIOError) { return try chip.request(offset: offset, consumer: consumer, settings) } catch {
+                // A chip that cannot debounce (or whose driver refuses the attribute) still gives
+                // edges; DebouncedLevel debounces them anyway.
+                guard case .system(let e) = error, settings.debounce > .zero, e.errno == EINVAL || e.errno == 524 /* ENOTSUPP */ else { throw error }
+                var s = settings
+                s.debounce = .zero
+                return try chip.request(offset: offset, consumer: consumer, s)
+            }
+        }
+    }
+
+    /// The port over lines `request` gives (the real chips above; fakes in tests). `request`
+    /// receives each line's reference and settings, `activeLow` already applied.
+    init(loop: EventLoop, connectors configs: [GPIOConnectorConfig], feedbackTimeout: Duration, maxPowerW: Int64, meterTimeout: Duration,
+         request: (GPIOLineRef, GPIOLineSettings) throws(GPIOError) -> GPIOLineHandle) throws(GPIOError) {
         precondition(!configs.isEmpty && configs.count <= EngineConfig.maxConnectors, "1...\(EngineConfig.maxConnectors) connectors")
         self.loop = loop
         self.configs = configs
         connectors = configs.count
-        var chips: [String: GPIOChip] = [:]
-        var acquired: [GPIOLine] = []
-        func line(_ ref: GPIOLineRef, _ settings: GPIOLineSettings) throws(GPIOError) -> GPIOLine {
-            let chip: GPIOChip
-            if let c = chips[ref.chip] { chip = c } else { chip = try GPIOChip.find(ref.chip); chips[ref.chip] = chip }
-            let offset = try chip.offset(of: ref.line)
+        var acquired: [GPIOLineHandle] = []
+        func line(_ ref: GPIOLineRef, _ settings: GPIOLineSettings) throws(GPIOError) -> GPIOLineHandle {
             var s = settings
             s.activeLow = ref.activeLow
-            let l: GPIOLine
-            do { l = try chip.request(offset: offset, consumer: consumer, s) } catch {
-                // A chip that cannot debounce (or whose driver refuses the attribute) still gives
-                // edges; DebouncedLevel debounces them anyway.
-                guard case .system(let e) = error, s.debounce > .zero, e.errno == EINVAL || e.errno == 524 /* ENOTSUPP */ else { throw error }
-                s.debounce = .zero
-                l = try chip.request(offset: offset, consumer: consumer, s)
-            }
+            let l = try request(ref, s)
             acquired.append(l)
             return l
         }
@@ -165,7 +175,9 @@ public final class GPIOChargerPort: ChargerPort {
         }
     }
 
-    deinit { shutdown() }
+    /// Silent: whoever set `onNotice` may be going away too. Call `shutdown()` first to hear
+    /// about a relay that could not be de-energised.
+    deinit { close(reporting: false) }
 
     // MARK: ChargerPort (connectors 0-based)
 
@@ -222,8 +234,10 @@ public final class GPIOChargerPort: ChargerPort {
     // MARK: shutdown
 
     /// Drives every relay inactive and releases every line. Idempotent; afterwards a close is
-    /// refused. Called by deinit, and by the daemon on stop and on a ledger failure.
-    public func shutdown() {
+    /// refused. The daemon calls it on stop and on a ledger failure; deinit does the same silently.
+    public func shutdown() { close(reporting: true) }
+
+    func close(reporting: Bool) {
         guard !isShutDown else { return }
         isShutDown = true
         for w in watches { loop.unwatch(w) }
@@ -231,7 +245,7 @@ public final class GPIOChargerPort: ChargerPort {
         timer?.disarm()
         for c in lines.indices {
             do { try lines[c].relay.set(active: false) } catch {
-                onNotice(.error, "connector \(c + 1): could not de-energise relay \(configs[c].relay) at shutdown: \(error); releasing it")
+                if reporting { onNotice(.error, "connector \(c + 1): could not de-energise relay \(configs[c].relay) at shutdown: \(error); releasing it") }
             }
             lines[c].driven = false
             lines[c].relay.release()

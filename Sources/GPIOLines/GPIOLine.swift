@@ -5,12 +5,32 @@ import Timebase
 
 /// One edge the kernel saw on an input line.
 public struct GPIOEdge: Equatable, Sendable {
+    public init(active: Bool, at: Instant, sequence: UInt32) {
+        self.active = active
+        self.at = at
+        self.sequence = sequence
+    }
+
     /// The logical level after the edge (rising: active).
     public var active: Bool
     /// When the kernel saw it, on `CLOCK_MONOTONIC` (the same clock as `MonotonicClock`).
     public var at: Instant
     /// The kernel's per-line sequence number: a gap means events were dropped (buffer full).
     public var sequence: UInt32
+}
+
+/// What the charger port needs of a requested line; `GPIOLine` is the real one, tests bring fakes.
+public protocol GPIOLineHandle: AnyObject {
+    /// The fd to watch for edges; nil once released.
+    var fd: FileDescriptor? { get }
+    /// Sets an output's logical level.
+    func set(active: Bool) throws(GPIOError)
+    /// Reads the logical level.
+    func get() throws(GPIOError) -> Bool
+    /// The queued edges (empty when none), at most `GPIOLine.maxEventsPerRead`.
+    func readEdges() throws(GPIOError) -> [GPIOEdge]
+    /// Gives the line back. Idempotent.
+    func release()
 }
 
 /// A requested line: its own fd (non-blocking), released by `release()` or deinit. Values are
@@ -20,7 +40,7 @@ public struct GPIOEdge: Equatable, Sendable {
 /// chip's and the board's business (gpio-sim returns it to its pull; many SoCs keep driving the
 /// last level; some return to an input). That is why a relay output is driven inactive before
 /// release, and why the wiring must make "not driven" mean de-energised (see `GPIORelayOutput`).
-public final class GPIOLine {
+public final class GPIOLine: GPIOLineHandle {
     /// Events read per `readEdges` call at most (the kernel buffer is `GPIOLineSettings.eventBufferSize`).
     public static let maxEventsPerRead = 16
 
