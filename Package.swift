@@ -150,7 +150,8 @@ let package = Package(
         // `DaemonCommand`) and `StationDaemon` (state directory, ledger and its write probe, recovery,
         // assembly, SIGHUP's reload, stop). No simulator: a test brings its own ports.
         .target(name: "Daemon", dependencies: ["Configuration", "Station", "StationReports", "TerminalConditions", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "ControllerInput", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
-                                               "OCPPJUplink", "OCPPJ", "WebSocket", "CSMSRequests", "StationCore", "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase"]),
+                                               "OCPPJUplink", "OCPPJ", "WebSocket", "CSMSRequests", "StationCore", "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase",
+                                               "EnergyMeters", "MeterLink", "GPIOCharger", "GPIOLines"]),
         .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.

@@ -19,11 +19,16 @@ public protocol ChargerPort: AnyObject {
     /// controller) last said; nil where the charger cannot tell. A technician may clear a
     /// welded relay's latch only when this is not false.
     func contactReadsOpen(connector: Int) -> Bool?
+    /// A technician cleared the connector's welded-relay latch (the engine is told too): a port
+    /// that latched the weld itself may drive the relay again.
+    func weldCleared(connector: Int)
 }
 
 extension ChargerPort {
     /// A charger without contact feedback cannot tell.
     public func contactReadsOpen(connector: Int) -> Bool? { nil }
+    /// A port that keeps no latch of its own has nothing to clear.
+    public func weldCleared(connector: Int) {}
 }
 
 /// The charger of a daemon that has no charger I/O configured (`charger.io = none`): nothing

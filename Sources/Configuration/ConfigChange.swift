@@ -15,6 +15,7 @@ extension DaemonConfig {
     /// `key`'s value written as the configuration file writes it (empty for an unset optional);
     /// nil for a key that is not one of `keys`. Parsing `key = value` gives the same setting back.
     public func value(of key: String) -> String? {
+        if let hardware = hardwareValue(of: key) { return hardware }
         switch key {
         case "terminal.family": return terminalFamily.rawValue
         case "terminal.transport": return transport.rawValue

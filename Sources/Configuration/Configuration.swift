@@ -29,6 +29,9 @@ public struct DaemonConfig: Equatable, Sendable {
         /// The charger's own controller reports plugs, meters, faults and EVSE readiness and
         /// drives the contactors, over the daemon's diagnostic socket (`ControllerChargerPort`).
         case socket
+        /// Relays, their mirror contacts and plug-detect inputs on GPIO lines (`charger.gpio.N.*`),
+        /// the energy from Modbus meters (`meter.device`, `charger.meter.N`).
+        case gpio
     }
 
     /// `charger.meter_timeout_seconds`: the bounds of how long a charging connector may go
@@ -62,6 +65,26 @@ public struct DaemonConfig: Equatable, Sendable {
     /// `charger.max_power_w` (`charger.io = socket`): the connector's maximum power, the bound of
     /// a plausible meter reading (energy since the last one, and the reported power).
     public var maxPowerW: Int64 = 22_000
+    /// `meter.device`: the RS-485 adapter of the Modbus meters ("": none).
+    public var meterDevice = ""
+    /// `meter.line`.
+    public var meterLine = LineSettings(baud: 9600, dataBits: 8, parity: .none, stopBits: 1)
+    /// `meter.poll_ms`: how often every meter is read.
+    public var meterPollMs: Int64 = 1_000
+    /// `meter.response_timeout_ms`.
+    public var meterResponseTimeoutMs: Int64 = 500
+    /// `meter.retries`: a read sent again this many times before it fails.
+    public var meterRetries: Int64 = 2
+    /// `meter.frame_silence_ms` (0: t3.5 of the line).
+    public var meterFrameSilenceMs: Int64 = 0
+    /// `charger.meter.N`: each connector's (1-based) meter on the bus.
+    public var meters: [Int: MeterSetting] = [:]
+    /// `charger.gpio.N.*`: each connector's (1-based) GPIO lines.
+    public var gpio: [Int: GPIOConnectorSetting] = [:]
+    /// `charger.gpio.debounce_ms`: the mirror and plug inputs' debounce.
+    public var gpioDebounceMs: Int64 = 20
+    /// `relay.feedback_ms`: how long a relay's mirror contact has to follow a command.
+    public var relayFeedbackMs: Int64 = 500
     public var cloudURL: String?
     public var stationId = "station"
     public var caFile: String?
@@ -136,9 +159,17 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.battery_warn_days", "Apollo away or unpowered longer than this: warn to charge it and check it for tampering, 1…90"),
         ("terminal.storage_days", "terminal away longer than this: recommend a test transaction, 1…365"),
         ("charger.connectors", "connectors on this charger, 1…8"),
-        ("charger.io", "none | simulated | socket: where relays, plugs and meters come from (none: no payments are taken; simulated: demo and tests only; socket: the charger's controller over the diagnostic socket)"),
-        ("charger.meter_timeout_seconds", "charger.io = socket: a charging connector with no accepted meter reading this long is stopped as faulted, 5…600"),
-        ("charger.max_power_w", "charger.io = socket: a connector's maximum power in W, the bound of a plausible meter reading, 1…1000000"),
+        ("charger.io", "none | simulated | socket | gpio: where relays, plugs and meters come from (none: no payments are taken; simulated: demo and tests only; socket: the charger's controller over the diagnostic socket; gpio: relays and plugs on GPIO lines, Modbus meters)"),
+        ("charger.meter_timeout_seconds", "socket, gpio: a charging connector with no accepted meter reading this long is stopped as faulted, 5…600"),
+        ("charger.max_power_w", "socket, gpio: a connector's maximum power in W, the bound of a plausible meter reading, 1…1000000"),
+        ("charger.gpio.debounce_ms", "charger.io = gpio: the mirror and plug inputs' debounce, 0…1000"),
+        ("relay.feedback_ms", "charger.io = gpio: how long a relay's mirror contact has to follow a command before it counts as refused or welded, 50…5000"),
+        ("meter.device", "Modbus RTU meters on RS-485: the adapter's device, e.g. /dev/ttyMeter (empty: none; with charger.io = socket the controller's meter readings are used instead)"),
+        ("meter.line", "the meter bus: 9600 or 19200 baud, 8N1 or 8E1"),
+        ("meter.poll_ms", "how often every meter is read, 200…60000"),
+        ("meter.response_timeout_ms", "how long a meter may take to answer, 50…5000"),
+        ("meter.retries", "a meter read sent again this many times before it fails, 0…5"),
+        ("meter.frame_silence_ms", "the silence that ends a Modbus frame (0: the line's t3.5; a USB adapter may need 16), 0…50"),
         ("payment.preauth", "amount reserved on the card, minor units"),
         ("tariff.currency", "ISO 4217 code, e.g. EUR"),
         ("tariff.start_fee", "minor units per session"),
@@ -174,7 +205,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.transfer_number", "Payter's Terminal Transfer Number (empty: never transferred)"),
         ("terminal.domain", "the Payter domain the terminal belongs to"),
         ("payment.processor", "platform | own: who acquires the payments"),
-    ]
+    ] + perConnectorKeys
 }
 
 /// One problem in a configuration file.
@@ -226,7 +257,7 @@ public enum ConfigParser {
     /// The rules that span keys, each with the keys whose line it is reported on: checked after
     /// a file is read and again after command-line overrides are applied over it.
     public static func wholeFileProblems(_ c: DaemonConfig) -> [(keys: [String], message: String)] {
-        var problems: [(keys: [String], message: String)] = []
+        var problems: [(keys: [String], message: String)] = DaemonConfig.hardwareProblems(c)
         if c.transport == .tcp && c.host.isEmpty {
             problems.append((["terminal.transport"], "terminal.transport = tcp needs terminal.host"))
         }
@@ -277,6 +308,7 @@ public enum ConfigParser {
             return n
         }
         func optional() -> String? { v.isEmpty ? nil : v }
+        if let hardware = DaemonConfig.applyHardware(key, v, to: &c) { return hardware }
         switch key {
         case "terminal.family":
             guard let f = DaemonConfig.TerminalFamilyName(rawValue: v) else { return "expected apollo or p6x, got '\(v)'" }
@@ -320,7 +352,7 @@ public enum ConfigParser {
             guard let n = int(1...Int64(EngineConfig.maxConnectors)) else { return "expected 1…\(EngineConfig.maxConnectors)" }
             c.engine.connectors = Int(n)
         case "charger.io":
-            guard let io = DaemonConfig.ChargerIO(rawValue: v) else { return "expected none, simulated or socket, got '\(v)'" }
+            guard let io = DaemonConfig.ChargerIO(rawValue: v) else { return "expected none, simulated, socket or gpio, got '\(v)'" }
             c.chargerIO = io
         case "charger.meter_timeout_seconds":
             let r = DaemonConfig.meterTimeoutRange

@@ -14,6 +14,7 @@ import Transport
 public let usage = """
 usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc/paybridge/paybridge.conf)
        paybridged --check-config FILE
+       paybridged [--config FILE] --deenergise-relays
        paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:ADDRESS[:PORT] | tcp:[IPV6]:PORT [--family apollo|p6x] [--log-level LEVEL]
                   [--state DIR [--connectors N] [--charger-io none|simulated] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
                    [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain] [--socket PATH]
@@ -25,6 +26,7 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
 
 --terminal   where the payment terminal is (serial device, or an Apollo on TCP port 3201 by default)
 --family     apollo (default) or p6x
+--deenergise-relays  drive every relay coil of charger.io = gpio off, let go of the lines and exit (ExecStopPost=)
 --demo       run against an embedded simulated terminal on a pseudo-terminal and show a few sessions
 --demo-dir   keep the demo's files (the simulator's record) in DIR
 --log-level  error, warning, info (default) or debug
@@ -64,6 +66,9 @@ public enum DaemonCommand {
     case help
     /// `--demo` / `--demo-dir`: hand over to `paybridge-demo` with these settings.
     case demo(DaemonArguments)
+    /// `--deenergise-relays`: drive every configured relay coil off and exit (the unit's
+    /// `ExecStopPost=`, so a crashed daemon's relays are off whatever the chip keeps driving).
+    case deenergiseRelays(DaemonArguments)
 }
 
 /// A command line (or configuration file) the daemon cannot run with: at start it exits with
@@ -163,6 +168,7 @@ public struct DaemonArguments {
     /// the check and the use cannot end the daemon; charger-sim is checked only at start.
     public static func parse(_ list: [String], loaded: DaemonConfig? = nil) throws(ArgumentError) -> DaemonCommand {
         var a = DaemonArguments()
+        var deenergise = false
         var args = list
         // Help before anything is read: `paybridged --help` on a machine without the installed
         // configuration (a build host, a fresh image, the packaging checks) must print the usage and
@@ -222,6 +228,7 @@ public struct DaemonArguments {
             case "--sim-ev": a.ev = try value(flag)
             case "--relay-history": a.relayHistory = try value(flag)
             case "--drain": a.drain = true
+            case "--deenergise-relays": deenergise = true
             case "--demo": a.demo = true
             case "--demo-dir": a.demoDir = try value(flag); a.demo = true
             default: throw .refused("unknown option \(flag)", usage: true)
@@ -233,6 +240,7 @@ public struct DaemonArguments {
             throw .refused("--sim-ev needs simulated charger I/O (charger.io = simulated, or --charger-io simulated): a real charger never simulates a car")
         }
         if a.relayHistory != nil, a.config.chargerIO != .simulated { throw .refused("--relay-history is the simulated relay's record: it needs charger.io = simulated") }
+        if deenergise { return .deenergiseRelays(a) }
         // At start (a reload keeps the charger it has): charger-sim must exist and take the options.
         if a.config.chargerIO == .simulated, loaded == nil { try checkChargerSim(a) }
         return a.demo ? .demo(a) : .run(a)

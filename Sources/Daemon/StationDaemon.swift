@@ -2,6 +2,10 @@ import ChargerLine
 import ChargerPort
 import CloudHTTP
 import Configuration
+import EnergyMeters
+import GPIOCharger
+import GPIOLines
+import MeterLink
 import ControllerInput
 import DaemonLog
 import DiagnosticsProtocol
@@ -27,6 +31,10 @@ import CSMSRequests
 public enum StationDaemonError: Error, CustomStringConvertible {
     /// `Platform.StateDirectory.prepare` refused the state directory (permissions, owner, a symlinked `ledger/`).
     case stateDirectoryRefused(String)
+    /// `meter.device` or `charger.meter.N` could not be set up.
+    case meter(String)
+    /// `charger.io = gpio`: a line could not be found or requested.
+    case gpio(String)
     /// The ledger options are impossible (e.g. a disk budget too small for one segment).
     case ledgerOptions(String)
     /// The ledger could not be opened or recovered.
@@ -47,6 +55,8 @@ public enum StationDaemonError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .stateDirectoryRefused(let e): return "state directory refused: \(e)"
+        case .meter(let e): return "energy meters: \(e)"
+        case .gpio(let e): return "charger.io = gpio: \(e)"
         case .ledgerOptions(let p): return "ledger options: \(p)"
         case .ledgerUnopenable(let e): return "ledger: \(e)"
         case let .ledgerCannotTakeRecord(dir, reason):
@@ -154,6 +164,10 @@ public final class StationDaemon {
     /// Connectors (0-based) whose relay welded, latched until a technician clears them
     /// (`STATE/connector-faults`).
     public internal(set) var weldedLatched: Set<Int> = []
+    /// `meter.device`: the Modbus meters.
+    internal(set) var meterFeed: MeterFeed?
+    /// `charger.io = gpio`: the relays and plugs on GPIO lines.
+    public internal(set) var gpioPort: GPIOChargerPort?
     /// A CSMS Reset is waiting for the sessions to settle.
     var resetPending = false
     /// What this process's BootNotification says (`BootReasonFile`): PowerUp unless the
@@ -263,6 +277,24 @@ public final class StationDaemon {
                 controller = port
                 charger = port
                 Log.info("charger I/O from the charger's controller over the diagnostic socket (charger.io = socket)")
+            case .gpio:
+                let configs: [GPIOConnectorConfig]
+                do throws(StationDaemonError) { configs = try Self.gpioConfigs(arguments.config) } catch {
+                    opened.ledger.close()
+                    throw error
+                }
+                let port: GPIOChargerPort
+                do {
+                    port = try GPIOChargerPort(loop: loop, connectors: configs, feedbackTimeout: .milliseconds(arguments.config.relayFeedbackMs),
+                                               maxPowerW: arguments.config.maxPowerW, meterTimeout: .seconds(arguments.config.meterTimeoutSeconds))
+                } catch {
+                    opened.ledger.close()
+                    throw .gpio("\(error)")
+                }
+                port.onNotice = { severity, text in Log.write(LogLevel(severity), text) }
+                gpioPort = port
+                charger = port
+                Log.info("charger I/O on GPIO lines (charger.io = gpio): " + configs.enumerated().map { "connector \($0.offset + 1) relay \($0.element.relay)" }.joined(separator: ", "))
             case .none:
                 charger = NoChargerIO(loop: loop)
                 notTakingPayments = "no charger I/O configured (charger.io = none): no relay, plug or meter to charge with, so no payments are taken; open sessions are still settled"
@@ -433,6 +465,13 @@ public final class StationDaemon {
             station.post(.engine(.acceptNewSessions(false)))
         }
         station.start(recoveryEffects: effects, entries: entries, outboxRecords: outboxRecords)
+        if !arguments.config.meterDevice.isEmpty {
+            do { meterFeed = try makeMeterFeed(station: station) } catch {
+                closeOnFailedBoot()
+                throw error
+            }
+            meterFeed?.start()
+        }
         if let j = ocppj {
             j.onReady = { [unowned self, unowned station] in
                 if self.bootReason != .powerUp {
@@ -528,6 +567,11 @@ public final class StationDaemon {
     func closeOnFailedBoot() {
         chargerProcess?.stop()
         chargerProcess = nil
+        meterFeed?.stop()
+        meterFeed = nil
+        // The engine opened every relay on stop; this also lets go of the lines.
+        gpioPort?.shutdown()
+        gpioPort = nil
         ledger?.close()
         ledger = nil
     }
@@ -623,6 +667,92 @@ public final class StationDaemon {
 
     /// The OCPP-J uplink `cloud.*` describes: the URL (checked by the configuration already), the
     /// Basic password (profiles 1 and 2), the timings, and the Boot payload naming this station.
+    /// `charger.gpio.N.*` as the GPIO port takes them, for every connector.
+    public static func gpioConfigs(_ config: DaemonConfig) throws(StationDaemonError) -> [GPIOConnectorConfig] {
+        func ref(_ l: GPIOLineSetting?) -> GPIOLineRef? { l.map { GPIOLineRef(chip: $0.chip, line: $0.line, activeLow: $0.activeLow) } }
+        var configs: [GPIOConnectorConfig] = []
+        for n in 1...config.engine.connectors {
+            guard let relay = ref(config.gpio[n]?.relay) else { throw .gpio("charger.gpio.\(n).relay is not set") }
+            configs.append(GPIOConnectorConfig(relay: relay, mirror: ref(config.gpio[n]?.mirror), plug: ref(config.gpio[n]?.plug),
+                                               debounce: .milliseconds(config.gpioDebounceMs)))
+        }
+        return configs
+    }
+
+    /// `paybridged --deenergise-relays` (the unit's `ExecStopPost=`): drives every configured
+    /// relay coil to its off level and lets go, whatever state the daemon died in. Exit status 0
+    /// done (or nothing configured), 1 a line could not be driven (logged).
+    public static func deenergiseRelays(_ config: DaemonConfig) -> Int32 {
+        guard config.chargerIO == .gpio else { return 0 }
+        do {
+            let configs = try gpioConfigs(config)
+            do throws(GPIOError) { try GPIOChargerPort.deenergiseRelays(configs) } catch { throw StationDaemonError.gpio("\(error)") }
+            Log.info("relays de-energised: " + configs.map { "\($0.relay)" }.joined(separator: ", "))
+            return 0
+        } catch {
+            Log.error("paybridged --deenergise-relays: \(error)")
+            return 1
+        }
+    }
+
+    /// `meter.device`: the Modbus meters, each reading given to the charger port's checks.
+    func makeMeterFeed(station: Station) throws(StationDaemonError) -> MeterFeed {
+        let config = arguments.config
+        var connectorOf: [UInt8: (connector: Int, model: MeterModel)] = [:]
+        var specs: [MeterSpec] = []
+        for (n, m) in config.meters.sorted(by: { $0.key < $1.key }) {
+            guard let model = MeterModel.named(m.model) else { throw .meter("charger.meter.\(n): no register map \(m.model)") }
+            connectorOf[m.address] = (n - 1, model)
+            specs.append(MeterSpec(address: m.address, model: model))
+        }
+        let settings = MeterLinkSettings(path: config.meterDevice, line: config.meterLine, meters: specs,
+                                         pollInterval: .milliseconds(config.meterPollMs), responseTimeout: .milliseconds(config.meterResponseTimeoutMs),
+                                         maxRetries: Int(config.meterRetries),
+                                         frameSilence: config.meterFrameSilenceMs == 0 ? nil : .milliseconds(config.meterFrameSilenceMs))
+        let deliver: (Int, Int64, Int64?, String, Instant) -> String?
+        let isCharging: (Int) -> Bool = { [unowned station] c in
+            if case .charging = station.engine.connectorOffers[c] { return true }
+            return false
+        }
+        if let port = controller {
+            // The controller drives the contactors; the meter is read here, judged by the
+            // port's MeterGuard, and a serial number that changes while charging is refused.
+            var serials: [Int: String] = [:]
+            deliver = { c, wh, w, serial, _ in
+                if let known = serials[c], known != serial, isCharging(c) {
+                    return "the meter's serial number changed from \(known) to \(serial) while charging"
+                }
+                serials[c] = serial
+                do throws(ControllerInputError) { try port.meter(connector: c + 1, registerWh: wh, powerW: w) } catch {
+                    if case .meterRejected(let r) = error { return r.explanation }
+                    return "\(error)"
+                }
+                return nil
+            }
+        } else if let port = gpioPort {
+            // The port judges the reading (MeterGuard) and the serial number (MeterSerials).
+            deliver = { c, wh, w, serial, at in
+                do throws(GPIOMeterError) { try port.meterReading(connector: c, registerWh: wh, powerW: w, serial: serial, at: at) } catch {
+                    switch error {
+                    case .meterRejected(let r): return r.explanation
+                    case let .serialChanged(expected, got): return "the meter's serial number changed from \(expected) to \(got) while charging"
+                    case .connectorOutOfRange: return "\(error)"
+                    }
+                }
+                return nil
+            }
+        } else {
+            throw .meter("meter.device needs charger.io = socket or gpio (charger.io = \(config.chargerIO.rawValue))")
+        }
+        do {
+            let feed = try MeterFeed(loop: loop, settings: settings, connectorOf: connectorOf, deliver: deliver,
+                                     onIdentity: { [unowned station] c, serial in station.post(.engine(.meterIdentity(connector: c, serial: serial))) },
+                                     isCharging: isCharging)
+            Log.info("energy meters on \(config.meterDevice) (\(config.meterLine)): " + specs.map { "\($0.address) \($0.model.rawValue) for connector \(connectorOf[$0.address]!.connector + 1)" }.joined(separator: ", "))
+            return feed
+        } catch { throw .meter("meter.device \(config.meterDevice): \(error)") }
+    }
+
     /// A welded relay (`Station.onWelded`): latched on disk before the engine hears of it.
     func latchWeld(connector c: Int) {
         guard !weldedLatched.contains(c) else { return }
@@ -644,6 +774,7 @@ public final class StationDaemon {
             return "the latch file could not be rewritten (\(error)); nothing cleared"
         }
         weldedLatched = remaining
+        station.charger.weldCleared(connector: c)
         station.post(.engine(.weldCleared(connector: c)))
         return nil
     }

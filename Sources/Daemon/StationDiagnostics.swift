@@ -102,6 +102,10 @@ public final class StationDiagnostics: DiagnosticsHandler {
         case let .plug(c, plugged):
             controllerInput(id, client, "connector \(c): \(plugged ? "plugged in" : "unplugged")") { (p) throws(ControllerInputError) in try p.plug(connector: c, plugged: plugged) }
         case let .meter(c, wh, w):
+            if daemon.meterFeed != nil {
+                client.fail(id, DiagnosticsError(.refused, "the daemon reads the energy meters itself (meter.device = \(config.meterDevice)); a reading from the socket is not billed"))
+                return
+            }
             controllerInput(id, client, "connector \(c): register \(wh) Wh\(w.map { ", \($0) W" } ?? "") accepted") { (p) throws(ControllerInputError) in
                 try p.meter(connector: c, registerWh: wh, powerW: w)
             }
@@ -311,6 +315,19 @@ public final class StationDiagnostics: DiagnosticsHandler {
             }
             connectors.append(.object(fields))
         }
+        var meterFields: JSON = .null
+        if let feed = daemon.meterFeed {
+            var each: [JSON] = []
+            for (address, m) in feed.meters.sorted(by: { $0.key < $1.key }) {
+                each.append(.object([("address", .number(Int(address))), ("connector", .number(m.connector + 1)), ("model", .string(m.model.rawValue)),
+                                     ("serial", m.serial.map(JSON.string) ?? .null), ("register_wh", m.registerWh.map { JSON.int($0) } ?? .null),
+                                     ("read_seconds_ago", m.readAt.map { JSON.int((now - $0).components.seconds) } ?? .null),
+                                     ("accepted", .number(m.accepted)), ("rejected", .number(m.rejected)), ("failures", .number(m.failures)),
+                                     ("problem", m.lastProblem.map(JSON.string) ?? .null)]))
+            }
+            meterFields = .object([("device", .string(config.meterDevice)), ("port_problem", feed.lastPortProblem.map(JSON.string) ?? .null),
+                                   ("port_problems", .number(feed.portProblems)), ("meters", .array(each))])
+        }
         let ledger = station.ledger
         let outbox = station.outbox
         var outboxFields: [(String, JSON)] = [
@@ -345,6 +362,7 @@ public final class StationDiagnostics: DiagnosticsHandler {
             ("station_id", .string(config.stationId)),
             ("terminal", .object(terminal)),
             ("connectors", .array(connectors)),
+            ("energy_meters", meterFields),
             ("ledger", .object([
                 ("records_written", .number(station.persisted)),
                 ("records_at_start", .number(daemon.recovered?.records ?? 0)),

@@ -202,6 +202,19 @@ public final class GPIOChargerPort: ChargerPort {
         onOffer(c, offer)
     }
 
+    /// The mirror contact's debounced level, inverted; nil without a mirror line.
+    public func contactReadsOpen(connector c: Int) -> Bool? {
+        guard relays.mirrors.indices.contains(c), let m = relays.mirrors[c] else { return nil }
+        return !m.settled
+    }
+
+    /// The technician's clear-fault: the relay core may drive this relay again.
+    public func weldCleared(connector c: Int) {
+        guard (0..<connectors).contains(c) else { return }
+        relays.clearWeld(connector: c)
+        count("relay.weld_cleared")
+    }
+
     // MARK: the meter
 
     /// A reading of the connector's meter (0-based): its import register (cumulative Wh), the

@@ -80,6 +80,7 @@ do throws(ArgumentError) { command = try DaemonArguments.parse(commandLine) } ca
 let arguments: DaemonArguments
 switch command {
 case .checkConfig(let path): exit(DaemonArguments.checkConfig(path))
+case .deenergiseRelays(let a): exit(StationDaemon.deenergiseRelays(a.config))
 case .help:
     print(usage)
     exit(0)

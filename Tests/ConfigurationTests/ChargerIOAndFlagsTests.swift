@@ -14,9 +14,9 @@ import Configuration
     @Test func simulatedMustBeSaid() {
         let (c, problems) = ConfigParser.parse("charger.io = simulated\n")
         #expect(problems.isEmpty && c.chargerIO == .simulated)
-        for bad in ["Simulated", "sim", "gpio", "Socket", ""] {
+        for bad in ["Simulated", "sim", "GPIO", "Socket", ""] {
             let (c2, p2) = ConfigParser.parse("charger.io = \(bad)\n")
-            #expect(p2.count == 1 && p2[0].line == 1 && p2[0].message.contains("expected none, simulated or socket"), "\(bad): \(p2)")
+            #expect(p2.count == 1 && p2[0].line == 1 && p2[0].message.contains("expected none, simulated, socket or gpio"), "\(bad): \(p2)")
             #expect(c2.chargerIO == .none)
         }
     }
@@ -45,6 +45,70 @@ import Configuration
             #expect(p4.count == 1 && p4[0].line == 1 && p4[0].message.contains("1…1000000"), "\(bad): \(p4)")
             #expect(c4.maxPowerW == 22_000)
         }
+    }
+}
+
+/// Issue 16: GPIO lines and Modbus meters, per connector, checked across keys.
+@Suite struct ChargerHardwareKeys {
+    static let twoConnectors = """
+        charger.connectors = 2
+        charger.io = gpio
+        charger.gpio.1.relay = paybridge-io:relay-1
+        charger.gpio.1.mirror = paybridge-io:mirror-1
+        charger.gpio.1.plug = /dev/gpiochip0:7:active-low
+        charger.gpio.2.relay = paybridge-io:12:active-low
+        charger.gpio.debounce_ms = 30
+        relay.feedback_ms = 300
+        meter.device = /dev/ttyMeter
+        meter.line = 19200 8E1
+        meter.poll_ms = 500
+        charger.meter.1 = 1:sdm630
+        charger.meter.2 = 2:abb-b23
+
+        """
+
+    @Test func aGPIOChargerWithItsMetersIsRead() {
+        let (c, problems) = ConfigParser.parse(Self.twoConnectors)
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(c.chargerIO == .gpio)
+        #expect(c.gpio[1]?.relay == GPIOLineSetting(chip: "paybridge-io", line: "relay-1"))
+        #expect(c.gpio[1]?.plug == GPIOLineSetting(chip: "/dev/gpiochip0", line: "7", activeLow: true))
+        #expect(c.gpio[2]?.relay == GPIOLineSetting(chip: "paybridge-io", line: "12", activeLow: true) && c.gpio[2]?.mirror == nil)
+        #expect(c.gpioDebounceMs == 30 && c.relayFeedbackMs == 300 && c.meterPollMs == 500)
+        #expect(c.meterLine.baud == 19200 && c.meterLine.parity == .even)
+        #expect(c.meters == [1: MeterSetting(address: 1, model: "sdm630"), 2: MeterSetting(address: 2, model: "abb-b23")])
+        // The file the configuration writes reads back the same.
+        let (again, p2) = ConfigParser.parse(c.fileText)
+        #expect(p2.isEmpty && again == c, "\(p2)")
+    }
+
+    @Test func eachMissingOrWrongPieceIsAProblemWithItsLine() {
+        func problems(_ text: String) -> [String] { ConfigParser.parse(text).1.map(\.description) }
+        // No meter: the energy billed must be a meter's.
+        #expect(problems("charger.io = gpio\ncharger.gpio.1.relay = c:1\n").contains { $0.contains("needs meter.device") })
+        // No relay line for a connector.
+        #expect(problems("charger.io = gpio\nmeter.device = /dev/ttyM\ncharger.meter.1 = 1:sdm72\n").contains { $0.contains("charger.gpio.1.relay") })
+        // GPIO keys without gpio, a meter beyond the connectors, two connectors on one address.
+        #expect(problems("charger.gpio.1.relay = c:1\n").contains { $0.contains("charger.io is not gpio") })
+        #expect(problems("meter.device = /dev/ttyM\ncharger.meter.1 = 1:sdm630\ncharger.meter.2 = 2:sdm630\n").contains { $0.contains("1 connector(s)") })
+        #expect(problems("charger.connectors = 2\nmeter.device = /dev/ttyM\ncharger.meter.1 = 3:sdm630\ncharger.meter.2 = 3:sdm72\n").contains { $0.contains("address 3") })
+        #expect(problems("charger.meter.1 = 1:sdm630\n").contains { $0.contains("meter.device is not") })
+        #expect(problems("charger.io = simulated\nmeter.device = /dev/ttyM\ncharger.meter.1 = 1:sdm630\n").contains { $0.contains("invents its own") })
+        // Values.
+        for bad in ["0:sdm630", "248:sdm630", "1:sdm999", "1", "x:sdm630", "1:sdm630:2"] {
+            let p = ConfigParser.parse("charger.meter.1 = \(bad)\n").1
+            #expect(p.contains { $0.line == 1 && $0.message.contains("ADDRESS:MODEL") }, "\(bad): \(p)")
+        }
+        for bad in ["chip", ":3", "chip:", "::active-low"] {
+            let p = ConfigParser.parse("charger.io = gpio\ncharger.gpio.1.relay = \(bad)\n").1
+            #expect(p.contains { $0.line == 2 && $0.message.contains("CHIP:LINE") }, "\(bad): \(p)")
+        }
+        for bad in ["4800 8N1", "9600 7N1", "9600 8O1", "9600 8N2", "fast"] {
+            #expect(ConfigParser.parse("meter.line = \(bad)\n").1.contains { $0.message.contains("8N1 or 8E1") }, "\(bad)")
+        }
+        #expect(ConfigParser.parse("charger.gpio.9.relay = c:1\n").1.first?.message.contains("unknown key") == true)
+        #expect(ConfigParser.parse("relay.feedback_ms = 49\n").1.first?.message.contains("50…5000") == true)
+        #expect(ConfigParser.parse("meter.poll_ms = 100\n").1.first?.message.contains("200…60000") == true)
     }
 }
 
