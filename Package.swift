@@ -170,6 +170,13 @@ let package = Package(
         .executableTarget(name: "ledger-bench", dependencies: ["Ledger", "Platform", "Timebase", "WireFormat"]),
         // Appends records durably and prints each acknowledged sequence: the kill -9 and power-cut tests run it.
         .executableTarget(name: "ledger-torture", dependencies: ["Ledger", "Platform"]),
+        // Pure: USB identity (`terminal.usb` selectors, port paths), the adapter reset policy, and the
+        // CDC-ACM / FTDI FT232 request builders (issue 17). No libusb: configuration and tests use it freely.
+        .target(name: "USBCore", dependencies: ["Timebase"]),
+        // C: libusb-1.0 via pkg-config (dynamically linked: no static libudev). Only USBDevices imports it.
+        .systemLibrary(name: "CLibUSB", path: "Sources/CLibUSB", pkgConfig: "libusb-1.0", providers: [.apt(["libusb-1.0-0-dev"])]),
+        // Shell: libusb wrappers, libusb on the event loop, hotplug, and the sysfs lookups (identity, tty node).
+        .target(name: "USBDevices", dependencies: ["CLibUSB", "USBCore", "Platform", "Timebase"]),
         // C: libcurl via pkg-config; its header adds typed wrappers for the variadic setopt/getinfo calls.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Shell: HTTPS POSTs through libcurl's multi interface on the event loop (the uplink's transport).
@@ -198,6 +205,8 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "WireFormat", "Platform", "Timebase"]),
         .testTarget(name: "ModbusRTUTests", dependencies: ["ModbusRTU", "EnergyMeters", "WireFormat", "Timebase"]),
         .testTarget(name: "MeterLinkTests", dependencies: ["MeterLink", "MeterSim", "EnergyMeters", "ModbusRTU", "Transport", "Platform", "Timebase"]),
+        .testTarget(name: "USBCoreTests", dependencies: ["USBCore", "Timebase"]),
+        .testTarget(name: "USBDevicesTests", dependencies: ["USBDevices", "USBCore", "Platform", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["CSMSProcess", "Daemon", "DaemonLog", "JSONLines", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),
