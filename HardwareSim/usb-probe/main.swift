@@ -1,0 +1,87 @@
+// usb-probe: what the USB layer sees, one line per fact, for the umockdev tests and for a
+// technician at a charger. Exit status 0, or 2 on a usage error, 1 when libusb fails.
+//
+//   usb-probe list                 devices as libusb enumerates them (serials from sysfs)
+//   usb-probe sysfs-list [ROOT]    devices as sysfs lists them (no libusb)
+//   usb-probe select SELECTOR      the device a terminal.usb value selects, and its tty
+//   usb-probe watch SELECTOR SECS  hotplug events for the selected device during SECS seconds
+import Glibc
+import Platform
+import Timebase
+import USBCore
+import USBDevices
+
+func line(_ text: String) {
+    var bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+}
+
+func fail(_ text: String, status: Int32) -> Never {
+    var bytes = Array(("usb-probe: " + text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    exit(status)
+}
+
+func show(_ identity: USBDeviceIdentity) -> String {
+    USBDeviceIdentity.hex4(identity.vendorID) + ":" + USBDeviceIdentity.hex4(identity.productID)
+        + " port=" + identity.portPath.description + " serial=" + (identity.serial ?? "-")
+        + " speed=" + identity.speed.description + " address=" + String(identity.address)
+}
+
+func showTTY(_ port: USBPortPath) -> String {
+    switch SysfsUSB.ttyNode(for: port) {
+    case .found(let path, let interface): "tty " + path + " interface=" + interface
+    case .noDevice: "tty none (no device)"
+    case .noTTY: "tty none (no driver bound)"
+    }
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else { fail("usage: usb-probe list | sysfs-list [ROOT] | select SELECTOR | watch SELECTOR SECONDS", status: 2) }
+
+do {
+    switch arguments[1] {
+    case "list":
+        let context = try USBContext()
+        for identity in try context.identities().sorted(by: { $0.portPath.description < $1.portPath.description }) { line(show(identity)) }
+    case "sysfs-list":
+        for identity in SysfsUSB.devices(sysfsRoot: arguments.count > 2 ? arguments[2] : SysfsUSB.defaultRoot) { line(show(identity)) }
+    case "select" where arguments.count == 3:
+        let selector: USBSelector
+        do { selector = try USBSelector.parse(arguments[2]) } catch { fail("terminal.usb \(arguments[2]): \(error)", status: 2) }
+        let context = try USBContext()
+        switch selector.select(from: try context.identities()) {
+        case .found(let identity):
+            line("found " + show(identity))
+            line(showTTY(identity.portPath))
+        case .absent:
+            line("absent")
+        case .ambiguous(let all):
+            line("ambiguous " + all.map { $0.portPath.description }.joined(separator: " "))
+        }
+    case "watch" where arguments.count == 4:
+        let selector: USBSelector
+        do { selector = try USBSelector.parse(arguments[2]) } catch { fail("terminal.usb \(arguments[2]): \(error)", status: 2) }
+        guard let seconds = Int64(arguments[3]), seconds > 0 else { fail("watch: SECONDS must be a positive integer", status: 2) }
+        let context = try USBContext()
+        let loop = try EventLoop()
+        let driver = USBEventDriver(context: context, loop: loop)
+        line("hotplug " + (context.hasHotplug ? "yes" : "no"))
+        let watcher = USBDeviceWatcher(context: context, selector: selector) { event, _ in
+            switch event {
+            case .arrived(let identity): line("arrived " + show(identity))
+            case .departed(let identity): line("departed " + show(identity))
+            }
+        }
+        if context.hasHotplug { try watcher.start() }
+        _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .seconds(seconds))
+        line("wakeups \(loop.wakeUps) passes \(driver.passes)")
+        withExtendedLifetime(watcher) {}
+    default:
+        fail("unknown command \(arguments[1])", status: 2)
+    }
+} catch let error as USBError {
+    fail(error.description, status: 1)
+} catch {
+    fail("\(error)", status: 1)
+}
