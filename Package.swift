@@ -179,7 +179,7 @@ let package = Package(
         // Shell: libusb wrappers, libusb on the event loop, hotplug, and the sysfs lookups (identity, tty node).
         .target(name: "USBDevices", dependencies: ["CLibUSB", "USBCore", "Platform", "Timebase"]),
         // What the USB layer sees (enumeration, selection, the tty, hotplug): the umockdev tests run it, technicians may.
-        .executableTarget(name: "usb-probe", dependencies: ["USBDevices", "USBCore", "Platform", "Timebase"], path: "HardwareSim/usb-probe"),
+        .executableTarget(name: "usb-probe", dependencies: ["USBDevices", "USBCore", "WireFormat", "Platform", "Timebase"], path: "HardwareSim/usb-probe"),
         // C: libcurl via pkg-config; its header adds typed wrappers for the variadic setopt/getinfo calls.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Shell: HTTPS POSTs through libcurl's multi interface on the event loop (the uplink's transport).

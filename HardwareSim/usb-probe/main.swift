@@ -5,11 +5,15 @@
 //   usb-probe sysfs-list [ROOT]    devices as sysfs lists them (no libusb)
 //   usb-probe select SELECTOR      the device a terminal.usb value selects, and its tty
 //   usb-probe watch SELECTOR SECS  hotplug events for the selected device during SECS seconds
+//   usb-probe ftdi SELECTOR BAUD HEX   FT232 bring-up without the kernel driver, HEX written on
+//                                  bulk OUT, one bulk IN read (status bytes stripped) printed
+//   usb-probe cdc SELECTOR BAUD HEX    the same for a CDC-ACM device (interfaces 0 and 1)
 import Glibc
 import Platform
 import Timebase
 import USBCore
 import USBDevices
+import WireFormat
 
 func line(_ text: String) {
     var bytes = Array((text + "\n").utf8)
@@ -77,6 +81,58 @@ do {
         _ = try loop.run(until: { false }, deadline: MonotonicClock.now() + .seconds(seconds))
         line("wakeups \(loop.wakeUps) passes \(driver.passes)")
         withExtendedLifetime(watcher) {}
+    case "ftdi" where arguments.count == 5, "cdc" where arguments.count == 5:
+        let isFTDI = arguments[1] == "ftdi"
+        let selector: USBSelector
+        do { selector = try USBSelector.parse(arguments[2]) } catch { fail("terminal.usb \(arguments[2]): \(error)", status: 2) }
+        guard let baud = UInt32(arguments[3]), let out = try? Hex.decode(arguments[4]), !out.isEmpty else { fail("\(arguments[1]): BAUD and HEX", status: 2) }
+        let context = try USBContext()
+        let loop = try EventLoop()
+        let driver = USBEventDriver(context: context, loop: loop)
+        guard let device = try context.devices().first(where: { $0.identity().map(selector.matches) == true }) else { fail("no device selected", status: 1) }
+        let handle = try device.open()
+        let dataInterface: UInt8 = isFTDI ? 0 : 1
+        for interface in isFTDI ? [UInt8(0)] : [0, 1] {
+            do {
+                if try handle.detachKernelDriverIfActive(interface: interface) { line("detached \(interface)") }
+            } catch {
+                line("driver query: \(error)")
+            }
+            try handle.claim(interface: interface)
+        }
+        let line_ = SerialLineSettings(baud: baud)
+        let requests = isFTDI ? try FTDI.bringUp(line_, latencyMilliseconds: 2) : try CDCACM.bringUp(line_, interface: 0)
+        for request in requests { _ = try handle.control(request) }
+        line("control \(requests.count)")
+        let packetSize = try device.maxPacketSize(endpoint: 0x81)
+        let writer = USBBulkTransfer(handle: handle, endpoint: 0x02, capacity: max(out.count, 1))
+        let reader = USBBulkTransfer(handle: handle, endpoint: 0x81, capacity: packetSize)
+        var outcomes: [String] = []
+        // One URB at a time: the written bytes first, then the read (umockdev replays one outstanding URB).
+        func read() {
+            do {
+                try reader.submit(timeoutMilliseconds: 2000) { outcome in
+                    guard case .completed(let received, _) = outcome else { outcomes.append("in \(outcome)"); return }
+                    if isFTDI {
+                        let (payload, statuses, _) = FTDIPacketStripper.strip(received, maxPacketSize: packetSize)
+                        outcomes.append("in " + Hex.encode(payload) + " status " + statuses.map { Hex.encode([$0.modem, $0.line]) }.joined(separator: " "))
+                    } else {
+                        outcomes.append("in " + Hex.encode(received))
+                    }
+                }
+            } catch {
+                outcomes.append("in \(error)")
+            }
+        }
+        try writer.submit(out, timeoutMilliseconds: 1000, zeroPacket: !isFTDI) { outcome in
+            if case .completed(_, let sent) = outcome { outcomes.append("out \(sent)") } else { outcomes.append("out \(outcome)") }
+            read()
+        }
+        _ = try loop.run(until: { outcomes.count == 2 }, deadline: MonotonicClock.now() + .seconds(5))
+        for outcome in outcomes { line(outcome) }
+        if outcomes.count < 2 { writer.cancel(); reader.cancel(); _ = try loop.run(until: { !writer.isInFlight && !reader.isInFlight }, deadline: MonotonicClock.now() + .seconds(2)) }
+        handle.close()
+        withExtendedLifetime(driver) {}
     default:
         fail("unknown command \(arguments[1])", status: 2)
     }

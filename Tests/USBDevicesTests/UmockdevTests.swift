@@ -47,3 +47,42 @@ struct UmockdevTests {
         #expect(lines.first.map { $0.hasPrefix("ambiguous ") && $0.split(separator: " ").dropFirst().sorted() == ["1-1.2", "1-1.3"] } == true, "\(lines)")
     }
 }
+
+/// Control sequences checked byte for byte: umockdev replays an ioctl record written from the FTDI
+/// and CDC documentation (Tests/Fixtures/usb/*.ioctl) and fails any URB whose setup packet or OUT
+/// data differs from the record, which libusb reports as LIBUSB_ERROR_IO.
+@Suite(.enabled(if: umockdevRun != nil, "umockdev-run is not installed (apt-get install umockdev): the libusb transfer tests are skipped"))
+struct UmockdevTransferTests {
+    @Test func ft232rBringUpThenBulkOutAndInWithStatusBytesStripped() throws {
+        let (status, lines) = try probeUnderUmockdev("terminals.umockdev", ["ftdi", "0403:6001:FTA1", "57600", "0211223303"],
+                                                     umockdevArguments: ["--ioctl", "/dev/bus/usb/001/005=" + fixturesDirectory + "/usb/ft232r-bringup-57600.ioctl"])
+        #expect(status == 0)
+        #expect(lines == ["control 8", "out 5", "in 06AABB status 0160"])
+    }
+
+    @Test func aDifferentBaudIsNotWhatTheRecordSays() throws {
+        // 38400 sends the divisor 0xC04E where the record expects 57600's 0xC034.
+        let (status, lines) = try probeUnderUmockdev("terminals.umockdev", ["ftdi", "0403:6001:FTA1", "38400", "0211223303"],
+                                                     umockdevArguments: ["--ioctl", "/dev/bus/usb/001/005=" + fixturesDirectory + "/usb/ft232r-bringup-57600.ioctl"])
+        #expect(status == 1)
+        #expect(!lines.contains("control 8"))
+    }
+
+    @Test func cdcACMLineCodingAndControlLineStateThenBulk() throws {
+        let (status, lines) = try probeUnderUmockdev("terminals.umockdev", ["cdc", "1fc9:0083", "115200", "0211223303"],
+                                                     umockdevArguments: ["--ioctl", "/dev/bus/usb/001/007=" + fixturesDirectory + "/usb/cdc-acm-bringup-115200.ioctl"])
+        #expect(status == 0)
+        #expect(lines == ["control 2", "out 5", "in 06AABB"])
+    }
+
+    /// The selected device already present is reported once at registration; the other adapter of
+    /// the same model is not; the idle loop with libusb's descriptors wakes at most twice a second.
+    @Test func hotplugReportsTheSelectedDeviceAndTheLoopStaysIdle() throws {
+        let (status, lines) = try probeUnderUmockdev("terminals.umockdev", ["watch", "0403:6001:FTB2", "2"])
+        #expect(status == 0)
+        #expect(lines.first == "hotplug yes")
+        #expect(lines.filter { $0.hasPrefix("arrived") } == ["arrived 0403:6001 port=1-1.3 serial=FTB2 speed=12 address=6"])
+        let wakeups = lines.last.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) }
+        #expect(wakeups.map { $0 <= 4 } == true, "2 s idle: \(lines)")
+    }
+}
