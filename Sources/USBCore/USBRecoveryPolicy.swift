@@ -15,10 +15,13 @@ public struct USBRecoveryPolicy: Sendable {
         /// At most one reset per this interval, measured from the previous reset.
         public var minimumResetInterval: Duration
         /// `terminal.usb_power_cycle`: also switch the hub port's power off and on. Only hubs that
-        /// implement per-port power switching honour it (wHubCharacteristics bits 1:0 = 01, e.g.
-        /// many industrial hubs and some Genesys GL850G/GL852G boards; most consumer hubs gang all
-        /// ports or ignore the request, and root hubs of SoCs rarely switch). A configuration value
-        /// only here: the policy says when, the shell decides whether the hub can.
+        /// implement per-port power switching can (hub descriptor wHubCharacteristics bits 1:0 =
+        /// 01, "individual"); 00 means every port of the hub switches together, 1x none at all.
+        /// Few hubs do it per port: most consumer hubs gang their ports or cannot switch, and a
+        /// hub that says 01 may still not cut VBUS. uhubctl's compatibility list is the practical
+        /// reference (industrial hubs such as B+B SmartWorx UHR204; some VIA VL81x-based hubs).
+        /// A configuration value only here: the policy says when; the shell must read the hub
+        /// descriptor and refuse `on` for a hub that cannot.
         public var powerCycle: Bool
 
         /// Allowed failures before a reset.
