@@ -176,10 +176,13 @@ let package = Package(
         .target(name: "USBCore", dependencies: ["Timebase"]),
         // C: libusb-1.0 via pkg-config (dynamically linked: no static libudev). Only USBDevices imports it.
         .systemLibrary(name: "CLibUSB", path: "Sources/CLibUSB", pkgConfig: "libusb-1.0", providers: [.apt(["libusb-1.0-0-dev"])]),
-        // Shell: libusb wrappers, libusb on the event loop, hotplug, and the sysfs lookups (identity, tty node).
-        .target(name: "USBDevices", dependencies: ["CLibUSB", "USBCore", "Platform", "Timebase"]),
+        // Shell without libusb: USB identities and the kernel's tty for a device, read from sysfs. What the
+        // daemon needs to find a terminal by identity while the kernel's serial driver runs it (no libusb loaded).
+        .target(name: "USBSysfs", dependencies: ["USBCore", "Platform"]),
+        // Shell: libusb wrappers, libusb on the event loop, hotplug (libusb and libudev: about 0.5 MiB of idle RSS).
+        .target(name: "USBDevices", dependencies: ["CLibUSB", "USBCore", "USBSysfs", "Platform", "Timebase"]),
         // What the USB layer sees (enumeration, selection, the tty, hotplug): the umockdev tests run it, technicians may.
-        .executableTarget(name: "usb-probe", dependencies: ["USBDevices", "USBCore", "WireFormat", "Platform", "Timebase"], path: "HardwareSim/usb-probe"),
+        .executableTarget(name: "usb-probe", dependencies: ["USBDevices", "USBSysfs", "USBCore", "WireFormat", "Platform", "Timebase"], path: "HardwareSim/usb-probe"),
         // C: libcurl via pkg-config; its header adds typed wrappers for the variadic setopt/getinfo calls.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Shell: HTTPS POSTs through libcurl's multi interface on the event loop (the uplink's transport).
@@ -209,7 +212,7 @@ let package = Package(
         .testTarget(name: "ModbusRTUTests", dependencies: ["ModbusRTU", "EnergyMeters", "WireFormat", "Timebase"]),
         .testTarget(name: "MeterLinkTests", dependencies: ["MeterLink", "MeterSim", "EnergyMeters", "ModbusRTU", "Transport", "Platform", "Timebase"]),
         .testTarget(name: "USBCoreTests", dependencies: ["USBCore", "Timebase"]),
-        .testTarget(name: "USBDevicesTests", dependencies: ["USBDevices", "USBCore", "Platform", "Timebase"]),
+        .testTarget(name: "USBDevicesTests", dependencies: ["USBDevices", "USBSysfs", "USBCore", "Platform", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["CSMSProcess", "Daemon", "DaemonLog", "JSONLines", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),

@@ -13,6 +13,7 @@ import Platform
 import Timebase
 import USBCore
 import USBDevices
+import USBSysfs
 import WireFormat
 
 func line(_ text: String) {

@@ -1,5 +1,6 @@
 import CLibUSB
 import USBCore
+import USBSysfs
 
 /// One libusb context: its devices, its event sources (driven by `USBEventDriver`) and hotplug.
 ///

@@ -1,5 +1,6 @@
 import CLibUSB
 import USBCore
+import USBSysfs
 
 /// What happened to the selected device.
 public enum USBDeviceEvent: Equatable, Sendable {

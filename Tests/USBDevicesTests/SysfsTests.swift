@@ -1,6 +1,7 @@
 import Testing
 import USBCore
 import USBDevices
+import USBSysfs
 
 /// The sysfs lookups against fake trees shaped as the kernel lays them out.
 @Suite struct SysfsTests {
