@@ -91,48 +91,24 @@ do {
         let loop = try EventLoop()
         let driver = USBEventDriver(context: context, loop: loop)
         guard let device = try context.devices().first(where: { $0.identity().map(selector.matches) == true }) else { fail("no device selected", status: 1) }
-        let handle = try device.open()
-        let dataInterface: UInt8 = isFTDI ? 0 : 1
-        for interface in isFTDI ? [UInt8(0)] : [0, 1] {
-            do {
-                if try handle.detachKernelDriverIfActive(interface: interface) { line("detached \(interface)") }
-            } catch {
-                line("driver query: \(error)")
-            }
-            try handle.claim(interface: interface)
-        }
-        let line_ = SerialLineSettings(baud: baud)
-        let requests = isFTDI ? try FTDI.bringUp(line_, latencyMilliseconds: 2) : try CDCACM.bringUp(line_, interface: 0)
-        for request in requests { _ = try handle.control(request) }
-        line("control \(requests.count)")
-        let packetSize = try device.maxPacketSize(endpoint: 0x81)
-        let writer = USBBulkTransfer(handle: handle, endpoint: 0x02, capacity: max(out.count, 1))
-        let reader = USBBulkTransfer(handle: handle, endpoint: 0x81, capacity: packetSize)
-        var outcomes: [String] = []
-        // One URB at a time: the written bytes first, then the read (umockdev replays one outstanding URB).
-        func read() {
-            do {
-                try reader.submit(timeoutMilliseconds: 2000) { outcome in
-                    guard case .completed(let received, _) = outcome else { outcomes.append("in \(outcome)"); return }
-                    if isFTDI {
-                        let (payload, statuses, _) = FTDIPacketStripper.strip(received, maxPacketSize: packetSize)
-                        outcomes.append("in " + Hex.encode(payload) + " status " + statuses.map { Hex.encode([$0.modem, $0.line]) }.joined(separator: " "))
-                    } else {
-                        outcomes.append("in " + Hex.encode(received))
-                    }
-                }
-            } catch {
-                outcomes.append("in \(error)")
-            }
-        }
-        try writer.submit(out, timeoutMilliseconds: 1000, zeroPacket: !isFTDI) { outcome in
-            if case .completed(_, let sent) = outcome { outcomes.append("out \(sent)") } else { outcomes.append("out \(outcome)") }
-            read()
-        }
-        _ = try loop.run(until: { outcomes.count == 2 }, deadline: MonotonicClock.now() + .seconds(5))
-        for outcome in outcomes { line(outcome) }
-        if outcomes.count < 2 { writer.cancel(); reader.cancel(); _ = try loop.run(until: { !writer.isInFlight && !reader.isInFlight }, deadline: MonotonicClock.now() + .seconds(2)) }
-        handle.close()
+        let kind: USBSerialKind = isFTDI ? .ftdi(latencyMilliseconds: 2) : .cdcACM(communicationInterface: 0, dataInterface: 1)
+        let port: USBSerialPort
+        do { port = try USBSerialPort(device: device, kind: kind, line: SerialLineSettings(baud: baud), driver: driver) } catch { fail("open: \(error)", status: 1) }
+        line("open in=\(port.inEndpoint) out=\(port.outEndpoint) packet=\(port.maxPacketSize)")
+        var received: [UInt8] = []
+        var closed: USBSerialClosure?
+        // Closed from the first read's completion, before the next read is submitted: umockdev's
+        // replay would answer a resubmitted read from its record again, and cannot discard a URB.
+        port.onBytes = { received += $0; port.close() }
+        port.onClosed = { closed = $0 }
+        // The write first, then the reads: umockdev replays one outstanding URB at a time.
+        port.onDrained = { line("out \(out.count)"); port.start() }
+        port.write(out)
+        _ = try loop.run(until: { !received.isEmpty || closed != nil }, deadline: MonotonicClock.now() + .seconds(5))
+        if !received.isEmpty { line("in " + Hex.encode(received)) }
+        port.close()
+        _ = try loop.run(until: { closed != nil }, deadline: MonotonicClock.now() + .seconds(1))
+        line("closed \(closed.map { "\($0)" } ?? "-") line-errors \(port.lineErrorPackets)")
         withExtendedLifetime(driver) {}
     default:
         fail("unknown command \(arguments[1])", status: 2)

@@ -137,7 +137,8 @@ public final class USBDeviceHandle {
     deinit { close() }
 
     /// Releases the claimed interfaces, gives detached interfaces back to their kernel drivers,
-    /// and closes the device. Errors are ignored: the device may be gone already.
+    /// and closes the device. Errors are ignored: the device may be gone already. Never from a
+    /// transfer or hotplug callback: libusb deadlocks (use `USBEventDriver.afterEvents`).
     public func close() {
         guard isOpen else { return }
         precondition(inFlight == 0, "USBDeviceHandle.close with \(inFlight) transfers in flight")

@@ -20,6 +20,8 @@ public final class USBEventDriver {
     private var timerDeadline: Instant?
     /// Times libusb's events were handled (for the wake-up budget).
     public private(set) var passes = 0
+    private var handling = false
+    private var afterEventsWork: [() -> Void] = []
 
     /// The least delay of the timeout timer, so a timeout libusb fails to consume cannot spin the loop.
     static let minimumTimerDelay = Duration.milliseconds(1)
@@ -58,9 +60,23 @@ public final class USBEventDriver {
     /// from outside a loop handler only if the timer must move (the loop does the rest).
     public func handleEvents() {
         var zero = timeval(tv_sec: 0, tv_usec: 0)
+        handling = true
         _ = libusb_handle_events_timeout_completed(context.raw, &zero, nil)
+        handling = false
         passes += 1
+        while !afterEventsWork.isEmpty {
+            let work = afterEventsWork
+            afterEventsWork.removeAll()
+            for item in work { item() }
+        }
         rearmTimer()
+    }
+
+    /// Runs `work` once libusb's event handling has returned, or now when it is not running.
+    /// For what libusb forbids inside its callbacks: `libusb_close` from a transfer callback
+    /// waits for a lock the event handler holds, for ever.
+    public func afterEvents(_ work: @escaping () -> Void) {
+        if handling { afterEventsWork.append(work) } else { work() }
     }
 
     /// The earliest libusb timeout as one loop timer (none when libusb has none, as on Linux,
