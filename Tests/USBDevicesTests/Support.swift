@@ -49,3 +49,24 @@ struct ScratchDirectory {
     }
     func remove() { _ = system("rm -rf '\(path)'") }
 }
+
+/// Whether umockdev's testbed library is usable from the system Python (python3-gi and
+/// gir1.2-umockdev-1.0): the hotplug tests add and remove devices under a running program with it.
+let umockdevTestbedFromPython: Bool = {
+    guard access("/usr/bin/umockdev-wrapper", X_OK) == 0, access("/usr/bin/python3", X_OK) == 0 else { return false }
+    return system("/usr/bin/python3 -c \"import gi; gi.require_version('UMockdev', '1.0'); from gi.repository import UMockdev\" >/dev/null 2>&1") == 0
+}()
+
+/// Runs `usb-probe ARGS` inside a testbed built from `device`, where Tests/Scripts/usb-hotplug.py
+/// unplugs `syspath` after the first arrival and plugs it back after a departure.
+func probeWithHotplug(_ device: String, unplugging syspath: String, _ arguments: [String]) throws -> (status: Int32?, lines: [String]) {
+    let probe = ChildProcess.executableDirectory() + "/usb-probe"
+    let script = fixturesDirectory + "/../Scripts/usb-hotplug.py"
+    let child = try ChildProcess.spawn("/usr/bin/umockdev-wrapper", ["/usr/bin/python3", script, fixturesDirectory + "/usb/" + device, syspath, probe] + arguments,
+                                       pipeStdin: false)
+    defer { child.terminate() }
+    var lines: [String] = []
+    let deadline = MonotonicClock.now() + .seconds(30)
+    while MonotonicClock.now() < deadline, let line = try child.readLine(timeout: deadline - MonotonicClock.now()) { lines.append(line) }
+    return (child.wait(timeout: .seconds(5)), lines)
+}

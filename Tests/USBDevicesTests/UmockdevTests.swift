@@ -96,3 +96,25 @@ struct UmockdevTransferTests {
         #expect(wakeups.map { $0 <= 4 } == true, "2 s idle: \(lines)")
     }
 }
+
+/// Hotplug through libusb under umockdev's testbed: a device removed with a "remove" uevent and
+/// added back with an "add" one (Tests/Scripts/usb-hotplug.py drives the testbed).
+@Suite(.enabled(if: umockdevTestbedFromPython, "umockdev-wrapper, /usr/bin/python3 with gi and gir1.2-umockdev-1.0 are needed (apt-get install umockdev python3-gi gir1.2-umockdev-1.0): hotplug is not tested"))
+struct UmockdevHotplugTests {
+    static let adapterA = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.2"
+    static let adapterB = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.3"
+
+    @Test func theSelectedDeviceDepartsAndArrivesAgainOnTheLoop() throws {
+        let (status, lines) = try probeWithHotplug("terminals.umockdev", unplugging: Self.adapterA, ["watch", "0403:6001:FTA1", "3"])
+        #expect(status == 0)
+        let a = "0403:6001 port=1-1.2 serial=FTA1 speed=12 address=5"
+        #expect(Array(lines.prefix(4)) == ["hotplug yes", "arrived " + a, "departed " + a, "arrived " + a], "\(lines)")
+    }
+
+    @Test func anotherAdapterOfTheSameModelLeavingIsNotTheTerminal() throws {
+        let (status, lines) = try probeWithHotplug("terminals.umockdev", unplugging: Self.adapterB, ["watch", "0403:6001:FTA1", "2"])
+        #expect(status == 0)
+        #expect(lines.filter { $0.hasPrefix("departed") }.isEmpty, "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("arrived") }.count == 1)
+    }
+}
