@@ -21,7 +21,7 @@ public struct USBRecoveryPolicy: Sendable {
         /// hub that says 01 may still not cut VBUS. uhubctl's compatibility list is the practical
         /// reference (industrial hubs such as B+B SmartWorx UHR204; some VIA VL81x-based hubs).
         /// A configuration value only here: the policy says when; the shell must read the hub
-        /// descriptor and refuse `on` for a hub that cannot.
+        /// descriptor (`USBHubPower.parse`) and refuse `on` for a hub that cannot.
         public var powerCycle: Bool
 
         /// Allowed failures before a reset.
