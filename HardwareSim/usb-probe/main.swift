@@ -8,6 +8,7 @@
 //   usb-probe ftdi SELECTOR BAUD HEX   FT232 bring-up without the kernel driver, HEX written on
 //                                  bulk OUT, one bulk IN read (status bytes stripped) printed
 //   usb-probe cdc SELECTOR BAUD HEX    the same for a CDC-ACM device (interfaces 0 and 1)
+//   usb-probe reset SELECTOR       a USB port reset of the selected device (what recovery does)
 import Glibc
 import Platform
 import Timebase
@@ -110,6 +111,15 @@ do {
         _ = try loop.run(until: { closed != nil }, deadline: MonotonicClock.now() + .seconds(1))
         line("closed \(closed.map { "\($0)" } ?? "-") line-errors \(port.lineErrorPackets)")
         withExtendedLifetime(driver) {}
+    case "reset" where arguments.count == 3:
+        let selector: USBSelector
+        do { selector = try USBSelector.parse(arguments[2]) } catch { fail("terminal.usb \(arguments[2]): \(error)", status: 2) }
+        let context = try USBContext()
+        guard let device = try context.devices().first(where: { $0.identity().map(selector.matches) == true }) else { fail("no device selected", status: 1) }
+        let handle = try device.open()
+        try handle.reset()
+        handle.close()
+        line("reset " + (device.portPath?.description ?? "?"))
     default:
         fail("unknown command \(arguments[1])", status: 2)
     }

@@ -13,7 +13,9 @@ public enum USBDeviceEvent: Equatable, Sendable {
 /// Follows the one device a `USBSelector` names through libusb's hotplug events, delivered on the
 /// event loop (through `USBEventDriver`'s event handling).
 ///
-/// Only a departure of the device that arrived is reported: another adapter of the same model
+/// The handler runs inside libusb's event handling: open or close the device from
+/// `USBEventDriver.afterEvents`, not in the handler itself. Only a departure of the device
+/// that arrived is reported: another adapter of the same model
 /// leaving is not the terminal. Where `USBContext.hasHotplug` is false, `start` throws
 /// `notSupported` and the caller falls back to enumerating on each reopen with its backoff.
 public final class USBDeviceWatcher {

@@ -78,15 +78,18 @@ public final class USBBulkTransfer {
         raw.pointee.timeout = timeoutMilliseconds
         raw.pointee.flags = zeroPacket ? UInt8(LIBUSB_TRANSFER_ADD_ZERO_PACKET.rawValue) : 0
         raw.pointee.user_data = Unmanaged.passRetained(self).toOpaque()
+        self.completion = completion
+        isInFlight = true
+        handle.inFlight += 1
         let rc = libusb_submit_transfer(raw)
         if rc < 0 {
             Unmanaged<USBBulkTransfer>.fromOpaque(raw.pointee.user_data!).release()
             raw.pointee.user_data = nil
+            self.completion = nil
+            isInFlight = false
+            handle.inFlight -= 1
             throw USBError(call: "libusb_submit_transfer", returned: rc)
         }
-        self.completion = completion
-        isInFlight = true
-        handle.inFlight += 1
     }
 
     /// Asks libusb to cancel; the completion still runs (with `.cancelled`) from the event loop.

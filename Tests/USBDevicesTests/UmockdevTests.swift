@@ -40,6 +40,17 @@ struct UmockdevTests {
         #expect(lines == expected)
     }
 
+    /// What the recovery does: open the selected device and reset its port (umockdev accepts the
+    /// reset ioctl; a real re-enumeration is the QEMU guest's to show).
+    @Test func theSelectedDeviceIsResetAndAnAbsentOneIsNot() throws {
+        let reset = try probeUnderUmockdev("terminals.umockdev", ["reset", "0403:6001:FTB2"])
+        #expect(reset.status == 0)
+        #expect(reset.lines == ["reset 1-1.3"])
+        let absent = try probeUnderUmockdev("terminals.umockdev", ["reset", "0403:6001:NOPE"])
+        #expect(absent.status == 1)
+        #expect(absent.lines.isEmpty)
+    }
+
     @Test func twoIdenticalAdaptersWithoutASerialAreNotChosenBetween() throws {
         let (status, lines) = try probeUnderUmockdev("terminals.umockdev", ["select", "0403:6001"])
         #expect(status == 0)
