@@ -2,6 +2,10 @@
 /// on endpoint 0 (FTDI AN232B-05 for the baud divisor; the request numbers as every open driver
 /// uses them) and the two status bytes that start every bulk IN packet.
 ///
+/// The chip sends a packet, at least its two status bytes, whenever its latency timer expires
+/// without having sent one, even on a silent line: an open port without the kernel driver
+/// completes a bulk IN transfer 1000/latency times a second.
+///
 /// Single-interface chips only: on FT2232/FT4232 the port number shares wIndex with the
 /// divisor's high bits, which these builders do not place.
 public enum FTDI {
@@ -17,6 +21,8 @@ public enum FTDI {
         case setBaudRate = 3
         /// Data bits, parity, stop bits, break.
         case setData = 4
+        /// A received byte that sends the packet at once, before the latency timer.
+        case setEventCharacter = 6
         /// How long the chip holds a partly filled IN packet (1…255 ms).
         case setLatencyTimer = 9
     }
@@ -69,6 +75,13 @@ public enum FTDI {
     public static func setLatencyTimer(milliseconds: UInt8) -> USBControlRequest {
         precondition(milliseconds >= 1, "the FT232 takes 1…255 ms")
         return request(.setLatencyTimer, value: UInt16(milliseconds))
+    }
+
+    /// SET_EVENT_CHAR: when enabled, receiving `character` sends the packet at once. With a
+    /// protocol whose frames end in a known byte, this lets the latency timer be long (fewer
+    /// status-only packets, so fewer wake-ups on an idle line) without delaying frames.
+    public static func setEventCharacter(_ character: UInt8, enabled: Bool) -> USBControlRequest {
+        request(.setEventCharacter, value: UInt16(character) | (enabled ? 0x0100 : 0))
     }
 
     /// The bring-up, in the order the kernel's driver uses: reset, DTR/RTS, no flow control,

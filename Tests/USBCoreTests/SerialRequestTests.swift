@@ -68,6 +68,8 @@ import USBCore
         #expect(try FTDI.setData(SerialLineSettings(baud: 9600, dataBits: 7, parity: .even, stopBits: .two)).setupAndData == [0x40, 4, 0x07, 0x12, 0, 0, 0, 0])
         #expect(try FTDI.setData(SerialLineSettings(baud: 9600), breakOn: true).value == 0x4008)
         #expect(FTDI.setLatencyTimer(milliseconds: 2).setupAndData == [0x40, 9, 2, 0, 0, 0, 0, 0])
+        #expect(FTDI.setEventCharacter(0x03, enabled: true).setupAndData == [0x40, 6, 0x03, 0x01, 0, 0, 0, 0])
+        #expect(FTDI.setEventCharacter(0x03, enabled: false).value == 0x0003)
         #expect(throws: USBSerialError.unsupportedDataBits(5)) { try FTDI.setData(SerialLineSettings(baud: 9600, dataBits: 5)) }
     }
 
