@@ -16,7 +16,7 @@ usage: paybridged [--config FILE] [flags that override it]   (default FILE: /etc
        paybridged --check-config FILE
        paybridged [--config FILE] --deenergise-relays
        paybridged --terminal serial:PATH[,BAUD 8N1] | tcp:ADDRESS[:PORT] | tcp:[IPV6]:PORT [--family apollo|p6x] [--log-level LEVEL]
-                  [--state DIR [--connectors N] [--charger-io none|simulated] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
+                  [--state DIR [--connectors N] [--charger-io none|simulated|socket|gpio] [--preauth MINOR] [--tariff CUR,START,PER_KWH_MILLI,PER_MIN_MILLI]
                    [--plug-timeout SECONDS] [--sim-ev plug=MS,charge=MS,power=W|none] [--relay-history FILE] [--disk-budget BYTES] [--drain] [--socket PATH]
                    [--cloud URL --station ID [--cloud-protocol ocpp-j|https] [--ca-file F] [--client-cert F --client-key F]
                     [--password-file F] [--token-file F] [--proxy http://HOST:PORT]

@@ -143,4 +143,27 @@ import Testing
             #expect(bench.sim.records("committed").first?["amount"] as? Int == Self.tariff(Int64(lastGood - start)))
         }
     }
+
+    /// A meter that stops answering while charging (`charger.meter_timeout_seconds`, 5 s here)
+    /// stops the session, captured on its last good reading; nothing it said later is billed.
+    @Test func aSilentMeterStopsTheSessionOnItsLastGoodReading() throws {
+        try charging(meterTimeout: 5) { socket, bench, _, meter in
+            try meter.command("power 1 360000")
+            usleep(1_000_000)
+            try meter.command("power 1 0")
+            usleep(600_000)
+            let lastGood = try #require(meters(socket).first?["register_wh"] as? Int)
+            let silentFrom = Date()
+            #expect(try meter.command("silence 1 on").hasPrefix("ok"))
+            try meter.command("power 1 360000")
+            #expect(waitUntil(.seconds(20)) { !bench.sim.records("committed").isEmpty }, "the silent meter did not stop the session: \(bench.daemonLog.suffix(1000))")
+            #expect(Date().timeIntervalSince(silentFrom) >= 4.5, "stopped before the meter timeout")
+            #expect(bench.daemonLog.contains("meter silent for 5s"))
+            let session = lastSession(socket)
+            let start = session["meter_start_wh"] as? Int ?? 0
+            #expect(session["meter_end_wh"] as? Int == lastGood, "\(session)")
+            #expect(bench.sim.records("committed").first?["amount"] as? Int == Self.tariff(Int64(lastGood - start)))
+            #expect((meters(socket).first?["failures"] as? Int ?? 0) >= 1)
+        }
+    }
 }

@@ -127,7 +127,7 @@ import Platform
         (["--terminal", "serial:/dev/null", "--plug-timeout", "9223372036854775807"], "timeouts.plug_in_seconds"),
         (["--terminal", "serial:/dev/null", "--heartbeat", "9223372036854775807"], "cloud.heartbeat_seconds"),
         (["--terminal", "serial:/dev/null", "--disk-budget", "9223372036854775807"], "state.disk_budget_bytes"),
-        (["--terminal", "serial:/dev/null", "--charger-io", "gpio"], "expected none, simulated or socket"),
+        (["--terminal", "serial:/dev/null", "--charger-io", "gpio"], "charger.io = gpio needs charger.gpio.1.relay"), (["--terminal", "serial:/dev/null", "--charger-io", "relays"], "expected none, simulated, socket or gpio"),
     ])
     func badCommandLineValuesAreRefusedWithAReason(args: [String], reason: String) throws {
         let dir = try tempDir("flags")
