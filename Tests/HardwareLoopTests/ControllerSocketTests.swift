@@ -216,6 +216,9 @@ import Testing
         #expect(waitUntil(.seconds(10)) { connector1(socket)["status"] as? String == "faulted" }, "\(connector1(socket))")
         #expect(connector1(socket)["latched"] as? String == "welded relay")
         #expect(fileText(latchFile) == "welded=1\n")
+        // The platform is told: the connector's StatusNotification says Faulted.
+        #expect(waitUntil(.seconds(15)) { bench.cloudBodies("StatusNotification").contains { $0["connectorStatus"] as? String == "Faulted" } },
+                "\(bench.cloudBodies("StatusNotification"))")
         let early = try ctl(socket, ["--json", "clear-fault", "1"])
         #expect(early.status == 1 && ((json(early.out.first)["error"] as? [String: Any])?["message"] as? String ?? "").contains("still reads closed"),
                 "\(early)")
