@@ -192,6 +192,10 @@ extension DaemonConfig {
             for k in 1...n where c.gpio[k]?.relay == nil {
                 problems.append((["charger.io"], "charger.io = gpio needs charger.gpio.\(k).relay (every connector's relay coil)"))
             }
+            // Nothing else can say a car is plugged in with gpio: without the input no session could charge.
+            for k in 1...n where c.gpio[k]?.relay != nil && c.gpio[k]?.plug == nil {
+                problems.append((["charger.gpio.\(k).relay"], "charger.io = gpio needs charger.gpio.\(k).plug (the plug-detect input: nothing else says a car is there)"))
+            }
             if c.meterDevice.isEmpty {
                 problems.append((["charger.io"], "charger.io = gpio needs meter.device and charger.meter.N: the energy billed is the meter's"))
             }

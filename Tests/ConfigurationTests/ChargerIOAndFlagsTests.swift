@@ -57,6 +57,7 @@ import Configuration
         charger.gpio.1.mirror = paybridge-io:mirror-1
         charger.gpio.1.plug = /dev/gpiochip0:7:active-low
         charger.gpio.2.relay = paybridge-io:12:active-low
+        charger.gpio.2.plug = paybridge-io:plug-2
         charger.gpio.debounce_ms = 30
         relay.feedback_ms = 300
         meter.device = /dev/ttyMeter
@@ -74,6 +75,9 @@ import Configuration
         #expect(c.gpio[1]?.relay == GPIOLineSetting(chip: "paybridge-io", line: "relay-1"))
         #expect(c.gpio[1]?.plug == GPIOLineSetting(chip: "/dev/gpiochip0", line: "7", activeLow: true))
         #expect(c.gpio[2]?.relay == GPIOLineSetting(chip: "paybridge-io", line: "12", activeLow: true) && c.gpio[2]?.mirror == nil)
+        // Without its plug input a GPIO connector could never charge.
+        #expect(ConfigParser.parse(Self.twoConnectors.replacingOccurrences(of: "charger.gpio.2.plug = paybridge-io:plug-2\n", with: "")).1
+                    .contains { $0.message.contains("charger.gpio.2.plug") })
         #expect(c.gpioDebounceMs == 30 && c.relayFeedbackMs == 300 && c.meterPollMs == 500)
         #expect(c.meterLine.baud == 19200 && c.meterLine.parity == .even)
         #expect(c.meters == [1: MeterSetting(address: 1, model: "sdm630"), 2: MeterSetting(address: 2, model: "abb-b23")])

@@ -40,6 +40,7 @@ import PaymentEngine
         var d = ["charger.connectors": "8", "charger.io": "gpio", "meter.device": "/dev/ttyMeter"]
         for n in 1...8 {
             d["charger.gpio.\(n).relay"] = "io:relay-\(n)"
+            d["charger.gpio.\(n).plug"] = "io:plug-\(n)"
             d["charger.meter.\(n)"] = "\(n):sdm630"
         }
         return d
