@@ -76,7 +76,7 @@ let package = Package(
         // sessions, entries and summaries, the reconciliation export (CSV, JSON lines), Prometheus text.
         .target(name: "StationReports", dependencies: ["PaymentEngine", "Uplink", "CardSafety", "JSONLines", "WireFormat"]),
         // Pure: the daemon's configuration file (parser with line-numbered problems).
-        .target(name: "Configuration", dependencies: ["PaymentEngine", "Platform", "TerminalConditions"]),
+        .target(name: "Configuration", dependencies: ["PaymentEngine", "Platform", "TerminalConditions", "USBCore"]),
         // Shell: byte streams to the terminal (serial, TCP) with reopen and capped backoff.
         .target(name: "Transport", dependencies: ["Platform", "Timebase"]),
         // Shell: runs a PSPLink over a Transport on the event loop.
@@ -153,7 +153,7 @@ let package = Package(
         .target(name: "Daemon", dependencies: ["Configuration", "Station", "StationReports", "TerminalConditions", "DiagnosticsProtocol", "DiagnosticsSocket", "JSONLines", "ChargerPort", "ChargerLine", "ControllerInput", "Ledger", "PaymentEngine", "Uplink", "CloudHTTP", "DaemonLog",
                                                "OCPPJUplink", "OCPPJ", "WebSocket", "CSMSRequests", "StationCore", "TerminalPort", "PSPTerminal", "PSPLink", "Transport", "Platform", "Timebase",
                                                "EnergyMeters", "MeterLink", "GPIOCharger", "GPIOLines"]),
-        .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform"],
+        .executableTarget(name: "paybridged", dependencies: ["Daemon", "DaemonLog", "PSPTerminal", "PSPLink", "Transport", "Platform", "USBSysfs", "USBCore"],
                           exclude: ["link"], linkerSettings: leanReleaseLink),
         // The demo: the daemon's parts against an embedded simulated terminal, cloud and charger.
         .executableTarget(name: "paybridge-demo", dependencies: ["DaemonLog", "Station", "ChargerPort", "Ledger", "PaymentEngine", "CloudHTTP", "CloudSim", "TerminalSim",
@@ -212,7 +212,7 @@ let package = Package(
         .testTarget(name: "ModbusRTUTests", dependencies: ["ModbusRTU", "EnergyMeters", "WireFormat", "Timebase"]),
         .testTarget(name: "MeterLinkTests", dependencies: ["MeterLink", "MeterSim", "EnergyMeters", "ModbusRTU", "Transport", "Platform", "Timebase"]),
         .testTarget(name: "USBCoreTests", dependencies: ["USBCore", "Timebase"]),
-        .testTarget(name: "USBDevicesTests", dependencies: ["USBDevices", "USBSysfs", "USBCore", "Platform", "Timebase"]),
+        .testTarget(name: "USBDevicesTests", dependencies: ["USBDevices", "USBSysfs", "USBCore", "Transport", "Platform", "Timebase"]),
         .testTarget(name: "WireFormatTests", dependencies: ["WireFormat", "Timebase"]),
         .testTarget(name: "DaemonTests", dependencies: ["CSMSProcess", "Daemon", "DaemonLog", "JSONLines", "Configuration", "Station", "StationCore", "Ledger", "PaymentEngine", "ChargerPort", "TerminalPort",
                                                     "FakeTerminal", "Uplink", "Platform", "Timebase"]),

@@ -20,6 +20,7 @@ extension DaemonConfig {
         case "terminal.family": return terminalFamily.rawValue
         case "terminal.transport": return transport.rawValue
         case "terminal.device": return device
+        case "terminal.usb": return terminalUSB
         case "terminal.line": return line.description
         case "terminal.host": return host
         case "terminal.port": return String(port)

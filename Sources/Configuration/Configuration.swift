@@ -1,6 +1,7 @@
 import PaymentEngine
 import Platform
 import TerminalConditions
+import USBCore
 
 /// The daemon's settings, from `/etc/paybridge/paybridge.conf` (or `--config FILE`).
 ///
@@ -59,6 +60,8 @@ public struct DaemonConfig: Equatable, Sendable {
     public var storageDays = TerminalConditions.defaultStorageDays
     public var engine = EngineConfig()
     public var chargerIO = ChargerIO.none
+    /// `terminal.usb`: the terminal's USB adapter by identity ("": use `device`).
+    public var terminalUSB = ""
     /// `charger.meter_timeout_seconds` (`charger.io = socket`): a charging connector whose meter
     /// has sent no accepted reading this long is faulted, and its session captured as last read.
     public var meterTimeoutSeconds: Int64 = 30
@@ -151,6 +154,7 @@ public struct DaemonConfig: Equatable, Sendable {
         ("terminal.family", "apollo | p6x"),
         ("terminal.transport", "serial | tcp"),
         ("terminal.device", "serial device of the terminal (a udev name such as /dev/ttyPSP)"),
+        ("terminal.usb", "the terminal's USB serial adapter by identity, VID:PID[:SERIAL] (hex IDs) or a port path such as 1-1.2: its tty is found through sysfs before every open, over terminal.device (empty: terminal.device)"),
         ("terminal.line", "serial line settings, e.g. 57600 8N1 (9600…115200; ZVT uses 8N2)"),
         ("terminal.host", "Apollo on TCP: its IP address (IPv4 or IPv6; names are refused: resolving one would block)"),
         ("terminal.port", "Apollo on TCP: port, default 3201"),
@@ -258,6 +262,9 @@ public enum ConfigParser {
     /// a file is read and again after command-line overrides are applied over it.
     public static func wholeFileProblems(_ c: DaemonConfig) -> [(keys: [String], message: String)] {
         var problems: [(keys: [String], message: String)] = DaemonConfig.hardwareProblems(c)
+        if c.transport == .tcp && !c.terminalUSB.isEmpty {
+            problems.append((["terminal.usb"], "terminal.usb finds a serial adapter; terminal.transport = tcp has none"))
+        }
         if c.transport == .tcp && c.host.isEmpty {
             problems.append((["terminal.transport"], "terminal.transport = tcp needs terminal.host"))
         }
@@ -309,6 +316,13 @@ public enum ConfigParser {
         }
         func optional() -> String? { v.isEmpty ? nil : v }
         if let hardware = DaemonConfig.applyHardware(key, v, to: &c) { return hardware }
+        if key == "terminal.usb" {
+            if !v.isEmpty {
+                do throws(USBSelectorError) { _ = try USBSelector.parse(v) } catch { return "expected VID:PID[:SERIAL] or a port path such as 1-1.2: \(error)" }
+            }
+            c.terminalUSB = v
+            return nil
+        }
         switch key {
         case "terminal.family":
             guard let f = DaemonConfig.TerminalFamilyName(rawValue: v) else { return "expected apollo or p6x, got '\(v)'" }

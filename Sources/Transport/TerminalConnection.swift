@@ -42,6 +42,18 @@ public struct ConnectionCounters: Equatable, Sendable {
 /// without a restart. Runs on the caller's event loop; never blocks on a read.
 public final class TerminalConnection {
     public let endpoint: Endpoint
+    /// Finds a serial endpoint's device before each open attempt (a USB adapter by its identity,
+    /// `terminal.usb`); nil: the endpoint's path. A failure counts as a failed open (retried with
+    /// the backoff) with its text as the last error.
+    public var resolveSerialPath: (() -> Result<String, PathProblem>)?
+    /// The device path the last serial open attempt used.
+    public private(set) var currentPath: String?
+
+    /// Why a serial device could not be found, in words.
+    public struct PathProblem: Error, Equatable, Sendable {
+        public var text: String
+        public init(_ text: String) { self.text = text }
+    }
     public private(set) var counters = ConnectionCounters()
     public private(set) var isOpen = false
     /// The last reason the connection went down or failed to open, for status displays.
@@ -114,7 +126,18 @@ public final class TerminalConnection {
         guard !stopped, !isOpen, connecting == nil else { return }
         do {
             switch endpoint {
-            case let .serial(path, settings):
+            case let .serial(configured, settings):
+                var path = configured
+                if let resolve = resolveSerialPath {
+                    // The node is found again for every attempt (a USB adapter's name can change on a replug).
+                    switch resolve() {
+                    case .success(let found): path = found
+                    case .failure(let problem):
+                        failedToOpen(problem.text)
+                        return
+                    }
+                }
+                currentPath = path
                 opened(try SerialPort.open(path: path, settings: settings))
             case let .tcp(host, port):
                 // Never wait for a handshake inside the loop: watch for writability instead.

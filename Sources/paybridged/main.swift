@@ -13,6 +13,8 @@ import Platform
 import PSPLink
 import PSPTerminal
 import Transport
+import USBCore
+import USBSysfs
 
 /// Logs `paybridged: MESSAGE` and exits with status 2 (refused to start).
 func die(_ message: String) -> Never {
@@ -101,6 +103,21 @@ do {
     case .off: linkConfig.connectionInfo = .off
     }
     let driver = PSPLinkDriver(loop: loop, endpoint: endpoint, config: linkConfig)
+    if !arguments.config.terminalUSB.isEmpty, case .serial = endpoint, let selector = try? USBSelector.parse(arguments.config.terminalUSB) {
+        // The adapter by identity: its tty found through sysfs before every open attempt.
+        let locator = USBTerminalLocator(selector: selector)
+        var last: String?
+        driver.connection.resolveSerialPath = {
+            let outcome = locator.locate()
+            if case let .found(path, identity) = outcome {
+                if last != path { Log.info("terminal.usb \(selector): \(identity) at \(path)") }
+                last = path
+                return .success(path)
+            }
+            return .failure(TerminalConnection.PathProblem(outcome.problem ?? "not found"))
+        }
+        Log.info("terminal: the USB adapter \(selector) (terminal.usb; terminal.device is not used)")
+    }
     if arguments.stateDir != nil {
         try runStation(loop: loop, driver: driver, arguments: arguments, commandLine: commandLine)
     }

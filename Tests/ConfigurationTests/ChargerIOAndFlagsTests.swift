@@ -111,6 +111,15 @@ import Configuration
             #expect(ConfigParser.parse("meter.line = \(bad)\n").1.contains { $0.message.contains("8N1 or 8E1") }, "\(bad)")
         }
         #expect(ConfigParser.parse("charger.gpio.9.relay = c:1\n").1.first?.message.contains("unknown key") == true)
+        // terminal.usb (issue 17): an identity or a port path, and only on a serial transport.
+        for good in ["0403:6001", "0403:6001:FT12AB", "1-1.2", "3-2"] {
+            let (c, p) = ConfigParser.parse("terminal.usb = \(good)\n")
+            #expect(p.isEmpty && c.terminalUSB == good, "\(good): \(p)")
+        }
+        for bad in ["0403", "zz:6001", "1-", "usb0"] {
+            #expect(ConfigParser.parse("terminal.usb = \(bad)\n").1.first?.message.contains("VID:PID[:SERIAL]") == true, "\(bad)")
+        }
+        #expect(ConfigParser.parse("terminal.transport = tcp\nterminal.host = 192.0.2.1\nterminal.usb = 0403:6001\n").1.contains { $0.message.contains("tcp has none") })
         #expect(ConfigParser.parse("relay.feedback_ms = 49\n").1.first?.message.contains("50…5000") == true)
         #expect(ConfigParser.parse("meter.poll_ms = 100\n").1.first?.message.contains("200…60000") == true)
     }

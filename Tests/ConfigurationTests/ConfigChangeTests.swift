@@ -31,7 +31,7 @@ import PaymentEngine
     /// The charger hardware keys (issue 16) need each other (gpio needs a relay per connector
     /// and a meter per connector): checked with `hardwareBase` below, not in `other`.
     static func isHardware(_ key: String) -> Bool {
-        ["meter.", "relay.", "charger.gpio.", "charger.meter."].contains { key.hasPrefix($0) }
+        key == "terminal.usb" || ["meter.", "relay.", "charger.gpio.", "charger.meter."].contains { key.hasPrefix($0) }
     }
     static var plainKeys: [(key: String, help: String)] { DaemonConfig.keys.filter { !isHardware($0.key) } }
 
@@ -57,6 +57,7 @@ import PaymentEngine
         case "meter.frame_silence_ms": return "16"
         case "relay.feedback_ms": return "300"
         case "charger.gpio.debounce_ms": return "5"
+        case "terminal.usb": return "0403:6001:FT-TERM"
         default:
             if key.hasPrefix("charger.meter.") { return "\(100 + Int(key.split(separator: ".")[2])!):abb-b23" }
             if key.hasSuffix(".relay") { return "/dev/gpiochip1:3:active-low" }
