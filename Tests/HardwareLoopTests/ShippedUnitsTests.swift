@@ -96,6 +96,8 @@ import Testing
         #expect(one("User") == "paybridge" && one("Group") == "paybridge")
         #expect(one("ExecStart") == "/usr/bin/paybridged --config /etc/paybridge/paybridge.conf")
         #expect(one("ExecStartPre") == "/usr/bin/paybridged --check-config /etc/paybridge/paybridge.conf")
+        // GPIO relay coils driven off after every stop or crash, with the daemon's own configuration.
+        #expect(Self.values(s, "ExecStopPost") == ["/usr/bin/paybridged --config /etc/paybridge/paybridge.conf --deenergise-relays"])
         // docs/paybridge.conf's defaults: state.directory and diagnostics.socket live where systemd makes them.
         let conf = fileText(Self.repo + "/docs/paybridge.conf")
         #expect(conf.contains("state.directory = /var/lib/paybridge") && one("StateDirectory") == "paybridge" && one("StateDirectoryMode") == "0700")
@@ -106,7 +108,7 @@ import Testing
         #expect(one("LimitCORE") == "0" && one("Environment") == "SWIFT_BACKTRACE=enable=no")
         // The terminal's device classes, by name as /proc/devices lists them, never a path.
         let allowed = Self.values(s, "DeviceAllow")
-        for cls in ["char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw", "char-usb_device rw"] { #expect(allowed.contains(cls), "\(allowed)") }
+        for cls in ["char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw", "char-usb_device rw", "char-gpiochip rw"] { #expect(allowed.contains(cls), "\(allowed)") }
         #expect(!allowed.contains { $0.hasPrefix("/") }, "a device path is resolved once at start and breaks on replug: \(allowed)")
         // Classes are looked up in /proc/devices at start: their drivers are loaded at boot.
         let modules = fileText(ShippedUnits.repo + "/systemd/paybridge-modules.conf").split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
