@@ -345,6 +345,27 @@ import Testing
         #expect(named(try decide("1234", "5678", serial: "FT1234", kernel: "ttyACM0", rules: [Self.pin, Self.rules])))
     }
 
+    /// charger.io = gpio: a GPIO chip is group paybridge's only when a local rule marks it, here
+    /// the example's I2C expander line, uncommented, by driver and bus address.
+    @Test(.enabled(if: ready, "needs root allowed to unshare -m, unshare and udevadm (Debian packages util-linux, udev)"))
+    func onlyTheMarkedGPIOChipIsGroupPaybridges() throws {
+        let example = fileText(Self.pin).split(separator: "\n").first { $0.hasPrefix("#") && $0.contains("DRIVERS==\"pca953x\"") }
+        let line = try #require(example, "the example has no pca953x line").dropFirst()
+        let local = FileManager.default.temporaryDirectory.appendingPathComponent("59-gpio-\(UUID().uuidString.prefix(8)).rules").path
+        defer { unlink(local) }
+        try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: local))
+        func chip(_ driver: String, _ device: String, _ rules: [String]) throws -> [String: String] {
+            try decide(driver, device, serial: "-", kernel: "gpiochip0", rules: rules)
+        }
+        let marked = try chip("pca953x", "1-0020", [local, Self.rules])
+        #expect(marked["NODE_GROUP"] == "paybridge" && marked["NODE_MODE"] == "660", "\(marked)")
+        // Another expander, the same chip without the local rule: root's alone.
+        for d in [try chip("pca953x", "1-0021", [local, Self.rules]), try chip("pca953x", "1-0020", [Self.rules]),
+                  try chip("gpio-sim", "gpio-sim.0", [local, Self.rules])] {
+            #expect(d["NODE_GROUP"] == "root" && d["NODE_MODE"] == "600", "\(d)")
+        }
+    }
+
     /// The harness catches a rule udev cannot use (udevadm test exits 0 for those).
     @Test(.enabled(if: ready, "needs root allowed to unshare -m, unshare and udevadm (Debian packages util-linux, udev)"))
     func aBrokenRuleFails() throws {

@@ -9,6 +9,8 @@
 # usage: udev-fake-device.sh VENDOR PRODUCT SERIAL KERNEL RULES_FILE...
 #   VENDOR, PRODUCT: 4 hex digits (idVendor, idProduct); SERIAL: the USB serial number, or "-" for none;
 #   KERNEL: ttyUSB0 (a usb-serial port) or ttyACM0 (a cdc_acm interface).
+#   udev-fake-device.sh DRIVER DEVICE - gpiochip0 RULES_FILE...: a GPIO chip instead, whose parent
+#   platform device DEVICE (udev's KERNELS) is bound to DRIVER (DRIVERS), e.g. gpio-sim gpio-sim.0.
 # Exit status 77: cannot run here (not root, no unshare or udevadm); 2: usage.
 set -eu
 if [ "${PAYBRIDGE_UDEV_INNER:-}" != 1 ]; then
@@ -47,6 +49,23 @@ cp "$work"/rules/* /etc/udev/rules.d/
 mount --bind "$work/group" /etc/group
 
 mkdir -p /sys/bus/usb /sys/bus/usb-serial /sys/class/tty /sys/bus/usb/drivers/cdc_acm /sys/bus/usb-serial/drivers/ftdi_sio
+case $kernel in
+gpiochip*)
+    # A GPIO chip on the gpio bus, child of a platform device bound to a driver.
+    mkdir -p /sys/bus/gpio "/sys/bus/platform/drivers/$vendor"
+    parent=/sys/devices/platform/$product
+    chip=$parent/$kernel
+    mkdir -p "$chip"
+    printf 'DRIVER=%s\n' "$vendor" > "$parent/uevent"
+    ln -s ../../bus/platform "$parent/subsystem"
+    ln -s "../../bus/platform/drivers/$vendor" "$parent/driver"
+    ln -s ../../../bus/gpio "$chip/subsystem"
+    printf 'MAJOR=254\nMINOR=0\nDEVNAME=%s\n' "$kernel" > "$chip/uevent"
+    echo 254:0 > "$chip/dev"
+    mknod -m 0600 "/dev/$kernel" c 254 0
+    tty=$chip
+    ;;
+*)
 usbdev=/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1
 intf=$usbdev/1-1:1.0
 mkdir -p "$intf"
@@ -92,6 +111,8 @@ echo "$major:0" > "$tty/dev"
 ln -s "../../${tty#/sys/}" "/sys/class/tty/$kernel"
 # udev skips a device whose node is missing: the kernel's devtmpfs would have made it.
 mknod -m 0600 "/dev/$kernel" c "$major" 0
+    ;;
+esac
 
 # sd-device refuses a syspath on anything but sysfs unless told (what umockdev relies on too).
 out=$(SYSTEMD_DEVICE_VERIFY_SYSFS=0 udevadm test --action=add "$tty" 2>&1) || { echo "$out" >&2; echo "udevadm test failed" >&2; exit 1; }
