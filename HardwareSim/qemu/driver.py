@@ -215,7 +215,7 @@ def ensure_image(rebuild):
     return out
 
 
-def make_payload(run_dir, deb, charger_sim, gpio_probe):
+def make_payload(run_dir, deb, charger_sim, gpio_probe, meter_sim=None):
     stage = os.path.join(run_dir, "payload")
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
@@ -224,6 +224,8 @@ def make_payload(run_dir, deb, charger_sim, gpio_probe):
     shutil.copy(charger_sim, os.path.join(stage, "charger-sim"))
     if gpio_probe:
         shutil.copy(gpio_probe, os.path.join(stage, "gpio-probe"))
+    if meter_sim:
+        shutil.copy(meter_sim, os.path.join(stage, "meter-sim"))
     img = os.path.join(run_dir, "payload.img")
     sh(["mkfs.ext4", "-q", "-F", "-L", "payload", "-d", stage, img, "64M"])
     return img
@@ -456,6 +458,7 @@ class Scenarios:
     def __init__(self, m, tsim, run_dir):
         self.m, self.a, self.tsim, self.run_dir = m, m.agent, tsim, run_dir
         self.results = []
+        self.g_n0, self.g_used = 0, set()
 
     # -- guest facts
 
@@ -759,10 +762,14 @@ echo /sys/devices/platform/$(cat $C/dev_name)/$(cat $C/bank0/chip_name)
             raise Failed("the chip or its named lines were not found by label (GPIO_GET_CHIPINFO, GPIO_V2_GET_LINEINFO)")
         # The active-low coil's board pulls it up: released, it is de-energised.
         self.a.run(f"echo pull-up > {self.gpio_sys}/sim_gpio3/pull")
-        follower = f"""S={self.gpio_sys}; last=
+        # Every change of the coil is logged with the guest's wall clock (G4-G6 compare it with
+        # the daemon's journal and the approval).
+        follower = f"""S={self.gpio_sys}; last=; lastv=
 while :; do
+  v=$(cat $S/sim_gpio0/value)
+  [ "$v" != "$lastv" ] && echo "$(date +%s%3N) $v" >> /run/coil.log && lastv=$v
   if [ -e /run/gpio-weld ]; then p=pull-up; elif [ -e /run/gpio-refuse ]; then p=pull-down;
-  elif [ "$(cat $S/sim_gpio0/value)" = 1 ]; then p=pull-up; else p=pull-down; fi
+  elif [ "$v" = 1 ]; then p=pull-up; else p=pull-down; fi
   [ "$p" != "$last" ] && echo $p > $S/sim_gpio1/pull && last=$p
   if [ -e /run/gpio-plug ]; then q=pull-up; else q=pull-down; fi
   [ "$q" != "$lastq" ] && echo $q > $S/sim_gpio2/pull && lastq=$q
@@ -834,6 +841,265 @@ done"""
         ev.append("gpio-sim returns a released line to its pull, as a board's pull resistor does; a real SoC may keep "
                   "driving the last level, which is why the wiring (pull to de-energised) and ExecStopPost matter")
 
+    # G4-G6 ------------------------------------------------------------ the daemon on GPIO lines
+    # The installed package's paybridged under systemd with charger.io = gpio on G0's gpio-sim
+    # lines (the same contactor loop plays the contactor; /run/gpio-plug is the car), its meter
+    # meter-sim on a pty in the guest, the terminal terminal-sim on the emulated FTDI as before.
+    METER_SIM = "/opt/paybridge-test/meter-sim"
+    METER_START_WH = 1_000_000
+    # milli-minor units per kWh: 1.234 minor units per Wh, so the check is not the identity.
+    TARIFF_MILLI_PER_KWH = 1_234_000
+
+    @staticmethod
+    def tariff_cost(wh, milli_per_kwh):
+        """PaymentEngine's Tariff.cost for energy only: rounded once, half up."""
+        return (wh * milli_per_kwh * 60 + 30_000_000) // 60_000_000
+
+    def meter(self, cmd):
+        """One meter-sim command through its FIFO; its answer line."""
+        n = len(self.a.out("cat /run/meter.out").splitlines())
+        self.a.run(f"echo {shlex.quote(cmd)} > /run/meter.in")
+        return wait_for(f"meter-sim's answer to {cmd}", lambda: (lambda ls: ls[n] if len(ls) > n else None)(
+            self.a.out("cat /run/meter.out").splitlines()), 10, 0.2)
+
+    def meter_wh(self):
+        words = self.meter("show 1").split()
+        return int(words[words.index("energy") + 1])
+
+    def coil_log(self, since_ms=0):
+        out = self.a.out("cat /run/coil.log 2>/dev/null")
+        return [(int(t), v) for t, v in (l.split() for l in out.splitlines() if l.strip()) if int(t) >= since_ms]
+
+    def gsession(self, n_events):
+        """A terminal session approved after the terminal's record held n_events events, not yet
+        settled nor used by an earlier G scenario."""
+        ev = self.tsim.events()[n_events:]
+        settled = {e.get("sessionId") for e in ev if e["event"] in ("committed", "voided")}
+        approved = [e["sessionId"] for e in ev if e["event"] in ("approved", "partiallyApproved")
+                    and e["sessionId"] not in settled and e["sessionId"] not in self.g_used]
+        return approved[-1] if approved else None
+
+    def journal_line_ms(self, pattern, since_ms):
+        out = self.a.out(f"journalctl -q --no-pager -o short-unix -u paybridged --since @{since_ms / 1000:.3f} | grep -E {shlex.quote(pattern)} | head -1")
+        return (int(float(out.split()[0]) * 1000), out.strip()) if out.strip() else (None, "")
+
+    def plug_and_charge(self, ev, n_events, what):
+        """Waits for an approval (coil still off), plugs the car in and waits for the coil and
+        its mirror; returns (terminal session id, guest ms when the approval was seen)."""
+        sid = wait_for(f"{what}: a card approved by the terminal", lambda: self.gsession(n_events), 90, 0.5)
+        self.g_used.add(sid)
+        t_seen = self.gnow()
+        c = self.connector()
+        ev.append(f"{what}: terminal session {sid} approved; coil {self.sim(0)}, connector {json.dumps(c)}")
+        if self.sim(0) != "0":
+            raise Failed("the coil is energised before the car plugged in")
+        t_plug = self.gnow()
+        self.a.run("touch /run/gpio-plug")
+        wait_for("the coil energised and the mirror closed", lambda: self.sim(0) == "1" and self.sim(1) == "1", 30, 0.2)
+        ev.append(f"{what}: plugged in at {t_plug}; coil 1 and mirror 1 after {(self.gnow() - t_plug) / 1000:.1f} s "
+                  f"(coil log since plug: {self.coil_log(t_plug)})")
+        wait_for("the daemon's relay closed", lambda: (self.connector() or {}).get("relay") == "closed", 30, 0.5)
+        return sid, t_seen, t_plug
+
+    def g4_daemon_session(self, ev):
+        t0 = self.gnow()
+        conf = "/etc/paybridge/paybridge.conf"
+        keys = [("charger.io", "gpio"),
+                ("charger.gpio.1.relay", f"{self.GPIO_LABEL}:relay-coil"),
+                ("charger.gpio.1.mirror", f"{self.GPIO_LABEL}:relay-mirror"),
+                ("charger.gpio.1.plug", f"{self.GPIO_LABEL}:plug-detect"),
+                ("relay.feedback_ms", "1000"),
+                ("meter.device", "$PTY"), ("meter.poll_ms", "500"), ("charger.meter.1", "1:sdm630"),
+                ("tariff.start_fee", "0"), ("tariff.time_per_minute_milli", "0"),
+                ("tariff.energy_per_kwh_milli", str(self.TARIFF_MILLI_PER_KWH))]
+        setk = "\n".join(f'k={shlex.quote(k)}; v="{v}"; if grep -q "^$k *=" {conf}; then sed -i "s|^$k *=.*|$k = $v|" {conf}; '
+                         f'else echo "$k = $v" >> {conf}; fi' for k, v in keys)
+        rc, out = self.a.run(f"""set -e
+rm -f /run/gpio-plug /run/gpio-weld /run/gpio-refuse /run/meter.in /run/meter.out
+mkfifo /run/meter.in
+systemd-run --quiet --unit=paybridge-sim-meter --collect bash -c 'exec 3<>/run/meter.in; exec {self.METER_SIM} --meter 1:sdm630:20261206:0:{self.METER_START_WH} <&3 >/run/meter.out 2>/run/meter.err'
+for i in $(seq 100); do [ -s /run/meter.out ] && break; sleep 0.1; done
+PTY=$(head -1 /run/meter.out | cut -d' ' -f2)
+chown paybridge:paybridge $PTY
+# udev: the package's rule gives group paybridge the chips a local rule marks (here gpio-sim's).
+echo 'ACTION!="remove", SUBSYSTEM=="gpio", KERNEL=="gpiochip*", DRIVERS=="gpio-sim", ENV{{PAYBRIDGE_GPIO}}="1"' > /etc/udev/rules.d/59-paybridge-local.rules
+udevadm control --reload; udevadm trigger --subsystem-match=gpio --action=add; udevadm settle
+cp -n {conf} {conf}.before-gpio
+{setk}
+mkdir -p /etc/systemd/system/paybridged.service.d
+printf '%s\\n' '[Service]' 'ExecStart=' 'ExecStart=/usr/bin/paybridged --config /etc/paybridge/paybridge.conf' 'DeviceAllow=char-pts rw' > /etc/systemd/system/paybridged.service.d/60-hil-gpio.conf
+echo "meter-sim: $(head -1 /run/meter.out) ($(stat -c '%U %a' $PTY))"
+echo "chips: $(for c in /dev/gpiochip*; do stat -c '%n %G %a' $c; done | tr '\\n' ' ')"
+grep -E '^(charger\\.io|charger\\.gpio\\.1|relay\\.feedback|meter\\.|charger\\.meter\\.1|tariff\\.)' {conf} | grep -v '= *$'
+""", timeout=60)
+        ev.append(f"setup (exit {rc}):\n{out.strip()}")
+        if rc != 0:
+            raise Failed("meter-sim, the udev rule or the configuration could not be set up")
+        chip = self.gpio_sys.rsplit("/", 1)[1]
+        if f"/dev/{chip} paybridge 660" not in out:
+            raise Failed(f"/dev/{chip} (gpio-sim) is not group paybridge 0660 after the package's udev rule")
+        n0 = self.g_n0 = len(self.tsim.events())
+        self.g_used = set()
+        t_start = self.gnow()
+        rc, out = self.a.run("systemctl daemon-reload; systemctl restart paybridged; systemctl is-active paybridged; "
+                             "systemctl show -p ExecStopPost --value paybridged | head -c 200", timeout=120)
+        ev.append(f"systemctl restart with charger.io = gpio: {out.strip()}")
+        if not out.strip().startswith("active"):
+            ev.append("journal:\n" + self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t_start / 1000:.3f} | tail -15"))
+            raise Failed("paybridged is not active with charger.io = gpio")
+        ev.append("journal of the start:\n" + self.a.out(f"journalctl -q --no-pager -o short-unix -u paybridged --since @{t_start / 1000:.3f} "
+                                                      "| sed -n '/Starting paybridged/,$p' | grep -v 'card \\(read\\|refused\\)\\|session cancelled' | head -12"))
+        e0 = self.meter_wh()
+        sid, t_seen, t_plug = self.plug_and_charge(ev, n0, "G4")
+        t_appr, l_appr = self.journal_line_ms("approved|authori[sz]ed", t_start)
+        highs = [t for t, v in self.coil_log(t_start) if v == "1"]
+        ev.append(f"guest ms: daemon restarted {t_start}, approval seen {t_seen} (journal {t_appr}: {l_appr.strip()[:160]}), "
+                  f"plug {t_plug}, first coil high {highs[0] if highs else None}")
+        if not highs:
+            raise Failed("the coil log shows no energised coil")
+        if highs[0] < t_plug:
+            raise Failed("the coil was energised before the approval and the plug")
+        self.meter("power 1 22000")
+        time.sleep(4)
+        self.meter("power 1 0")
+        time.sleep(2)  # four polls at 500 ms: the daemon has read the final register
+        e1 = self.meter_wh()
+        ev.append(f"meter-sim register: {e0} Wh before, {e1} Wh after ({e1 - e0} Wh at 22 kW for 4 s and the agent's round trips)")
+        if e1 <= e0:
+            raise Failed("meter-sim's register did not advance")
+        t_unplug = self.gnow()
+        self.a.run("rm -f /run/gpio-plug")
+        wait_for("the coil off after the unplug", lambda: self.sim(0) == "0", 30, 0.2)
+        ev.append(f"unplugged: coil 0 after {(self.gnow() - t_unplug) / 1000:.1f} s; mirror {self.sim(1)}")
+        s = self.settled_once(sid)
+        ev.append(f"terminal session {sid} settled once: {json.dumps(s)}")
+        rc, out = self.a.run("paybridgectl --json sessions", timeout=30)
+        rows = []
+        for l in out.splitlines():
+            try:
+                rows += [r for r in (find_key(json.loads(l), "sessions") or []) if r.get("terminal_reference") == str(sid)]
+            except ValueError:
+                pass
+        row = rows[-1] if rows else None
+        ev.append(f"paybridgectl --json sessions, the session: {json.dumps(row)}")
+        if row is None:
+            raise Failed("the session is not in paybridgectl sessions")
+        want = self.tariff_cost(e1 - e0, self.TARIFF_MILLI_PER_KWH)
+        got = s.get("amount")
+        ev.append(f"tariff {self.TARIFF_MILLI_PER_KWH} milli/kWh x ({e1} - {e0}) Wh = {want}; terminal captured {got} ({s['event']}); "
+                  f"ledger meter {row.get('meter_start_wh')} -> {row.get('meter_end_wh')}, captured_minor {row.get('captured_minor')}")
+        if (row.get("meter_start_wh"), row.get("meter_end_wh")) != (e0, e1):
+            raise Failed("the ledger's meter readings are not meter-sim's register")
+        if s["event"] != "committed" or got != want or row.get("captured_minor") != want:
+            raise Failed(f"captured {got} (ledger {row.get('captured_minor')}), the tariff on the register difference is {want}")
+
+    def g5_sigkill_daemon(self, ev):
+        sid, _, _ = self.plug_and_charge(ev, self.g_n0, "G5")
+        e0 = self.meter_wh()
+        # Past the engine's durable meter step (meterPersistWh, 100 Wh): recovery captures the
+        # last durable reading, so there is something to capture after the kill.
+        # 20 kW: below charger.max_power_w (22 kW by default), above which a reading is refused.
+        self.meter("power 1 20000")
+        def live_wh():
+            sess = (self.connector() or {}).get("session") or {}
+            return sess.get("energy_wh") if (sess.get("energy_wh") or 0) >= 120 else None
+        live = wait_for("120 Wh metered live", live_wh, 90, 0.3)
+        u0 = self.unit()
+        t_kill = self.gnow()
+        self.a.run(f"kill -9 {u0['MainPID']}")
+        low = wait_for("the coil de-energised after SIGKILL", lambda: self.sim(0) == "0", 10, 0.05)
+        dt = (self.gnow() - t_kill) / 1000
+        self.meter("power 1 0")
+        e_kill = self.meter_wh()
+        self.a.run("rm -f /run/gpio-plug")  # the car leaves while the daemon is down
+        # A pty artefact: the killed daemon's TIOCEXCL outlives it because meter-sim holds the
+        # master (a real tty is released, exclusivity and all, at its last close). Root lifts it,
+        # as that last close would, so the restarted daemon (not root) can open its meter.
+        rc, out = self.a.run("perl -e 'open(my $f, \"+<\", $ARGV[0]) or die $!; ioctl($f, 0x540D, 0) or die $!' "
+                             "$(head -1 /run/meter.out | cut -d' ' -f2)")
+        ev.append(f"meter-sim register {e0} Wh at the plug, {e_kill} Wh at the kill (live {live} Wh); TIOCNXCL on the meter pty: exit {rc} {out.strip()}")
+        def restarted():
+            u = self.unit()
+            return u if int(u.get("NRestarts", "0")) > int(u0.get("NRestarts", "0")) and u.get("ActiveState") == "active" else None
+        u1 = wait_for("systemd to restart paybridged", restarted, 60, 0.5)
+        lows = [t for t, v in self.coil_log(t_kill) if v == "0"]
+        ev.append(f"kill -9 {u0['MainPID']} with terminal session {sid} charging: coil 0 in the contactor loop's log "
+                  f"{(lows[0] - t_kill) / 1000 if lows else None} s after the kill (seen by the agent's polling after {dt:.2f} s); "
+                  f"restarted: MainPID {u1.get('MainPID')} NRestarts {u0.get('NRestarts')} -> {u1.get('NRestarts')}")
+        j = self.a.out(f"journalctl -q --no-pager -o short-unix -u paybridged --since @{t_kill / 1000:.3f} | "
+                       "grep -iE 'de-energised|deenergise|Main process|Scheduled restart|Started|ExecStopPost|Control process' | head -10")
+        ev.append("journal since the kill:\n" + j)
+        ev.append(f"coil log since the kill: {self.coil_log(t_kill)}")
+        if "relays de-energised" not in j:
+            raise Failed("ExecStopPost's paybridged --deenergise-relays did not log in the journal")
+        t_de = next((int(float(l.split()[0]) * 1000) for l in j.splitlines() if "relays de-energised" in l), None)
+        t_rs = next((int(float(l.split()[0]) * 1000) for l in j.splitlines() if "Scheduled restart" in l), None)
+        if t_rs is not None and t_de is not None and t_de > t_rs:
+            raise Failed("the relays were de-energised only after the restart was scheduled")
+        if any(v == "1" for _, v in self.coil_log(t_kill)):
+            raise Failed("the coil was energised again after the kill")
+        s = self.settled_once(sid)
+        ev.append(f"terminal session {sid} settled once after the restart: {json.dumps(s)}")
+        row = self.session_row(sid)
+        ev.append(f"the ledger's row: {json.dumps(row)}")
+        j2 = self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t_kill / 1000:.3f} | grep -E 'ledger:|meter|session {(row or {}).get('session')} ' | head -8")
+        ev.append("journal of the recovery:\n" + j2)
+        wh = (row or {}).get("energy_wh")
+        if wh is None or not (100 <= wh <= e_kill - e0):
+            raise Failed(f"recovery settled {wh} Wh: not the last durable reading (>= 100 Wh, <= the {e_kill - e0} Wh delivered)")
+        want = self.tariff_cost(wh, self.TARIFF_MILLI_PER_KWH)
+        if s["event"] != "committed" or s.get("amount") != want:
+            raise Failed(f"captured {s.get('amount')} ({s['event']}), the tariff on the durable {wh} Wh is {want}")
+        ev.append(f"captured {s.get('amount')} = tariff on the last durable {wh} Wh (of {e_kill - e0} Wh delivered before the kill)")
+        if "in use by another process" in self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t_kill / 1000:.3f}"):
+            raise Failed("the restarted daemon could not open its meter")
+
+    def session_row(self, sid):
+        rc, out = self.a.run("paybridgectl --json sessions", timeout=30)
+        rows = []
+        for l in out.splitlines():
+            try:
+                rows += [r for r in (find_key(json.loads(l), "sessions") or []) if r.get("terminal_reference") == str(sid)]
+            except ValueError:
+                pass
+        return rows[-1] if rows else None
+
+    def g6_welded_latch(self, ev):
+        sid, _, _ = self.plug_and_charge(ev, self.g_n0, "G6")
+        self.a.run("touch /run/gpio-weld; sleep 0.3; rm -f /run/gpio-plug")
+        t = self.gnow()
+        def latched():
+            c = self.connector()
+            return c if c and c.get("latched") == "welded relay" else None
+        c = wait_for("the connector latched (welded relay)", latched, 30, 0.5)
+        ev.append(f"contact stuck closed, car unplugged: coil {self.sim(0)}, mirror {self.sim(1)}; after {(self.gnow() - t) / 1000:.1f} s "
+                  f"connector {json.dumps(c)}")
+        if self.sim(0) != "0":
+            raise Failed("the coil is still driven after the open")
+        ev.append("journal: " + self.a.out(f"journalctl -q --no-pager -u paybridged --since @{t / 1000:.3f} | grep -iE 'weld' | head -3"))
+        ev.append("STATE/connector-faults: " + self.a.out("cat /var/lib/paybridge/connector-faults"))
+        rc, out = self.a.run("systemctl restart paybridged; systemctl is-active paybridged", timeout=120)
+        c = wait_for("the status after the restart", lambda: self.connector(), 30, 0.5)
+        ev.append(f"systemctl restart ({out.strip()}): connector {json.dumps(c)}; paybridgectl status: "
+                  + self.a.out("paybridgectl status | grep -iE 'connector|weld' | head -3").replace("\n", " | "))
+        if c.get("latched") != "welded relay":
+            raise Failed("the latch did not survive systemctl restart")
+        rc, out = self.a.run("paybridgectl clear-fault 1")
+        ev.append(f"clear-fault 1 with the mirror at {self.sim(1)}: exit {rc}: {out.strip()}")
+        if rc == 0 or (self.connector() or {}).get("latched") != "welded relay":
+            raise Failed("clear-fault was accepted while the contact reads closed")
+        self.a.run("rm -f /run/gpio-weld")
+        wait_for("the mirror open", lambda: self.sim(1) == "0", 10, 0.2)
+        time.sleep(0.5)  # the daemon's debounce
+        rc, out = self.a.run("paybridgectl clear-fault 1")
+        c = self.connector()
+        ev.append(f"clear-fault 1 with the mirror at {self.sim(1)}: exit {rc}: {out.strip()}; connector {json.dumps(c)}; "
+                  f"STATE/connector-faults: {self.a.out('cat /var/lib/paybridge/connector-faults').strip()!r}")
+        if rc != 0 or (c or {}).get("latched") is not None:
+            raise Failed("clear-fault was refused (or the latch stayed) after the contact opened")
+        s = self.settled_once(sid)
+        ev.append(f"terminal session {sid} settled once: {json.dumps(s)}")
+
     def final_books(self, ev):
         """Across the whole run: no terminal session settled twice, and every approval settled
         except at most the one still charging."""
@@ -855,7 +1121,8 @@ def main():
     ap.add_argument("--charger-sim", required=True)
     ap.add_argument("--terminal-sim", required=True)
     ap.add_argument("--gpio-probe")
-    ap.add_argument("--only-gpio", action="store_true", help="boot and run only the GPIO scenarios (no package)")
+    ap.add_argument("--meter-sim", help="meter-sim for the daemon's GPIO scenarios (G4-G6)")
+    ap.add_argument("--only-gpio", action="store_true", help="boot and run only the GPIO scenarios (G4-G6 need --deb)")
     ap.add_argument("--rebuild-image", action="store_true")
     ap.add_argument("--image-only", action="store_true")
     args = ap.parse_args()
@@ -870,7 +1137,7 @@ def main():
     os.makedirs(run_dir)
     if not args.deb and not args.only_gpio:
         ap.error("--deb is needed unless --only-gpio")
-    payload = make_payload(run_dir, args.deb, args.charger_sim, args.gpio_probe)
+    payload = make_payload(run_dir, args.deb, args.charger_sim, args.gpio_probe, args.meter_sim)
     tsim = TerminalSim(args.terminal_sim, run_dir)
     m = None
     sc = None
@@ -902,19 +1169,34 @@ def main():
                 ("G1 relay closes and opens, the mirror follows; plug debounced in and out", sc.g1_follow),
                 ("G2 mirror stuck closed after open: welded, no close after; never closed: refused", sc.g2_welded_refused),
                 ("G3 SIGKILL while closed releases the coil line de-energised (active high and low)", sc.g3_sigkill)]
+        # The package's daemon on the gpio-sim lines; last, because it turns the installed daemon
+        # from simulated charger I/O to charger.io = gpio for the rest of the boot.
+        daemon_gpio = [("G4 daemon on GPIO: coil only after approval and plug, mirror follows, capture = tariff x meter", sc.g4_daemon_session),
+                       ("G5 daemon SIGKILLed while charging: coil released, ExecStopPost de-energises, settled once", sc.g5_sigkill_daemon),
+                       ("G6 welded contact: latched, survives restart, clear-fault refused until the mirror opens", sc.g6_welded_latch)]
         if args.only_gpio:
             rest = []
+        if not (args.deb and args.meter_sim and args.gpio_probe):
+            daemon_gpio = []
+        gpio_ok = False
         if args.gpio_probe:
-            if sc.run(*gpio[0]):
+            gpio_ok = sc.run(*gpio[0])
+            if gpio_ok:
                 for name, fn in gpio[1:]:
                     sc.run(name, fn)
             else:
                 for name, _ in gpio[1:]:
                     print(f"\n=== FAIL: {name}: not run (no gpio-sim chip)")
                     sc.results.append((name, False, 0.0))
-        installed = args.only_gpio or sc.run("1 package installs under systemd: active, READY=1, STATUS, enabled", sc.s1_install)
+        installed = (args.only_gpio and not args.deb) or sc.run("1 package installs under systemd: active, READY=1, STATUS, enabled", sc.s1_install)
         if not args.only_gpio:
             sc.run("1b systemd-analyze verify paybridged.service prints nothing", sc.s1_verify)
+        if installed and args.deb and gpio_ok:
+            rest += daemon_gpio
+        else:
+            for name, _ in daemon_gpio:
+                print(f"\n=== FAIL: {name}: not run (the package is not running, or no gpio-sim chip)")
+                sc.results.append((name, False, 0.0))
         if installed:
             for name, fn in rest:
                 sc.run(name, fn)
