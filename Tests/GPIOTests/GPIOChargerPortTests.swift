@@ -191,6 +191,8 @@ final class PortRig {
             return
         }
         #expect(text.hasPrefix("meter silent"))
+        // It answered, with readings the guard refused: the fault says so, with the last reason.
+        #expect(text.contains("its last readings were refused: the register went backwards"), "\(text)")
         #expect(r.port.counters["meter.rejected.serial_changed"] == 1 && r.port.counters["meter.timeouts"] == 1)
     }
 }
