@@ -89,7 +89,6 @@ public final class ControllerChargerPort: ChargerPort {
         meters = MeterGuard(connectors: self.connectors, maxPowerW: maxPowerW, timeout: meterTimeout)
         relays = RelayConfirmations(connectors: self.connectors, confirmTimeout: relayConfirmTimeout)
         lastReported = Array(repeating: nil, count: self.connectors)
-        lastRefusal = Array(repeating: nil, count: self.connectors)
     }
 
     // MARK: the controller's inputs (connectors 1-based)
@@ -105,12 +104,10 @@ public final class ControllerChargerPort: ChargerPort {
     public func meter(connector: Int, registerWh: Int64, powerW: Int64? = nil) throws(ControllerInputError) {
         let c = try index(connector)
         if let r = meters.check(connector: c, registerWh: registerWh, powerW: powerW, at: MonotonicClock.now()) {
-            lastRefusal[c] = r.explanation
             count("meter.rejected.\(r.rawValue)")
             throw .meterRejected(r)
         }
         count("meter.accepted")
-        lastRefusal[c] = nil
         rearm()
         onInputs([.meter(connector: c, registerWh: registerWh)])
     }
@@ -168,9 +165,6 @@ public final class ControllerChargerPort: ChargerPort {
 
     /// What the controller last said of each contactor (closed = true); nil: never said.
     var lastReported: [Bool?] = []
-    /// Why the connector's last meter reading was refused, until one is accepted: the silence
-    /// fault then says the meter answered with readings the guard refused.
-    var lastRefusal: [String?] = []
 
     public func contactReadsOpen(connector c: Int) -> Bool? {
         guard lastReported.indices.contains(c) else { return nil }
@@ -223,9 +217,7 @@ public final class ControllerChargerPort: ChargerPort {
         }
         for c in meters.silent(at: now) {
             count("meter.timeouts")
-            // Silent or refused: a meter that answers with readings the guard refuses says so.
-            let why = lastRefusal[c].map { "; its last readings were refused: \($0)" } ?? ""
-            inputs.append(.fault(connector: c, "meter silent for \(meters.timeout.components.seconds)s (no accepted reading\(why))"))
+            inputs.append(.fault(connector: c, meters.silenceFault(connector: c)))
         }
         rearm()
         if !inputs.isEmpty { onInputs(inputs) }

@@ -78,6 +78,9 @@ public struct MeterGuard: Sendable {
     public private(set) var accepted = 0
     /// Per connector: since when it must be metered (its relay closed), or nil when not watched.
     public private(set) var watchedSince: [Instant?]
+    /// Per connector: why its last reading was refused, until one is accepted, so that a silence
+    /// fault can say the meter did answer, with readings that were refused.
+    public private(set) var lastRefusal: [String?]
 
     public init(connectors: Int, maxPowerW: Int64, timeout: Duration) {
         let n = max(1, connectors)
@@ -87,6 +90,7 @@ public struct MeterGuard: Sendable {
         self.timeout = timeout
         lastAccepted = Array(repeating: nil, count: n)
         watchedSince = Array(repeating: nil, count: n)
+        lastRefusal = Array(repeating: nil, count: n)
     }
 
     /// Judges a reading without recording it: nil when it is plausible.
@@ -106,12 +110,28 @@ public struct MeterGuard: Sendable {
     public mutating func check(connector c: Int, registerWh: Int64, powerW: Int64?, at now: Instant) -> MeterRejection? {
         if let r = judge(connector: c, registerWh: registerWh, powerW: powerW, at: now) {
             rejections[r, default: 0] += 1
+            refused(connector: c, because: r.explanation)
             return r
         }
         guard lastAccepted.indices.contains(c) else { return nil }
         lastAccepted[c] = MeterReading(registerWh: registerWh, powerW: powerW, at: now)
+        lastRefusal[c] = nil
         accepted += 1
         return nil
+    }
+
+    /// A reading refused for a reason outside the guard's rules (a meter whose serial number
+    /// changed): remembered for the silence fault like the guard's own refusals.
+    public mutating func refused(connector c: Int, because reason: String) {
+        guard lastRefusal.indices.contains(c) else { return }
+        lastRefusal[c] = reason
+    }
+
+    /// The fault text of a connector whose meter went silent: the timeout, and the last refusal's
+    /// reason when the meter answered with readings that were refused.
+    public func silenceFault(connector c: Int) -> String {
+        let why = lastRefusal.indices.contains(c) ? lastRefusal[c].map { "; its last readings were refused: \($0)" } ?? "" : ""
+        return "meter silent for \(timeout.components.seconds)s (no accepted reading\(why))"
     }
 
     /// Forgets the connector's last accepted reading, so the next one is judged on its own (a

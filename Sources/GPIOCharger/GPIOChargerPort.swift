@@ -63,8 +63,6 @@ public final class GPIOChargerPort: ChargerPort {
     public private(set) var plugs: [DebouncedLevel?]
     /// Each connector's meter serial number (pure).
     public private(set) var meterSerials: MeterSerials
-    /// Why the connector's last meter reading was refused, until one is accepted (for the silence fault's text).
-    var lastRefusal: [String?]
     public let connectors: Int
     public let configs: [GPIOConnectorConfig]
 
@@ -155,7 +153,6 @@ public final class GPIOChargerPort: ChargerPort {
         plugs = configs.indices.map { i in plugLevels[i].map { DebouncedLevel(level: $0, debounce: configs[i].debounce, at: now) } }
         meters = MeterGuard(connectors: connectors, maxPowerW: maxPowerW, timeout: meterTimeout)
         meterSerials = MeterSerials(connectors: connectors)
-        lastRefusal = Array(repeating: nil, count: connectors)
         for c in 0..<connectors {
             for (kind, l) in [(Input.mirror, lines[c].mirror), (Input.plug, lines[c].plug)] {
                 guard let l, let fd = l.fd else { continue }
@@ -232,7 +229,7 @@ public final class GPIOChargerPort: ChargerPort {
         case .same: break
         case .changedWhileCharging(let expected):
             count("meter.rejected.serial_changed")
-            lastRefusal[c] = "the meter's serial number changed from \(expected) to \(serial ?? "") while charging"
+            meters.refused(connector: c, because: "the meter's serial number changed from \(expected) to \(serial ?? "") while charging")
             throw .serialChanged(expected: expected, got: serial ?? "")
         case .replaced(let previous):
             count("meter.replaced")
@@ -240,12 +237,10 @@ public final class GPIOChargerPort: ChargerPort {
             note(.warning, "connector \(c + 1): meter serial number changed from \(previous) to \(serial ?? "") between sessions")
         }
         if let r = meters.check(connector: c, registerWh: registerWh, powerW: powerW, at: now) {
-            lastRefusal[c] = r.explanation
             count("meter.rejected.\(r.rawValue)")
             throw .meterRejected(r)
         }
         count("meter.accepted")
-        lastRefusal[c] = nil
         rearm()
         onInputs([.meter(connector: c, registerWh: registerWh)])
     }
@@ -352,9 +347,7 @@ public final class GPIOChargerPort: ChargerPort {
         }
         for c in meters.silent(at: now) {
             count("meter.timeouts")
-            // Silent or refused: a meter that answers with readings the guard refuses says so.
-            let why = lastRefusal[c].map { "; its last readings were refused: \($0)" } ?? ""
-            inputs.append(.fault(connector: c, "meter silent for \(meters.timeout.components.seconds)s (no accepted reading\(why))"))
+            inputs.append(.fault(connector: c, meters.silenceFault(connector: c)))
         }
         inputs += syncOutputs()
         rearm()
