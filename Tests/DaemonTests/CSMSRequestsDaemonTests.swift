@@ -113,16 +113,7 @@ import Timebase
         config.stationId = "CS-RESET"
         config.diagnosticsSocket = ""
         let a = try arguments(writing: config, to: dir + "/paybridge.conf")
-        func run(_ body: (StationDaemon, EventLoop) throws -> Void) throws {
-            let loop = try EventLoop()
-            let daemon = StationDaemon(loop: loop, arguments: a, terminal: .port(FakeTerminal()))
-            try daemon.boot()
-            defer { daemon.finish() }
-            let deadline = MonotonicClock.now() + .seconds(10)
-            while daemon.ocppj?.registration != .accepted && MonotonicClock.now() < deadline { try loop.runOnce(maxWait: .milliseconds(20)) }
-            #expect(daemon.ocppj?.registration == .accepted, "no accepted Boot")
-            try body(daemon, loop)
-        }
+        func run(_ body: (StationDaemon, EventLoop) throws -> Void) throws { try withAcceptedDaemon(a, body) }
         func reasons() -> [String?] { csms.calls("BootNotification").map { $0["payload"]?["reason"]?.stringValue } }
         try run { daemon, loop in
             try csms.command(#"{"cmd":"call","action":"Reset","payload":{"type":"OnIdle"}}"#)
@@ -154,17 +145,12 @@ import Timebase
         config.stationId = "CS-KEEP"
         config.diagnosticsSocket = ""
         let a = try arguments(writing: config, to: dir + "/paybridge.conf")
+        // A charger from outside, so payments are taken and a free connector is offered.
         func run(_ body: (StationDaemon, EventLoop) throws -> Void) throws {
-            let loop = try EventLoop()
-            // A charger from outside, so payments are taken and a free connector is offered.
-            let daemon = StationDaemon(loop: loop, arguments: a, terminal: .port(FakeTerminal()), charger: NoChargerIO(loop: loop))
-            try daemon.boot()
-            defer { daemon.finish() }
-            let deadline = MonotonicClock.now() + .seconds(10)
-            while daemon.ocppj?.registration != .accepted && MonotonicClock.now() < deadline { try loop.runOnce(maxWait: .milliseconds(20)) }
-            #expect(daemon.ocppj?.registration == .accepted, "no accepted Boot")
-            for _ in 0..<10 { try loop.runOnce(maxWait: .milliseconds(10)) }
-            try body(daemon, loop)
+            try withAcceptedDaemon(a, charger: { NoChargerIO(loop: $0) }) { daemon, loop in
+                for _ in 0..<10 { try loop.runOnce(maxWait: .milliseconds(10)) }
+                try body(daemon, loop)
+            }
         }
         func ask(_ action: String, _ payload: String, _ loop: EventLoop) throws -> String? {
             try csms.command(#"{"cmd":"call","action":"\#(action)","payload":\#(payload)}"#)
@@ -208,4 +194,18 @@ import Timebase
         try String(repeating: "x", count: CSMSSettingsFile.maxBytes + 1).write(toFile: dir + "/csms-settings", atomically: true, encoding: .utf8)
         #expect(CSMSSettingsFile.read(state: dir, connectors: 2).0 == CSMSSettings())
     }
+}
+
+/// Boots a daemon in process on `arguments` (FakeTerminal, and the charger `charger` makes for
+/// the loop, if any), runs the loop until the CSMS accepted its Boot (10 s at most), then `body`.
+func withAcceptedDaemon(_ arguments: DaemonArguments, charger: ((EventLoop) -> ChargerPort)? = nil,
+                        _ body: (StationDaemon, EventLoop) throws -> Void) throws {
+    let loop = try EventLoop()
+    let daemon = StationDaemon(loop: loop, arguments: arguments, terminal: .port(FakeTerminal()), charger: charger?(loop))
+    try daemon.boot()
+    defer { daemon.finish() }
+    let deadline = MonotonicClock.now() + .seconds(10)
+    while daemon.ocppj?.registration != .accepted && MonotonicClock.now() < deadline { try loop.runOnce(maxWait: .milliseconds(20)) }
+    #expect(daemon.ocppj?.registration == .accepted, "no accepted Boot")
+    try body(daemon, loop)
 }
