@@ -975,14 +975,7 @@ grep -E '^(charger\\.io|charger\\.gpio\\.1|relay\\.feedback|meter\\.|charger\\.m
         ev.append(f"unplugged: coil 0 after {(self.gnow() - t_unplug) / 1000:.1f} s; mirror {self.sim(1)}")
         s = self.settled_once(sid)
         ev.append(f"terminal session {sid} settled once: {json.dumps(s)}")
-        rc, out = self.a.run("paybridgectl --json sessions", timeout=30)
-        rows = []
-        for l in out.splitlines():
-            try:
-                rows += [r for r in (find_key(json.loads(l), "sessions") or []) if r.get("terminal_reference") == str(sid)]
-            except ValueError:
-                pass
-        row = rows[-1] if rows else None
+        row = self.session_row(sid)
         ev.append(f"paybridgectl --json sessions, the session: {json.dumps(row)}")
         if row is None:
             raise Failed("the session is not in paybridgectl sessions")
