@@ -174,12 +174,15 @@ let package = Package(
         // Pure: USB identity (`terminal.usb` selectors, port paths), the adapter reset policy, and the
         // CDC-ACM / FTDI FT232 request builders (issue 17). No libusb: configuration and tests use it freely.
         .target(name: "USBCore", dependencies: ["Timebase"]),
-        // C: libusb-1.0 via pkg-config (dynamically linked: no static libudev). Only USBDevices imports it.
-        .systemLibrary(name: "CLibUSB", path: "Sources/CLibUSB", pkgConfig: "libusb-1.0", providers: [.apt(["libusb-1.0-0-dev"])]),
+        // C: libusb-1.0's header only (libusb-1.0-0-dev), linked by nothing: USBDevices loads
+        // libusb-1.0.so.0 at run time, when the first USBContext is made. No pkg-config, whose
+        // flags would link it. Only USBDevices imports it.
+        .systemLibrary(name: "CLibUSB", path: "Sources/CLibUSB"),
         // Shell without libusb: USB identities and the kernel's tty for a device, read from sysfs. What the
         // daemon needs to find a terminal by identity while the kernel's serial driver runs it (no libusb loaded).
         .target(name: "USBSysfs", dependencies: ["USBCore", "Platform"]),
-        // Shell: libusb wrappers, libusb on the event loop, hotplug (libusb and libudev: about 0.5 MiB of idle RSS).
+        // Shell: libusb wrappers, libusb on the event loop, hotplug. libusb (and libudev, about 0.5 MiB
+        // of idle RSS) is loaded with dlopen by the first USBContext, so linking this costs nothing until then.
         .target(name: "USBDevices", dependencies: ["CLibUSB", "USBCore", "USBSysfs", "Platform", "Timebase"]),
         // What the USB layer sees (enumeration, selection, the tty, hotplug): the umockdev tests run it, technicians may.
         .executableTarget(name: "usb-probe", dependencies: ["USBDevices", "USBSysfs", "USBCore", "WireFormat", "Platform", "Timebase"], path: "HardwareSim/usb-probe"),

@@ -9,6 +9,8 @@
 //                                  bulk OUT, one bulk IN read (status bytes stripped) printed
 //   usb-probe cdc SELECTOR BAUD HEX    the same for a CDC-ACM device (interfaces 0 and 1)
 //   usb-probe reset SELECTOR       a USB port reset of the selected device (what recovery does)
+//   usb-probe library              whether libusb and libudev are mapped before and after the first
+//                                  USBContext (libusb is loaded at run time, by the first context)
 import Glibc
 import Platform
 import Timebase
@@ -40,6 +42,27 @@ func showTTY(_ port: USBPortPath) -> String {
     case .noDevice: "tty none (no device)"
     case .noTTY: "tty none (no driver bound)"
     }
+}
+
+/// Which of libusb and libudev this process has mapped now, from /proc/self/maps.
+func mappedLibraries() -> String {
+    var text: [UInt8] = []
+    let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "maps unreadable" }
+    defer { close(fd) }
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count <= 0 { break }
+        text += chunk.prefix(count)
+    }
+    let files = Set(text.split(separator: UInt8(ascii: "\n")).compactMap { line -> String? in
+        guard let slash = line.firstIndex(of: UInt8(ascii: "/")) else { return nil }
+        let path = String(decoding: line[slash...], as: UTF8.self)
+        return path.split(separator: "/").last.map(String.init)
+    })
+    func mapped(_ prefix: String) -> String { files.contains { $0.hasPrefix(prefix) } ? "yes" : "no" }
+    return "libusb=" + mapped("libusb-1.0.so") + " libudev=" + mapped("libudev.so")
 }
 
 let arguments = CommandLine.arguments
@@ -120,6 +143,16 @@ do {
         try handle.reset()
         handle.close()
         line("reset " + (device.portPath?.description ?? "?"))
+    case "library" where arguments.count == 2:
+        line("before " + mappedLibraries())
+        // libusb_init may fail where there is no USB at all (a container): the library is loaded either way.
+        do {
+            let context = try USBContext()
+            line("context yes hotplug " + (context.hasHotplug ? "yes" : "no"))
+        } catch {
+            line("context no: \(error)")
+        }
+        line("after " + mappedLibraries())
     default:
         fail("unknown command \(arguments[1])", status: 2)
     }

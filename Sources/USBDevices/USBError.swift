@@ -1,5 +1,3 @@
-import CLibUSB
-
 /// A failed libusb call: which call, and which `LIBUSB_ERROR_*` it returned.
 ///
 /// Unlike `SystemError`, libusb's codes are few and fixed, so they are an enum: callers switch
@@ -38,27 +36,60 @@ public struct USBError: Error, Equatable, Hashable, Sendable, CustomStringConver
         case notSupported = -12
         /// Any other error (`LIBUSB_ERROR_OTHER`, or a code newer than this enum).
         case other = -99
+        /// libusb itself could not be loaded (`call` "dlopen") or lacks a function this module
+        /// calls (`call` "dlsym"): the `libusb-1.0-0` package is not installed, or is older than
+        /// `LibUSB.minimumVersion`. `detail` holds dlerror's text. Not a libusb code: no libusb
+        /// call returns it, and `init(call:returned:)` never makes it.
+        case libraryUnavailable = -1000
     }
 
     /// The libusb function that failed, e.g. `"libusb_claim_interface"`.
     public let call: String
     /// Its error.
     public let code: Code
+    /// What the system said beyond the code: dlerror's text for `libraryUnavailable`, else `nil`.
+    public let detail: String?
 
     /// An error from its parts.
-    public init(call: String, code: Code) {
+    public init(call: String, code: Code, detail: String? = nil) {
         self.call = call
         self.code = code
+        self.detail = detail
     }
 
     /// An error from a negative libusb return value; unknown codes become `other`.
     public init(call: String, returned value: Int32) {
-        self.init(call: call, code: Code(rawValue: value) ?? .other)
+        let known = Code(rawValue: value).flatMap { $0 == .libraryUnavailable ? nil : $0 }
+        self.init(call: call, code: known ?? .other)
     }
 
-    /// `"libusb_open: LIBUSB_ERROR_ACCESS"`.
+    /// `"libusb_open: LIBUSB_ERROR_ACCESS"`, or for a library that is not there
+    /// `"dlopen: libusb not loaded: libusb-1.0.so.0: cannot open shared object file: …"`.
     public var description: String {
-        call + ": " + String(cString: libusb_error_name(code.rawValue))
+        call + ": " + code.name + (detail.map { ": " + $0 } ?? "")
+    }
+}
+
+extension USBError.Code {
+    /// libusb's name for the code (what `libusb_error_name` returns), spelled here so that an
+    /// error reads the same when libusb is not loaded.
+    public var name: String {
+        switch self {
+        case .io: "LIBUSB_ERROR_IO"
+        case .invalidParameter: "LIBUSB_ERROR_INVALID_PARAM"
+        case .access: "LIBUSB_ERROR_ACCESS"
+        case .noDevice: "LIBUSB_ERROR_NO_DEVICE"
+        case .notFound: "LIBUSB_ERROR_NOT_FOUND"
+        case .busy: "LIBUSB_ERROR_BUSY"
+        case .timeout: "LIBUSB_ERROR_TIMEOUT"
+        case .overflow: "LIBUSB_ERROR_OVERFLOW"
+        case .pipe: "LIBUSB_ERROR_PIPE"
+        case .interrupted: "LIBUSB_ERROR_INTERRUPTED"
+        case .noMemory: "LIBUSB_ERROR_NO_MEM"
+        case .notSupported: "LIBUSB_ERROR_NOT_SUPPORTED"
+        case .other: "LIBUSB_ERROR_OTHER"
+        case .libraryUnavailable: "libusb not loaded"
+        }
     }
 }
 

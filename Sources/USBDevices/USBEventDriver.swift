@@ -31,24 +31,24 @@ public final class USBEventDriver {
         self.context = context
         self.loop = loop
         let me = Unmanaged.passUnretained(self).toOpaque()
-        libusb_set_pollfd_notifiers(context.raw, { fd, events, user in
+        context.lib.libusb_set_pollfd_notifiers(context.raw, { fd, events, user in
             Unmanaged<USBEventDriver>.fromOpaque(user!).takeUnretainedValue().added(fd: fd, events: events)
         }, { fd, user in
             Unmanaged<USBEventDriver>.fromOpaque(user!).takeUnretainedValue().removed(fd: fd)
         }, me)
-        if let list = libusb_get_pollfds(context.raw) {
+        if let list = context.lib.libusb_get_pollfds(context.raw) {
             var index = 0
             while let entry = list[index] {
                 added(fd: entry.pointee.fd, events: entry.pointee.events)
                 index += 1
             }
-            libusb_free_pollfds(list)
+            context.lib.libusb_free_pollfds(list)
         }
         rearmTimer()
     }
 
     deinit {
-        libusb_set_pollfd_notifiers(context.raw, nil, nil, nil)
+        context.lib.libusb_set_pollfd_notifiers(context.raw, nil, nil, nil)
         for token in watches.values { loop.unwatch(token) }
         if let timer { loop.cancel(timer) }
     }
@@ -61,7 +61,7 @@ public final class USBEventDriver {
     public func handleEvents() {
         var zero = timeval(tv_sec: 0, tv_usec: 0)
         handling = true
-        _ = libusb_handle_events_timeout_completed(context.raw, &zero, nil)
+        _ = context.lib.libusb_handle_events_timeout_completed(context.raw, &zero, nil)
         handling = false
         passes += 1
         while !afterEventsWork.isEmpty {
@@ -83,7 +83,7 @@ public final class USBEventDriver {
     /// where its timeouts live on a watched timerfd).
     public func rearmTimer() {
         var tv = timeval()
-        let rc = libusb_get_next_timeout(context.raw, &tv)
+        let rc = context.lib.libusb_get_next_timeout(context.raw, &tv)
         let deadline: Instant?
         if rc == 1 {
             let wait = max(Duration.seconds(Int64(tv.tv_sec)) + .microseconds(Int64(tv.tv_usec)), Self.minimumTimerDelay)

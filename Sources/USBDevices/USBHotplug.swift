@@ -58,7 +58,7 @@ public final class USBDeviceWatcher {
         registered = true
         do {
             _ = try checkingUSB("libusb_hotplug_register_callback") {
-                libusb_hotplug_register_callback(context.raw, events, Int32(LIBUSB_HOTPLUG_ENUMERATE.rawValue), vendor, product,
+                context.lib.libusb_hotplug_register_callback(context.raw, events, Int32(LIBUSB_HOTPLUG_ENUMERATE.rawValue), vendor, product,
                                                  LIBUSB_HOTPLUG_MATCH_ANY, { _, device, event, user in
                     guard let device, let user else { return 0 }
                     Unmanaged<USBDeviceWatcher>.fromOpaque(user).takeUnretainedValue().event(device, arrived: event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED)
@@ -75,7 +75,7 @@ public final class USBDeviceWatcher {
     public func stop() {
         guard registered else { return }
         registered = false
-        libusb_hotplug_deregister_callback(context.raw, registration)
+        context.lib.libusb_hotplug_deregister_callback(context.raw, registration)
     }
 
     private func event(_ raw: OpaquePointer, arrived: Bool) {

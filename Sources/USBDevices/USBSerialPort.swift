@@ -219,8 +219,8 @@ extension USBDevice {
     /// configuration, or `nil` when it has not both.
     public func bulkEndpoints(interface number: UInt8) throws(USBError) -> (in: UInt8, out: UInt8)? {
         var config: UnsafeMutablePointer<libusb_config_descriptor>?
-        _ = try checkingUSB("libusb_get_active_config_descriptor") { libusb_get_active_config_descriptor(raw, &config) }
-        defer { libusb_free_config_descriptor(config) }
+        _ = try checkingUSB("libusb_get_active_config_descriptor") { lib.libusb_get_active_config_descriptor(raw, &config) }
+        defer { lib.libusb_free_config_descriptor(config) }
         guard let config else { return nil }
         for i in 0..<Int(config.pointee.bNumInterfaces) {
             let interface = config.pointee.interface[i]

@@ -27,6 +27,7 @@ public final class USBBulkTransfer {
     private let buffer: UnsafeMutablePointer<UInt8>
     private let capacity: Int
     private let handle: USBDeviceHandle
+    private let lib: LibUSB
     private var completion: ((USBTransferOutcome) -> Void)?
     /// Whether it is submitted and not yet completed.
     public private(set) var isInFlight = false
@@ -35,7 +36,8 @@ public final class USBBulkTransfer {
     /// endpoint, make `capacity` a multiple of the max packet size (see `FTDIPacketStripper`).
     public init(handle: USBDeviceHandle, endpoint: UInt8, capacity: Int) {
         precondition(capacity > 0 && capacity <= Int(Int32.max))
-        raw = libusb_alloc_transfer(0)!
+        lib = handle.lib
+        raw = lib.libusb_alloc_transfer(0)!
         buffer = .allocate(capacity: capacity)
         self.capacity = capacity
         self.handle = handle
@@ -51,7 +53,7 @@ public final class USBBulkTransfer {
 
     deinit {
         precondition(!isInFlight, "a submitted transfer keeps itself alive")
-        libusb_free_transfer(raw)
+        lib.libusb_free_transfer(raw)
         buffer.deallocate()
     }
 
@@ -81,7 +83,7 @@ public final class USBBulkTransfer {
         self.completion = completion
         isInFlight = true
         handle.inFlight += 1
-        let rc = libusb_submit_transfer(raw)
+        let rc = lib.libusb_submit_transfer(raw)
         if rc < 0 {
             Unmanaged<USBBulkTransfer>.fromOpaque(raw.pointee.user_data!).release()
             raw.pointee.user_data = nil
@@ -95,7 +97,7 @@ public final class USBBulkTransfer {
     /// Asks libusb to cancel; the completion still runs (with `.cancelled`) from the event loop.
     public func cancel() {
         guard isInFlight else { return }
-        _ = libusb_cancel_transfer(raw)
+        _ = lib.libusb_cancel_transfer(raw)
     }
 
     private func finish() {
