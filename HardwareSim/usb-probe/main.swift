@@ -9,8 +9,8 @@
 //                                  bulk OUT, one bulk IN read (status bytes stripped) printed
 //   usb-probe cdc SELECTOR BAUD HEX    the same for a CDC-ACM device (interfaces 0 and 1)
 //   usb-probe reset SELECTOR       a USB port reset of the selected device (what recovery does)
-//   usb-probe library              whether libusb and libudev are mapped before and after the first
-//                                  USBContext (libusb is loaded at run time, by the first context)
+//   usb-probe library              whether libusb and libudev are mapped, and VmRSS, before and after
+//                                  the first USBContext (libusb is loaded at run time, by the first context)
 import Glibc
 import Platform
 import Timebase
@@ -44,11 +44,11 @@ func showTTY(_ port: USBPortPath) -> String {
     }
 }
 
-/// Which of libusb and libudev this process has mapped now, from /proc/self/maps.
-func mappedLibraries() -> String {
+/// A file of /proc/self, whole.
+func procSelf(_ name: String) -> [UInt8] {
     var text: [UInt8] = []
-    let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return "maps unreadable" }
+    let fd = open("/proc/self/" + name, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return [] }
     defer { close(fd) }
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -56,13 +56,19 @@ func mappedLibraries() -> String {
         if count <= 0 { break }
         text += chunk.prefix(count)
     }
-    let files = Set(text.split(separator: UInt8(ascii: "\n")).compactMap { line -> String? in
+    return text
+}
+
+/// Which of libusb and libudev this process has mapped now (/proc/self/maps), and its VmRSS.
+func mappedLibraries() -> String {
+    let files = Set(procSelf("maps").split(separator: UInt8(ascii: "\n")).compactMap { line -> String? in
         guard let slash = line.firstIndex(of: UInt8(ascii: "/")) else { return nil }
-        let path = String(decoding: line[slash...], as: UTF8.self)
-        return path.split(separator: "/").last.map(String.init)
+        return String(decoding: line[slash...], as: UTF8.self).split(separator: "/").last.map(String.init)
     })
     func mapped(_ prefix: String) -> String { files.contains { $0.hasPrefix(prefix) } ? "yes" : "no" }
-    return "libusb=" + mapped("libusb-1.0.so") + " libudev=" + mapped("libudev.so")
+    let rss = procSelf("status").split(separator: UInt8(ascii: "\n")).first { $0.starts(with: Array("VmRSS:".utf8)) }
+        .map { String(decoding: $0.dropFirst(6).filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }, as: UTF8.self) } ?? "?"
+    return "libusb=" + mapped("libusb-1.0.so") + " libudev=" + mapped("libudev.so") + " rss=" + rss
 }
 
 let arguments = CommandLine.arguments
